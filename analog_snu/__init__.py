@@ -1,0 +1,34 @@
+"""analog_snu: Spiking Neural Units and GRAPES on simulated phase-change-memory crossbars.
+
+The public API; see the README for a tour.
+"""
+
+from analog_snu.errors import (
+    AnalogSNUError,
+    BackendError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InputValueError,
+    ShapeError,
+)
+from analog_snu.functional import SNUState, snu_sequence, snu_step
+from analog_snu.layers import SNU, SNUNetwork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnalogSNUError",
+    "BackendError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "InputValueError",
+    "SNU",
+    "SNUNetwork",
+    "SNUState",
+    "ShapeError",
+    "__version__",
+    "snu_sequence",
+    "snu_step",
+]

@@ -1,0 +1,6 @@
+"""nn.Module shells over the functional SNU math and the aihwkit tiles."""
+
+from analog_snu.layers.network import OUTPUT_MODES, SNUNetwork
+from analog_snu.layers.snu import SNU
+
+__all__ = ["OUTPUT_MODES", "SNU", "SNUNetwork"]

@@ -1,0 +1,55 @@
+"""Argument and input checks shared by the layer constructors and forwards."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from analog_snu.errors import ConfigError, InputValueError, ShapeError
+
+__all__ = ["check_size", "check_unit_interval", "check_finite_float", "check_sequence"]
+
+
+def check_size(name: str, value: object) -> int:
+    """A positive int (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def check_unit_interval(name: str, value: object) -> float:
+    """A real number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a float in [0, 1], got {value!r} ({type(value).__name__})")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{name} must be a float in [0, 1], got {value}")
+    return float(value)
+
+
+def check_finite_float(name: str, value: object) -> float:
+    """A finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ConfigError(f"{name} must be a finite float, got {value!r}")
+    return float(value)
+
+
+def check_sequence(x: object, features: int, batch_first: bool, name: str = "input") -> Tensor:
+    """Check a (T, N, F) (or (N, T, F) when ``batch_first``) floating tensor with finite values."""
+    layout = "(N, T, F)" if batch_first else "(T, N, F)"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ShapeError(
+            f"{name} must have 3 dimensions {layout} with F={features}, got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] != features:
+        raise ShapeError(f"{name} feature size must be {features}, got shape {tuple(x.shape)} (last dim {x.shape[-1]})")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"{name} must be a floating-point tensor (spikes as 0./1.), got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise InputValueError(f"{name} contains NaN or inf values")
+    return x

@@ -1,0 +1,17 @@
+"""The bridge to aihwkit: the only package that imports it."""
+
+from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
+from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_linear, read_weight
+from analog_snu.tiles.optim import analog_optimizer
+from analog_snu.tiles.rpu_configs import pcm_hwa_rpu_config
+
+__all__ = [
+    "AnalogContainerBase",
+    "aihwkit_module",
+    "aihwkit_version",
+    "analog_optimizer",
+    "is_analog",
+    "make_linear",
+    "pcm_hwa_rpu_config",
+    "read_weight",
+]

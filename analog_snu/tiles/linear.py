@@ -1,0 +1,56 @@
+"""Factory for the linear maps of a layer: digital ``nn.Linear`` or aihwkit ``AnalogLinear``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_snu.errors import ConfigError
+from analog_snu.tiles.backend import aihwkit_module
+
+__all__ = ["make_linear", "is_analog", "AnalogContainerBase", "read_weight"]
+
+_modules = aihwkit_module("nn.modules.base")
+_containers = aihwkit_module("nn.modules.container")
+_configs = aihwkit_module("simulator.parameters.base")
+
+#: aihwkit mixin that gives a container ``analog_tiles()``, ``program_analog_weights()``,
+#: ``drift_analog_weights()`` and ``get_weights()`` over all tiles inside it.
+AnalogContainerBase = _containers.AnalogContainerBase
+
+
+def make_linear(in_features: int, out_features: int, rpu_config: Any = None, bias: bool = False) -> nn.Module:
+    """A linear map ``in_features -> out_features``, bias-free unless ``bias=True``.
+
+    ``rpu_config=None`` gives ``torch.nn.Linear``; any aihwkit RPU config
+    gives ``aihwkit.nn.AnalogLinear(rpu_config=rpu_config)``.
+    """
+    if rpu_config is None:
+        return nn.Linear(in_features, out_features, bias=bias)
+    if not isinstance(rpu_config, _configs.RPUConfigBase):
+        raise ConfigError(
+            f"rpu_config must be an aihwkit RPU config (e.g. InferenceRPUConfig()) or None, "
+            f"got {type(rpu_config).__name__}"
+        )
+    analog_linear = aihwkit_module("nn").AnalogLinear
+    return analog_linear(in_features, out_features, bias=bias, rpu_config=rpu_config)
+
+
+def is_analog(module: nn.Module) -> bool:
+    """True when ``module`` is an aihwkit analog layer (its matmul runs on tiles)."""
+    return isinstance(module, _modules.AnalogLayerBase)
+
+
+@torch.no_grad()
+def read_weight(linear: nn.Module) -> torch.Tensor:
+    """The weight matrix (F_out, F_in) of a digital or analog linear map, all tiles joined.
+
+    Analog weights are read with aihwkit's ``get_weights()`` (``analog_ctx.data`` is
+    only a placeholder in aihwkit 1.2).
+    """
+    if is_analog(linear):
+        weight, _ = linear.get_weights()
+        return weight
+    return linear.weight.detach().clone()

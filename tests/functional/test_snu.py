@@ -1,0 +1,123 @@
+"""Hand-computed SNU dynamics and the fused recurrence against autograd."""
+
+import pytest
+import torch
+
+from analog_snu.errors import ConfigError
+from analog_snu.functional import SNUState, snu_sequence, snu_step
+
+
+def zero_state(n=1, f=1, dtype=torch.float64):
+    z = torch.zeros(n, f, dtype=dtype)
+    return SNUState(z, z)
+
+
+def run_steps(currents, threshold=1.0, decay=0.8, g="relu", soft=False):
+    """Unroll snu_step over a list of scalar currents for one neuron; return list of (s, y)."""
+    state = zero_state()
+    thr = torch.tensor([threshold], dtype=torch.float64)
+    out = []
+    for c in currents:
+        y, state = snu_step(torch.tensor([[c]], dtype=torch.float64), state, thr, decay, g, soft)
+        out.append((state.s.item(), y.item()))
+    return out
+
+
+def test_integrate_fire_and_reset_by_hand():
+    # current 0.6 each step, decay 0.8, threshold 1:
+    # s1 = 0.6 (no spike); s2 = 0.6 + 0.8*0.6 = 1.08 > 1 -> spike;
+    # s3 = 0.6 + 0.8*1.08*(1-1) = 0.6 (reset); s4 = 1.08 -> spike again.
+    out = run_steps([0.6, 0.6, 0.6, 0.6])
+    assert [y for _, y in out] == [0.0, 1.0, 0.0, 1.0]
+    assert [s for s, _ in out] == pytest.approx([0.6, 1.08, 0.6, 1.08])
+
+
+def test_decay_without_input_and_threshold_is_strict():
+    # one kick of 0.9 then nothing: s = 0.9, 0.72, 0.576 — never reaches threshold 1.
+    out = run_steps([0.9, 0.0, 0.0])
+    assert [s for s, _ in out] == pytest.approx([0.9, 0.72, 0.576])
+    assert all(y == 0.0 for _, y in out)
+    # s exactly at the threshold does not fire (y = 1 iff s - threshold > 0)
+    assert run_steps([1.0])[0][1] == 0.0
+
+
+def test_relu_clips_negative_membrane_and_identity_does_not():
+    assert run_steps([-0.5], g="relu")[0][0] == 0.0
+    assert run_steps([-0.5], g="leaky_relu")[0][0] == pytest.approx(-0.05)
+    assert run_steps([-0.5], g="identity")[0][0] == pytest.approx(-0.5)
+
+
+def test_soft_snu_sigmoid_output_and_proportional_reset():
+    out = run_steps([0.6, 0.6], soft=True)
+    s1 = 0.6
+    y1 = 1 / (1 + torch.exp(torch.tensor(-(s1 - 1.0)))).item()
+    s2 = 0.6 + 0.8 * s1 * (1 - y1)
+    y2 = 1 / (1 + torch.exp(torch.tensor(-(s2 - 1.0)))).item()
+    assert out[0] == pytest.approx((s1, y1))
+    assert out[1] == pytest.approx((s2, y2))
+
+
+def test_surrogate_gradient_matches_tanh_formula():
+    s_val = 1.3
+    current = torch.tensor([[s_val]], dtype=torch.float64, requires_grad=True)
+    thr = torch.tensor([1.0], dtype=torch.float64)
+    y, _ = snu_step(current, zero_state(), thr, 0.8, "relu", False, "tanh")
+    y.sum().backward()
+    expected = 1 - torch.tanh(torch.tensor(s_val - 1.0)) ** 2
+    assert current.grad.item() == pytest.approx(expected.item())
+
+
+def _unrolled(current, s0, y0, threshold, decay, g, soft, surrogate):
+    state, ys = SNUState(s0, y0), []
+    for t in range(current.shape[0]):
+        y, state = snu_step(current[t], state, threshold, decay, g, soft, surrogate)
+        ys.append(y)
+    return torch.stack(ys), state
+
+
+@pytest.mark.parametrize("g", ["relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("per_neuron_decay", [False, True])
+def test_fused_sequence_matches_autograd_unroll(g, soft, per_neuron_decay):
+    torch.manual_seed(0)
+    steps, batch, feat = 7, 3, 5
+    base = torch.randn(steps, batch, feat, dtype=torch.float64) * 1.5
+    s0_base = torch.rand(batch, feat, dtype=torch.float64)
+    y0_base = (torch.rand(batch, feat, dtype=torch.float64) > 0.5).double()
+    thr_base = torch.full((feat,), 0.7, dtype=torch.float64)
+    decay_base = torch.rand(feat, dtype=torch.float64) if per_neuron_decay else torch.tensor(0.8, dtype=torch.float64)
+    grads_out = torch.randn(steps, batch, feat, dtype=torch.float64)
+    grad_s_last = torch.randn(batch, feat, dtype=torch.float64)
+
+    results = []
+    fused = lambda c, s0, y0, *rest: snu_sequence(c, SNUState(s0, y0), *rest)  # noqa: E731
+    for fn in (fused, _unrolled):
+        leaves = [t.clone().requires_grad_(True) for t in (base, s0_base, y0_base, thr_base, decay_base)]
+        y, final = fn(*leaves, g, soft, "tanh")
+        ((y * grads_out).sum() + (final.s * grad_s_last).sum()).backward()
+        results.append((y.detach(), final.s.detach(), [leaf.grad for leaf in leaves]))
+    (y_a, s_a, g_a), (y_b, s_b, g_b) = results
+    torch.testing.assert_close(y_a, y_b)
+    torch.testing.assert_close(s_a, s_b)
+    for name, ga, gb in zip(("current", "s0", "y0", "threshold", "decay"), g_a, g_b):
+        torch.testing.assert_close(ga, gb, msg=f"gradient of {name} differs")
+
+
+def test_soft_sequence_passes_gradcheck():
+    torch.manual_seed(1)
+    current = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    thr = torch.full((3,), 0.5, dtype=torch.float64, requires_grad=True)
+    decay = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    state = zero_state(2, 3)
+
+    def f(c, th, d):
+        return snu_sequence(c, state, th, d, "identity", True)[0]
+
+    assert torch.autograd.gradcheck(f, (current, thr, decay))
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ConfigError, match="g must be one of"):
+        snu_sequence(torch.zeros(1, 1, 1), zero_state(dtype=torch.float32), torch.ones(1), 0.8, g="tanh")
+    with pytest.raises(ConfigError, match="surrogate must be one of"):
+        snu_sequence(torch.zeros(1, 1, 1), zero_state(dtype=torch.float32), torch.ones(1), 0.8, surrogate="x")
