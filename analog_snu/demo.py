@@ -20,7 +20,7 @@ from analog_snu.layers import SNUNetwork
 from analog_snu.tiles import pcm_hwa_rpu_config
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
 
-__all__ = ["digit_batches", "run_demo", "main"]
+__all__ = ["add_arguments", "digit_batches", "main", "report", "run_demo"]
 
 STEPS, RATE = 20, 6.0
 ONE_DAY_S = 86_400.0
@@ -77,19 +77,28 @@ def run_demo(epochs: int = 15, seed: int = 0, hidden: int = 128, lr: float = 5e-
     return results
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs per network (default 15)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    results = run_demo(epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def report(results: dict) -> None:
+    """Print the demo's accuracies."""
     print(f"digital SNU            test accuracy: {100 * results['digital_accuracy']:.1f} %"
           f"  (trained in {results['digital_train_s']:.0f} s)")
     print(f"PCM SNU, before prog.  test accuracy: {100 * results['pcm_accuracy_before_programming']:.1f} %"
           f"  (HWA-trained in {results['pcm_train_s']:.0f} s)")
     print(f"PCM SNU, 1 day drift   test accuracy: {100 * results['pcm_accuracy_1day']:.1f} %"
           "  (programmed, drifted 86,400 s, global drift compensation)")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    results = run_demo(epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    report(results)
     return results
 
 

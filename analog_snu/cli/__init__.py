@@ -1,0 +1,41 @@
+"""The ``analog-snu`` command line: argument parsing and wiring only.
+
+Each sub-command lives in its own module of this package, exposing
+``add_arguments(parser)`` and ``run(args) -> int``; :data:`COMMANDS` registers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from analog_snu.errors import AnalogSNUError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: sub-command name -> (module under analog_snu.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "train an SNU on the bundled 8x8 digits, digital and on PCM"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analog-snu", description="Spiking Neural Units on simulated PCM.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"analog_snu.cli.{module_name}")
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``analog-snu`` console script; errors of ours print as one line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except AnalogSNUError as exc:
+        print(f"analog-snu {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,106 @@
+"""SNUNetwork: output modes, aihwkit container calls, state_dict round trip, pulsed training."""
+
+import pytest
+import torch
+from aihwkit.simulator.configs import InferenceRPUConfig, SingleRPUConfig
+from aihwkit.simulator.configs.devices import ConstantStepDevice
+
+from analog_snu import SNUNetwork
+from analog_snu.errors import ConfigError
+from analog_snu.training import make_optimizer
+
+
+def spikes(steps=6, batch=4, features=5, p=0.4):
+    return torch.bernoulli(torch.full((steps, batch, features), p))
+
+
+def test_output_modes_shapes():
+    x = spikes()
+    assert SNUNetwork([5, 8, 7, 3], output="mean")(x).shape == (4, 3)
+    assert SNUNetwork([5, 8, 3], output="sequence")(x).shape == (6, 4, 3)
+    net = SNUNetwork([5, 8, 3], output="sequence", batch_first=True)
+    assert net(x.transpose(0, 1)).shape == (4, 6, 3)
+
+
+def test_mean_readout_equals_time_average_of_sequence_readout():
+    torch.manual_seed(0)
+    seq = SNUNetwork([5, 8, 3], output="sequence", threshold=0.2)
+    mean = SNUNetwork([5, 8, 3], output="mean", threshold=0.2)
+    mean.load_state_dict(seq.state_dict())
+    x = spikes()
+    torch.testing.assert_close(mean(x), seq(x).mean(0))
+
+
+def test_container_calls_reach_every_tile():
+    net = SNUNetwork([5, 8, 6, 3], rpu_config=InferenceRPUConfig(), recurrent=True)
+    # 2 layers x (W, H) + readout = 5 tiles
+    assert len(list(net.analog_tiles())) == 5
+    assert len(net.get_weights()) == 5
+    net.eval()
+    before = net(spikes())
+    net.program_analog_weights()
+    net.drift_analog_weights(3600.0)
+    after = net(spikes())
+    assert before.shape == after.shape
+
+
+def test_digital_readout_on_analog_network():
+    net = SNUNetwork([5, 8, 3], rpu_config=InferenceRPUConfig(), readout_rpu_config=None)
+    assert isinstance(net.readout, torch.nn.Linear)
+    assert len(list(net.analog_tiles())) == 1
+
+
+@pytest.mark.parametrize("rpu_config", [None, InferenceRPUConfig()])
+def test_state_dict_round_trip(rpu_config):
+    torch.manual_seed(0)
+    source = SNUNetwork([5, 8, 3], output="sequence", rpu_config=rpu_config, threshold=0.3)
+    target = SNUNetwork([5, 8, 3], output="sequence", rpu_config=rpu_config, threshold=0.3)
+    with torch.no_grad():
+        source.layers[0].threshold.add_(0.1)
+    target.load_state_dict(source.state_dict())
+    source.eval(), target.eval()
+    if rpu_config is not None:  # deterministic forward for the comparison
+        for net in (source, target):
+            for tile in net.analog_tiles():
+                tile.rpu_config.forward.is_perfect = True
+    x = spikes()
+    torch.testing.assert_close(target(x), source(x))
+    torch.testing.assert_close(target.layers[0].threshold, source.layers[0].threshold)
+
+
+def test_pulsed_analog_training_lowers_loss():
+    """Toy sequence task on pulsed tiles (C++ update from x and d): predict the previous input."""
+    torch.manual_seed(0)
+    rpu = SingleRPUConfig(device=ConstantStepDevice(dw_min=0.001))
+    net = SNUNetwork([4, 16, 4], output="sequence", rpu_config=rpu, soft=True, threshold=0.5)
+    optimizer = make_optimizer(net, "sgd", lr=0.1)
+    x = torch.bernoulli(torch.full((10, 16, 4), 0.5))
+    target = torch.cat([torch.zeros(1, 16, 4), x[:-1]])
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = loss_fn(net(x), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sizes": [5, 3]}, "at least one hidden layer"),
+        ({"sizes": [5, 0, 3]}, r"sizes\[1\] must be a positive int"),
+        ({"sizes": [5, 8, 3], "output": "last"}, "output must be one of"),
+    ],
+)
+def test_bad_network_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SNUNetwork(**kwargs)
+
+
+def test_wrong_number_of_states():
+    net = SNUNetwork([5, 8, 3])
+    with pytest.raises(ConfigError, match="one \\(s, y\\) per SNU layer"):
+        net(spikes(), state=[])
