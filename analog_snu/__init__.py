@@ -13,7 +13,8 @@ from analog_snu.errors import (
     ShapeError,
 )
 from analog_snu.functional import SNUState, snu_sequence, snu_step
-from analog_snu.layers import SNU, SNUNetwork
+from analog_snu.layers import MLP, SNU, SNUNetwork
+from analog_snu.training import GRAPES, grapes_modulation
 
 __version__ = "0.1.0"
 
@@ -23,12 +24,15 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "GRAPES",
     "InputValueError",
+    "MLP",
     "SNU",
     "SNUNetwork",
     "SNUState",
     "ShapeError",
     "__version__",
+    "grapes_modulation",
     "snu_sequence",
     "snu_step",
 ]
