@@ -1,0 +1,47 @@
+"""Build a task model from its :class:`~analog_snu.models.spec.ModelSpec`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from analog_snu.layers import SNUNetwork
+from analog_snu.models.devices import resolve_rpu_config
+from analog_snu.models.networks import LanguageModel, RecurrentNetwork
+from analog_snu.models.spec import ModelSpec
+
+__all__ = ["build_model", "rpu_config_for"]
+
+
+def rpu_config_for(spec: ModelSpec, training: str | None = None) -> Any:
+    """The spec's aihwkit RPU config (``None`` when digital); ``training`` overrides ``spec.training``."""
+    return resolve_rpu_config(spec.device, training or spec.training)
+
+
+def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    if spec.cell not in ("snu", "ssnu"):
+        return {}
+    return {"recurrent": spec.recurrent, "decay": spec.decay, "g": spec.g, "threshold": spec.threshold,
+            "surrogate": spec.surrogate}
+
+
+def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
+    """A freshly initialised model for ``spec`` (weights from the global torch RNG).
+
+    - ``head="mean"``, ``"sequence"`` with SNU/sSNU: :class:`~analog_snu.layers.SNUNetwork`;
+      with LSTM/GRU: :class:`~analog_snu.models.networks.RecurrentNetwork`.
+    - ``head="language"``: :class:`~analog_snu.models.networks.LanguageModel`.
+
+    ``training`` overrides the tiles' mode (``"inference"`` rebuilds a pulsed-trained model
+    on PCM inference tiles, to program and drift it).
+    """
+    rpu_config = rpu_config_for(spec, training)
+    snu_kwargs = _snu_kwargs(spec)
+    if spec.head == "language":
+        return LanguageModel(spec.input_size, spec.embedding_width, spec.hidden, spec.cell, rpu_config,
+                             tie_weights=spec.tie_weights, **snu_kwargs)
+    sizes = [spec.input_size, *spec.hidden, spec.output_size]
+    if spec.cell in ("snu", "ssnu"):
+        return SNUNetwork(sizes, output=spec.head, rpu_config=rpu_config, soft=spec.soft, **snu_kwargs)
+    return RecurrentNetwork(sizes, spec.cell, output=spec.head, rpu_config=rpu_config)
