@@ -1,0 +1,301 @@
+"""Safe, atomic checkpoints: safetensors tensors + JSON metadata, never a pickle.
+
+One file holds everything needed to rebuild and continue a run:
+
+- ``model/<name>``: every plain tensor of the model's state dict (digital weights,
+  thresholds, decays, aihwkit's digital biases and mapping scales);
+- ``tile/<name>/weight`` (``/bias``, ``/hidden``): each aihwkit tile's raw crossbar weights
+  (``get_weights(apply_weight_scaling=False)``; the scales are model tensors) and, for
+  pulsed devices, its hidden device parameters;
+- ``optim/<index>/<key>``: optimizer state tensors; hyper-parameters go in the JSON;
+- ``rng/torch``: the global torch RNG state;
+- JSON metadata (safetensors header): format version, the :class:`~analog_snu.models.ModelSpec`,
+  the optimizer's param groups and scalars, and whatever the caller adds (``extra``).
+
+Files are written to a temporary file in the same directory, fsynced, then moved over the
+old one with ``os.replace``: a crash leaves either the old or the new checkpoint, whole.
+Loading rebuilds the model from the spec and copies the tensors in; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor, nn
+
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.models import ModelSpec, build_model
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "Checkpoint",
+    "atomic_write_bytes",
+    "load_checkpoint",
+    "load_run",
+    "read_checkpoint",
+    "restore_model",
+    "restore_optimizer",
+    "save_checkpoint",
+    "model_tensors",
+]
+
+FORMAT = "analog_snu.checkpoint"
+VERSION = 1
+#: file name of the checkpoint inside a run directory
+CHECKPOINT_NAME = "checkpoint.safetensors"
+_META_KEY = "analog_snu"
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read from disk: JSON metadata and named CPU tensors."""
+
+    meta: dict[str, Any]
+    tensors: dict[str, Tensor]
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model spec stored with the weights."""
+        try:
+            return ModelSpec.from_dict(self.meta["spec"])
+        except (KeyError, ConfigError) as exc:
+            raise CheckpointError(f"checkpoint holds no valid model spec: {exc}") from exc
+
+    def group(self, prefix: str) -> dict[str, Tensor]:
+        """Tensors under ``prefix/`` with the prefix stripped."""
+        start = len(prefix) + 1
+        return {name[start:]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix + "/")}
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _named_tiles(model: nn.Module) -> list[tuple[str, Any]]:
+    named = getattr(model, "named_analog_tiles", None)
+    return list(named()) if callable(named) else []
+
+
+def _is_plain_tensor_entry(name: str, value: Any) -> bool:
+    # aihwkit keeps a placeholder parameter (analog_ctx) and a dict of Python objects
+    # (analog_tile_state) in its state dict: neither is data of ours.
+    return isinstance(value, Tensor) and not name.endswith("analog_ctx") and type(value) in (Tensor, nn.Parameter)
+
+
+@torch.no_grad()
+def model_tensors(model: nn.Module) -> dict[str, Tensor]:
+    """Everything needed to restore ``model``'s weights, as named CPU tensors (see the module docstring)."""
+    tensors: dict[str, Tensor] = {}
+    for name, value in model.state_dict().items():
+        if _is_plain_tensor_entry(name, value):
+            tensors[f"model/{name}"] = value.detach().cpu().clone().contiguous()
+    for name, tile in _named_tiles(model):
+        weight, bias = tile.get_weights(apply_weight_scaling=False)
+        tensors[f"tile/{name}/weight"] = weight.detach().cpu().clone().contiguous()
+        if bias is not None and getattr(tile, "analog_bias", False):
+            tensors[f"tile/{name}/bias"] = bias.detach().cpu().clone().contiguous()
+        hidden = _hidden_parameters(tile)
+        if hidden is not None:
+            tensors[f"tile/{name}/hidden"] = hidden
+    return tensors
+
+
+def _hidden_parameters(tile: Any) -> Tensor | None:
+    getter = getattr(getattr(tile, "tile", None), "get_hidden_parameters", None)
+    if not callable(getter):
+        return None
+    hidden = getter()
+    return hidden.detach().cpu().clone().contiguous() if hidden.numel() else None
+
+
+def _optimizer_payload(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim/{index}/{key}"] = value.detach().cpu().clone().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _to_json(meta: dict[str, Any]) -> str:
+    def refuse(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return list(value)
+        raise CheckpointError(f"cannot store {type(value).__name__} value {value!r} in checkpoint metadata (JSON only)")
+
+    return json.dumps(meta, default=refuse, sort_keys=True)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    spec: ModelSpec,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+    save_rng: bool = True,
+) -> None:
+    """Write model weights, spec, optimizer and RNG state to ``path`` atomically (safetensors)."""
+    tensors = model_tensors(model)
+    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
+    if optimizer is not None:
+        optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
+        tensors.update(optim_tensors)
+    if save_rng:
+        tensors["rng/torch"] = torch.get_rng_state().clone()
+    # JSON first: a metadata error must not leave a half-made file behind.
+    data = safetensors_bytes(tensors, metadata={_META_KEY: _to_json(meta)})
+    atomic_write_bytes(path, data)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file (safetensors + JSON); a missing, foreign or corrupt file raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
+    try:
+        meta = json.loads(metadata[_META_KEY])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} holds no analog_snu metadata; is it an analog_snu checkpoint?") from exc
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this analog_snu reads {FORMAT!r} version {VERSION}"
+        )
+    return Checkpoint(meta, tensors)
+
+
+@torch.no_grad()
+def restore_model(model: nn.Module, checkpoint: Checkpoint) -> None:
+    """Copy the checkpoint's weights into ``model`` (built from the same spec); names and shapes must match."""
+    saved = checkpoint.group("model")
+    targets = {name: value for name, value in model.state_dict(keep_vars=True).items()
+               if _is_plain_tensor_entry(name, value)}
+    missing, unexpected = sorted(set(targets) - set(saved)), sorted(set(saved) - set(targets))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint does not match the model (a different config?): missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    for name, target in targets.items():
+        if tuple(target.shape) != tuple(saved[name].shape):
+            raise CheckpointError(
+                f"checkpoint tensor {name!r} has shape {tuple(saved[name].shape)}, the model expects "
+                f"{tuple(target.shape)} (a different config?)"
+            )
+    for name, target in targets.items():
+        target.data.copy_(saved[name])
+    tiles = dict(_named_tiles(model))
+    saved_tiles = {name.rsplit("/", 1)[0] for name in checkpoint.group("tile")}
+    if set(tiles) != saved_tiles:
+        raise CheckpointError(
+            f"checkpoint tiles {sorted(saved_tiles)[:5]} do not match the model's {sorted(tiles)[:5]} (a different config?)"
+        )
+    for name, tile in tiles.items():
+        weight = checkpoint.tensors[f"tile/{name}/weight"]
+        bias = checkpoint.tensors.get(f"tile/{name}/bias")
+        if getattr(tile, "digital_bias", False) and getattr(tile, "bias", None) is not None:
+            bias = tile.bias.detach().clone()  # restored above as a model tensor
+        tile.set_weights(weight, bias, apply_weight_scaling=False)
+        hidden = checkpoint.tensors.get(f"tile/{name}/hidden")
+        if hidden is not None:
+            tile.tile.set_hidden_parameters(hidden)
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+    """Load the checkpoint's optimizer state into ``optimizer`` (built over the restored model)."""
+    payload = checkpoint.meta.get("optimizer")
+    if payload is None:
+        raise CheckpointError("checkpoint holds no optimizer state")
+    state: dict[int, dict[str, Any]] = {}
+    for name, tensor in checkpoint.group("optim").items():
+        index, key = name.split("/", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    for index, entries in payload["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": payload["param_groups"]})
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"optimizer state does not fit this optimizer (a different config?): {exc}") from exc
+
+
+def restore_rng(checkpoint: Checkpoint) -> None:
+    """Set the global torch RNG to the checkpoint's state."""
+    if "rng/torch" not in checkpoint.tensors:
+        raise CheckpointError("checkpoint holds no RNG state")
+    torch.set_rng_state(checkpoint.tensors["rng/torch"])
+
+
+def load_checkpoint(path: str | os.PathLike, training: str | None = None) -> tuple[nn.Module, ModelSpec, Checkpoint]:
+    """Rebuild the model from the checkpoint's spec and load its weights.
+
+    ``training`` rebuilds on other tiles (``"inference"`` for a pulsed-trained model), copying
+    the logical weights instead of the raw tile state.
+    """
+    checkpoint = read_checkpoint(path)
+    spec = checkpoint.spec
+    model = build_model(spec)
+    restore_model(model, checkpoint)
+    if training is not None and training != spec.training:
+        target = build_model(spec, training=training)
+        transfer_weights(model, target)
+        model = target
+    model.eval()
+    return model, spec, checkpoint
+
+
+@torch.no_grad()
+def transfer_weights(source: nn.Module, target: nn.Module) -> None:
+    """Copy the logical weights of ``source`` into ``target`` (same architecture, other tiles)."""
+    source_state = {k: v for k, v in source.state_dict().items() if _is_plain_tensor_entry(k, v)}
+    for name, value in target.state_dict(keep_vars=True).items():
+        is_scale = name.endswith(("mapping_scales", "alpha", "shared_weights"))
+        if _is_plain_tensor_entry(name, value) and name in source_state and not is_scale:
+            value.data.copy_(source_state[name])
+    source_tiles = dict(_named_tiles(source))
+    for name, tile in _named_tiles(target):
+        weight, bias = source_tiles[name].get_weights()
+        tile.set_weights(weight, bias)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[nn.Module, ModelSpec]:
+    """The trained model of a run directory (its latest checkpoint), in eval mode, and its spec."""
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_NAME}; is it a run directory of `analog-snu train`?")
+    model, spec, _ = load_checkpoint(path)
+    return model, spec

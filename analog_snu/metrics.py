@@ -1,0 +1,72 @@
+"""Task metrics: frame NLL of polyphonic music, perplexity, accuracy.
+
+All functions are pure torch; accumulate ``(sum, count)`` pairs over a split and divide
+once, so every frame (or token) weighs the same whatever the batching.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+from torch.nn import functional as F
+
+from analog_snu.errors import InputValueError, ShapeError
+
+__all__ = ["frame_nll", "frame_nll_sum", "perplexity", "accuracy", "correct_count"]
+
+
+def frame_nll(logits: Tensor, frames: Tensor) -> Tensor:
+    r"""Negative log-likelihood of each frame under independent Bernoulli keys, in nats.
+
+    .. math:: \mathrm{NLL}_t = -\sum_{k=1}^{K} \left[ v_{t,k} \log \sigma(z_{t,k})
+              + (1 - v_{t,k}) \log (1 - \sigma(z_{t,k})) \right]
+
+    with ``z`` the logits, ``v`` the 0/1 frame and K = 88 keys (Boulanger-Lewandowski et al.
+    2012). Computed from logits (``binary_cross_entropy_with_logits``), stable for any z.
+
+    Shape:
+        logits, frames: (..., K) -> per-frame NLL (...).
+    """
+    if logits.shape != frames.shape:
+        raise ShapeError(f"logits {tuple(logits.shape)} and frames {tuple(frames.shape)} must have the same shape")
+    frames = frames.to(logits.dtype)
+    if ((frames != 0) & (frames != 1)).any():
+        raise InputValueError("frames must hold only 0 and 1 (notes off/on)")
+    return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(-1)
+
+
+def frame_nll_sum(logits: Tensor, frames: Tensor, mask: Tensor | None = None) -> tuple[Tensor, int]:
+    """Sum of :func:`frame_nll` over the frames where ``mask`` is true, and how many frames that is.
+
+    Divide the split's total sum by its total count for the paper's "NLL per frame".
+
+    Shape: logits, frames (T, N, K); mask (T, N) bool (``None``: every frame counts).
+    """
+    per_frame = frame_nll(logits, frames)
+    if mask is None:
+        return per_frame.sum(), per_frame.numel()
+    if mask.shape != per_frame.shape:
+        raise ShapeError(f"mask must have shape {tuple(per_frame.shape)}, got {tuple(mask.shape)}")
+    return per_frame[mask].sum(), int(mask.sum())
+
+
+def perplexity(mean_nll: float) -> float:
+    """``exp(mean NLL per token)`` (NLL in nats); ``inf`` when it overflows."""
+    try:
+        return math.exp(mean_nll)
+    except OverflowError:
+        return math.inf
+
+
+def correct_count(logits: Tensor, labels: Tensor) -> int:
+    """How many ``argmax(logits) == labels``. Shape: logits (N, C), labels (N,)."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ShapeError(f"need logits (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    return int((logits.argmax(-1) == labels).sum())
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Fraction of ``argmax(logits) == labels`` in [0, 1]. Shape: logits (N, C), labels (N,)."""
+    return correct_count(logits, labels) / max(len(labels), 1)
+
