@@ -17,6 +17,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: sub-command name -> (module under analog_snu.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "train an SNU on the bundled 8x8 digits, digital and on PCM"),
+    "train": ("train", "train a task model (digits, mnist, jsb, ptb) with per-epoch checkpoints"),
+    "eval": ("eval", "test a trained run, as trained and after PCM programming + drift"),
 }
 
 
