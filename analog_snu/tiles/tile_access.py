@@ -1,0 +1,178 @@
+"""Programming, drifting and restoring single aihwkit tiles with :class:`PCMNoiseModel`.
+
+Inference tiles go through aihwkit's own ``program_weights()`` / ``drift_weights(t)`` (our
+noise model fills its per-device state; aihwkit keeps the drift-compensation baseline and
+factor ``alpha``). Pulsed tiles, which aihwkit never programs or drifts, are handled here:
+their crossbar weights are set to the programmed/drifted weights, and drift compensation is
+applied through the tile's digital output scales (``mapping_scales``), using an exact
+(noise-free) identity read-out.
+
+Random draws: ``generator`` for the devices, ``forward_seed`` for the analog forward passes
+of aihwkit's compensation read-out (torch tiles draw output noise from torch's global RNG,
+which is forked and seeded here; the C++ tile's own RNG cannot be seeded from Python).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from analog_snu.errors import ConfigError
+from analog_snu.tiles.backend import aihwkit_module
+from analog_snu.tiles.device_rpu import drift_compensation_of, pcm_noise_model_of
+from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
+
+__all__ = [
+    "named_layer_tiles",
+    "is_inference_tile",
+    "tile_noise_model",
+    "attach_noise_model",
+    "program_tile",
+    "drift_tile",
+    "tile_snapshot",
+    "restore_tile",
+]
+
+_inference = aihwkit_module("simulator.tiles.inference")
+_layer_base = aihwkit_module("nn.modules.base").AnalogLayerBase
+_tile_module = aihwkit_module("simulator.tiles.module").TileModule
+_MIN_READOUT = 1e-4  # aihwkit's clamp of compensation read-outs
+
+
+def named_layer_tiles(model: nn.Module) -> list[tuple[str, str, Any]]:
+    """``(layer_name, tile_name, tile)`` for every analog tile, in module order.
+
+    ``layer_name`` is the analog layer (e.g. ``"layers.0.weight_ih"``, ``"readout"``) that
+    owns the tile; a layer larger than aihwkit's tile size has several tiles.
+    """
+    layers = [
+        name for name, module in model.named_modules()
+        if isinstance(module, _layer_base) and not getattr(module, "IS_CONTAINER", False)
+    ]
+    out = []
+    for tile_name, tile in model.named_modules():
+        if not isinstance(tile, _tile_module) or not hasattr(tile, "tile"):
+            continue
+        owners = [name for name in layers if name == "" or tile_name == name or tile_name.startswith(name + ".")]
+        layer = max(owners, key=len) if owners else tile_name
+        out.append((layer or "model", tile_name, tile))
+    return out
+
+
+def is_inference_tile(tile: Any) -> bool:
+    """True for aihwkit inference/HWA tiles (C++ or torch); False for pulsed/floating-point tiles."""
+    return isinstance(tile, _inference.InferenceTileWithPeriphery)
+
+
+def tile_noise_model(tile: Any) -> PCMNoiseModel | None:
+    """The tile's own :class:`PCMNoiseModel` (from its RPU config, or attached), else ``None``."""
+    return pcm_noise_model_of(tile.rpu_config) or getattr(tile, "_pcm_noise_model", None)
+
+
+def attach_noise_model(tile: Any, noise_model: PCMNoiseModel) -> PCMNoiseModel:
+    """Give ``tile`` its own copy of ``noise_model`` (replacing the RPU config's noise model for
+    inference tiles, as aihwkit's ``program_weights(noise_model=...)`` does)."""
+    import copy
+
+    own = copy.deepcopy(noise_model)
+    own.state = None
+    if is_inference_tile(tile):
+        tile.rpu_config.noise_model = own
+    else:
+        tile._pcm_noise_model = own
+    return own
+
+
+def _raw_weights(tile: Any) -> Tensor:
+    if getattr(tile, "analog_bias", False):
+        raise ConfigError("tiles with an analog bias column are not supported; use mapping.digital_bias=True")
+    return torch.as_tensor(tile.tile.get_weights()).detach().clone()
+
+
+def _exact_readout(weights: Tensor, compensation: str) -> Tensor:
+    # identity inputs: output = W^T (F_in, F_out); aihwkit's readouts of it.
+    absolute = weights.abs().to(torch.float32)
+    if compensation == "per_column":
+        return absolute.mean(dim=1).clamp(min=_MIN_READOUT)
+    return absolute.mean().clamp(min=_MIN_READOUT).reshape(1)
+
+
+def _base_scales(tile: Any) -> Tensor:
+    scales = tile.get_mapping_scales()
+    return torch.ones(1) if scales is None else scales.detach().clone()
+
+
+def program_tile(tile: Any, noise_model: PCMNoiseModel, generator: torch.Generator, forward_seed: int) -> PCMTileState:
+    """Program ``tile`` from its reference weights with ``noise_model``; returns the new state."""
+    if is_inference_tile(tile):
+        if tile.rpu_config.noise_model is not noise_model:
+            tile.rpu_config.noise_model = noise_model
+        with noise_model.seeded(generator), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(forward_seed)
+            tile.program_weights()
+        return noise_model.state  # type: ignore[return-value]
+    if tile.reference_combined_weights is None:
+        tile.reference_combined_weights = _raw_weights(tile)
+    state = noise_model.program_state(tile.reference_combined_weights, generator)
+    state.output_scales = _base_scales(tile)
+    compensation = drift_compensation_of(tile.rpu_config)
+    tile.tile.set_weights(state.weights_programmed)
+    state.weights_programmed = _raw_weights(tile).to(torch.float32)  # what the device cell holds
+    state.weights_now = state.weights_programmed.clone()
+    state.compensation_reference = (
+        None if compensation == "none" else _exact_readout(state.weights_programmed, compensation)
+    )
+    noise_model.state = state
+    return state
+
+
+def drift_tile(tile: Any, t_seconds: float, generator: torch.Generator, forward_seed: int) -> PCMTileState:
+    """Drift a programmed ``tile`` to ``t_seconds`` after programming (fresh read noise)."""
+    noise_model = tile_noise_model(tile)
+    if noise_model is None or noise_model.state is None:
+        raise ConfigError("the tile is not programmed; call analog_snu.program(model) before drift(model, t)")
+    if is_inference_tile(tile):
+        with noise_model.seeded(generator), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(forward_seed)
+            tile.drift_weights(t_seconds)
+        return noise_model.state
+    state = noise_model.state
+    noise_model.drift_state(state, t_seconds, generator)
+    tile.tile.set_weights(state.weights_now)
+    state.weights_now = _raw_weights(tile).to(torch.float32)
+    if state.compensation_reference is not None:
+        compensation = drift_compensation_of(tile.rpu_config)
+        alpha = state.compensation_reference / _exact_readout(state.weights_now, compensation)
+        tile.set_mapping_scales(state.output_scales * alpha)
+    return state
+
+
+def tile_snapshot(tile: Any) -> dict[str, Tensor | None]:
+    """Periphery values that evaluation depends on besides the crossbar weights."""
+    snapshot: dict[str, Tensor | None] = {"mapping_scales": tile.get_mapping_scales()}
+    if is_inference_tile(tile):
+        snapshot["alpha"] = torch.as_tensor(tile.alpha).detach().clone()
+        baseline = tile.drift_baseline
+        snapshot["drift_baseline"] = None if baseline is None else torch.as_tensor(baseline).detach().clone()
+    return {k: (None if v is None else v.detach().clone()) for k, v in snapshot.items()}
+
+
+@torch.no_grad()
+def restore_tile(tile: Any, noise_model: PCMNoiseModel, state: PCMTileState, snapshot: dict[str, Tensor | None]) -> None:
+    """Put ``tile`` into a programmed/drifted ``state`` (inverse of what program/drift did)."""
+    noise_model.state = state
+    tile.reference_combined_weights = state.weights_target.clone()
+    tile.tile.set_weights(state.weights_now.clone())
+    scales = snapshot.get("mapping_scales")
+    tile.set_mapping_scales(None if scales is None else scales.clone())
+    if is_inference_tile(tile):
+        tile.programmed_weights = state.weights_programmed.clone()
+        tile.drift_noise_parameters = list(state.nu.flatten(0, 1).to(torch.float32).unbind(0))
+        baseline = snapshot.get("drift_baseline")
+        tile.drift_baseline = None if baseline is None else baseline.clone()
+        alpha = snapshot.get("alpha")
+        if alpha is not None:
+            tile.__dict__.pop("alpha", None)
+            tile.alpha = alpha.clone()
