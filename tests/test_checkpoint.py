@@ -1,0 +1,183 @@
+import json
+import os
+
+import pytest
+import torch
+
+from analog_snu import checkpoint as ckpt
+from analog_snu.checkpoint import (
+    load_checkpoint,
+    load_run,
+    model_tensors,
+    read_checkpoint,
+    restore_model,
+    restore_optimizer,
+    save_checkpoint,
+)
+from analog_snu.errors import CheckpointError
+from analog_snu.models import ModelSpec, build_model
+from analog_snu.training import make_optimizer
+
+SPEC = ModelSpec(cell="snu", head="mean", input_size=6, hidden=[5], output_size=3)
+
+
+def trained(spec=SPEC):
+    model = build_model(spec)
+    optimizer = make_optimizer(model, "adam", lr=0.01)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(torch.rand(4, 3, 6)).square().sum().backward()
+        optimizer.step()
+    return model, optimizer
+
+
+def equal_tensors(a, b):
+    return sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("device, training", [("digital", "digital"), ("pcm", "hwa"), ("pcm", "pulsed")])
+def test_round_trip_restores_weights_optimizer_and_spec(tmp_path, device, training):
+    spec = SPEC.replace(device=device, training=training)
+    model, optimizer = trained(spec)
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model, spec, optimizer=optimizer, extra={"epoch": 3})
+    loaded, loaded_spec, checkpoint = load_checkpoint(path)
+    assert loaded_spec == spec
+    assert checkpoint.meta["extra"] == {"epoch": 3}
+    assert equal_tensors(model_tensors(model), model_tensors(loaded))
+    x = torch.rand(4, 2, 6)
+    if training == "digital":  # analog forwards are noisy; the digital one must match exactly
+        model.eval()
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    fresh = make_optimizer(loaded, "adam", lr=0.01)
+    restore_optimizer(fresh, checkpoint)
+    saved_state = optimizer.state_dict()["state"]
+    for index, entries in fresh.state_dict()["state"].items():
+        assert torch.equal(entries["exp_avg"], saved_state[index]["exp_avg"])
+
+
+def test_tied_weights_survive_a_round_trip(tmp_path):
+    spec = ModelSpec(cell="ssnu", head="language", input_size=11, hidden=[4], output_size=11, tie_weights=True)
+    model = build_model(spec)
+    save_checkpoint(tmp_path / "c.safetensors", model, spec)
+    loaded, _, _ = load_checkpoint(tmp_path / "c.safetensors")
+    assert loaded.decoder.weight is loaded.embedding.weight
+    assert torch.equal(loaded.embedding.weight, model.embedding.weight)
+
+
+def test_rng_state_is_saved(tmp_path):
+    model, _ = trained()
+    torch.manual_seed(7)
+    save_checkpoint(tmp_path / "c.safetensors", model, SPEC)
+    expected = torch.rand(3)
+    torch.manual_seed(99)
+    ckpt.restore_rng(read_checkpoint(tmp_path / "c.safetensors"))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_file_is_safetensors_with_json_metadata_and_no_pickle(tmp_path):
+    model, optimizer = trained()
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model, SPEC, optimizer=optimizer)
+    raw = path.read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])
+    meta = json.loads(header["__metadata__"]["analog_snu"])
+    assert meta["spec"]["hidden"] == [5]
+    assert b"\x80\x04" not in raw[:2]  # not a pickle stream
+
+
+def test_crash_during_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    first, _ = trained()
+    save_checkpoint(path, first, SPEC)
+    before = path.read_bytes()
+    second, _ = trained()
+
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, second, SPEC)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["c.safetensors"]  # no temp file left behind
+    loaded, _, _ = load_checkpoint(path)
+    assert equal_tensors(model_tensors(loaded), model_tensors(first))
+
+
+def test_crash_mid_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    first, _ = trained()
+    save_checkpoint(path, first, SPEC)
+    before = path.read_bytes()
+
+    def crash(_fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, trained()[0], SPEC)
+    assert path.read_bytes() == before
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    model, _ = trained()
+    save_checkpoint(tmp_path / "c.safetensors", model, SPEC)
+    other = build_model(SPEC.replace(hidden=[7]))
+    with pytest.raises(CheckpointError, match=r"has shape \(5,\), the model expects \(7,\) \(a different config"):
+        restore_model(other, read_checkpoint(tmp_path / "c.safetensors"))
+    deeper = build_model(SPEC.replace(hidden=[5, 5]))
+    with pytest.raises(CheckpointError, match="does not match the model .*missing"):
+        restore_model(deeper, read_checkpoint(tmp_path / "c.safetensors"))
+    analog = build_model(SPEC.replace(device="pcm", training="hwa"))
+    with pytest.raises(CheckpointError, match="a different config"):
+        restore_model(analog, read_checkpoint(tmp_path / "c.safetensors"))
+
+
+def test_unreadable_files_raise_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        read_checkpoint(tmp_path / "missing.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x80\x04not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        read_checkpoint(garbage)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="holds no analog_snu metadata"):
+        read_checkpoint(foreign)
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"analog_snu": json.dumps({"format": "x", "version": 9})})
+    with pytest.raises(CheckpointError, match="this analog_snu reads"):
+        read_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="holds no checkpoint.safetensors"):
+        load_run(tmp_path)
+
+
+def test_optimizer_and_rng_missing_are_reported(tmp_path):
+    model, _ = trained()
+    save_checkpoint(tmp_path / "c.safetensors", model, SPEC, save_rng=False)
+    checkpoint = read_checkpoint(tmp_path / "c.safetensors")
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        restore_optimizer(make_optimizer(model, "adam", lr=0.1), checkpoint)
+    with pytest.raises(CheckpointError, match="no RNG state"):
+        ckpt.restore_rng(checkpoint)
+
+
+def test_non_json_metadata_is_refused_before_writing(tmp_path):
+    model, _ = trained()
+    with pytest.raises(CheckpointError, match="cannot store object value"):
+        save_checkpoint(tmp_path / "c.safetensors", model, SPEC, extra={"bad": object()})
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_pulsed_model_moves_to_inference_tiles_with_same_logical_weights(tmp_path):
+    spec = SPEC.replace(device="pcm", training="pulsed")
+    model, _ = trained(spec)
+    save_checkpoint(tmp_path / "c.safetensors", model, spec)
+    moved, _, _ = load_checkpoint(tmp_path / "c.safetensors", training="inference")
+    for (name, source), (_, target) in zip(model.named_analog_tiles(), moved.named_analog_tiles()):
+        assert type(target).__name__ == "InferenceTile", name
+        torch.testing.assert_close(target.get_weights()[0], source.get_weights()[0], rtol=1e-5, atol=1e-6)
