@@ -115,8 +115,11 @@ def program_tile(tile: Any, noise_model: PCMNoiseModel, generator: torch.Generat
         return noise_model.state  # type: ignore[return-value]
     if tile.reference_combined_weights is None:
         tile.reference_combined_weights = _raw_weights(tile)
+    previous = noise_model.state
+    base = previous.output_scales if previous is not None and previous.output_scales is not None else _base_scales(tile)
+    tile.set_mapping_scales(base.clone())  # undo an earlier drift compensation
     state = noise_model.program_state(tile.reference_combined_weights, generator)
-    state.output_scales = _base_scales(tile)
+    state.output_scales = base
     compensation = drift_compensation_of(tile.rpu_config)
     tile.tile.set_weights(state.weights_programmed)
     state.weights_programmed = _raw_weights(tile).to(torch.float32)  # what the device cell holds

@@ -1,0 +1,19 @@
+"""Programming, drift, device counts, exported weight maps and drift studies of PCM networks.
+
+Above :mod:`analog_snu.tiles`: works on any network whose analog tiles carry a
+:class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` (built with ``PCMDevice.rpu_config(mode)``),
+or on stock aihwkit tiles when a ``device`` is given.
+"""
+
+from analog_snu.hardware.programming import derive_seed, device_count, drift, program, programmed_states
+from analog_snu.hardware.weight_maps import export_weight_maps, import_weight_maps
+
+__all__ = [
+    "derive_seed",
+    "device_count",
+    "drift",
+    "export_weight_maps",
+    "import_weight_maps",
+    "program",
+    "programmed_states",
+]

@@ -1,0 +1,373 @@
+"""Export and import the programmed state of every PCM device of a network.
+
+Files (``path`` is the ``.npz``; the others sit next to it):
+
+- ``<stem>.npz`` (numpy, loaded with ``allow_pickle=False``), per tile ``<tile>/<field>``:
+  ``weights_target``, ``weights_programmed``, ``weights_now`` (F_out, F_in) float32 in tile
+  units; ``g_plus_target``, ``g_minus_target``, ``g_plus_programmed``, ``g_minus_programmed``,
+  ``g_plus``, ``g_minus`` (K, F_out, F_in) float64 µS (``g_plus``/``g_minus``: now);
+  ``g_max_device``, ``nu`` (K, 2, F_out, F_in) float64; ``stuck`` (K, 2, F_out, F_in) int8
+  (0 working, 1 at g_max, 2 at 0 µS); ``scale_ratio`` (µS per weight unit) and the periphery
+  values evaluation depends on (``mapping_scales``, ``alpha``, ``drift_baseline``,
+  ``output_scales``, ``compensation_reference``; absent when unset).
+- ``<stem>.json``: format and version, package/aihwkit versions, the npz's SHA-256, and per
+  tile its layer, shape, device config, time since programming and seeds.
+- optional ``<stem>_<layer>.csv`` (one row per weight and pair) and ``<stem>_<layer>.png``
+  (heatmaps of G+ and G- now, per pair).
+
+Every file is written to a temporary file and renamed into place only after all of them were
+produced. :func:`import_weight_maps` checks everything before it changes the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from analog_snu.device_models import PCMDevice
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.tiles.backend import aihwkit_version
+from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
+from analog_snu.tiles.tile_access import (
+    attach_noise_model,
+    is_inference_tile,
+    named_layer_tiles,
+    restore_tile,
+    tile_noise_model,
+    tile_snapshot,
+)
+
+__all__ = ["export_weight_maps", "import_weight_maps", "FORMAT", "VERSION"]
+
+FORMAT = "analog_snu.weight_maps"
+VERSION = 1
+_OPTIONAL = ("mapping_scales", "alpha", "drift_baseline", "output_scales", "compensation_reference")
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("analog_snu")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _programmed_tiles(model: nn.Module) -> list[tuple[str, str, Any, PCMNoiseModel, PCMTileState]]:
+    out = []
+    tiles = named_layer_tiles(model)
+    if not tiles:
+        raise ConfigError("the model has no analog tiles: there are no weight maps to export")
+    for layer, name, tile in tiles:
+        noise_model = tile_noise_model(tile)
+        if noise_model is None or noise_model.state is None:
+            raise ConfigError(f"tile {name!r} is not programmed; call analog_snu.program(model, seed=...) first")
+        out.append((layer, name, tile, noise_model, noise_model.state))
+    return out
+
+
+def _tile_arrays(state: PCMTileState, tile: Any) -> dict[str, np.ndarray]:
+    arrays = {
+        "weights_target": state.weights_target,
+        "weights_programmed": state.weights_programmed,
+        "weights_now": state.weights_now,
+        "g_plus_target": state.g_target[:, 0],
+        "g_minus_target": state.g_target[:, 1],
+        "g_plus_programmed": state.g_programmed[:, 0],
+        "g_minus_programmed": state.g_programmed[:, 1],
+        "g_plus": state.g_now[:, 0],
+        "g_minus": state.g_now[:, 1],
+        "g_max_device": state.g_max_device,
+        "nu": state.nu,
+        "stuck": state.stuck,
+        "scale_ratio": torch.tensor(state.scale_ratio, dtype=torch.float64),
+    }
+    extra = dict(tile_snapshot(tile))
+    extra["output_scales"] = state.output_scales
+    extra["compensation_reference"] = state.compensation_reference
+    for key in _OPTIONAL:
+        if extra.get(key) is not None:
+            arrays[key] = extra[key]
+    return {key: value.detach().cpu().contiguous().numpy() for key, value in arrays.items()}
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text) or "model"
+
+
+def _csv_text(layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> str:
+    lines = ["tile,pair,row,col,w_target,w_programmed,w_now,g_plus_target,g_minus_target,g_plus_programmed,"
+             "g_minus_programmed,g_plus,g_minus,nu_plus,nu_minus,stuck_plus,stuck_minus"]
+    for name, _, s in layer_tiles:
+        pairs, rows, cols = s.g_target.shape[0], *s.shape
+        for k in range(pairs):
+            for i in range(rows):
+                for j in range(cols):
+                    lines.append(
+                        f"{name},{k},{i},{j},{s.weights_target[i, j]:.9g},{s.weights_programmed[i, j]:.9g},"
+                        f"{s.weights_now[i, j]:.9g},{s.g_target[k, 0, i, j]:.9g},{s.g_target[k, 1, i, j]:.9g},"
+                        f"{s.g_programmed[k, 0, i, j]:.9g},{s.g_programmed[k, 1, i, j]:.9g},"
+                        f"{s.g_now[k, 0, i, j]:.9g},{s.g_now[k, 1, i, j]:.9g},{s.nu[k, 0, i, j]:.6g},"
+                        f"{s.nu[k, 1, i, j]:.6g},{int(s.stuck[k, 0, i, j])},{int(s.stuck[k, 1, i, j])}"
+                    )
+    return "\n".join(lines) + "\n"
+
+
+def _png_bytes(layer: str, layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    panels = [(name, k, s, nm) for name, nm, s in layer_tiles for k in range(s.g_target.shape[0])]
+    fig = Figure(figsize=(10, 3.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    for row, (name, k, s, nm) in enumerate(panels):
+        g_max = nm.device.conductance.g_max
+        for col, (sign, label) in enumerate(((0, "G+"), (1, "G-"))):
+            ax = axes[row][col]
+            image = ax.imshow(s.g_now[k, sign].numpy(), aspect="auto", cmap="viridis", vmin=0.0, vmax=g_max,
+                              interpolation="nearest")
+            ax.set_title(f"{label} pair {k} of {name}\n t = {s.t_now:g} s after programming", fontsize=8)
+            ax.set_xlabel("input (column)")
+            ax.set_ylabel("output (row)")
+            fig.colorbar(image, ax=ax, label="conductance (µS)")
+    fig.suptitle(f"PCM conductances of layer {layer}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _write_all_atomic(files: dict[Path, bytes]) -> None:
+    temps: list[tuple[str, Path]] = []
+    try:
+        for target, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            temps.append((tmp, target))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, target in temps:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _npz_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+@torch.no_grad()
+def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True) -> dict[str, Any]:
+    """Write the weight maps of a programmed ``model`` (see the module docstring for the files).
+
+    Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
+    """
+    npz_path = _npz_path(path)
+    if not npz_path.parent.is_dir():
+        raise ConfigError(f"output folder {str(npz_path.parent)!r} does not exist")
+    tiles = _programmed_tiles(model)
+    arrays: dict[str, np.ndarray] = {}
+    meta_tiles = []
+    by_layer: dict[str, list[tuple[str, PCMNoiseModel, PCMTileState]]] = {}
+    for layer, name, tile, noise_model, state in tiles:
+        for key, value in _tile_arrays(state, tile).items():
+            arrays[f"{name}/{key}"] = value
+        meta_tiles.append({
+            "name": name,
+            "layer": layer,
+            "shape": list(state.shape),
+            "pairs": int(state.g_target.shape[0]),
+            "tile_kind": "inference" if is_inference_tile(tile) else "pulsed",
+            "device": noise_model.device.to_dict(),
+            "time_since_programming_s": state.t_now,
+            "program_seed": state.program_seed,
+            "drift_seed": state.drift_seed,
+        })
+        by_layer.setdefault(layer, []).append((name, noise_model, state))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    npz_bytes = buffer.getvalue()
+    first = meta_tiles[0]
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "package_version": _package_version(),
+        "aihwkit_version": aihwkit_version(),
+        "npz_file": npz_path.name,
+        "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(),
+        "device": first["device"],
+        "time_since_programming_s": first["time_since_programming_s"],
+        "program_seed": first["program_seed"],
+        "drift_seed": first["drift_seed"],
+        "tiles": meta_tiles,
+    }
+    files: dict[Path, bytes] = {npz_path: npz_bytes,
+                                npz_path.with_suffix(".json"): (json.dumps(meta, indent=2) + "\n").encode()}
+    written: dict[str, Any] = {"npz": npz_path, "json": npz_path.with_suffix(".json"), "csv": [], "png": []}
+    for layer, layer_tiles in by_layer.items():
+        stem = f"{npz_path.stem}_{_safe_name(layer)}"
+        if csv:
+            target = npz_path.with_name(stem + ".csv")
+            files[target] = _csv_text(layer_tiles).encode()
+            written["csv"].append(target)
+        if png:
+            target = npz_path.with_name(stem + ".png")
+            files[target] = _png_bytes(layer, layer_tiles)
+            written["png"].append(target)
+    _write_all_atomic(files)
+    return written
+
+
+# --- import ------------------------------------------------------------------------------------------
+
+
+def _read_meta(npz_path: Path) -> dict[str, Any]:
+    json_path = npz_path.with_suffix(".json")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is missing (export writes <stem>.npz and <stem>.json)") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is corrupt: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{str(json_path)!r} is not an analog_snu weight-map sidecar (format {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"weight-map version {meta.get('version')!r} is not supported (expected {VERSION})")
+    if not isinstance(meta.get("tiles"), list) or not isinstance(meta.get("npz_sha256"), str):
+        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is corrupt: no tile list or checksum")
+    return meta
+
+
+def _read_arrays(npz_path: Path, sha256: str) -> dict[str, np.ndarray]:
+    try:
+        raw = npz_path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weight maps {str(npz_path)!r}: {exc.strerror or exc}") from exc
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: SHA-256 differs from the sidecar's")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: {exc}") from exc
+
+
+def _expect(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: Any) -> torch.Tensor:
+    if key not in arrays:
+        raise CheckpointError(f"weight maps lack array {key!r}")
+    value = arrays[key]
+    if value.shape != shape or value.dtype != np.dtype(dtype):
+        raise CheckpointError(
+            f"weight-map array {key!r} has shape {value.shape} {value.dtype}, expected {shape} {np.dtype(dtype)}"
+        )
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise CheckpointError(f"weight-map array {key!r} holds NaN or inf")
+    return torch.from_numpy(value.copy())
+
+
+def _state_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[int, int], pairs: int,
+                       entry: dict[str, Any]) -> tuple[PCMTileState, dict[str, Any]]:
+    dev_shape = (pairs, 2, *shape)
+    half = (pairs, *shape)
+
+    def get(key: str, shp: tuple[int, ...], dtype: Any) -> torch.Tensor:
+        return _expect(arrays, f"{name}/{key}", shp, dtype)
+
+    def pair(prefix: str, suffix: str) -> torch.Tensor:
+        return torch.stack([get(f"g_plus{suffix}", half, np.float64), get(f"g_minus{suffix}", half, np.float64)], 1)
+
+    stuck = get("stuck", dev_shape, np.int8)
+    if not bool(((stuck >= 0) & (stuck <= 2)).all()):
+        raise CheckpointError(f"weight-map array {name}/stuck holds flags other than 0, 1, 2")
+    state = PCMTileState(
+        weights_target=get("weights_target", shape, np.float32),
+        scale_ratio=float(get("scale_ratio", (), np.float64)),
+        g_max_device=get("g_max_device", dev_shape, np.float64),
+        g_target=pair("g", "_target"),
+        g_programmed=pair("g", "_programmed"),
+        nu=get("nu", dev_shape, np.float64),
+        stuck=stuck,
+        g_now=pair("g", ""),
+        weights_programmed=get("weights_programmed", shape, np.float32),
+        weights_now=get("weights_now", shape, np.float32),
+        t_now=float(entry.get("time_since_programming_s", 0.0)),
+        program_seed=entry.get("program_seed"),
+        drift_seed=entry.get("drift_seed"),
+    )
+    snapshot: dict[str, Any] = {}
+    for key in _OPTIONAL:
+        full = f"{name}/{key}"
+        if full in arrays:
+            value = arrays[full]
+            if value.ndim > 1 or value.size not in (1, shape[0]) or not np.isfinite(value).all():
+                raise CheckpointError(
+                    f"weight-map array {full!r} has shape {value.shape}, expected (), (1,) or ({shape[0]},) finite values"
+                )
+            snapshot[key] = torch.from_numpy(value.copy())
+    state.output_scales = snapshot.pop("output_scales", None)
+    state.compensation_reference = snapshot.pop("compensation_reference", None)
+    snapshot.setdefault("mapping_scales", None)
+    return state, snapshot
+
+
+@torch.no_grad()
+def import_weight_maps(model: nn.Module, path: str | os.PathLike) -> dict[str, PCMTileState]:
+    """Restore the programmed/drifted state exported by :func:`export_weight_maps` into ``model``.
+
+    The model must have the same analog tiles (names and shapes) and device configs (a tile
+    built from a stock aihwkit config adopts the file's device). Evaluation afterwards is
+    bit-identical to evaluation of the exported model (same forward-noise seed). Nothing is
+    changed when any check fails (:class:`~analog_snu.errors.CheckpointError`).
+    """
+    npz_path = _npz_path(path)
+    meta = _read_meta(npz_path)
+    arrays = _read_arrays(npz_path, meta["npz_sha256"])
+    tiles = named_layer_tiles(model)
+    names = [name for _, name, _ in tiles]
+    saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
+    if names != saved_names:
+        raise CheckpointError(f"weight maps hold tiles {saved_names[:6]}, the model has {names[:6]} (another architecture?)")
+    plans = []
+    for (_, name, tile), entry in zip(tiles, meta["tiles"]):
+        weight, _ = tile.get_weights(apply_weight_scaling=False)
+        shape = tuple(weight.shape)
+        if tuple(entry.get("shape", ())) != shape:
+            raise CheckpointError(f"tile {name!r}: weight maps have shape {tuple(entry.get('shape', ()))}, the model {shape}")
+        try:
+            device = PCMDevice.from_dict(entry["device"])
+        except (KeyError, ConfigError, TypeError) as exc:
+            raise CheckpointError(f"tile {name!r}: the weight maps' device config is invalid: {exc}") from exc
+        noise_model = tile_noise_model(tile)
+        if noise_model is not None and noise_model.device != device:
+            raise CheckpointError(
+                f"tile {name!r}: the weight maps were programmed with device {device.name!r}, the model's tile "
+                f"uses device {noise_model.device.name!r} with other parameters; rebuild the model with that device"
+            )
+        pairs = entry.get("pairs")
+        if pairs != device.conductance.pairs:
+            raise CheckpointError(f"tile {name!r}: {pairs!r} pairs in the file, {device.conductance.pairs} in its device config")
+        state, snapshot = _state_from_arrays(arrays, name, shape, pairs, entry)
+        plans.append((tile, noise_model, device, state, snapshot))
+    model.eval()
+    restored = {}
+    for (tile, noise_model, device, state, snapshot), name in zip(plans, names):
+        if noise_model is None:
+            noise_model = attach_noise_model(tile, PCMNoiseModel(device))
+        restore_tile(tile, noise_model, state, snapshot)
+        restored[name] = state
+    return restored
