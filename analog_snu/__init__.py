@@ -13,6 +13,7 @@ from analog_snu.errors import (
     ShapeError,
 )
 from analog_snu.functional import SNUState, snu_sequence, snu_step
+from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
 from analog_snu.layers import MLP, SNU, SNUNetwork
 from analog_snu.training import GRAPES, grapes_modulation
 
@@ -32,7 +33,12 @@ __all__ = [
     "SNUState",
     "ShapeError",
     "__version__",
+    "device_count",
+    "drift",
+    "export_weight_maps",
     "grapes_modulation",
+    "import_weight_maps",
+    "program",
     "snu_sequence",
     "snu_step",
 ]
