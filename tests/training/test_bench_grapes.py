@@ -1,0 +1,34 @@
+"""Smoke run of benchmarks/bench_grapes.py at toy size (not a timing or accuracy test)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_grapes.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_grapes", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_benchmark_writes_results(tmp_path, capsys):
+    bench = load_bench()
+    out = tmp_path / "grapes"
+    bench.main(["--quick", "--seeds", "0", "1", "--modes", "digital", "pulsed", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 2 * 2 * 3  # header + nets x modes x opts
+    assert len(report["runs"]) == 2 * 2 * 3 * 2
+    for run in report["runs"]:
+        assert len(run["test_accuracy"]) == report["config"]["epochs"][run["mode"]]
+        assert all(0.0 <= a <= 1.0 for a in run["test_accuracy"])
+    losses = {(r["net"], r["mode"], r["optimizer"], r["seed"]): r["train_loss"] for r in report["runs"]}
+    # same seed, data and initial weights: GRAPES changes the training trajectory
+    assert losses[("mlp", "digital", "sgd", 0)][0] != losses[("mlp", "digital", "grapes-propagating", 0)][0]
+    assert losses[("mlp", "pulsed", "sgd", 0)][-1] != losses[("mlp", "pulsed", "grapes-local", 0)][-1]
+    assert "epochs to target" in capsys.readouterr().out
