@@ -16,7 +16,8 @@ from analog_snu.data.jsb import load_jsb, rolls_from_notes
 from analog_snu.data.kjv import load_kjv, ptb_normalize
 from analog_snu.data.mnist import find_mnist_pickle, load_mnist
 from analog_snu.data.pianoroll import HIGHEST_NOTE, LOWEST_NOTE, NUM_KEYS, notes_to_roll, roll_to_notes
-from analog_snu.data.ptb import EOS, UNK, Corpus, corpus_from_lines, load_ptb, write_ptb
+from analog_snu.data.corpus import EOS, UNK, Corpus, corpus_from_lines
+from analog_snu.data.ptb import PTB_FILES, load_ptb, write_ptb
 from analog_snu.data.safe_pickle import SafeUnpickler, load_pickle, loads_pickle
 from analog_snu.data.splits import SPLITS
 
@@ -26,6 +27,7 @@ __all__ = [
     "HIGHEST_NOTE",
     "LOWEST_NOTE",
     "NUM_KEYS",
+    "PTB_FILES",
     "SPLITS",
     "UNK",
     "Corpus",

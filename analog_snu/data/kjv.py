@@ -24,7 +24,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from analog_snu.data.ptb import Corpus, corpus_from_lines
+from analog_snu.data.corpus import Corpus, corpus_from_lines
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
 
@@ -116,7 +116,7 @@ def kjv_lines(database: str | Path | None = None) -> dict[str, list[str]]:
 
 
 def load_kjv(database: str | Path | None = None, *, max_vocab: int = KJV_VOCAB_SIZE) -> Corpus:
-    """The King James Bible as a PTB-style :class:`~analog_snu.data.ptb.Corpus` (see module doc).
+    """The King James Bible as a PTB-style :class:`~analog_snu.data.corpus.Corpus` (see module doc).
 
     Takes about a second (no cache needed).
 
