@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
-from analog_snu.tiles.device_rpu import drift_compensation_of, pcm_noise_model_of
+from analog_snu.device_models import DRIFT_COMPENSATIONS
+from analog_snu.tiles.device_rpu import PCMPulsedRPUConfig, drift_compensation_of, pcm_noise_model_of
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 
 __all__ = [
@@ -33,9 +34,14 @@ __all__ = [
     "drift_tile",
     "tile_snapshot",
     "restore_tile",
+    "tile_compensation",
+    "set_tile_compensation",
+    "suspend_compensation",
+    "unprogram_tile",
 ]
 
 _inference = aihwkit_module("simulator.tiles.inference")
+_compensation = aihwkit_module("inference.compensation.drift")
 _layer_base = aihwkit_module("nn.modules.base").AnalogLayerBase
 _tile_module = aihwkit_module("simulator.tiles.module").TileModule
 _MIN_READOUT = 1e-4  # aihwkit's clamp of compensation read-outs
@@ -120,7 +126,7 @@ def program_tile(tile: Any, noise_model: PCMNoiseModel, generator: torch.Generat
     tile.set_mapping_scales(base.clone())  # undo an earlier drift compensation
     state = noise_model.program_state(tile.reference_combined_weights, generator)
     state.output_scales = base
-    compensation = drift_compensation_of(tile.rpu_config)
+    compensation = tile_compensation(tile)
     tile.tile.set_weights(state.weights_programmed)
     state.weights_programmed = _raw_weights(tile).to(torch.float32)  # what the device cell holds
     state.weights_now = state.weights_programmed.clone()
@@ -146,7 +152,7 @@ def drift_tile(tile: Any, t_seconds: float, generator: torch.Generator, forward_
     tile.tile.set_weights(state.weights_now)
     state.weights_now = _raw_weights(tile).to(torch.float32)
     if state.compensation_reference is not None:
-        compensation = drift_compensation_of(tile.rpu_config)
+        compensation = tile_compensation(tile)
         alpha = state.compensation_reference / _exact_readout(state.weights_now, compensation)
         tile.set_mapping_scales(state.output_scales * alpha)
     return state
@@ -179,3 +185,69 @@ def restore_tile(tile: Any, noise_model: PCMNoiseModel, state: PCMTileState, sna
         if alpha is not None:
             tile.__dict__.pop("alpha", None)
             tile.alpha = alpha.clone()
+
+
+def tile_compensation(tile: Any) -> str:
+    """The tile's drift compensation: ``"none"``, ``"global"`` or ``"per_column"``."""
+    if is_inference_tile(tile) or isinstance(tile.rpu_config, PCMPulsedRPUConfig):
+        return drift_compensation_of(tile.rpu_config)
+    return getattr(tile, "_pcm_drift_compensation", "none")
+
+
+def set_tile_compensation(tile: Any, scheme: str) -> str:
+    """Switch the tile's drift compensation to ``scheme`` (takes effect at the next programming);
+    returns the previous scheme."""
+    if scheme not in DRIFT_COMPENSATIONS:
+        raise ConfigError(f"compensation must be one of {list(DRIFT_COMPENSATIONS)}, got {scheme!r}")
+    previous = tile_compensation(tile)
+    if is_inference_tile(tile):
+        classes = {"none": None, "global": _compensation.GlobalDriftCompensation,
+                   "per_column": _compensation.PerColumnDriftCompensation}
+        tile.rpu_config.drift_compensation = classes[scheme]() if classes[scheme] else None
+    elif isinstance(tile.rpu_config, PCMPulsedRPUConfig):
+        tile.rpu_config.pcm_drift_compensation = scheme
+    else:
+        tile._pcm_drift_compensation = scheme
+    return previous
+
+
+def suspend_compensation(tile: Any):
+    """Evaluate without drift compensation: sets the tile's compensation factor to 1 and returns
+    a function that puts it back."""
+    if is_inference_tile(tile):
+        alpha = torch.as_tensor(tile.alpha).detach().clone()
+        tile.alpha = torch.ones_like(alpha)
+
+        def restore() -> None:
+            tile.alpha = alpha
+
+        return restore
+    scales = tile.get_mapping_scales()
+    scales = None if scales is None else scales.detach().clone()
+    state = getattr(tile_noise_model(tile), "state", None)
+    if state is not None and state.output_scales is not None:
+        tile.set_mapping_scales(state.output_scales.clone())
+
+    def restore_scales() -> None:
+        tile.set_mapping_scales(None if scales is None else scales.clone())
+
+    return restore_scales
+
+
+@torch.no_grad()
+def unprogram_tile(tile: Any) -> None:
+    """Put the reference (trained) weights back on the tile and forget the programmed state."""
+    noise_model = tile_noise_model(tile)
+    state = getattr(noise_model, "state", None)
+    if tile.reference_combined_weights is not None:
+        tile.tile.set_weights(tile.reference_combined_weights)
+    if is_inference_tile(tile):
+        tile.programmed_weights = None
+        tile.drift_noise_parameters = None
+        tile.drift_baseline = None
+        tile.alpha = torch.ones_like(torch.as_tensor(tile.alpha))
+    elif state is not None and state.output_scales is not None:
+        tile.set_mapping_scales(state.output_scales.clone())
+    tile.reference_combined_weights = None
+    if noise_model is not None:
+        noise_model.state = None

@@ -1,0 +1,245 @@
+"""Drift study: a trained network's metric at times after programming, over programming seeds,
+with and without drift compensation.
+
+For each seed the network is programmed once; at each time it is drifted (fresh read noise)
+and evaluated twice on the same devices: with its drift compensation and with the
+compensation factor set to 1. The model gets its trained weights back at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice
+from analog_snu.errors import ConfigError
+from analog_snu.hardware.programming import drift, program, resolve_device
+from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
+from analog_snu.tiles.tile_access import (
+    named_layer_tiles,
+    set_tile_compensation,
+    suspend_compensation,
+    tile_compensation,
+    tile_noise_model,
+    unprogram_tile,
+)
+
+__all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time"]
+
+#: 1 s, 1 h, 1 day, 30 days, 1 year, 10 years after programming
+DEFAULT_TIMES = (1.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0)
+_UNITS = ((315_360_000.0, "10 y"), (31_536_000.0, "1 y"), (2_592_000.0, "30 d"), (86_400.0, "1 d"), (3600.0, "1 h"))
+
+
+def format_time(t_seconds: float) -> str:
+    """``86400 -> "1 d"``; other values in seconds."""
+    for value, label in _UNITS:
+        if t_seconds == value:
+            return label
+    return f"{t_seconds:g} s"
+
+
+@dataclass
+class DriftStudyResult:
+    """Metric values of a drift study; :meth:`summary` aggregates them per time."""
+
+    metric: str
+    """Name of the metric (e.g. ``"accuracy"``)."""
+    times: list[float]
+    """Seconds after programming."""
+    seeds: list[int]
+    """Programming seeds."""
+    compensation: str
+    """Drift compensation used for the compensated values (``"global"`` or ``"per_column"``)."""
+    reference: float
+    """Metric of the trained network before programming."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """``{"time_s", "compensated", "seed", "value"}``, one per evaluation."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Device configs, package version, ... (JSON-ready)."""
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Mean and std (over seeds, sample std; 0 for one seed) per time and compensation."""
+        out = []
+        for t in self.times:
+            for compensated in (False, True):
+                values = [r["value"] for r in self.rows if r["time_s"] == t and r["compensated"] == compensated]
+                out.append({
+                    "time_s": t,
+                    "compensated": compensated,
+                    "mean": statistics.fmean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "n": len(values),
+                })
+        return out
+
+    def table(self) -> str:
+        """Plain-text table: one line per time, mean +- std without and with compensation."""
+        by_key = {(s["time_s"], s["compensated"]): s for s in self.summary()}
+        head = f"{'time after programming':>24} | {'no compensation':>20} | {self.compensation + ' compensation':>24}"
+        lines = [f"{self.metric} before programming: {self.reference:.4f}   ({len(self.seeds)} programming seeds)",
+                 head, "-" * len(head)]
+        for t in self.times:
+            plain, comp = by_key[(t, False)], by_key[(t, True)]
+            lines.append(f"{format_time(t):>24} | {plain['mean']:>11.4f} +- {plain['std']:.4f} | "
+                         f"{comp['mean']:>15.4f} +- {comp['std']:.4f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (raw rows and summary)."""
+        return {**asdict(self), "summary": self.summary()}
+
+    def save(self, out_dir: str | Path, stem: str = "drift_study", plot: bool = True) -> dict[str, Path]:
+        """Write ``<stem>.csv`` (summary), ``<stem>_runs.csv`` (every value), ``<stem>.json`` and
+        ``<stem>.png`` (metric vs log time) into ``out_dir`` (created); returns the paths."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "csv": out_dir / f"{stem}.csv",
+            "runs_csv": out_dir / f"{stem}_runs.csv",
+            "json": out_dir / f"{stem}.json",
+        }
+        files = {
+            paths["csv"]: _csv(self.summary(), ["time_s", "compensated", "mean", "std", "n"]),
+            paths["runs_csv"]: _csv(self.rows, ["time_s", "compensated", "seed", "value"]),
+            paths["json"]: (json.dumps(self.to_dict(), indent=2) + "\n").encode(),
+        }
+        if plot:
+            paths["png"] = out_dir / f"{stem}.png"
+            files[paths["png"]] = self._plot()
+        _write_all_atomic(files)
+        return paths
+
+    def _plot(self) -> bytes:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.subplots()
+        summary = self.summary()
+        for compensated, label, marker in ((False, "no compensation", "o"), (True, f"{self.compensation} compensation", "s")):
+            points = [s for s in summary if s["compensated"] == compensated]
+            ax.errorbar([p["time_s"] for p in points], [p["mean"] for p in points], yerr=[p["std"] for p in points],
+                        marker=marker, capsize=3, label=label)
+        ax.axhline(self.reference, color="gray", linestyle="--", label="before programming")
+        ax.set_xscale("log")
+        ax.set_xlabel("time after programming (s)")
+        ax.set_ylabel(self.metric)
+        ax.set_title(f"{self.metric} vs drift time (mean ± std over {len(self.seeds)} seeds)")
+        ax.legend()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: row[key] for key in columns})
+    return buffer.getvalue().encode()
+
+
+def _check_times(times: Sequence[float]) -> list[float]:
+    out = []
+    for t in times:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ConfigError(f"times must be finite numbers >= 0 (seconds after programming), got {t!r}")
+        out.append(float(t))
+    if not out:
+        raise ConfigError("times must list at least one time after programming")
+    return out
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    return seeds
+
+
+@torch.no_grad()
+def drift_study(
+    model: nn.Module,
+    evaluate: Callable[[nn.Module], float],
+    *,
+    times: Sequence[float] = DEFAULT_TIMES,
+    seeds: Sequence[int] = (0, 1, 2),
+    compensation: str | None = None,
+    device: PCMDevice | str | None = None,
+    metric: str = "accuracy",
+    eval_seed: int = 0,
+) -> DriftStudyResult:
+    """Program ``model`` at each seed and evaluate it at each time, with and without compensation.
+
+    Args:
+        model: a trained network with analog tiles (inference/HWA or pulsed).
+        evaluate: ``evaluate(model) -> float``, the metric (e.g. test accuracy).
+        times: seconds after programming.
+        seeds: programming seeds (the spread over them is the reported std).
+        compensation: scheme for the compensated values, ``"global"`` or ``"per_column"``;
+            ``None``: each tile's configured scheme (``"global"`` where it is ``"none"``).
+        device: replace the tiles' device (a :class:`PCMDevice` or preset name); needed for
+            tiles built from stock aihwkit configs.
+        metric: name of what ``evaluate`` returns, for the table and plot.
+        eval_seed: torch seed set before every evaluation (same input spikes and forward noise).
+    """
+    times, seeds = _check_times(times), _check_seeds(seeds)
+    if compensation is not None and compensation not in DRIFT_COMPENSATIONS[1:]:
+        raise ConfigError(f"compensation must be one of {list(DRIFT_COMPENSATIONS[1:])} or None, got {compensation!r}")
+    device = resolve_device(device)
+    tiles = named_layer_tiles(model)
+    if not tiles:
+        raise ConfigError("the model has no analog tiles; a drift study needs a PCM network")
+
+    def run_eval() -> float:
+        torch.manual_seed(eval_seed)
+        return float(evaluate(model))
+
+    model.eval()
+    reference = run_eval()
+    schemes = {}
+    for _, name, tile in tiles:
+        wanted = compensation or (tile_compensation(tile) if tile_compensation(tile) != "none" else "global")
+        schemes[name] = (tile, set_tile_compensation(tile, wanted), wanted)
+    used = sorted({wanted for _, _, wanted in schemes.values()})
+    rows: list[dict[str, Any]] = []
+    try:
+        for seed in seeds:
+            program(model, seed=seed, device=device)
+            for t in times:
+                drift(model, t)
+                rows.append({"time_s": t, "compensated": True, "seed": seed, "value": run_eval()})
+                restores = [suspend_compensation(tile) for _, _, tile in tiles]
+                try:
+                    rows.append({"time_s": t, "compensated": False, "seed": seed, "value": run_eval()})
+                finally:
+                    for restore in restores:
+                        restore()
+        devices = {name: tile_noise_model(tile).device.to_dict() for _, name, tile in tiles}
+    finally:
+        for _, name, tile in tiles:
+            unprogram_tile(tile)
+            set_tile_compensation(tile, schemes[name][1])
+    return DriftStudyResult(
+        metric=metric,
+        times=times,
+        seeds=seeds,
+        compensation="/".join(used),
+        reference=reference,
+        rows=rows,
+        meta={"package_version": _package_version(), "eval_seed": eval_seed, "devices": devices},
+    )
