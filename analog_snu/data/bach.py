@@ -132,11 +132,10 @@ def _chorale_paths(limit: int | None) -> tuple[list[Path], Callable[[Path], Any]
     paths = []
     for name in names:
         found = corpus.getWork(name)
-        if isinstance(found, list):
-            found = sorted(found, key=lambda p: (Path(p).suffix != ".mxl", str(p)))[0] if found else None
-        if not found:
+        candidates = sorted(found, key=lambda p: (Path(p).suffix != ".mxl", str(p))) if isinstance(found, list) else [found]
+        if not candidates or not candidates[0]:
             raise DataError(f"music21 corpus has no file for chorale {name!r}")
-        paths.append(Path(found))
+        paths.append(Path(candidates[0]))
     # forceSource=True: music21 neither reads nor writes its own pickle cache.
     return paths, lambda path: converter.parse(path, forceSource=True)
 

@@ -43,7 +43,7 @@ def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     handle, temp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy stubs mistype **kwds
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_name, path)

@@ -8,7 +8,7 @@ word has id 0); valid/test words missing from it become ``<unk>``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -61,7 +61,7 @@ class Corpus:
 
 
 def corpus_from_lines(
-    lines: dict[str, Sequence[str]], *, max_vocab: int | None = None, source: str = "<lines>"
+    lines: Mapping[str, Sequence[str]], *, max_vocab: int | None = None, source: str = "<lines>"
 ) -> Corpus:
     """Tokenise three lists of lines (PTB conventions) into a :class:`Corpus`.
 

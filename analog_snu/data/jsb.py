@@ -66,7 +66,7 @@ def rolls_from_notes(content: object, *, source: str = "<data>") -> dict[str, li
     missing = [name for name in SPLITS if name not in content]
     if missing:
         raise DataError(f"{source}: missing split(s) {missing}; found keys {sorted(map(str, content))}")
-    rolls = {}
+    rolls: dict[str, list[np.ndarray]] = {}
     for name in SPLITS:
         sequences = content[name]
         if not isinstance(sequences, (list, tuple)):

@@ -11,7 +11,7 @@ see :mod:`analog_snu.data.corpus` for the vocabulary rule. Without a directory,
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from analog_snu.data.corpus import Corpus, corpus_from_lines
@@ -55,7 +55,7 @@ def load_ptb(directory: str | os.PathLike[str] | None = None) -> Corpus:
     return corpus_from_lines(lines, source=str(directory))
 
 
-def write_ptb(lines: dict[str, Sequence[str]], directory: str | os.PathLike[str]) -> None:
+def write_ptb(lines: Mapping[str, Sequence[str]], directory: str | os.PathLike[str]) -> None:
     """Write ``{"train", "valid", "test"}`` lines as ``ptb.<split>.txt`` files (PTB's leading space)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

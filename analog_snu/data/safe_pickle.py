@@ -26,7 +26,7 @@ import pickle
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,6 +35,14 @@ from analog_snu.errors import DataError
 __all__ = ["SafeUnpickler", "load_pickle", "loads_pickle"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _ReadableFile(Protocol):
+    """What :class:`pickle.Unpickler` reads from (a binary file, GzipFile, BytesIO)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def readline(self) -> bytes: ...
 
 _BUILTIN_NAMES = frozenset(
     {"set", "frozenset", "bytearray", "bytes", "complex", "list", "dict", "tuple", "int", "float", "bool", "str"}
@@ -81,7 +89,7 @@ class SafeUnpickler(pickle.Unpickler):
         source: a name for the data (usually the file path), used in error messages.
     """
 
-    def __init__(self, file: BinaryIO, *, source: str = "<stream>") -> None:
+    def __init__(self, file: _ReadableFile, *, source: str = "<stream>") -> None:
         super().__init__(file, encoding="latin1")
         self.source = source
 
@@ -128,7 +136,7 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: cannot read the {'gzip ' if compressed else ''}pickle ({exc})") from exc
 
 
-def _load(handle: BinaryIO, source: str) -> Any:
+def _load(handle: _ReadableFile, source: str) -> Any:
     try:
         return SafeUnpickler(handle, source=source).load()
     except DataError:
