@@ -15,6 +15,8 @@ from analog_snu.errors import (
 from analog_snu.functional import SNUState, snu_sequence, snu_step
 from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
 from analog_snu.layers import MLP, SNU, SNUNetwork
+from analog_snu.models import ModelSpec, build_model
+from analog_snu.checkpoint import load_run
 from analog_snu.training import GRAPES, grapes_modulation
 
 __version__ = "0.1.0"
@@ -28,16 +30,19 @@ __all__ = [
     "GRAPES",
     "InputValueError",
     "MLP",
+    "ModelSpec",
     "SNU",
     "SNUNetwork",
     "SNUState",
     "ShapeError",
     "__version__",
+    "build_model",
     "device_count",
     "drift",
     "export_weight_maps",
     "grapes_modulation",
     "import_weight_maps",
+    "load_run",
     "program",
     "snu_sequence",
     "snu_step",
