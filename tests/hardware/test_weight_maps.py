@@ -1,0 +1,145 @@
+"""Weight-map export/import: bit-identical round trip, safe loading, clear refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from analog_snu import SNUNetwork, drift, export_weight_maps, import_weight_maps, program
+from analog_snu.device_models import preset
+from analog_snu.errors import CheckpointError, ConfigError
+
+TILE = "layers.0.weight_ih.analog_module"
+
+
+def _net(mode="inference", name="pcm_aged_lowyield", sizes=(8, 6, 3)):
+    device = preset(name)
+    if mode == "pulsed":  # aihwkit's C++ tiles draw output noise from their own, unseedable RNG
+        device = device.updated({"periphery": {"out_noise": 0.0}})
+    torch.manual_seed(0)
+    return SNUNetwork(list(sizes), rpu_config=device.rpu_config(mode))
+
+
+def _eval(net):
+    x = torch.bernoulli(torch.full((5, 4, net.sizes[0]), 0.4), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(7)  # same forward noise
+    net.eval()
+    return net(x)
+
+
+def _programmed(mode="inference"):
+    net = _net(mode)
+    program(net, seed=2)
+    drift(net, 86_400.0)
+    return net
+
+
+def _snapshot(net):
+    return [tile.tile.get_weights().clone() for tile in net.analog_tiles()]
+
+
+@pytest.mark.parametrize("mode", ["inference", "pulsed"])
+def test_round_trip_is_bit_identical(tmp_path, mode):
+    net = _programmed(mode)
+    expected = _eval(net)
+    written = export_weight_maps(net, tmp_path / "maps.npz")
+    fresh = _net(mode)  # same trained weights, not programmed
+    assert not torch.equal(_eval(fresh), expected)
+    import_weight_maps(fresh, written["npz"])
+    assert all(torch.equal(a, b) for a, b in zip(_snapshot(fresh), _snapshot(net)))
+    assert torch.equal(_eval(fresh), expected)
+    # the restored state drifts on like the original
+    drift(net, 3.0e7, seed=1), drift(fresh, 3.0e7, seed=1)
+    assert torch.equal(_eval(fresh), _eval(net))
+
+
+def test_files_contents(tmp_path):
+    net = _programmed()
+    written = export_weight_maps(net, tmp_path / "maps", csv=True, png=True)
+    assert written["npz"] == tmp_path / "maps.npz"
+    with np.load(written["npz"], allow_pickle=False) as data:
+        for key in ("weights_target", "weights_programmed", "weights_now", "g_plus", "g_minus",
+                    "g_plus_target", "g_minus_programmed", "nu", "stuck", "g_max_device"):
+            assert f"{TILE}/{key}" in data.files
+        g_plus, g_minus = data[f"{TILE}/g_plus"], data[f"{TILE}/g_minus"]
+        assert g_plus.shape == (1, 6, 8) and (g_plus >= 0).all() and (g_minus >= 0).all()
+        # weights_now = (G+ - G-) / scale for one pair
+        scale = float(data[f"{TILE}/scale_ratio"])
+        np.testing.assert_allclose((g_plus - g_minus)[0] / scale, data[f"{TILE}/weights_now"], rtol=1e-5, atol=1e-6)
+        assert set(np.unique(data[f"{TILE}/stuck"])) <= {0, 1, 2}
+    meta = json.loads(written["json"].read_text())
+    assert meta["format"] == "analog_snu.weight_maps" and meta["time_since_programming_s"] == 86_400.0
+    assert meta["program_seed"] == 2 and meta["device"]["name"] == "pcm_aged_lowyield"
+    assert meta["package_version"] and [t["name"] for t in meta["tiles"]] == [TILE, "readout.analog_module"]
+    csv_lines = written["csv"][0].read_text().splitlines()
+    assert len(csv_lines) == 1 + 6 * 8 and csv_lines[0].startswith("tile,pair,row,col,w_target")
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in written["png"])
+
+
+def test_corrupt_file_rejected_and_model_untouched(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    raw = bytearray(written["npz"].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    written["npz"].write_bytes(bytes(raw))
+    target = _net()
+    before = _snapshot(target)
+    with pytest.raises(CheckpointError, match="are corrupt: SHA-256 differs"):
+        import_weight_maps(target, written["npz"])
+    assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(target)))
+
+
+def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written["npz"].write_bytes(b"PK\x03\x04 not a zip")
+    meta = json.loads(written["json"].read_text())
+    import hashlib
+
+    meta["npz_sha256"] = hashlib.sha256(b"PK\x03\x04 not a zip").hexdigest()
+    written["json"].write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="are corrupt"):
+        import_weight_maps(_net(), written["npz"])
+
+
+def test_sidecar_problems_rejected(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written["json"].write_text("{not json")
+    with pytest.raises(CheckpointError, match="sidecar .* is corrupt"):
+        import_weight_maps(_net(), written["npz"])
+    written["json"].write_text(json.dumps({"format": "other"}))
+    with pytest.raises(CheckpointError, match="is not an analog_snu weight-map sidecar"):
+        import_weight_maps(_net(), written["npz"])
+    written["json"].unlink()
+    with pytest.raises(CheckpointError, match="sidecar .* is missing"):
+        import_weight_maps(_net(), written["npz"])
+
+
+def test_mismatched_shapes_rejected_and_model_untouched(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    other = _net(sizes=(8, 7, 3))
+    before = _snapshot(other)
+    with pytest.raises(CheckpointError, match=r"weight maps have shape \(6, 8\), the model \(7, 8\)"):
+        import_weight_maps(other, written["npz"])
+    assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(other)))
+    with pytest.raises(CheckpointError, match="weight maps hold tiles"):
+        import_weight_maps(_net(sizes=(8, 6, 5, 3)), written["npz"])
+
+
+def test_mismatched_device_config_rejected(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    with pytest.raises(CheckpointError, match="programmed with device 'pcm_aged_lowyield'.*uses device 'pcm_joshi2020'"):
+        import_weight_maps(_net(name="pcm_joshi2020"), written["npz"])
+
+
+def test_failed_export_overwrites_nothing(tmp_path):
+    old = {tmp_path / "maps.npz": b"old npz", tmp_path / "maps.json": b"old json"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    with pytest.raises(ConfigError, match="is not programmed; call analog_snu.program"):
+        export_weight_maps(_net(), tmp_path / "maps.npz")
+    assert all(path.read_bytes() == data for path, data in old.items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.json", "maps.npz"]  # no temporary files left
+    with pytest.raises(ConfigError, match="output folder .* does not exist"):
+        export_weight_maps(_programmed(), tmp_path / "missing" / "maps.npz")
+    with pytest.raises(ConfigError, match="the model has no analog tiles"):
+        export_weight_maps(SNUNetwork([4, 3, 2]), tmp_path / "maps.npz")
