@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.tiles import read_weight, scale_weight_update
+from analog_snu.tiles import is_analog, read_weight, scale_weight_update
 
 __all__ = ["GRAPES", "GRAPES_VARIANTS", "grapes_modulation"]
 
@@ -70,9 +70,13 @@ def grapes_modulation(*weights: Tensor, clip: bool = True) -> Tensor:
                 f"all weight matrices must converge on the same F_out={weights[0].shape[0]} nodes, "
                 f"weights[{k}] has shape {tuple(weight.shape)}"
             )
-        if not torch.isfinite(weight).all():
-            raise InputValueError(f"weights[{k}] contains NaN or inf; GRAPES factors would be undefined")
-    importance = sum(weight.detach().abs().sum(1).to(weights[0].dtype) for weight in weights)  # (F_out,)
+    sums = [weight.detach().abs().sum(1).to(weights[0].dtype) for weight in weights]  # (F_out,) each
+    for k, (weight, row_sums) in enumerate(zip(weights, sums)):
+        if not torch.isfinite(row_sums).all():  # cheap check; the full one only on the error path
+            if not torch.isfinite(weight).all():
+                raise InputValueError(f"weights[{k}] contains NaN or inf; GRAPES factors would be undefined")
+            raise InputValueError(f"GRAPES factors are not finite (|weights[{k}]| row sums overflow {weight.dtype})")
+    importance = sum(sums)  # (F_out,)
     top = importance.max()
     if not top > 0:
         raise InputValueError("all weights converging on the layer are zero; GRAPES factors (I_n / max I) undefined")
@@ -135,7 +139,7 @@ class GRAPES:
 
     def compute_factors(self) -> list[Tensor]:
         """Factors of every hidden layer from its current weights (analog ones via ``get_weights()``)."""
-        return [grapes_modulation(*(read_weight(m) for m in maps), clip=self.clip) for maps in self._maps]
+        return [grapes_modulation(*(_weight(m) for m in maps), clip=self.clip) for maps in self._maps]
 
     def begin_batch(self) -> None:
         """Fix the factors of this mini-batch from the weights now."""
@@ -189,6 +193,11 @@ def _linear_maps(layer: nn.Module) -> list[nn.Module]:
         f"GRAPES supports SNU layers (weight_ih/weight_hh) and dense nn.Linear/AnalogLinear hidden layers, "
         f"got {type(layer).__name__}"
     )
+
+
+def _weight(linear: nn.Module) -> Tensor:
+    """(F_out, F_in) weights: aihwkit ``get_weights()`` for analog maps (all tiles), the parameter otherwise."""
+    return read_weight(linear) if is_analog(linear) else linear.weight.detach()
 
 
 def _node_parameters(layer: nn.Module) -> list[Tensor]:
