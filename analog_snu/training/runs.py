@@ -10,9 +10,9 @@ Run directory layout::
 Every file is written atomically. Determinism: the weights are initialised from
 ``torch.manual_seed(seed)``; epoch ``e`` draws its shuffle and spikes from a generator seeded
 with ``(seed, e)``; the global torch RNG state is checkpointed. So a run killed after any epoch
-and resumed ends with the same weights as an uninterrupted run (bit for bit on CPU, digital
-training; aihwkit's C++ tiles draw their noise from their own generator, which no checkpoint
-can capture).
+and resumed ends with the same weights as an uninterrupted run (bit for bit on CPU for digital
+training and for HWA on torch inference tiles; aihwkit's C++ tiles draw their noise from their
+own generator, which no checkpoint can capture).
 """
 
 from __future__ import annotations

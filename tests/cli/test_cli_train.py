@@ -144,3 +144,28 @@ def test_language_task_uniform_model_has_vocabulary_perplexity(tmp_path):
     assert run_cli("train", "--task", "ptb", "--data", tmp_path / "ptb", "--model", "ssnu", "--layers", 6,
                    "--recurrent", "--tie-weights", "--batch-size", 2, "--bptt", 4, "--out", out, "--no-progress") == 0
     assert json.loads((out / "final.json").read_text())["test_perplexity"] > 1
+
+
+def test_hwa_resume_on_a_torch_tile_preset_is_bit_exact(tmp_path):
+    # device presets run HWA on aihwkit's torch inference tiles, whose noise comes from the
+    # (checkpointed) torch RNG; the stock 'pcm' config uses C++ tiles with their own RNG.
+    config = RunConfig(task="digits", layers=(8,), train_limit=48, epochs=2, device="pcm_joshi2020",
+                       training="hwa")
+    uninterrupted = train_run(config, tmp_path / "a", progress=False)
+    killed, hook = _stop_after(1)
+    with pytest.raises(killed):
+        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
+    expected, got = model_tensors(uninterrupted.model), model_tensors(resumed.model)
+    assert any(name.startswith("tile/") for name in expected)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+
+
+def test_pulsed_run_is_evaluated_on_inference_tiles_after_drift(tmp_path):
+    out = tmp_path / "pulsed"
+    assert run_cli("train", *TINY[:-3], "--epochs", 1, "--device", "pcm", "--training", "pulsed",
+                   "--optimizer", "sgd", "--lr", 0.05, "--out", out, "--no-progress") == 0
+    assert run_cli("eval", out, "--drift-times", 60) == 0
+    evaluated = json.loads((out / "eval.json").read_text())
+    assert 0.0 <= evaluated["drift"]["60"] <= 1.0
