@@ -24,6 +24,7 @@ def pcm_hwa_rpu_config(g_max: float = 25.0):
     rpu.forward.out_noise = 0.02
     rpu.clip.type = configs.WeightClipType.FIXED_VALUE
     rpu.clip.fixed_value = 1.0
+    rpu.mapping.learn_out_scaling = True  # lets the clipped range grow (see device_rpu.py)
     rpu.modifier.type = configs.WeightModifierType.ADD_NORMAL
     rpu.modifier.std_dev = 0.038
     rpu.modifier.rel_to_actual_wmax = True
