@@ -56,7 +56,7 @@ class BenchConfig:
     #: SGD learning rate per (net, mode), the same for all three optimizers
     lr: dict[str, float] = field(
         default_factory=lambda: {
-            "mlp/digital": 0.05, "mlp/hwa": 0.05, "mlp/pulsed": 0.02,
+            "mlp/digital": 0.05, "mlp/hwa": 0.05, "mlp/pulsed": 0.005,
             "snu/digital": 0.1, "snu/hwa": 0.1, "snu/pulsed": 0.05,
         }
     )
@@ -75,16 +75,23 @@ def quick_config(out: str) -> BenchConfig:
     )
 
 
-def rpu_config(mode: str):
-    """PCM tiles for the mode: the device-model preset when it is available, else aihwkit's stock PCM."""
+def rpu_config_source(mode: str) -> tuple[object, str]:
+    """PCM tiles for the mode and where they come from: the device-model preset ``pcm_joshi2020``
+    when it is available, else aihwkit's stock PCM configs."""
     if mode == "digital":
-        return None
+        return None, "digital"
     try:
         from analog_snu.device_models import preset
 
-        return preset("pcm_joshi2020").rpu_config("hwa" if mode == "hwa" else "pulsed")
+        return preset("pcm_joshi2020").rpu_config(mode), f"analog_snu preset pcm_joshi2020, mode {mode!r}"
     except (ImportError, AttributeError, KeyError, ValueError):
-        return pcm_hwa_rpu_config() if mode == "hwa" else pcm_pulsed_rpu_config()
+        if mode == "hwa":
+            return pcm_hwa_rpu_config(), "analog_snu.tiles.pcm_hwa_rpu_config (aihwkit InferenceRPUConfig + PCM)"
+        return pcm_pulsed_rpu_config(), "analog_snu.tiles.pcm_pulsed_rpu_config (aihwkit PCMPreset)"
+
+
+def rpu_config(mode: str):
+    return rpu_config_source(mode)[0]
 
 
 def build(net: str, mode: str, config: BenchConfig) -> nn.Module:
@@ -209,7 +216,10 @@ def run(config: BenchConfig, verbose: bool = True) -> dict:
     summary = summarise(runs, config)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"config": asdict(config), "environment": environment(), "summary": summary, "runs": runs}
+    tiles = {mode: {"source": rpu_config_source(mode)[1], "rpu_config": repr(rpu_config_source(mode)[0])}
+             for mode in config.modes}
+    report = {"config": asdict(config), "environment": environment(), "tiles": tiles, "summary": summary,
+              "runs": runs}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     with out.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(summary[0]))
@@ -259,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         config.out = args.out
     report = run(config)
     print_summary(report)
+    for mode, tile in report["tiles"].items():
+        print(f"{mode} tiles: {tile['source']}")
     print(f"wrote {config.out}.json, .csv, .png")
 
 
