@@ -25,7 +25,7 @@ JSB_FILE = "/work/shared/data/jsb-chorales-quarter.json"
 CLI = [str(Path(sys.executable).parent / "analog-snu")]
 
 
-def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int) -> list[tuple[str, str, list[str]]]:
+def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int, device: str = "pcm") -> list[tuple[str, str, list[str]]]:
     runs = []
     for model in ("snu", "ssnu"):
         for training in ("digital", "hwa"):
@@ -38,8 +38,9 @@ def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int) ->
             if limit:
                 args += ["--train-limit", str(limit)]
             if training == "hwa":
-                args += ["--device", "pcm", "--training", "hwa"]
-            args += ["--out", str(out / f"{suite}-{model}-{training}"), "--force", "--no-progress"]
+                args += ["--device", device, "--training", "hwa"]
+            name = f"{suite}-{model}-{training}" + (f"-{device}" if training == "hwa" else "")
+            args += ["--out", str(out / name), "--force", "--no-progress"]
             runs.append((model, training, args))
     return runs
 
@@ -51,10 +52,11 @@ def main() -> None:
     parser.add_argument("--hwa-epochs", type=int, default=1, help="epochs of PCM HWA runs")
     parser.add_argument("--train-limit", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench_runs"))
+    parser.add_argument("--device", default="pcm", help="PCM device of the HWA runs ('pcm' or a preset)")
     parser.add_argument("--only", nargs="*", default=None, help="subset like snu-digital ssnu-hwa")
     args = parser.parse_args()
     summary = []
-    for model, training, train_args in commands(args.suite, args.epochs, args.hwa_epochs, args.out, args.train_limit):
+    for model, training, train_args in commands(args.suite, args.epochs, args.hwa_epochs, args.out, args.train_limit, args.device):
         if args.only and f"{model}-{training}" not in args.only:
             continue
         run_dir = Path(train_args[train_args.index("--out") + 1])
@@ -71,7 +73,7 @@ def main() -> None:
             entry["eval_command"] = "analog-snu " + shlex.join(eval_args)
             entry["eval"] = json.loads((run_dir / "eval.json").read_text())
         summary.append(entry)
-        (args.out / f"summary-{args.suite}.json").write_text(json.dumps(summary, indent=2))
+        (args.out / f"summary-{args.suite}-{args.device}.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps({k: entry[k] for k in ("model", "training", "wall_s")} | {"final": final,
               "eval": entry.get("eval")}), flush=True)
 
