@@ -6,9 +6,10 @@ inference tiles, the gradient is modulated); ``pulsed`` (in-memory training of a
 PCM preset devices with pulse trains, the d rows handed to the tile update are modulated).
 Every (network, mode, optimizer) runs over the same seeds, data order, spikes and epochs.
 
-    python benchmarks/bench_grapes.py                 # full run, ~25 min on one core
+    python benchmarks/bench_grapes.py                 # full default run (see RESULTS.md for the runs made)
     python benchmarks/bench_grapes.py --quick         # smoke run, tiny sizes
     python benchmarks/bench_grapes.py --nets mlp --modes digital --seeds 0 1 2
+    python benchmarks/bench_grapes.py --markdown benchmarks/results/grapes_mlp.json   # table of a report
 
 Prints final test accuracy (mean +- std over seeds) and epochs to reach the stated
 accuracy; writes ``<out>.json``, ``<out>.csv`` and ``<out>.png`` (curves).
@@ -197,6 +198,7 @@ def environment() -> dict:
 
 
 def run(config: BenchConfig, verbose: bool = True) -> dict:
+    env = environment()  # at the start: the code that runs is the code of this commit
     split = load_digits()
     n_train = config.train_limit or len(split.train_labels)
     n_test = config.test_limit or len(split.test_labels)
@@ -218,7 +220,7 @@ def run(config: BenchConfig, verbose: bool = True) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     tiles = {mode: {"source": rpu_config_source(mode)[1], "rpu_config": repr(rpu_config_source(mode)[0])}
              for mode in config.modes}
-    report = {"config": asdict(config), "environment": environment(), "tiles": tiles, "summary": summary,
+    report = {"config": asdict(config), "environment": env, "tiles": tiles, "summary": summary,
               "runs": runs}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     with out.with_suffix(".csv").open("w", newline="") as handle:
@@ -239,6 +241,20 @@ def print_summary(report: dict) -> None:
               f"{row['seconds_per_run']:>8.0f}")
 
 
+def markdown_table(report: dict) -> str:
+    """The summary of a report as a Markdown table (for benchmarks/RESULTS.md)."""
+    lines = ["| net | tiles | optimizer | lr | epochs | final test acc (mean ± std) | epochs to target (mean, reached) |",
+             "|---|---|---|---|---|---|---|"]
+    lrs = report["config"]["lr"]
+    for row in report["summary"]:
+        lr = lrs[f"{row['net']}/{row['mode']}"] * (2 if row["optimizer"] == "sgd-2xlr" else 1)
+        reach = "–" if row["epochs_to_target_mean"] is None else f"{row['epochs_to_target_mean']:.1f}"
+        lines.append(f"| {row['net']} | {row['mode']} | {row['optimizer']} | {lr:g} | {row['epochs']} | "
+                     f"{100 * row['final_mean']:.1f} ± {100 * row['final_std']:.1f} % | "
+                     f"{reach} ({row['reached']} ≥ {100 * row['target']:.0f} %) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -250,7 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", nargs="+", default=[], metavar="NET/MODE=LR", help="e.g. mlp/pulsed=0.05")
     parser.add_argument("--out", default=None, help="output path without suffix")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--markdown", metavar="JSON", help="print the summary of a written report as a table; no run")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.markdown).read_text())))
+        return
     torch.set_num_threads(args.threads)
     config = quick_config(args.out or "benchmarks/results/grapes_quick") if args.quick else BenchConfig()
     config.nets, config.modes = tuple(args.nets), tuple(args.modes)
