@@ -1,7 +1,14 @@
 """analog_snu: Spiking Neural Units and GRAPES on simulated phase-change-memory crossbars.
 
-The public API; see the README for a tour.
+The public API; see the README for a tour. Names are imported on first use (PEP 562), so
+that ``analog_snu.device_models``, ``analog_snu.data`` and ``analog_snu.functional`` stay
+importable where aihwkit's compiled core is missing; only the names that need it import it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from analog_snu.errors import (
     AnalogSNUError,
@@ -12,14 +19,28 @@ from analog_snu.errors import (
     InputValueError,
     ShapeError,
 )
-from analog_snu.functional import SNUState, snu_sequence, snu_step
-from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
-from analog_snu.layers import MLP, SNU, SNUNetwork
-from analog_snu.models import ModelSpec, build_model
-from analog_snu.checkpoint import load_run
-from analog_snu.training import GRAPES, grapes_modulation
 
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "SNUState": "analog_snu.functional",
+    "snu_sequence": "analog_snu.functional",
+    "snu_step": "analog_snu.functional",
+    "MLP": "analog_snu.layers",
+    "SNU": "analog_snu.layers",
+    "SNUNetwork": "analog_snu.layers",
+    "device_count": "analog_snu.hardware",
+    "drift": "analog_snu.hardware",
+    "export_weight_maps": "analog_snu.hardware",
+    "import_weight_maps": "analog_snu.hardware",
+    "program": "analog_snu.hardware",
+    "ModelSpec": "analog_snu.models",
+    "build_model": "analog_snu.models",
+    "load_run": "analog_snu.checkpoint",
+    "GRAPES": "analog_snu.training",
+    "grapes_modulation": "analog_snu.training",
+}
 
 __all__ = [
     "AnalogSNUError",
@@ -27,23 +48,28 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
-    "GRAPES",
     "InputValueError",
-    "MLP",
-    "ModelSpec",
-    "SNU",
-    "SNUNetwork",
-    "SNUState",
     "ShapeError",
     "__version__",
-    "build_model",
-    "device_count",
-    "drift",
-    "export_weight_maps",
-    "grapes_modulation",
-    "import_weight_maps",
-    "load_run",
-    "program",
-    "snu_sequence",
-    "snu_step",
+    *sorted(_LAZY),
 ]
+
+if TYPE_CHECKING:  # static tools see the real imports
+    from analog_snu.checkpoint import load_run
+    from analog_snu.functional import SNUState, snu_sequence, snu_step
+    from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
+    from analog_snu.layers import MLP, SNU, SNUNetwork
+    from analog_snu.models import ModelSpec, build_model
+    from analog_snu.training import GRAPES, grapes_modulation
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'analog_snu' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 
-__all__ = ["check_size", "check_unit_interval", "check_finite_float", "check_sequence"]
+__all__ = ["check_size", "check_layer_sizes", "check_unit_interval", "check_finite_float", "check_sequence"]
 
 
 def check_size(name: str, value: object) -> int:
@@ -19,6 +20,17 @@ def check_size(name: str, value: object) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be a positive int, got {value}")
     return value
+
+
+def check_layer_sizes(sizes: object) -> list[int]:
+    """``[F_in, hidden..., F_out]`` with at least one hidden layer, every size a positive int."""
+    if isinstance(sizes, Sequence) and not isinstance(sizes, str):
+        sizes = list(sizes)
+    if not isinstance(sizes, list) or len(sizes) < 3:
+        raise ConfigError(f"sizes must list [F_in, hidden..., F_out] with at least one hidden layer, got {sizes!r}")
+    for i, size in enumerate(sizes):
+        check_size(f"sizes[{i}]", size)
+    return sizes
 
 
 def check_unit_interval(name: str, value: object) -> float:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.layers.checks import check_size
+from analog_snu.layers.checks import check_layer_sizes
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
 __all__ = ["MLP", "MLP_ACTIVATIONS"]
@@ -41,11 +41,7 @@ class MLP(AnalogContainerBase, nn.Module):
         bias: bool = True,
     ) -> None:
         nn.Module.__init__(self)
-        sizes = list(sizes) if isinstance(sizes, Sequence) and not isinstance(sizes, str) else sizes
-        if not isinstance(sizes, list) or len(sizes) < 3:
-            raise ConfigError(f"sizes must list [F_in, hidden..., F_out] with at least one hidden layer, got {sizes!r}")
-        for i, size in enumerate(sizes):
-            check_size(f"sizes[{i}]", size)
+        sizes = check_layer_sizes(sizes)
         if activation not in MLP_ACTIVATIONS:
             raise ConfigError(f"activation must be one of {sorted(MLP_ACTIVATIONS)}, got {activation!r}")
         if readout_rpu_config is _UNSET:

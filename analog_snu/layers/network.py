@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
-from analog_snu.layers.checks import check_size
+from analog_snu.layers.checks import check_layer_sizes
 from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
@@ -51,11 +51,7 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         **snu_kwargs: Any,
     ) -> None:
         nn.Module.__init__(self)
-        sizes = list(sizes) if isinstance(sizes, Sequence) and not isinstance(sizes, str) else sizes
-        if not isinstance(sizes, list) or len(sizes) < 3:
-            raise ConfigError(f"sizes must list [F_in, hidden..., F_out] with at least one hidden layer, got {sizes!r}")
-        for i, size in enumerate(sizes):
-            check_size(f"sizes[{i}]", size)
+        sizes = check_layer_sizes(sizes)
         if output not in OUTPUT_MODES:
             raise ConfigError(f"output must be one of {list(OUTPUT_MODES)}, got {output!r}")
         if readout_rpu_config is _UNSET:
