@@ -181,3 +181,14 @@ def test_pulsed_model_moves_to_inference_tiles_with_same_logical_weights(tmp_pat
     for (name, source), (_, target) in zip(model.named_analog_tiles(), moved.named_analog_tiles()):
         assert type(target).__name__ == "InferenceTile", name
         torch.testing.assert_close(target.get_weights()[0], source.get_weights()[0], rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_without_spec_and_foreign_optimizer(tmp_path):
+    model, optimizer = trained()
+    save_checkpoint(tmp_path / "c.safetensors", model, SPEC, optimizer=optimizer)
+    checkpoint = read_checkpoint(tmp_path / "c.safetensors")
+    with pytest.raises(CheckpointError, match="a different config"):
+        restore_optimizer(torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))]), checkpoint)
+    del checkpoint.meta["spec"]
+    with pytest.raises(CheckpointError, match="checkpoint holds no valid model spec"):
+        checkpoint.spec  # noqa: B018

@@ -107,3 +107,37 @@ def test_language_model_is_causal():
     changed = tokens.clone()
     changed[4:] = (changed[4:] + 1) % 12
     torch.testing.assert_close(model(tokens)[:4], model(changed)[:4])
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"device": ""}, "device must be 'digital' or a device preset name"),
+        ({"head": "language", "input_size": 9, "output_size": 9, "embedding_size": -1}, "embedding_size must be >= 0"),
+        ({"input_size": 0}, "input_size must be a positive int, got 0"),
+    ],
+)
+def test_more_spec_errors(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        spec(**changes)
+
+
+def test_from_dict_needs_a_dict():
+    with pytest.raises(ConfigError, match="a model spec must be a dict, got list"):
+        ModelSpec.from_dict([])
+
+
+def test_device_and_training_must_fit_in_resolution():
+    with pytest.raises(ConfigError, match="training 'digital' needs device 'digital', got device 'pcm'"):
+        resolve_rpu_config("pcm", "digital")
+    with pytest.raises(ConfigError, match="training 'hwa' needs a PCM device"):
+        resolve_rpu_config("digital", "hwa")
+    with pytest.raises(ConfigError, match=r"training must be one of \['digital', 'hwa', 'pulsed'\], got 'quantum'"):
+        resolve_rpu_config("pcm", "quantum")
+
+
+def test_analog_rnn_refuses_other_cells():
+    from analog_snu.tiles import analog_rnn, pcm_hwa_rpu_config
+
+    with pytest.raises(ConfigError, match=r"analog RNN cell must be one of \['gru', 'lstm'\], got 'rnn'"):
+        analog_rnn("rnn", 3, 4, pcm_hwa_rpu_config())
