@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError
-from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside_spike
+from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside, heaviside_spike
 
 __all__ = ["SNUState", "ACTIVATIONS", "check_activation", "snu_step", "snu_sequence"]
 
@@ -66,9 +66,9 @@ def _activation(name: str, a: Tensor) -> Tensor:
 def _activation_derivative(name: str, s: Tensor) -> Tensor:
     # g'(a) expressed through s = g(a): for (leaky) ReLU, s > 0 exactly when a > 0.
     if name == "relu":
-        return (s > 0).to(s.dtype)
+        return heaviside(s)
     if name == "leaky_relu":
-        return torch.where(s > 0, 1.0, LEAKY_RELU_SLOPE).to(s.dtype)
+        return heaviside(s).mul_(1.0 - LEAKY_RELU_SLOPE).add_(LEAKY_RELU_SLOPE)
     return torch.ones_like(s)
 
 
@@ -97,70 +97,91 @@ def snu_step(
     return y, SNUState(s, y)
 
 
+def _spike_slope(centred: Tensor, soft: bool, surrogate: str) -> Tensor:
+    """dh/dx at x = s - threshold: exact sigmoid derivative (sSNU) or the surrogate (SNU)."""
+    if soft:
+        y = torch.sigmoid(centred)
+        return y * (1.0 - y)
+    return SURROGATES[surrogate](centred)
+
+
+def _output(s: Tensor, threshold: Tensor, soft: bool) -> Tensor:
+    """y = h(s - threshold). Any shape."""
+    return torch.sigmoid(s - threshold) if soft else heaviside(s - threshold)
+
+
 class _SNUSequence(torch.autograd.Function):
     """Element-wise SNU recurrence over T steps with a hand-written BPTT backward.
 
-    One autograd node for the whole sequence instead of ~10 per step: this is what
-    makes the batched (non-recurrent) layer cheap. Gradients match :func:`snu_step`
-    unrolled by autograd (tested), including the path through the reset gate.
+    One autograd node for the whole sequence instead of ~10 per step, and few kernels per
+    step on (N, F) slices that stay in cache (whole-(T, N, F) temporaries cost more in
+    fresh memory than they save in kernel launches). Forward:
+    ``a_t = current_t + k_{t-1} s_{t-1}`` with the keep factor ``k_t = decay (1 - y_t)``.
+    Backward, per step, from ``dL/da_{t+1}``:
+
+        dL/dy_t = (dL/dy_t from outside) - decay s_t dL/da_{t+1}      (reset-gate path)
+        dL/ds_t = h'_t dL/dy_t + k_t dL/da_{t+1},   dL/da_t = g'_t dL/ds_t
+
+    Gradients match :func:`snu_step` unrolled by autograd (tested).
     """
 
     @staticmethod
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):  # type: ignore[override]
-        steps = current.shape[0]
         s_all = torch.empty_like(current)
-        y_all = torch.empty_like(current)
-        s, y = s0, y0
-        for t in range(steps):
-            s = _activation(g, current[t] + decay * s * (1.0 - y))
-            pre = s - threshold
-            y = torch.sigmoid(pre) if soft else (pre > 0).to(pre.dtype)
-            s_all[t] = s
-            y_all[t] = y
-        ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
+        keep = decay * (1.0 - y0)
+        s = s0
+        for t in range(current.shape[0]):
+            s = torch.addcmul(current[t], keep, s, out=s_all[t])
+            if g == "relu":
+                s.relu_()
+            elif g == "leaky_relu":
+                torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
+            if soft:
+                keep = decay * torch.sigmoid(threshold - s)  # decay * (1 - sigmoid(s - threshold))
+            else:
+                keep = decay * (1.0 - heaviside(s - threshold))  # decay * (1 - y_t)
+        ctx.save_for_backward(s_all, s0, y0, threshold, decay)
         ctx.config = (g, soft, surrogate)
-        return y_all, s_all[-1].clone()
+        return _output(s_all, threshold, soft), s_all[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y_all, grad_s_last):  # type: ignore[override]
-        s_all, y_all, s0, y0, threshold, decay = ctx.saved_tensors
+        s_all, s0, y0, threshold, decay = ctx.saved_tensors
         g, soft, surrogate = ctx.config
+        needs = ctx.needs_input_grad
         steps = s_all.shape[0]
-        if grad_y_all is None:
-            grad_y_all = torch.zeros_like(y_all)
-        grad_current = torch.empty_like(s_all)
-        grad_threshold = torch.zeros_like(threshold)
-        grad_decay = s_all.new_zeros(s_all.shape[-1])
-        grad_a_next = None  # dL/da_{t+1}, a = pre-activation
+        grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
+        grad_pre = torch.empty_like(s_all)  # dL/d(s_t - threshold), reduced once at the end
+        grad_decay = s_all.new_zeros(s_all.shape[-1]) if needs[4] else None
+        grad_a_next = None
         for t in range(steps - 1, -1, -1):
-            s, y = s_all[t], y_all[t]
-            grad_y = grad_y_all[t]
-            grad_s = grad_s_last.clone() if (t == steps - 1 and grad_s_last is not None) else None
+            s = s_all[t]
+            centred = s - threshold
+            slope = _spike_slope(centred, soft, surrogate)
+            grad_y = grad_y_all[t] if grad_y_all is not None else torch.zeros_like(s)
             if grad_a_next is not None:
-                # a_{t+1} = current + decay * s_t * (1 - y_t)
-                grad_y = grad_y - grad_a_next * decay * s
-                reset_path = grad_a_next * decay * (1.0 - y)
-                grad_s = reset_path if grad_s is None else grad_s + reset_path
-            spike_slope = y * (1.0 - y) if soft else SURROGATES[surrogate](s - threshold)
-            grad_pre = grad_y * spike_slope
-            grad_threshold -= grad_pre.sum(0)
-            grad_s = grad_pre if grad_s is None else grad_s + grad_pre
-            grad_a = grad_s * _activation_derivative(g, s)
-            grad_current[t] = grad_a
-            s_prev = s_all[t - 1] if t > 0 else s0
-            y_prev = y_all[t - 1] if t > 0 else y0
-            grad_decay += (grad_a * s_prev * (1.0 - y_prev)).sum(0)
-            grad_a_next = grad_a
-        grad_s0 = grad_a_next * decay * (1.0 - y0)
-        grad_y0 = -grad_a_next * decay * s0
-        if decay.dim() == 0:
+                grad_y = grad_y - grad_a_next * (decay * s)
+            torch.mul(grad_y, slope, out=grad_pre[t])
+            grad_s = grad_pre[t]
+            if grad_a_next is not None:
+                not_fired = torch.sigmoid(-centred) if soft else 1.0 - heaviside(centred)
+                grad_s = torch.addcmul(grad_s, grad_a_next, decay * not_fired)
+            if t == steps - 1 and grad_s_last is not None:
+                grad_s = grad_s + grad_s_last
+            torch.mul(grad_s, _activation_derivative(g, s), out=grad_a[t])
+            grad_a_next = grad_a[t]
+            if grad_decay is not None:  # a_t depends on decay through decay * s_{t-1} (1 - y_{t-1})
+                s_prev = s_all[t - 1] if t > 0 else s0
+                y_prev = _output(s_prev, threshold, soft) if t > 0 else y0
+                grad_decay += (grad_a_next * s_prev * (1.0 - y_prev)).sum(0)
+        if grad_decay is not None and decay.dim() == 0:
             grad_decay = grad_decay.sum()
         return (
-            grad_current,
-            grad_s0 if ctx.needs_input_grad[1] else None,
-            grad_y0 if ctx.needs_input_grad[2] else None,
-            grad_threshold if ctx.needs_input_grad[3] else None,
-            grad_decay if ctx.needs_input_grad[4] else None,
+            grad_a,
+            grad_a[0] * decay * (1.0 - y0) if needs[1] else None,
+            -grad_a[0] * decay * s0 if needs[2] else None,
+            -grad_pre.sum((0, 1)).to(threshold.dtype) if needs[3] else None,
+            grad_decay.to(decay.dtype) if grad_decay is not None else None,
             None,
             None,
             None,

@@ -14,12 +14,23 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError
 
-__all__ = ["SURROGATES", "surrogate_derivative", "heaviside_spike", "check_surrogate"]
+__all__ = ["SURROGATES", "surrogate_derivative", "heaviside", "heaviside_spike", "check_surrogate"]
+
+
+def heaviside(x: Tensor) -> Tensor:
+    """1 where ``x > 0``, else 0, in the dtype of ``x``.
+
+    Built from float kernels (sign, clamp): torch's CPU comparison-to-bool and bool-to-float
+    kernels are 5-10x slower on the small tensors of a time step.
+    """
+    return torch.sign(x).clamp_(min=0.0)
 
 
 def _tanh_derivative(x: Tensor) -> Tensor:
-    # IBM's SNU toolkit: d/dx tanh(x) = 1 - tanh(x)^2.
-    return 1.0 - torch.tanh(x).square()
+    # IBM's SNU toolkit: d/dx tanh(x) = 1 - tanh(x)^2, computed as the identical
+    # 4 sigmoid(2x) (1 - sigmoid(2x)): torch's CPU sigmoid is ~3x faster than its tanh.
+    z = torch.sigmoid(2.0 * x)
+    return torch.addcmul(z, z, z, value=-1.0).mul_(4.0)
 
 
 def _sigmoid_derivative(x: Tensor) -> Tensor:
@@ -64,7 +75,7 @@ class _HeavisideSpike(torch.autograd.Function):
     def forward(ctx, x: Tensor, surrogate: str) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        return (x > 0).to(x.dtype)
+        return heaviside(x)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
