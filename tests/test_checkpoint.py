@@ -192,3 +192,22 @@ def test_checkpoint_without_spec_and_foreign_optimizer(tmp_path):
     del checkpoint.meta["spec"]
     with pytest.raises(CheckpointError, match="checkpoint holds no valid model spec"):
         checkpoint.spec  # noqa: B018
+
+
+def test_checkpoint_of_a_drifted_model_loads(tmp_path):
+    """aihwkit's global drift compensation stores its factor as a 0-d tensor (a fresh tile has (1,))."""
+    from analog_snu.hardware import drift, program
+
+    spec = SPEC.replace(device="pcm_joshi2020", training="hwa")
+    model, _ = trained(spec)
+    model.eval()
+    program(model, seed=0)
+    drift(model, 3600.0, seed=0)
+    save_checkpoint(tmp_path / "c.safetensors", model, spec)
+    fresh = build_model(spec)
+    restore_model(fresh, read_checkpoint(tmp_path / "c.safetensors"))
+    saved = model_tensors(model)
+    restored = model_tensors(fresh)
+    assert sorted(saved) == sorted(restored)
+    for name in saved:
+        assert torch.equal(saved[name].flatten(), restored[name].flatten()), name
