@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from analog_snu.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint
+from analog_snu.device_models import list_presets
 from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.hardware import drift, program
 from analog_snu.training.runs import RunConfig, load_task_for
 
 __all__ = ["add_arguments", "run", "evaluate_run"]
@@ -31,8 +34,10 @@ def evaluate_run(run_dir: str | Path, drift_times: list[float] | None = None, sp
                  seed: int = 0) -> dict[str, Any]:
     """Metrics of the run's model on ``split``: as trained, then per drift time after programming.
 
-    A pulsed-trained model is moved onto the device's inference tiles (logical weights copied)
-    before programming, since aihwkit drifts only inference tiles.
+    Runs on a device preset are programmed and drifted with :func:`analog_snu.hardware.program`
+    / :func:`~analog_snu.hardware.drift` (seeded; pulsed tiles included). Runs on aihwkit's stock
+    ``pcm`` configs use aihwkit's programming; a pulsed one is first moved onto inference tiles
+    (logical weights copied), since aihwkit drifts only inference tiles.
     """
     run_dir = Path(run_dir)
     record_path = run_dir / "config.json"
@@ -46,15 +51,22 @@ def evaluate_run(run_dir: str | Path, drift_times: list[float] | None = None, sp
     if drift_times:
         if spec.training == "digital":
             raise ConfigError("--drift-times needs a PCM-trained run (training hwa or pulsed); this run is digital")
-        if spec.training == "pulsed":
-            model, _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, training="inference")
-        torch.manual_seed(seed)
-        model.eval()
-        model.program_analog_weights()
         for seconds in drift_times:
             if seconds < 0:
                 raise ConfigError(f"drift times must be >= 0 seconds, got {seconds}")
-            model.drift_analog_weights(seconds)
+        torch.manual_seed(seed)  # forward (read/output) noise of torch tiles
+        if spec.device in list_presets():
+            # Our PCM noise model is on every tile, pulsed ones included: seeded, per-device state.
+            program(model, seed=seed)
+            step = partial(drift, model)
+        else:  # aihwkit's stock PCM configs: its own programming; it drifts inference tiles only
+            if spec.training == "pulsed":
+                model, _, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, training="inference")
+            model.eval()
+            model.program_analog_weights()
+            step = model.drift_analog_weights
+        for seconds in drift_times:
+            step(seconds)
             results["drift"][f"{seconds:g}"] = task.evaluate(model, split)[task.metric]
     return results
 

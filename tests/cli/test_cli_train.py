@@ -169,3 +169,20 @@ def test_pulsed_run_is_evaluated_on_inference_tiles_after_drift(tmp_path):
     assert run_cli("eval", out, "--drift-times", 60) == 0
     evaluated = json.loads((out / "eval.json").read_text())
     assert 0.0 <= evaluated["drift"]["60"] <= 1.0
+
+
+def test_preset_runs_are_programmed_reproducibly_and_pulsed_ones_drift(tmp_path):
+    hwa = tmp_path / "hwa"
+    assert run_cli("train", *TINY[:-3], "--epochs", 1, "--device", "pcm_joshi2020", "--training", "hwa",
+                   "--out", hwa, "--no-progress") == 0
+    results = []
+    for _ in range(2):
+        assert run_cli("eval", hwa, "--drift-times", 3600, 31536000, "--seed", 7) == 0
+        results.append(json.loads((hwa / "eval.json").read_text())["drift"])
+    assert results[0] == results[1]  # seeded programming and read noise on torch tiles
+
+    pulsed = tmp_path / "pulsed"
+    assert run_cli("train", *TINY[:-3], "--epochs", 1, "--device", "pcm_joshi2020", "--training", "pulsed",
+                   "--optimizer", "sgd", "--lr", 0.05, "--out", pulsed, "--no-progress") == 0
+    assert run_cli("eval", pulsed, "--drift-times", 60, 86400) == 0
+    assert set(json.loads((pulsed / "eval.json").read_text())["drift"]) == {"60", "86400"}
