@@ -30,8 +30,7 @@ class BenchConfig:
     steps: int = 20
     batch: int = 64
     sizes: tuple[int, ...] = (784, 256, 256, 10)
-    repeats: int = 7
-    slow_repeats: int = 2
+    repeats: int = 15
     threads: int = 0  # 0: torch's default
 
 
@@ -50,41 +49,42 @@ def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
     return net.readout(total / x.shape[0])
 
 
-def time_step(forward, params, x, labels, repeats: int) -> float:
-    """Median wall time (ms) of zero_grad + forward + loss + backward."""
-    loss_fn = nn.CrossEntropyLoss()
-    times = []
-    for i in range(repeats + 1):  # the first run warms up and is dropped
-        for p in params:
-            p.grad = None
-        start = time.perf_counter()
-        loss_fn(forward(x), labels).backward()
-        elapsed = time.perf_counter() - start
-        if i:
-            times.append(elapsed * 1e3)
-    return statistics.median(times)
+def _one_step(forward, params, x, labels, loss_fn) -> float:
+    """Wall time (ms) of zero_grad + forward + loss + backward."""
+    for p in params:
+        p.grad = None
+    start = time.perf_counter()
+    loss_fn(forward(x), labels).backward()
+    return (time.perf_counter() - start) * 1e3
 
 
 def run(config: BenchConfig) -> dict[str, float]:
+    """Median step time of every path. The paths take turns, round after round, so that a
+    change in machine load between rounds hits all of them alike (the ratios stay fair)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(0)
     x = torch.bernoulli(torch.full((config.steps, config.batch, config.sizes[0]), 0.15))
     labels = torch.randint(0, config.sizes[-1], (config.batch,))
     digital = SNUNetwork(list(config.sizes), threshold=0.5)
-    results = {"digital_ms": time_step(digital, list(digital.parameters()), x, labels, config.repeats)}
-    analog_paths = {
-        "torch_inference_ms": (TorchInferenceRPUConfig(), config.repeats),
-        "cpp_inference_ms": (InferenceRPUConfig(), config.slow_repeats),
-        "cpp_float_ms": (FloatingPointRPUConfig(), config.slow_repeats),
-    }
-    for key, (rpu_config, repeats) in analog_paths.items():
+    paths = {"digital_ms": (digital, list(digital.parameters()))}
+    for key, rpu_config in (
+        ("torch_inference_ms", TorchInferenceRPUConfig()),
+        ("cpp_inference_ms", InferenceRPUConfig()),
+        ("cpp_float_ms", FloatingPointRPUConfig()),
+    ):
         net = SNUNetwork(list(config.sizes), threshold=0.5, rpu_config=rpu_config)
-        results[key] = time_step(net, list(net.parameters()), x, labels, repeats)
-    results["naive_digital_ms"] = time_step(
-        lambda inp: naive_forward(digital, inp), list(digital.parameters()), x, labels, config.repeats
-    )
-    return results
+        paths[key] = (net, list(net.parameters()))
+    paths["naive_digital_ms"] = (lambda inp: naive_forward(digital, inp), list(digital.parameters()))
+
+    loss_fn = nn.CrossEntropyLoss()
+    times: dict[str, list[float]] = {key: [] for key in paths}
+    for round_index in range(config.repeats + 1):  # round 0 warms up and is dropped
+        for key, (forward, params) in paths.items():
+            elapsed = _one_step(forward, params, x, labels, loss_fn)
+            if round_index:
+                times[key].append(elapsed)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def main() -> None:
