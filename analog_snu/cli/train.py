@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig | None, Path]:
 
 def run(args: argparse.Namespace) -> int:
     config, run_dir = config_from_args(args)
-    if config is None:  # --resume alone: the run's own config
-        import json
-
+    if config is None:  # --resume RUN_DIR: the run's own config, under the flags given (e.g. --epochs)
         record_path = run_dir / "config.json"
         if not record_path.is_file():
             raise ConfigError(f"cannot resume: {record_path} does not exist")
-        config = RunConfig.from_dict(json.loads(record_path.read_text())["config"])
+        stored = json.loads(record_path.read_text())["config"]
+        given = {name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None}
+        if "layers" in given:
+            given["layers"] = tuple(given["layers"])
+        config = RunConfig.from_dict({**stored, **given})
     result = train_run(config, run_dir, resume=bool(args.resume), force=args.force, progress=not args.no_progress)
     metric = result.final["metric"]
     print(f"{config.task} {config.model} ({config.training}): test {metric} {result.final[f'test_{metric}']:.4f}; "

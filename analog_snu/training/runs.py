@@ -218,7 +218,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         return
-    if finished:
+    if finished and not resume:
         raise CheckpointError(f"{run_dir} already holds a finished run (final.json); pass --force to overwrite it")
     if resume and not started:
         raise CheckpointError(f"cannot resume: {run_dir} holds no {CHECKPOINT_NAME}")
@@ -264,6 +264,14 @@ def train_run(
         restore_rng(checkpoint)
         history = list(checkpoint.meta["extra"]["history"])
         start_epoch = int(checkpoint.meta["extra"]["epoch"])
+        if (run_dir / "final.json").exists():
+            if config.epochs <= start_epoch:
+                raise CheckpointError(
+                    f"{run_dir} already holds a finished run of {start_epoch} epochs; pass --epochs N with "
+                    f"N > {start_epoch} to extend it, or --force to overwrite it"
+                )
+            # Extending: the old final metrics no longer describe the run (the checkpoint keeps the state).
+            (run_dir / "final.json").unlink()
     record = {"config": config.to_dict(), "spec": spec.to_dict(), "device_preset": device_preset_dict(config.device),
               "versions": _versions()}
     _write_json(run_dir / "config.json", record)

@@ -186,3 +186,20 @@ def test_preset_runs_are_programmed_reproducibly_and_pulsed_ones_drift(tmp_path)
                    "--optimizer", "sgd", "--lr", 0.05, "--out", pulsed, "--no-progress") == 0
     assert run_cli("eval", pulsed, "--drift-times", 60, 86400) == 0
     assert set(json.loads((pulsed / "eval.json").read_text())["drift"]) == {"60", "86400"}
+
+
+def test_resume_extends_a_finished_run_to_the_same_weights(tmp_path):
+    long = train_run(RunConfig(task="digits", layers=(8,), train_limit=64, epochs=3, seed=5), tmp_path / "a",
+                     progress=False)
+    short = RunConfig(task="digits", layers=(8,), train_limit=64, epochs=2, seed=5)
+    train_run(short, tmp_path / "b", progress=False)
+    with pytest.raises(Exception, match=r"finished run of 2 epochs; pass --epochs N with N > 2"):
+        train_run(short, tmp_path / "b", progress=False, resume=True)
+    extended = train_run(RunConfig(**{**short.to_dict(), "epochs": 3}), tmp_path / "b", progress=False, resume=True)
+    expected, got = model_tensors(long.model), model_tensors(extended.model)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 3
+    # from the command line: --resume RUN_DIR --epochs N extends a finished run
+    assert run_cli("train", "--resume", tmp_path / "b", "--epochs", 4, "--no-progress") == 0
+    assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 4
