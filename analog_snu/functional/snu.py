@@ -110,6 +110,11 @@ def _output(s: Tensor, threshold: Tensor, soft: bool) -> Tensor:
     return torch.sigmoid(s - threshold) if soft else heaviside(s - threshold)
 
 
+def _not_fired(centred: Tensor, soft: bool) -> Tensor:
+    """1 - y = 1 - h(x) at x = s - threshold: the reset gate. Any shape."""
+    return torch.sigmoid(-centred) if soft else 1.0 - heaviside(centred)
+
+
 class _SNUSequence(torch.autograd.Function):
     """Element-wise SNU recurrence over T steps with a hand-written BPTT backward.
 
@@ -136,10 +141,7 @@ class _SNUSequence(torch.autograd.Function):
                 s.relu_()
             elif g == "leaky_relu":
                 torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
-            if soft:
-                keep = decay * torch.sigmoid(threshold - s)  # decay * (1 - sigmoid(s - threshold))
-            else:
-                keep = decay * (1.0 - heaviside(s - threshold))  # decay * (1 - y_t)
+            keep = decay * _not_fired(s - threshold, soft)  # k_t = decay * (1 - y_t)
         ctx.save_for_backward(s_all, s0, y0, threshold, decay)
         ctx.config = (g, soft, surrogate)
         return _output(s_all, threshold, soft), s_all[-1].clone()
@@ -164,8 +166,7 @@ class _SNUSequence(torch.autograd.Function):
             torch.mul(grad_y, slope, out=grad_pre[t])
             grad_s = grad_pre[t]
             if grad_a_next is not None:
-                not_fired = torch.sigmoid(-centred) if soft else 1.0 - heaviside(centred)
-                grad_s = torch.addcmul(grad_s, grad_a_next, decay * not_fired)
+                grad_s = torch.addcmul(grad_s, grad_a_next, decay * _not_fired(centred, soft))
             if t == steps - 1 and grad_s_last is not None:
                 grad_s = grad_s + grad_s_last
             torch.mul(grad_s, _activation_derivative(g, s), out=grad_a[t])
