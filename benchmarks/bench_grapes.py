@@ -199,11 +199,13 @@ def environment() -> dict:
 
 def run(config: BenchConfig, verbose: bool = True) -> dict:
     env = environment()  # at the start: the code that runs is the code of this commit
-    split = load_digits()
-    n_train = config.train_limit or len(split.train_labels)
-    n_test = config.test_limit or len(split.test_labels)
-    data = (split.train_images[:n_train], split.train_labels[:n_train], split.test_images[:n_test],
-            split.test_labels[:n_test])
+    split = load_digits()  # train on train + valid: the 1,437 non-test images
+    train_images = torch.cat([split["train"][0], split["valid"][0]])
+    train_labels = torch.cat([split["train"][1], split["valid"][1]])
+    test_images, test_labels = split["test"]
+    n_train = config.train_limit or len(train_labels)
+    n_test = config.test_limit or len(test_labels)
+    data = (train_images[:n_train], train_labels[:n_train], test_images[:n_test], test_labels[:n_test])
     runs = []
     for net in config.nets:
         for mode in config.modes:

