@@ -102,3 +102,72 @@ def test_shared_jsb_chorales_file():
         assert sum(int(r.sum()) for r in rolls) == sum(len(set(step)) for seq in raw[split] for step in seq)
     # Four-part chorales: never more than four sounding keys.
     assert max(int(r.sum(axis=1).max()) for rolls in data.values() for r in rolls) == 4
+
+
+# ---------------------------------------------------------------- neuroaikit per-split pickles
+
+
+def _write_split_pickles(folder, splits, dtype=np.float32):
+    folder.mkdir(exist_ok=True)
+    for split, rolls in splits.items():
+        (folder / f"JSB_{split}.pkl").write_bytes(pickle.dumps([r.astype(dtype) for r in rolls], protocol=4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8, np.int64])
+def test_neuroaikit_split_pickles_from_folder_or_file(tmp_path, dtype):
+    _write_split_pickles(tmp_path / "jsb", EXPECTED, dtype)
+    _assert_equal(load_jsb(tmp_path / "jsb"), EXPECTED)
+    _assert_equal(load_jsb(tmp_path / "jsb" / "JSB_valid.pkl"), EXPECTED)
+
+
+def test_neuroaikit_split_pickle_missing_file(tmp_path):
+    _write_split_pickles(tmp_path, {"train": EXPECTED["train"], "test": EXPECTED["test"]})
+    with pytest.raises(DataError, match=r"missing JSB split pickle\(s\) \['JSB_valid\.pkl'\]"):
+        load_jsb(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("valid", "match"),
+    [
+        ({"a": 1}, r"JSB_valid\.pkl: expected a list of \(T, 88\) piano-roll arrays, got dict"),
+        ([np.zeros((3, 87))], r"JSB_valid\.pkl: \[0\]: expected a \(T, 88\) array, got shape \(3, 87\)"),
+        ([np.zeros((2, 88)), [[0] * 88]], r"\[1\]: expected a \(T, 88\) array, got list"),
+        ([np.zeros((0, 88))], r"\[0\]: empty sequence"),
+        ([np.full((2, 88), 0.5)], r"\[0\]: piano-roll values must be 0 or 1"),
+        ([np.full((2, 88), "1")], r"\[0\]: expected a numeric array, got dtype <U1"),
+    ],
+)
+def test_neuroaikit_split_pickle_bad_content(tmp_path, valid, match):
+    _write_split_pickles(tmp_path, {"train": EXPECTED["train"], "test": EXPECTED["test"]})
+    (tmp_path / "JSB_valid.pkl").write_bytes(pickle.dumps(valid, protocol=4))
+    with pytest.raises(DataError, match=match):
+        load_jsb(tmp_path)
+
+
+def test_neuroaikit_split_pickle_malicious_is_refused(tmp_path):
+    _write_split_pickles(tmp_path, EXPECTED)
+    (tmp_path / "JSB_test.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    with pytest.raises(DataError, match=r"refusing to unpickle the global 'os\.system'"):
+        load_jsb(tmp_path)
+
+
+@pytest.mark.skipif(not SHARED_JSB.is_file(), reason="shared JSB Chorales file not present")
+def test_split_pickles_made_from_shared_json_equal_the_json(tmp_path):
+    raw = json.loads(SHARED_JSB.read_text())
+    # Rolls built here, independently of the loader: one row per step, column = note - 21.
+    splits = {}
+    for split in ("train", "valid", "test"):
+        rolls = []
+        for seq in raw[split] if split != "train" else raw[split][:3]:
+            roll = np.zeros((len(seq), 88), np.float32)
+            for t, step in enumerate(seq):
+                roll[t, [n - 21 for n in step]] = 1.0
+            rolls.append(roll)
+        splits[split] = rolls
+    _write_split_pickles(tmp_path, splits)
+    from_pickles = load_jsb(tmp_path)
+    from_json = load_jsb(SHARED_JSB)
+    for split in ("valid", "test"):
+        assert len(from_pickles[split]) == len(from_json[split]) == len(raw[split])
+        for a, b in zip(from_pickles[split], from_json[split]):
+            np.testing.assert_array_equal(a, b)
