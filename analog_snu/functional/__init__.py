@@ -1,15 +1,33 @@
-"""Pure SNU math (torch only): step functions and surrogate spikes."""
+"""Pure neuron math (torch only): the cell registry, per-cell steps and fused sequences, surrogate spikes."""
 
-from analog_snu.functional.snu import ACTIVATIONS, SNUState, check_activation, snu_sequence, snu_step
+from analog_snu.functional.activations import ACTIVATIONS, check_activation
+from analog_snu.functional.cells import (
+    NEURON_CELLS,
+    CellDef,
+    cell_sequence,
+    neuron_cell,
+    neuron_cell_names,
+    register_cell,
+)
+from analog_snu.functional.snu import SNUParameters, SNUState, snu_sequence, snu_step
+from analog_snu.functional.snu_li import snu_li_step
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside_spike, surrogate_derivative
 
 __all__ = [
     "ACTIVATIONS",
+    "NEURON_CELLS",
     "SURROGATES",
+    "CellDef",
+    "SNUParameters",
     "SNUState",
+    "cell_sequence",
     "check_activation",
     "check_surrogate",
     "heaviside_spike",
+    "neuron_cell",
+    "neuron_cell_names",
+    "register_cell",
+    "snu_li_step",
     "snu_sequence",
     "snu_step",
     "surrogate_derivative",

@@ -27,49 +27,52 @@ Shape letters: T time steps, N batch, F neurons (F_out of the layer).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError
-from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside, heaviside_spike
+from analog_snu.functional.activations import (
+    LEAKY_RELU_SLOPE,
+    activation,
+    activation_derivative,
+    check_activation,
+    spike_output,
+)
+from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside
 
-__all__ = ["SNUState", "ACTIVATIONS", "check_activation", "snu_step", "snu_sequence"]
+__all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence"]
 
-LEAKY_RELU_SLOPE = 0.1
-ACTIVATIONS = ("relu", "leaky_relu", "identity")
+
+@dataclass(frozen=True)
+class SNUParameters:
+    """The fixed (non-trained) choices of an SNU-family cell; each field is a keyword of :func:`snu_step`.
+
+    The trained per-neuron tensors (``threshold``, ``decay``) belong to the layer and are passed
+    to the step explicitly. Validated on construction.
+    """
+
+    g: str = "relu"
+    """Membrane non-linearity :math:`g`: ``"relu"``, ``"leaky_relu"`` (slope 0.1) or ``"identity"``."""
+    soft: bool = False
+    """``False``: Heaviside spikes with a surrogate gradient (SNU); ``True``: sigmoid output (sSNU)."""
+    surrogate: str = "tanh"
+    """Pseudo-derivative of the step used backward (spiking cells only); see :data:`SURROGATES`."""
+
+    def __post_init__(self) -> None:
+        check_activation(self.g)
+        if not isinstance(self.soft, bool):
+            raise ConfigError(f"soft must be a bool, got {self.soft!r} ({type(self.soft).__name__})")
+        check_surrogate(self.surrogate)
 
 
 class SNUState(NamedTuple):
-    """State carried between steps. Shape: ``s`` and ``y`` are (N, F)."""
+    """State carried between steps: membrane ``s`` and output ``y``, each (N, F); zeros at t = 0."""
 
     s: Tensor
     y: Tensor
-
-
-def check_activation(name: str) -> str:
-    """Return ``name`` if it is a known ``g``, else raise a ConfigError listing the valid names."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ConfigError(f"g must be one of {list(ACTIVATIONS)}, got {name!r}")
-    return name
-
-
-def _activation(name: str, a: Tensor) -> Tensor:
-    if name == "relu":
-        return torch.relu(a)
-    if name == "leaky_relu":
-        return torch.nn.functional.leaky_relu(a, LEAKY_RELU_SLOPE)
-    return a
-
-
-def _activation_derivative(name: str, s: Tensor) -> Tensor:
-    # g'(a) expressed through s = g(a): for (leaky) ReLU, s > 0 exactly when a > 0.
-    if name == "relu":
-        return heaviside(s)
-    if name == "leaky_relu":
-        return heaviside(s).mul_(1.0 - LEAKY_RELU_SLOPE).add_(LEAKY_RELU_SLOPE)
-    return torch.ones_like(s)
 
 
 def snu_step(
@@ -92,8 +95,8 @@ def snu_step(
     Returns:
         ``(y_t, SNUState(s_t, y_t))`` with ``y_t`` of shape (N, F).
     """
-    s = _activation(g, current + decay * state.s * (1.0 - state.y))
-    y = torch.sigmoid(s - threshold) if soft else heaviside_spike(s - threshold, surrogate)
+    s = activation(g, current + decay * state.s * (1.0 - state.y))
+    y = spike_output(s - threshold, soft, surrogate)
     return y, SNUState(s, y)
 
 
@@ -169,7 +172,7 @@ class _SNUSequence(torch.autograd.Function):
                 grad_s = torch.addcmul(grad_s, grad_a_next, decay * _not_fired(centred, soft))
             if t == steps - 1 and grad_s_last is not None:
                 grad_s = grad_s + grad_s_last
-            torch.mul(grad_s, _activation_derivative(g, s), out=grad_a[t])
+            torch.mul(grad_s, activation_derivative(g, s), out=grad_a[t])
             grad_a_next = grad_a[t]
             if grad_decay is not None:  # a_t depends on decay through decay * s_{t-1} (1 - y_{t-1})
                 s_prev = s_all[t - 1] if t > 0 else s0
