@@ -1,4 +1,4 @@
-"""PCM device configs and presets: plain dataclasses, importable without aihwkit."""
+"""PCM device configs and presets: strict pydantic models, importable without aihwkit."""
 
 from analog_snu.device_models.pcm import (
     DRIFT_COMPENSATIONS,
@@ -14,7 +14,8 @@ from analog_snu.device_models.pcm import (
     ReadNoiseConfig,
     StuckConfig,
 )
-from analog_snu.device_models.presets import PRESETS, list_presets, preset, preset_info
+from analog_snu.device_models._schema import format_validation_error
+from analog_snu.device_models.presets import PRESETS, list_presets, preset, preset_info, resolve_device
 
 __all__ = [
     "DRIFT_COMPENSATIONS",
@@ -30,7 +31,9 @@ __all__ = [
     "PulsedConfig",
     "ReadNoiseConfig",
     "StuckConfig",
+    "format_validation_error",
     "list_presets",
     "preset",
     "preset_info",
+    "resolve_device",
 ]

@@ -29,25 +29,37 @@ Read noise (1/f): :math:`G = G(t) + |G(t)|\, a_r\, Q_s \sqrt{\ln\frac{t + t_0 + 
 
 These are the equations of aihwkit's ``PCMLikeNoiseModel`` (Nandakumar et al., ICECS 2019;
 Joshi et al., Nat. Commun. 2020), with the constants moved into fields.
+
+Validation is one declarative schema: every config is a frozen pydantic v2 model in strict
+mode (``extra="forbid"``, ``allow_inf_nan=False``) with a physical range on every field.
+Pydantic was chosen over hand-written checks, msgspec and cattrs because
+
+- its **strict mode refuses instead of coercing**: ``"16"``, ``16.7`` or ``True`` for an int,
+  ``True`` or ``"0.5"`` for a float and ``"false"`` for a bool are errors (an int for a float
+  is fine), so a TOML typo cannot silently become another device;
+- its **errors are nested with their locations** (``drift.t0``), which
+  :func:`~analog_snu.device_models._schema.format_validation_error` turns into one line per
+  problem, naming the field, the expectation and the value, and listing the valid keys at
+  the level of an unknown key;
+- **range constraints, field docstrings and defaults give a JSON schema**
+  (``PCMDevice.model_json_schema()``), and a :class:`PCMDevice` embeds by value in another
+  pydantic model (the run config: ``device: PCMDevice | None``), validating from a dict there.
+  msgspec validates fast but reports less context per nested field and has no per-field
+  docstrings in its schema; cattrs needs attrs validators written by hand for every range.
+
+Every error raised by constructors, :meth:`PCMDevice.from_dict`, :meth:`~PCMDevice.from_file`
+and :meth:`~PCMDevice.updated` is a :class:`~analog_snu.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from analog_snu.device_models._checks import (
-    check_bool,
-    check_choice,
-    check_float,
-    check_float_tuple,
-    check_fraction,
-    check_int_range,
-)
-from analog_snu.device_models._serialize import from_dict, load_file, save_file, to_dict
+from pydantic import Field, model_validator
+
+from analog_snu.device_models._schema import StrictConfig, finite_tuple, load_file, save_file
 from analog_snu.errors import ConfigError
 
 __all__ = [
@@ -72,26 +84,25 @@ DRIFT_COMPENSATIONS = ("none", "global", "per_column")
 #: simulator of inference/HWA tiles: aihwkit's pure-torch tile or its C++ tile.
 SIMULATORS = ("torch", "cpp")
 
+#: programming noise may reach at most this many g_max_reference over [0, g_max]
+SIGMA_MAX_IN_G_MAX = 3.0
+_POLY_GRID = 1000  # sigma is checked at G/g_max = 0, 1/1000, ..., 1
 
-@dataclass(frozen=True)
-class ConductanceConfig:
+_Significance = finite_tuple(gt=0.0, le=1e3)
+_Coefficients = finite_tuple(ge=-1e3, le=1e3)
+
+
+class ConductanceConfig(StrictConfig):
     """Conductance range and weight-to-conductance mapping."""
 
-    g_max: float = 25.0
-    """Nominal maximum conductance of a device, µS, > 0; ``max |W|`` of a tile maps to it."""
-    g_max_spread: float = 0.0
-    """Device-to-device spread of ``g_max``: relative std (0.1 = 10 %), in [0, 1). Each device
+    g_max: float = Field(25.0, gt=0.0, le=1000.0)
+    """Nominal maximum conductance of a device, µS, in (0, 1000]; ``max |W|`` of a tile maps to it."""
+    g_max_spread: float = Field(0.0, ge=0.0, le=0.99)
+    """Device-to-device spread of ``g_max``: relative std (0.1 = 10 %), in [0, 0.99]. Each device
     saturates at its own ``g_max (1 + spread xi)``; targets above it are cut."""
-    significance: tuple[float, ...] = (1.0,)
-    """Significance factor ``F_k`` of each differential pair, > 0; its length is the number of
-    pairs per weight (one G+/G- pair = ``(1.0,)``)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "g_max", check_float("conductance.g_max", self.g_max, low=0.0, low_open=True, unit="µS"))
-        object.__setattr__(self, "g_max_spread", check_float("conductance.g_max_spread", self.g_max_spread, low=0.0, high=0.99))
-        object.__setattr__(
-            self, "significance", check_float_tuple("conductance.significance", self.significance, low=0.0, low_open=True)
-        )
+    significance: _Significance = (1.0,)
+    """Significance factor ``F_k`` of each differential pair, in (0, 1000]; its length (1 to 8)
+    is the number of pairs per weight (one G+/G- pair = ``(1.0,)``)."""
 
     @property
     def pairs(self) -> int:
@@ -99,203 +110,167 @@ class ConductanceConfig:
         return len(self.significance)
 
 
-@dataclass(frozen=True)
-class ProgrammingNoiseConfig:
+class ProgrammingNoiseConfig(StrictConfig):
     """State-dependent programming noise ``sigma(G_T)`` (a polynomial in ``G_T / g_max``)."""
 
     enabled: bool = True
     """Add programming noise."""
-    coeffs: tuple[float, ...] = (0.26348, 1.9650, -1.1731)
-    """Polynomial ``c_0, c_1, ...`` of ``sigma`` in µS at ``g_max = g_max_reference``
-    (default: aihwkit PCMLikeNoiseModel, fit of Nandakumar et al. 2019)."""
-    g_max_reference: float = 25.0
-    """``g_max`` (µS) at which ``coeffs`` were fitted; sigma scales with ``g_max / g_max_reference``."""
-    scale: float = 1.0
-    """Multiplier of sigma, >= 0."""
+    coeffs: _Coefficients = (0.26348, 1.9650, -1.1731)
+    """Polynomial ``c_0, c_1, ...`` (1 to 8 coefficients, each in [-1000, 1000]) of ``sigma`` in µS
+    at ``g_max = g_max_reference`` (default: aihwkit PCMLikeNoiseModel, fit of Nandakumar et al.
+    2019). Over ``G`` in [0, g_max] sigma must stay in [0, 3 g_max_reference]."""
+    g_max_reference: float = Field(25.0, gt=0.0, le=1000.0)
+    """``g_max`` (µS, in (0, 1000]) at which ``coeffs`` were fitted; sigma scales with ``g_max / g_max_reference``."""
+    scale: float = Field(1.0, ge=0.0, le=100.0)
+    """Multiplier of sigma, in [0, 100]."""
 
-    def __post_init__(self) -> None:
-        check_bool("programming.enabled", self.enabled)
-        object.__setattr__(self, "coeffs", check_float_tuple("programming.coeffs", self.coeffs))
-        object.__setattr__(
-            self,
-            "g_max_reference",
-            check_float("programming.g_max_reference", self.g_max_reference, low=0.0, low_open=True, unit="µS"),
-        )
-        object.__setattr__(self, "scale", check_float("programming.scale", self.scale, low=0.0))
+    @model_validator(mode="after")
+    def _sigma_is_physical(self) -> ProgrammingNoiseConfig:
+        bound = SIGMA_MAX_IN_G_MAX * self.g_max_reference
+        for step in range(_POLY_GRID + 1):
+            x = step / _POLY_GRID
+            sigma = math.fsum(c * x**i for i, c in enumerate(self.coeffs))
+            if not 0.0 <= sigma <= bound:
+                raise ValueError(
+                    f"coeffs {list(self.coeffs)} give sigma = {sigma:.4g} µS at G/g_max = {x:g}; the "
+                    f"programming-noise std must stay in [0, {bound:g}] µS (3 g_max_reference) over [0, g_max]"
+                )
+        return self
 
 
-@dataclass(frozen=True)
-class ReadNoiseConfig:
+class ReadNoiseConfig(StrictConfig):
     """1/f read noise accumulated since programming (fresh sample at every read-out time)."""
 
     enabled: bool = True
     """Add read noise when drifting to a time."""
-    q: float = 0.0088
-    """Numerator of ``Q_s``, >= 0 (aihwkit PCMLikeNoiseModel)."""
-    exponent: float = 0.65
-    """Exponent ``e`` of ``G_P / g_max`` in ``Q_s``."""
-    q_max: float = 0.2
-    """Upper clip of ``Q_s``, >= 0."""
-    t_read: float = 250e-9
-    """Read pulse duration ``t_r`` of the 1/f fit, s, > 0."""
-    scale: float = 1.0
-    """Multiplier of the read noise, >= 0."""
-
-    def __post_init__(self) -> None:
-        check_bool("read_noise.enabled", self.enabled)
-        object.__setattr__(self, "q", check_float("read_noise.q", self.q, low=0.0))
-        object.__setattr__(self, "exponent", check_float("read_noise.exponent", self.exponent, low=0.0))
-        object.__setattr__(self, "q_max", check_float("read_noise.q_max", self.q_max, low=0.0))
-        object.__setattr__(self, "t_read", check_float("read_noise.t_read", self.t_read, low=0.0, low_open=True, unit="s"))
-        object.__setattr__(self, "scale", check_float("read_noise.scale", self.scale, low=0.0))
+    q: float = Field(0.0088, ge=0.0, le=1.0)
+    """Numerator of ``Q_s``, in [0, 1] (aihwkit PCMLikeNoiseModel)."""
+    exponent: float = Field(0.65, ge=0.0, le=10.0)
+    """Exponent ``e`` of ``G_P / g_max`` in ``Q_s``, in [0, 10]."""
+    q_max: float = Field(0.2, ge=0.0, le=10.0)
+    """Upper clip of ``Q_s``, in [0, 10]."""
+    t_read: float = Field(250e-9, gt=0.0, le=1.0)
+    """Read pulse duration ``t_r`` of the 1/f fit, s, in (0, 1]."""
+    scale: float = Field(1.0, ge=0.0, le=100.0)
+    """Multiplier of the read noise, in [0, 100]."""
 
 
-@dataclass(frozen=True)
-class DriftConfig:
+class DriftConfig(StrictConfig):
     """Conductance drift ``G(t) = G_P ((t + t0) / t0)^-nu`` with a state-dependent nu per device."""
 
     enabled: bool = True
     """Let conductances drift (``False``: nu = 0 for every device)."""
-    t0: float = 20.0
-    """Time of the first read after programming, s, > 0; ``t`` counts from there."""
-    nu_mean_slope: float = -0.0155
-    """``m_1`` of ``mu_nu = m_1 ln(G_T / g_max) + m_0``."""
-    nu_mean_offset: float = 0.0244
-    """``m_0`` of ``mu_nu``."""
-    nu_mean_min: float = 0.049
-    """Lower clip of ``mu_nu``, >= 0."""
-    nu_mean_max: float = 0.1
-    """Upper clip of ``mu_nu``, >= ``nu_mean_min``."""
-    nu_std_slope: float = -0.0125
-    """Slope of ``sigma_nu`` in ``ln(G_T / g_max)``."""
-    nu_std_offset: float = -0.0059
-    """Offset of ``sigma_nu``."""
-    nu_std_min: float = 0.008
-    """Lower clip of ``sigma_nu``, >= 0."""
-    nu_std_max: float = 0.045
-    """Upper clip of ``sigma_nu``, >= ``nu_std_min``."""
-    scale: float = 1.0
-    """Multiplier of nu, >= 0."""
+    t0: float = Field(20.0, gt=0.0, le=1e9)
+    """Time of the first read after programming, s, in (0, 1e9]; ``t`` counts from there."""
+    nu_mean_slope: float = Field(-0.0155, ge=-1.0, le=1.0)
+    """``m_1`` of ``mu_nu = m_1 ln(G_T / g_max) + m_0``, in [-1, 1]."""
+    nu_mean_offset: float = Field(0.0244, ge=-1.0, le=1.0)
+    """``m_0`` of ``mu_nu``, in [-1, 1]."""
+    nu_mean_min: float = Field(0.049, ge=0.0, le=1.0)
+    """Lower clip of ``mu_nu``, in [0, 1]."""
+    nu_mean_max: float = Field(0.1, ge=0.0, le=1.0)
+    """Upper clip of ``mu_nu``, in [``nu_mean_min``, 1]."""
+    nu_std_slope: float = Field(-0.0125, ge=-1.0, le=1.0)
+    """Slope of ``sigma_nu`` in ``ln(G_T / g_max)``, in [-1, 1]."""
+    nu_std_offset: float = Field(-0.0059, ge=-1.0, le=1.0)
+    """Offset of ``sigma_nu``, in [-1, 1]."""
+    nu_std_min: float = Field(0.008, ge=0.0, le=1.0)
+    """Lower clip of ``sigma_nu``, in [0, 1]."""
+    nu_std_max: float = Field(0.045, ge=0.0, le=1.0)
+    """Upper clip of ``sigma_nu``, in [``nu_std_min``, 1]."""
+    scale: float = Field(1.0, ge=0.0, le=10.0)
+    """Multiplier of nu, in [0, 10]."""
 
-    def __post_init__(self) -> None:
-        check_bool("drift.enabled", self.enabled)
-        object.__setattr__(self, "t0", check_float("drift.t0", self.t0, low=0.0, low_open=True, unit="s"))
-        for name in ("nu_mean_slope", "nu_mean_offset", "nu_std_slope", "nu_std_offset"):
-            object.__setattr__(self, name, check_float(f"drift.{name}", getattr(self, name)))
-        for name in ("nu_mean_min", "nu_std_min", "scale"):
-            object.__setattr__(self, name, check_float(f"drift.{name}", getattr(self, name), low=0.0))
-        object.__setattr__(self, "nu_mean_max", check_float("drift.nu_mean_max", self.nu_mean_max, low=self.nu_mean_min))
-        object.__setattr__(self, "nu_std_max", check_float("drift.nu_std_max", self.nu_std_max, low=self.nu_std_min))
+    @model_validator(mode="after")
+    def _clips_are_ordered(self) -> DriftConfig:
+        for kind in ("mean", "std"):
+            low, high = getattr(self, f"nu_{kind}_min"), getattr(self, f"nu_{kind}_max")
+            if high < low:
+                raise ValueError(f"nu_{kind}_max must be >= nu_{kind}_min = {low:g}, got {high:g}")
+        return self
 
 
-@dataclass(frozen=True)
-class StuckConfig:
+class StuckConfig(StrictConfig):
     """Stuck devices, drawn independently per device at programming time."""
 
     enabled: bool = True
     """Apply the stuck fractions."""
-    fraction_at_gmax: float = 0.0
+    fraction_at_gmax: float = Field(0.0, ge=0.0, le=1.0)
     """Fraction of devices stuck at their ``g_max`` (stuck SET), in [0, 1]; they do not drift."""
-    fraction_at_zero: float = 0.0
+    fraction_at_zero: float = Field(0.0, ge=0.0, le=1.0)
     """Fraction of devices stuck at 0 µS (stuck RESET / open), in [0, 1]."""
 
-    def __post_init__(self) -> None:
-        check_bool("stuck.enabled", self.enabled)
-        object.__setattr__(self, "fraction_at_gmax", check_fraction("stuck.fraction_at_gmax", self.fraction_at_gmax))
-        object.__setattr__(self, "fraction_at_zero", check_fraction("stuck.fraction_at_zero", self.fraction_at_zero))
+    @model_validator(mode="after")
+    def _fractions_sum_to_at_most_one(self) -> StuckConfig:
         total = self.fraction_at_gmax + self.fraction_at_zero
         if total > 1.0:
-            raise ConfigError(
-                f"stuck.fraction_at_gmax + stuck.fraction_at_zero must be in [0, 1], got {total:g}"
-            )
+            raise ValueError(f"fraction_at_gmax + fraction_at_zero must be in [0, 1], got {total:g}")
+        return self
 
 
-@dataclass(frozen=True)
-class PeripheryConfig:
+class PeripheryConfig(StrictConfig):
     """Digital-analog periphery of a tile and drift compensation."""
 
     enabled: bool = True
     """``False``: ideal periphery (aihwkit ``is_perfect``: no DAC/ADC, no output noise, no bounds)."""
-    dac_bits: int = 7
+    dac_bits: int = Field(7, ge=0, le=24)
     """Input DAC resolution in bits (sign included), 0 = unquantised, else in [2, 24]."""
-    adc_bits: int = 9
+    adc_bits: int = Field(9, ge=0, le=24)
     """Output ADC resolution in bits (sign included), 0 = unquantised, else in [2, 24]."""
-    out_noise: float = 0.02
-    """Additive Gaussian output noise, std relative to the output bound's unit, >= 0."""
-    out_bound: float = 12.0
-    """Output saturation in units of a fully-on input times max weight, > 0 (aihwkit default)."""
-    weight_scaling_omega: float = 1.0
-    """Weights are scaled in digital so that ``max |W|`` of a tile is this value (0: no scaling)."""
-    drift_compensation: str = "global"
+    out_noise: float = Field(0.02, ge=0.0, le=10.0)
+    """Additive Gaussian output noise, std relative to the output bound's unit, in [0, 10]."""
+    out_bound: float = Field(12.0, gt=0.0, le=1e6)
+    """Output saturation in units of a fully-on input times max weight, in (0, 1e6] (aihwkit default 12)."""
+    weight_scaling_omega: float = Field(1.0, ge=0.0, le=1e3)
+    """Weights are scaled in digital so that ``max |W|`` of a tile is this value, in [0, 1000] (0: no scaling)."""
+    drift_compensation: Literal["none", "global", "per_column"] = "global"
     """``"none"``, ``"global"`` (one factor per tile) or ``"per_column"`` (one per output)."""
 
-    def __post_init__(self) -> None:
-        check_bool("periphery.enabled", self.enabled)
+    @model_validator(mode="after")
+    def _bits_are_zero_or_two_up(self) -> PeripheryConfig:
         for name in ("dac_bits", "adc_bits"):
-            bits = check_int_range(f"periphery.{name}", getattr(self, name), 0, 24)
-            if bits == 1:
-                raise ConfigError(f"periphery.{name} must be 0 (unquantised) or an int in [2, 24], got 1")
-        object.__setattr__(self, "out_noise", check_float("periphery.out_noise", self.out_noise, low=0.0))
-        object.__setattr__(self, "out_bound", check_float("periphery.out_bound", self.out_bound, low=0.0, low_open=True))
-        object.__setattr__(
-            self, "weight_scaling_omega", check_float("periphery.weight_scaling_omega", self.weight_scaling_omega, low=0.0)
-        )
-        check_choice("periphery.drift_compensation", self.drift_compensation, DRIFT_COMPENSATIONS)
+            if getattr(self, name) == 1:
+                raise ValueError(f"{name} must be 0 (unquantised) or an int in [2, 24], got 1")
+        return self
 
 
-@dataclass(frozen=True)
-class HWAConfig:
+class HWAConfig(StrictConfig):
     """Nonidealities injected during hardware-aware training (mode ``"hwa"``)."""
 
     enabled: bool = True
     """Inject weight noise and clip weights during training."""
-    weight_noise: float = 0.038
-    """Additive Gaussian weight noise per forward, std relative to ``max |W|`` of the tile, >= 0
+    weight_noise: float = Field(0.038, ge=0.0, le=10.0)
+    """Additive Gaussian weight noise per forward, std relative to ``max |W|`` of the tile, in [0, 10]
     (3.8 %: Joshi et al. 2020)."""
-    clip: float = 1.0
-    """Clip weights to ``[-clip, clip]`` (tile units, after omega scaling) after each step; 0 = off."""
-
-    def __post_init__(self) -> None:
-        check_bool("hwa.enabled", self.enabled)
-        object.__setattr__(self, "weight_noise", check_float("hwa.weight_noise", self.weight_noise, low=0.0))
-        object.__setattr__(self, "clip", check_float("hwa.clip", self.clip, low=0.0))
+    clip: float = Field(1.0, ge=0.0, le=1e3)
+    """Clip weights to ``[-clip, clip]`` (tile units, after omega scaling) after each step, in [0, 1000]; 0 = off."""
 
 
-@dataclass(frozen=True)
-class PulsedConfig:
+class PulsedConfig(StrictConfig):
     """One PCM device of a pulsed G+/G- unit cell with refresh (aihwkit ``PCMPresetDevice``).
 
     Weights of pulsed tiles are in device units: ``w_max`` corresponds to ``g_max``.
     """
 
-    dw_min: float = 0.01
-    """Mean weight change of one SET pulse at ``w = 0``, device units, > 0."""
-    dw_min_dtod: float = 0.2
-    """Device-to-device spread of ``dw_min`` (relative), >= 0."""
-    dw_min_std: float = 0.6
-    """Cycle-to-cycle spread of a pulse's step (relative), >= 0."""
-    w_max: float = 2.0
-    """Saturation weight of one device (= ``g_max``), device units, > 0."""
-    gamma: float = 2.5
-    """Exponential step nonlinearity (aihwkit ``gamma_up`` = ``gamma_down``), >= 0."""
-    reset: float = 0.01
+    dw_min: float = Field(0.01, gt=0.0, le=1.0)
+    """Mean weight change of one SET pulse at ``w = 0``, device units, in (0, 1]."""
+    dw_min_dtod: float = Field(0.2, ge=0.0, le=10.0)
+    """Device-to-device spread of ``dw_min`` (relative), in [0, 10]."""
+    dw_min_std: float = Field(0.6, ge=0.0, le=10.0)
+    """Cycle-to-cycle spread of a pulse's step (relative), in [0, 10]."""
+    w_max: float = Field(2.0, gt=0.0, le=1e3)
+    """Saturation weight of one device (= ``g_max``), device units, in (0, 1000]."""
+    gamma: float = Field(2.5, ge=0.0, le=100.0)
+    """Exponential step nonlinearity (aihwkit ``gamma_up`` = ``gamma_down``), in [0, 100]."""
+    reset: float = Field(0.01, ge=0.0, le=1.0)
     """Weight right after a RESET (relative to ``w_max``), in [0, 1]."""
-    reset_dtod: float = 0.02
-    """Device-to-device spread of the RESET value, >= 0."""
-    refresh_every: int = 1
-    """Check for a refresh (RESET both, reprogram the difference) every this many mini-batches, >= 0."""
-
-    def __post_init__(self) -> None:
-        for name in ("dw_min", "w_max"):
-            object.__setattr__(self, name, check_float(f"pulsed.{name}", getattr(self, name), low=0.0, low_open=True))
-        for name in ("dw_min_dtod", "dw_min_std", "gamma", "reset_dtod"):
-            object.__setattr__(self, name, check_float(f"pulsed.{name}", getattr(self, name), low=0.0))
-        object.__setattr__(self, "reset", check_fraction("pulsed.reset", self.reset))
-        check_int_range("pulsed.refresh_every", self.refresh_every, 0, 1_000_000)
+    reset_dtod: float = Field(0.02, ge=0.0, le=10.0)
+    """Device-to-device spread of the RESET value, in [0, 10]."""
+    refresh_every: int = Field(1, ge=0, le=1_000_000)
+    """Check for a refresh (RESET both, reprogram the difference) every this many mini-batches, in [0, 1e6]."""
 
 
-@dataclass(frozen=True)
-class PCMDevice:
+class PCMDevice(StrictConfig):
     """A PCM crossbar device: everything needed to build aihwkit configs and program tiles.
 
     Load and save with :meth:`from_file` / :meth:`save` (``.toml`` or ``.json``), or
@@ -309,53 +284,50 @@ class PCMDevice:
         (False, 25.0)
     """
 
-    name: str = "custom"
-    """Free-text label (the preset name for presets)."""
-    simulator: str = "torch"
+    name: str = Field("custom", min_length=1, max_length=200)
+    """Free-text label (the preset name for presets), 1 to 200 characters."""
+    simulator: Literal["torch", "cpp"] = "torch"
     """Tile simulator for ``"inference"``/``"hwa"``: ``"torch"`` (aihwkit TorchInferenceRPUConfig,
     batched, seeded by torch's RNG) or ``"cpp"`` (InferenceRPUConfig, aihwkit's C++ tile)."""
-    conductance: ConductanceConfig = field(default_factory=ConductanceConfig)
-    programming: ProgrammingNoiseConfig = field(default_factory=ProgrammingNoiseConfig)
-    read_noise: ReadNoiseConfig = field(default_factory=ReadNoiseConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    stuck: StuckConfig = field(default_factory=StuckConfig)
-    periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
-    hwa: HWAConfig = field(default_factory=HWAConfig)
-    pulsed: PulsedConfig = field(default_factory=PulsedConfig)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise ConfigError(f"name must be a string, got {self.name!r}")
-        check_choice("simulator", self.simulator, SIMULATORS)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name not in ("name", "simulator") and not isinstance(value, _NESTED[f.name]):
-                raise ConfigError(
-                    f"{f.name} must be a {_NESTED[f.name].__name__} (or a dict of its fields), got {type(value).__name__}"
-                )
+    conductance: ConductanceConfig = ConductanceConfig()
+    """Conductance range and weight mapping."""
+    programming: ProgrammingNoiseConfig = ProgrammingNoiseConfig()
+    """Programming noise."""
+    read_noise: ReadNoiseConfig = ReadNoiseConfig()
+    """1/f read noise."""
+    drift: DriftConfig = DriftConfig()
+    """Conductance drift."""
+    stuck: StuckConfig = StuckConfig()
+    """Stuck devices."""
+    periphery: PeripheryConfig = PeripheryConfig()
+    """DAC/ADC, output noise and bound, weight scaling, drift compensation."""
+    hwa: HWAConfig = HWAConfig()
+    """Hardware-aware training noise."""
+    pulsed: PulsedConfig = PulsedConfig()
+    """Pulsed-update device."""
 
     # -- serialisation ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Nested plain dict (lists for tuples); ``PCMDevice.from_dict(d.to_dict()) == d``."""
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PCMDevice:
-        """Build from a (possibly partial) nested dict; unknown keys raise ConfigError."""
-        return from_dict(cls, data)
-
     @classmethod
     def from_file(cls, path: str | Path) -> PCMDevice:
-        """Load from a ``.toml`` or ``.json`` file."""
-        return cls.from_dict(load_file(path))
+        """Load from a ``.toml`` or ``.json`` file (ConfigError naming the file otherwise)."""
+        data = load_file(path)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"device config file {str(path)!r}: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
-        """Write to ``path`` (``.toml`` or ``.json``, chosen by suffix); returns the path."""
+        """Write to ``path`` (``.toml`` or ``.json``, chosen by suffix), atomically; returns the path."""
         return save_file(self.to_dict(), path)
 
     def updated(self, changes: dict[str, Any]) -> PCMDevice:
-        """A copy with nested ``changes`` merged in, e.g. ``{"stuck": {"fraction_at_zero": 0.01}}``."""
-        return self.from_dict(_merge(self.to_dict(), changes, ""))
+        """A copy with nested ``changes`` merged in, e.g. ``{"stuck": {"fraction_at_zero": 0.01}}``.
+
+        Unknown keys and wrong types raise :class:`ConfigError` like :meth:`from_dict`.
+        """
+        if not isinstance(changes, dict):
+            raise ConfigError(f"changes must be a dict of fields, got {type(changes).__name__}")
+        return self.from_dict(_merge(self.to_dict(), changes))
 
     # -- derived quantities ----------------------------------------------------------------------
     @property
@@ -399,34 +371,19 @@ class PCMDevice:
         See :func:`analog_snu.tiles.device_rpu.device_rpu_config`. Needs aihwkit; imported
         here (the one sanctioned upward call) so that this module imports without it.
         """
-        check_choice("mode", mode, MODES)
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
         from analog_snu.tiles.device_rpu import device_rpu_config  # noqa: PLC0415 - sanctioned upward call
 
         return device_rpu_config(self, mode)
 
 
-_NESTED = {
-    "conductance": ConductanceConfig,
-    "programming": ProgrammingNoiseConfig,
-    "read_noise": ReadNoiseConfig,
-    "drift": DriftConfig,
-    "stuck": StuckConfig,
-    "periphery": PeripheryConfig,
-    "hwa": HWAConfig,
-    "pulsed": PulsedConfig,
-}
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any], prefix: str) -> dict[str, Any]:
-    if not isinstance(changes, dict):
-        raise ConfigError(f"changes{(' for ' + prefix) if prefix else ''} must be a dict, got {type(changes).__name__}")
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, table by table (unknown keys are left for the schema to name)."""
     merged = dict(base)
     for key, value in changes.items():
-        if key not in base:
-            where = f"{prefix}." if prefix else ""
-            raise ConfigError(f"unknown field {where}{key!r}; valid fields: {sorted(base)}")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            merged[key] = _merge(base[key], value, f"{prefix}.{key}" if prefix else key)
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            merged[key] = _merge(base[key], value)
         else:
             merged[key] = value
     return merged

@@ -2,17 +2,22 @@
 
 Add a preset by adding an entry to :data:`PRESETS`; :func:`preset` returns a fresh
 :class:`~analog_snu.device_models.pcm.PCMDevice` (frozen, so entries cannot be mutated).
+:func:`resolve_device` is the one way from a user's ``--device`` value (a preset name or a
+``.toml``/``.json`` device file) to a :class:`PCMDevice`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from analog_snu.device_models._schema import FILE_SUFFIXES
 from analog_snu.device_models.pcm import PCMDevice
 from analog_snu.errors import ConfigError
 
-__all__ = ["Preset", "PRESETS", "preset", "list_presets", "preset_info"]
+__all__ = ["Preset", "PRESETS", "preset", "list_presets", "preset_info", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,31 @@ _IDEAL_OFF = {
     "hwa": {"enabled": False, "weight_noise": 0.0, "clip": 0.0},
 }
 
+#: The PCMDevice defaults are the statistics of aihwkit's PCMLikeNoiseModel (Joshi et al. 2020).
+_JOSHI2020: dict[str, Any] = {"conductance": {"g_max": 25.0}}
+
 #: name -> preset. Keys are lowercase, ``pcm_<firstauthor><year>`` for fitted devices.
 PRESETS: dict[str, Preset] = {
+    "pcm": Preset(
+        fields={**_JOSHI2020, "simulator": "cpp"},
+        source=(
+            "aihwkit 1.2.0 stock PCM HWA config, as in its examples: InferenceRPUConfig (C++ tile) with "
+            "PCMLikeNoiseModel(g_max=25) and GlobalDriftCompensation, weight_scaling_omega 1.0, 7-bit DAC / "
+            "9-bit ADC, output noise 0.02, fixed weight clip 1.0 with learn_out_scaling, additive Gaussian "
+            "weight noise 3.8 % of max|W| (rel_to_actual_wmax); pulsed training: aihwkit PCMPreset "
+            "(PCMPresetUnitCell of two PCMPresetDevice with refresh). Statistics as pcm_joshi2020."
+        ),
+        conditions=(
+            "The same device as pcm_joshi2020 simulated on aihwkit's C++ tile (simulator 'cpp'): the "
+            "settings of aihwkit's HWA examples expressed as PCMDevice fields. Differences from the "
+            "former inline aihwkit config: programming, drift and read noise come from our PCMNoiseModel "
+            "(the PCMLikeNoiseModel equations with per-device state, seeded), inference tiles carry no "
+            "weight noise or clipping, and pulsed tiles use the periphery fields (7/9 bits, output "
+            "noise 0.02, bound 12) instead of PresetIOParameters."
+        ),
+    ),
     "pcm_joshi2020": Preset(
-        fields={"conductance": {"g_max": 25.0}},
+        fields=_JOSHI2020,
         source=(
             "Statistics of aihwkit 1.2.0 PCMLikeNoiseModel (programming-noise polynomial, drift-exponent "
             "mean/std vs ln(G/g_max), 1/f read noise), fitted on doped-Ge2Sb2Te5 mushroom PCM: "
@@ -114,3 +140,28 @@ def preset_info(name: str) -> dict[str, str]:
     """Provenance of preset ``name``: ``{"name", "source", "conditions"}``."""
     entry = _entry(name)
     return {"name": name, "source": entry.source, "conditions": entry.conditions}
+
+
+def resolve_device(value: str | os.PathLike[str] | PCMDevice) -> PCMDevice:
+    """A :class:`PCMDevice` from a device, a preset name or a ``.toml``/``.json`` device file path.
+
+    Raises:
+        ConfigError: ``value`` is neither (the message lists the presets), or the file is
+            missing, unreadable, not valid TOML/JSON, or holds an invalid device (named).
+    """
+    if isinstance(value, PCMDevice):
+        return value
+    if isinstance(value, str) and value in PRESETS:
+        return preset(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if path.suffix.lower() in FILE_SUFFIXES:
+            return PCMDevice.from_file(path)
+        raise ConfigError(
+            f"device {str(value)!r} is neither a preset nor a device file ({' or '.join(FILE_SUFFIXES)}); "
+            f"valid presets: {list_presets()}"
+        )
+    raise ConfigError(
+        f"device must be a PCMDevice, a preset name {list_presets()} or a .toml/.json file path, "
+        f"got {type(value).__name__}"
+    )
