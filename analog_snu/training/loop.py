@@ -1,16 +1,142 @@
-"""Backpropagation-through-time training and evaluation loops with progress bars."""
+"""Backpropagation-through-time training and evaluation loops, and progress output that fits its stream.
+
+Progress (see :func:`progress_mode`):
+
+- on a terminal, a tqdm bar per epoch with the number of batches (when the batch iterable has
+  a length), percentage, rate and ETA, removed when the epoch ends;
+- off a terminal (pipe, file, CI log), no bars and no carriage returns: the caller prints one
+  plain line per epoch, :func:`epoch_line`, with the metrics and the time taken;
+- ``no_progress`` hides the bars only; ``quiet`` hides bars and epoch lines (errors and the
+  final result are the caller's to print).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-__all__ = ["train_epoch", "evaluate", "accuracy"]
+__all__ = [
+    "ProgressMode",
+    "progress_mode",
+    "epoch_line",
+    "metrics_line",
+    "format_duration",
+    "train_epoch",
+    "evaluate",
+    "accuracy",
+]
 
 Batch = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class ProgressMode:
+    """What progress output to show; build it with :func:`progress_mode`."""
+
+    bars: bool
+    """Show a tqdm bar per epoch (only ever true when ``stream`` is a terminal)."""
+    epoch_lines: bool
+    """Print one plain line per epoch (and per sweep trial)."""
+    stream: TextIO | None = None
+    """Where the bars go (``None``: ``sys.stderr`` at the time of writing)."""
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except (ValueError, OSError):  # a closed stream
+        return False
+
+
+def progress_mode(no_progress: bool = False, quiet: bool = False, stream: TextIO | None = None) -> ProgressMode:
+    """The progress output for the CLI flags ``--no-progress`` / ``--quiet`` and the bar ``stream``.
+
+    Bars appear only when ``stream`` (default ``sys.stderr``, where tqdm writes) is a terminal
+    and neither flag is set; epoch lines appear unless ``quiet``.
+
+    >>> import io
+    >>> progress_mode(stream=io.StringIO())            # a pipe or file: lines, no bars
+    ProgressMode(bars=False, epoch_lines=True, stream=None)
+    >>> progress_mode(quiet=True, stream=io.StringIO())
+    ProgressMode(bars=False, epoch_lines=False, stream=None)
+    """
+    target = sys.stderr if stream is None else stream
+    bars = not (no_progress or quiet) and _is_terminal(target)
+    return ProgressMode(bars=bars, epoch_lines=not quiet, stream=stream if bars else None)
+
+
+def format_duration(seconds: float) -> str:
+    """``12.3 s``, ``4 min 05 s``, ``2 h 03 min``: a human duration.
+
+    >>> format_duration(12.34), format_duration(245), format_duration(7380)
+    ('12.3 s', '4 min 05 s', '2 h 03 min')
+    """
+    if not math.isfinite(seconds) or seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.4g}"
+
+
+#: row keys that hold times or the epoch number, not metrics
+_TIME_KEYS = ("epoch", "train_s", "epoch_s", "elapsed_s")
+
+
+def metrics_line(label: str, row: Mapping[str, Any], seconds: float | None = None,
+                 elapsed: float | None = None) -> str:
+    """``"<label>: key value, key value (12.3 s, elapsed 1 min 02 s)"``: one plain line.
+
+    ``row`` keys are written as they are with underscores turned into spaces, in their
+    order; ``epoch`` and the time keys (``train_s``, ``epoch_s``, ``elapsed_s``) are left
+    out. No carriage return, no newline.
+    """
+    parts = [f"{key.replace('_', ' ')} {_format_value(value)}" for key, value in row.items() if key not in _TIME_KEYS]
+    times = []
+    if seconds is not None:
+        times.append(format_duration(seconds))
+    if elapsed is not None:
+        times.append(f"elapsed {format_duration(elapsed)}")
+    line = f"{label}: {', '.join(parts)}"
+    return f"{line} ({', '.join(times)})" if times else line
+
+
+def epoch_line(epoch: int, epochs: int, row: Mapping[str, Any], elapsed: float | None = None) -> str:
+    """One plain line for a finished epoch, from the run's metrics row.
+
+    ``row`` is a ``metrics.csv`` row (``train_loss``, ``valid_loss``, ``valid_<metric>``,
+    ``epoch_s``...); its ``epoch_s`` is the epoch's time, ``elapsed`` (seconds since the run
+    started, optional) the total.
+
+    >>> epoch_line(2, 5, {"epoch": 2, "train_loss": 0.41234, "valid_accuracy": 0.9, "epoch_s": 3.21})
+    'epoch 2/5: train loss 0.4123, valid accuracy 0.9000 (3.2 s)'
+    """
+    seconds = row.get("epoch_s")
+    return metrics_line(f"epoch {epoch}/{epochs}", row, seconds=None if seconds is None else float(seconds),
+                        elapsed=elapsed)
+
+
+def _as_mode(progress: bool | ProgressMode) -> ProgressMode:
+    if isinstance(progress, ProgressMode):
+        return progress
+    return progress_mode(no_progress=not progress)
 
 
 def train_epoch(
@@ -21,16 +147,24 @@ def train_epoch(
     *,
     grapes=None,
     desc: str = "train",
-    progress: bool = True,
+    progress: bool | ProgressMode = True,
+    total: int | None = None,
 ) -> float:
     """One pass over ``batches`` of ``(inputs, targets)``; returns the mean loss.
 
     ``grapes`` (a :class:`~analog_snu.training.grapes.GRAPES`, optional) computes its factors
     from the weights at the start of every mini-batch and acts on the errors of that batch.
+    ``progress``: a :class:`ProgressMode`, or ``True`` for a bar on a terminal stderr and
+    ``False`` for none. ``total``: the number of batches for the bar (default ``len(batches)``
+    when it has one), so it shows a percentage and an ETA.
     """
+    mode = _as_mode(progress)
+    if total is None and hasattr(batches, "__len__"):
+        total = len(batches)  # type: ignore[arg-type]
     model.train()
-    total, count = 0.0, 0
-    bar = tqdm(batches, desc=desc, leave=False, disable=not progress)
+    loss_sum, count = 0.0, 0
+    bar = tqdm(batches, desc=desc, total=total, unit="batch", leave=False, disable=not mode.bars,
+               file=mode.stream, dynamic_ncols=True, mininterval=0.5)
     for inputs, targets in bar:
         optimizer.zero_grad()
         if grapes is not None:
@@ -40,10 +174,12 @@ def train_epoch(
         if grapes is not None:
             grapes.before_step()
         optimizer.step()
-        total += loss.item()
+        loss_sum += loss.item()
         count += 1
-        bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+        if mode.bars:
+            bar.set_postfix(loss=f"{loss_sum / count:.4f}", refresh=False)
+    bar.close()
+    return loss_sum / max(count, 1)
 
 
 @torch.no_grad()
