@@ -1,0 +1,29 @@
+"""``analog-snu report RUN``: every figure of a run as PNGs plus one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+
+from analog_snu.experiments.report import REPORT_FOLDER, write_report
+from analog_snu.hardware.map_plots import PLOT_DPI
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="run directory of `analog-snu train`")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"report folder (default RUN/{REPORT_FOLDER}); holds index.html and the PNGs")
+    parser.add_argument("--dpi", type=int, default=PLOT_DPI, help=f"figure resolution, >= {PLOT_DPI} (default {PLOT_DPI})")
+    parser.add_argument("--quiet", action="store_true", help="print only the path of the HTML page")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = write_report(args.run_dir, args.out, dpi=args.dpi)
+    if not args.quiet:
+        for path in report.figures.values():
+            print(f"wrote {path}")
+        for note in report.notes:
+            print(f"note: {note}")
+    print(f"report: {report.html}")
+    return 0

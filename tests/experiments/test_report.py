@@ -1,0 +1,235 @@
+"""`analog-snu report RUN`: every file present, images non-empty at >= 150 dpi, an HTML page that
+references only local data, split tiles at global indices, layer names, umask respected."""
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import stat
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from analog_snu import SNUNetwork
+from analog_snu.cli import report as report_cli
+from analog_snu.data import load_digits, rate_encode
+from analog_snu.device_models import preset
+from analog_snu.errors import ConfigError
+from analog_snu.experiments.report import loss_axis_label, write_report
+from analog_snu.files import write_json
+from analog_snu.hardware import drift, drift_study, export_weight_maps, program
+from analog_snu.hardware import drift_study as drift_study_module
+from analog_snu.hardware.map_plots import PLOT_DPI, layers_from_maps
+from analog_snu.training.loop import accuracy, evaluate, train_epoch
+
+DEVICE = "pcm_joshi2020"
+
+
+def _batches(images, labels, size, generator, shuffle=True):
+    order = torch.randperm(len(labels), generator=generator) if shuffle else torch.arange(len(labels))
+    for start in range(0, len(labels), size):
+        idx = order[start:start + size]
+        yield rate_encode(images[idx], 10, 10.0, generator), labels[idx]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 2-epoch HWA digits SNU (64-16-10, first layer split over two 32-input tiles), with the
+    files a run writes, a drift study and a weight-map export, all written under umask 0o022."""
+    old_umask = os.umask(0o022)
+    try:
+        run = tmp_path_factory.mktemp("run")
+        data = load_digits()
+        train_x, train_y = (part[:96] for part in data["train"])
+        test_x, test_y = (part[:64] for part in data["test"])
+        device = preset(DEVICE)
+        rpu_config = device.rpu_config("hwa")
+        rpu_config.mapping.max_input_size = 32  # 64 inputs -> two tiles of 32: array.0.0 and array.1.0
+        torch.manual_seed(0)
+        model = SNUNetwork([64, 16, 10], rpu_config=rpu_config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+        loss_fn = torch.nn.functional.cross_entropy
+
+        def test_accuracy(net) -> float:
+            return evaluate(net, _batches(test_x, test_y, 64, torch.Generator().manual_seed(1), False), accuracy)
+
+        history = []
+        for epoch in range(2):
+            generator = torch.Generator().manual_seed(epoch)
+            loss = train_epoch(model, _batches(train_x, train_y, 32, generator), optimizer, loss_fn, progress=False)
+            history.append({"epoch": epoch + 1, "train_loss": loss, "valid_loss": loss * 1.1,
+                            "valid_accuracy": test_accuracy(model), "train_s": 0.1, "epoch_s": 0.2})
+        config = {"task": {"name": "digits", "rate": 10.0, "steps": 10}, "model": {"cell": "snu", "layers": [16]},
+                  "device": device.to_dict(), "training": {"mode": "hwa", "epochs": 2, "seed": 0}}
+        write_json(run / "config.json", {"config": config, "device_source": DEVICE, "versions": {}})
+        with (run / "metrics.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        write_json(run / "final.json", {"task": "digits", "metric": "accuracy", "test_accuracy": test_accuracy(model)})
+        write_json(run / "hil.json", {"scheme": "reprogram", "devices": 2368,
+                                      "programming_events": {"mean": 12.5, "max": 40}})
+        study = drift_study(model, test_accuracy, times=(1.0, 3600.0, 31_536_000.0), seeds=(0, 1), metric="accuracy")
+        study_paths = study.save(run / "drift_study" / f"{DEVICE}_seeds0-1", run=run.name, split="test")
+        program(model, seed=0)
+        drift(model, 3600.0)
+        maps = export_weight_maps(model, run / "weight_maps" / f"{DEVICE}_seed0_t3600" / "maps.npz", csv=True)
+    finally:
+        os.umask(old_umask)
+    return {"run": run, "study": study_paths, "maps": maps}
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _png_dpi(path):
+    image = Image.open(path)
+    assert image.format == "PNG" and image.width > 100 and image.height > 100
+    return image.info["dpi"][0]
+
+
+def test_report_files_images_and_html(tiny_run, tmp_path):
+    run = tiny_run["run"]
+    report = write_report(run, tmp_path / "report")
+    names = set(report.figures)
+    layers = ("layers.0.weight_ih", "readout")
+    expected = {"training_curves", f"drift_{DEVICE}_seeds0-1"}
+    expected |= {f"maps_{DEVICE}_seed0_t3600_{layer}_{kind}" for layer in layers
+                 for kind in ("conductance", "weights", "histograms", "stuck")}
+    assert names == expected
+    for path in report.figures.values():
+        assert path.parent == tmp_path / "report" and path.stat().st_size > 1000
+        assert _png_dpi(path) == pytest.approx(PLOT_DPI, abs=0.5)
+    page = report.html.read_text()
+    # self-contained: every image is a data: URI, no URL and no other reference at all
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert len(sources) == len(expected) and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert "http://" not in page and "https://" not in page and "<link" not in page and "<script" not in page
+    # user-facing layer names, never tile paths
+    for layer in layers:
+        assert f"<h4>{layer} (" in page
+    assert "analog_module" not in page and ".array." not in page
+    assert "Run " + run.name in page and "test_accuracy" in page and "programming_events" in page
+    assert report.notes == []
+
+
+def test_report_maps_use_global_indices_of_split_tiles(tiny_run):
+    """The exported first layer lies on two aihwkit tiles; the report's layer is 16 x 64 again."""
+    meta = json.loads(tiny_run["maps"]["json"].read_text())
+    tiles = [t["name"] for t in meta["tiles"] if t["layer"] == "layers.0.weight_ih"]
+    assert [t.rsplit(".", 3)[-3:] for t in tiles] == [["array", "0", "0"], ["array", "1", "0"]]
+    with np.load(tiny_run["maps"]["npz"], allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    layer = layers_from_maps(meta, arrays)[0]
+    assert layer.layer == "layers.0.weight_ih" and layer.shape == (16, 64)
+    assert layer.tile_starts == ([0], [0, 32])
+    # tile array.1.0 holds inputs 32-63 of the layer
+    first, second = (arrays[f"{name}/weights_target"] for name in tiles)
+    np.testing.assert_array_equal(layer.weights_target[:, :32], first)
+    np.testing.assert_array_equal(layer.weights_target[:, 32:], second)
+
+
+def test_files_follow_the_umask(tiny_run, tmp_path):
+    run = tiny_run["run"]
+    # written under umask 0o022 by the fixture: drift study, weight maps (npz, json, csv, png)
+    written = [*tiny_run["study"].values(), tiny_run["maps"]["npz"], tiny_run["maps"]["json"],
+               *tiny_run["maps"]["csv"], *tiny_run["maps"]["png"]]
+    assert {_mode(path) for path in written} == {0o644}
+    old = os.umask(0o022)
+    try:
+        report = write_report(run, tmp_path / "a")
+    finally:
+        os.umask(old)
+    assert {_mode(p) for p in [report.html, *report.figures.values()]} == {0o644}
+    old = os.umask(0o027)
+    try:
+        report = write_report(run, tmp_path / "b")
+    finally:
+        os.umask(old)
+    assert {_mode(p) for p in [report.html, *report.figures.values()]} == {0o640}
+
+
+def test_default_folder_and_missing_optional_parts(tiny_run, tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    (run / "config.json").write_text((tiny_run["run"] / "config.json").read_text())
+    (run / "metrics.csv").write_text((tiny_run["run"] / "metrics.csv").read_text())
+    report = write_report(run)
+    assert report.out_dir == run / "report" and report.html == run / "report" / "index.html"
+    assert list(report.figures) == ["training_curves"]
+    assert any("final.json: none" in n for n in report.notes)
+    assert any("drift study: none" in n for n in report.notes)
+    assert any("weight maps: none" in n for n in report.notes)
+    page = report.html.read_text()
+    assert "Not in this report" in page
+    # a second report does not pick up the first one's files
+    assert list(write_report(run).figures) == ["training_curves"]
+
+
+def test_unreadable_parts_become_notes(tiny_run, tmp_path):
+    run = tmp_path / "broken"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    (run / "metrics.csv").write_text("")
+    (run / "weight_maps").mkdir()
+    (run / "weight_maps" / "maps.json").write_text(json.dumps({"format": "analog_snu.weight_maps", "npz_file": "maps.npz",
+                                                               "npz_sha256": "0" * 64, "tiles": []}))
+    (run / "weight_maps" / "maps.npz").write_bytes(b"not a zip")
+    report = write_report(run)
+    assert report.figures == {}
+    notes = " | ".join(report.notes)
+    assert "config.json: could not be read" in notes
+    assert "metrics.csv: no epochs recorded" in notes
+    assert "weight_maps/maps.json: weight maps not readable (maps.npz: SHA-256 differs" in notes
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(ConfigError, match=r"RUN must be a run directory .* \(not a directory\)"):
+        write_report(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"holds none of \['config.json', 'metrics.csv', 'final.json'"):
+        write_report(tmp_path)
+    (tmp_path / "final.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"dpi must be an int >= 150, got 100"):
+        write_report(tmp_path, dpi=100)
+
+
+def test_cli_run(tiny_run, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    report_cli.add_arguments(parser)
+    args = parser.parse_args([str(tiny_run["run"]), "--out", str(tmp_path / "r"), "--dpi", "200", "--quiet"])
+    assert report_cli.run(args) == 0
+    assert capsys.readouterr().out == f"report: {tmp_path / 'r' / 'index.html'}\n"
+    assert _png_dpi(tmp_path / "r" / "training_curves.png") == pytest.approx(200, abs=0.5)
+
+
+def test_drift_plot_labels(monkeypatch):
+    """Human time ticks, the metric's unit and direction, device and run in the title."""
+    figures = []
+    monkeypatch.setattr(drift_study_module, "figure_png", lambda fig, dpi=PLOT_DPI: figures.append(fig) or b"")
+    times = [1.0, 60.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0]
+    summary = [{"time_s": t, "compensated": c, "mean": 8.0 + i / 10, "std": 0.1, "n": 3}
+               for i, t in enumerate(times) for c in (False, True)]
+    study = {"metric": "nll", "times": times, "seeds": [0, 1, 2], "compensation": "global", "reference": 8.0,
+             "summary": summary, "meta": {"devices": {"t": {"name": DEVICE}}, "run": "jsb_run", "split": "test"}}
+    drift_study_module.plot_drift_study(study)
+    ax = figures[0].axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["1 s", "1 min", "1 h", "1 d", "30 d", "1 y", "10 y"]
+    assert ax.get_ylabel() == "test NLL (nats/frame, lower is better)"
+    assert f"device {DEVICE}" in ax.get_title() and "run jsb_run" in ax.get_title() and "3 programming seeds" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["no compensation", "global compensation",
+                                                                   "before programming"]
+    assert loss_axis_label("jsb") == "NLL (nats/frame, lower is better)"
+    assert loss_axis_label("ptb", "valid") == "valid cross-entropy loss (nats/word, lower is better)"
+
+
+def test_drift_plot_png_is_150_dpi(tmp_path):
+    study = {"metric": "accuracy", "times": [0.0, 3600.0], "seeds": [0], "compensation": "global", "reference": 0.9,
+             "summary": [{"time_s": t, "compensated": c, "mean": 0.9, "std": 0.0, "n": 1}
+                         for t in (0.0, 3600.0) for c in (False, True)], "meta": {}}
+    png = drift_study_module.plot_drift_study(study)
+    assert Image.open(io.BytesIO(png)).info["dpi"][0] == pytest.approx(PLOT_DPI, abs=0.5)
