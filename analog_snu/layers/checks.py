@@ -49,8 +49,15 @@ def check_finite_float(name: str, value: object) -> float:
     return float(value)
 
 
-def check_sequence(x: object, features: int, batch_first: bool, name: str = "input") -> Tensor:
-    """Check a (T, N, F) (or (N, T, F) when ``batch_first``) floating tensor with finite values."""
+def check_sequence(
+    x: object, features: int, batch_first: bool, name: str = "input", dtype: torch.dtype | None = None
+) -> Tensor:
+    """Check a (T, N, F) (or (N, T, F) when ``batch_first``) floating tensor with finite values.
+
+    ``T`` and ``N`` must be at least 1 and, when ``dtype`` is given (the layer's parameter
+    dtype), ``x`` must have it: a float64 input to a float32 layer is refused, not cast.
+    Costs one reduction over ``x`` (``aminmax``), the rest is metadata.
+    """
     layout = "(N, T, F)" if batch_first else "(T, N, F)"
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(x).__name__}")
@@ -60,8 +67,18 @@ def check_sequence(x: object, features: int, batch_first: bool, name: str = "inp
         )
     if x.shape[-1] != features:
         raise ShapeError(f"{name} feature size must be {features}, got shape {tuple(x.shape)} (last dim {x.shape[-1]})")
+    batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    if batch == 0 or steps == 0:
+        empty = "batch size N" if batch == 0 else "number of time steps T"
+        raise ShapeError(f"{name} {layout} must have at least one sample and one step, got shape "
+                         f"{tuple(x.shape)} ({empty} is 0)")
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor (spikes as 0./1.), got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise ShapeError(
+            f"{name} dtype must be {dtype}, the dtype of the layer's parameters, got {x.dtype}; "
+            f"convert the input (x.to({dtype})) or the model (.to({x.dtype}))"
+        )
     # min/max propagate NaN and expose +-inf: one cheap reduction instead of an isfinite mask.
     low, high = torch.aminmax(x)
     if not (torch.isfinite(low) and torch.isfinite(high)):

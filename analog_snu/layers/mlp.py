@@ -29,7 +29,7 @@ class MLP(AnalogContainerBase, nn.Module):
         bias: give every layer a bias.
 
     Shape:
-        x: (N, F_in) -> logits (N, F_out).
+        x: (N, F_in), N >= 1, floating point -> logits (N, F_out).
     """
 
     def __init__(
@@ -61,7 +61,12 @@ class MLP(AnalogContainerBase, nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[-1] != self.sizes[0]:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ShapeError(f"input must have shape (N, {self.sizes[0]}), got {got}")
-        if not torch.isfinite(x).all():
+        if x.shape[0] == 0:
+            raise ShapeError(f"input must have shape (N, {self.sizes[0]}) with N >= 1, got {tuple(x.shape)}")
+        if not torch.is_floating_point(x):
+            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        low, high = torch.aminmax(x)  # NaN propagates, inf shows: one reduction
+        if not (torch.isfinite(low) and torch.isfinite(high)):
             raise InputValueError("input contains NaN or inf values")
         f = MLP_ACTIVATIONS[self.activation]
         for layer in self.hidden:

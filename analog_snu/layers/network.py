@@ -1,4 +1,4 @@
-"""A stack of SNU layers ending in a linear readout."""
+"""A stack of SNU layers (any registered neuron cell) ending in a linear readout."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
 
     Args:
         sizes: ``[F_in, hidden_1, ..., hidden_k, F_out]``; at least one hidden layer.
+        cell: the neuron cell of every hidden layer, a name from
+            :func:`analog_snu.functional.neuron_cell_names` (``"snu"``, ``"ssnu"``, ``"snu_li"``).
         output: ``"sequence"``: readout at every step, (T, N, F_out) logits (sequence tasks);
             ``"mean"``: readout of the time-averaged spikes, (N, F_out) (classification). The
             readout is linear, so this equals the time average of per-step readouts, at 1/T of
@@ -33,7 +35,8 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         readout_bias: give the readout a bias (digital in aihwkit: it uses no PCM devices).
         batch_first: inputs (N, T, F) and sequence outputs (N, T, F_out).
         **snu_kwargs: passed to every :class:`~analog_snu.layers.snu.SNU` (``soft``,
-            ``recurrent``, ``decay``, ``g``, ``threshold``, ``surrogate``, ``learn_decay``).
+            ``recurrent``, ``decay``, ``g``, ``threshold``, ``surrogate``, ``learn_decay`` and
+            the cell's own parameters).
 
     aihwkit's container calls (``analog_tiles()``, ``program_analog_weights()``,
     ``drift_analog_weights()``, ``get_weights()``) reach every tile inside.
@@ -43,6 +46,7 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         self,
         sizes: Sequence[int],
         *,
+        cell: str = "snu",
         output: str = "mean",
         rpu_config: Any = None,
         readout_rpu_config: Any = _UNSET,
@@ -60,9 +64,15 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         self.output = output
         self.batch_first = bool(batch_first)
         self.layers = nn.ModuleList(
-            SNU(n_in, n_out, rpu_config=rpu_config, **snu_kwargs) for n_in, n_out in zip(sizes[:-2], sizes[1:-1])
+            SNU(n_in, n_out, cell=cell, rpu_config=rpu_config, **snu_kwargs)
+            for n_in, n_out in zip(sizes[:-2], sizes[1:-1])
         )
         self.readout = make_linear(sizes[-2], sizes[-1], readout_rpu_config, bias=readout_bias)
+
+    @property
+    def cell(self) -> str:
+        """The registered neuron cell of the hidden layers."""
+        return self.layers[0].cell
 
     def hidden_layers(self) -> list[nn.Module]:
         """The SNU layers, bottom to top (everything but the readout)."""
@@ -74,10 +84,11 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         Shape:
             x: (T, N, F_in) (or (N, T, F_in) when ``batch_first``).
             returns (N, F_out) for ``output="mean"``, (T, N, F_out) for ``"sequence"``;
-            with ``return_state=True`` also the list of per-layer ``(s_T, y_T)``.
+            with ``return_state=True`` also the list of per-layer final states (``(s_T, y_T)``).
         """
-        if state is not None and len(state) != len(self.layers):
-            raise ConfigError(f"state must hold one (s, y) per SNU layer ({len(self.layers)}), got {len(state)}")
+        if state is not None and (not isinstance(state, Sequence) or len(state) != len(self.layers)):
+            got = f"{len(state)} item(s)" if isinstance(state, Sequence) else type(state).__name__
+            raise ConfigError(f"state must hold one (s, y) per SNU layer ({len(self.layers)}), got {got}")
         if self.batch_first and isinstance(x, Tensor) and x.dim() == 3:
             x = x.transpose(0, 1)
         spikes, final_states = x, []

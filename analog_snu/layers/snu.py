@@ -1,15 +1,15 @@
-"""The SNU / sSNU layer over a whole sequence (dynamics in :mod:`analog_snu.functional.snu`)."""
+"""The layer shell over any registered neuron cell (dynamics in :mod:`analog_snu.functional`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from analog_snu.errors import ShapeError
-from analog_snu.functional.snu import SNUState, check_activation, snu_sequence, snu_step
-from analog_snu.functional.surrogates import check_surrogate
+from analog_snu.errors import InputValueError, ShapeError
+from analog_snu.functional.cells import cell_sequence, neuron_cell
 from analog_snu.layers.checks import check_finite_float, check_sequence, check_size, check_unit_interval
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
@@ -17,33 +17,41 @@ __all__ = ["SNU"]
 
 
 class SNU(AnalogContainerBase, nn.Module):
-    r"""A layer of Spiking Neural Units run over a sequence (``torch.nn.RNN``-style).
+    r"""A layer of spiking neural units run over a sequence (``torch.nn.RNN``-style), for any registered cell.
 
-    See :func:`analog_snu.functional.snu.snu_step` for the update equations.
+    The update equations live with each cell: :func:`analog_snu.functional.snu.snu_step`
+    (``"snu"``, ``"ssnu"``), :func:`analog_snu.functional.snu_li.snu_li_step` (``"snu_li"``);
+    :func:`analog_snu.functional.neuron_cell_names` lists them all.
 
     Args:
         input_size: F_in.
         hidden_size: F_out, the number of neurons.
-        soft: ``False`` for the SNU (Heaviside spikes, surrogate gradient), ``True`` for
-            the sSNU (sigmoid output, exact gradient).
+        cell: registered neuron cell name (``"snu"``, ``"ssnu"``, ``"snu_li"``, ...).
+        soft: ``True`` for a sigmoid output (exact gradient) instead of Heaviside spikes;
+            ``None`` keeps the cell's default (``"ssnu"`` is ``"snu"`` with ``soft=True``).
         recurrent: add recurrent weights ``H`` (``weight_hh``).
         decay: membrane decay in [0, 1].
-        g: ``"relu"``, ``"leaky_relu"`` or ``"identity"``.
+        g: ``"relu"``, ``"leaky_relu"`` or ``"identity"``; ``None``: the cell's default (``"relu"``).
         threshold: initial firing threshold; trainable per neuron.
-        surrogate: pseudo-derivative of the step, see :data:`analog_snu.functional.SURROGATES`.
+        surrogate: pseudo-derivative of the step, see :data:`analog_snu.functional.SURROGATES`;
+            ``None``: the cell's default (``"tanh"``).
         rpu_config: ``None`` for digital ``nn.Linear`` maps, or any aihwkit RPU config to run
             the products on analog tiles.
         learn_decay: make ``decay`` a trainable per-neuron parameter (clamped to [0, 1]).
         batch_first: inputs and outputs are (N, T, F) instead of (T, N, F).
+        **cell_options: further fields of the cell's parameters dataclass (cell-specific).
 
     Shape:
-        - x: (T, N, F_in), or (N, T, F_in) when ``batch_first``
-        - state: optional ``(s, y)``, each (N, F_out)
-        - output: ``y`` (T, N, F_out) (or (N, T, F_out)) and the final ``(s_T, y_T)``
+        - x: (T, N, F_in), or (N, T, F_in) when ``batch_first``; T, N >= 1; the dtype of the
+          layer's parameters (float32 unless converted with ``.double()``).
+        - state: optional, the cell's state tuple (``(s, y)`` for the SNU cells), each (N, F_out),
+          finite, in the layer's dtype
+        - output: ``y`` (T, N, F_out) (or (N, T, F_out)) and the final state tuple
 
     When ``recurrent=False`` the input products ``W x_t`` of all steps are one matrix
     product over the (T*N, F_in) block (one analog call, so pulsed training still sees
-    every (x, d) pair); only the cheap element-wise recurrence loops over time.
+    every (x, d) pair); only the element-wise recurrence loops over time, fused into one
+    autograd node for cells that register a ``sequence``.
     """
 
     def __init__(
@@ -51,23 +59,28 @@ class SNU(AnalogContainerBase, nn.Module):
         input_size: int,
         hidden_size: int,
         *,
-        soft: bool = False,
+        cell: str = "snu",
+        soft: bool | None = None,
         recurrent: bool = False,
         decay: float = 0.8,
-        g: str = "relu",
+        g: str | None = None,
         threshold: float = 1.0,
-        surrogate: str = "tanh",
+        surrogate: str | None = None,
         rpu_config: Any = None,
         learn_decay: bool = False,
         batch_first: bool = False,
+        **cell_options: Any,
     ) -> None:
         nn.Module.__init__(self)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
-        self.soft = bool(soft)
+        self._cell = neuron_cell(cell)
+        given = {"g": g, "soft": soft, "surrogate": surrogate, **cell_options}
+        self.cell_parameters = self._cell.make_parameters(**{k: v for k, v in given.items() if v is not None})
+        # the keywords of the cell's step/sequence, computed once (the parameters are frozen)
+        self._cell_kwargs = {f.name: getattr(self.cell_parameters, f.name)
+                             for f in dataclasses.fields(self.cell_parameters)}
         self.recurrent = bool(recurrent)
-        self.g = check_activation(g)
-        self.surrogate = check_surrogate(surrogate)
         self.batch_first = bool(batch_first)
         decay = check_unit_interval("decay", decay)
         threshold = check_finite_float("threshold", threshold)
@@ -80,53 +93,80 @@ class SNU(AnalogContainerBase, nn.Module):
         else:
             self.register_buffer("decay", torch.tensor(decay))
 
+    @property
+    def cell(self) -> str:
+        """The registered name of the neuron cell."""
+        return self._cell.name
+
+    @property
+    def soft(self) -> bool:
+        """Sigmoid output (``True``) or Heaviside spikes (``False``); ``None`` for a cell without the choice."""
+        return self._cell_kwargs.get("soft")
+
+    @property
+    def g(self) -> str:
+        """The membrane non-linearity's name."""
+        return self._cell_kwargs.get("g")
+
+    @property
+    def surrogate(self) -> str:
+        """The surrogate gradient's name."""
+        return self._cell_kwargs.get("surrogate")
+
     def extra_repr(self) -> str:
-        return (
-            f"{self.input_size}, {self.hidden_size}, soft={self.soft}, recurrent={self.recurrent}, "
-            f"g={self.g!r}, surrogate={self.surrogate!r}"
-        )
+        options = ", ".join(f"{key}={value!r}" for key, value in self._cell_kwargs.items())
+        return f"{self.input_size}, {self.hidden_size}, cell={self.cell!r}, recurrent={self.recurrent}, {options}"
 
-    def initial_state(self, batch: int, like: Tensor) -> SNUState:
-        """Zero state for a batch of ``batch`` sequences, dtype/device of ``like``."""
+    def initial_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        """Zero state of the cell for a batch of ``batch`` sequences, dtype/device of ``like``."""
         zeros = like.new_zeros(batch, self.hidden_size)
-        return SNUState(zeros, zeros)
+        return self._cell.state(*(zeros for _ in self._cell.state._fields))
 
-    def _check_state(self, state: Any, batch: int, like: Tensor) -> SNUState:
-        if state is None:
-            return self.initial_state(batch, like)
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError("state must be a tuple (s, y) of two tensors of shape (N, hidden_size)")
+    def _check_state(self, state: Any, batch: int, like: Tensor) -> tuple[Tensor, ...]:
+        fields = self._cell.state._fields
         expected = (batch, self.hidden_size)
-        for name, tensor in zip(("s", "y"), state):
-            if not isinstance(tensor, Tensor) or tuple(tensor.shape) != expected:
-                shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-                raise ShapeError(f"state {name} must have shape {expected}, got {shape}")
-        return SNUState(state[0].to(like.dtype), state[1].to(like.dtype))
+        layout = f"a tuple ({', '.join(fields)}) of {len(fields)} tensors of shape {expected}"
+        if not isinstance(state, (tuple, list)):
+            raise TypeError(f"state must be {layout}, got {type(state).__name__}")
+        if len(state) != len(fields):
+            raise ShapeError(f"state must be {layout}, got {len(state)} item(s)")
+        for name, tensor in zip(fields, state):
+            if not isinstance(tensor, Tensor):
+                raise TypeError(f"state {name} must be a torch.Tensor of shape {expected}, got {type(tensor).__name__}")
+            if tuple(tensor.shape) != expected:
+                raise ShapeError(f"state {name} must have shape {expected}, got {tuple(tensor.shape)}")
+            if tensor.dtype != like.dtype:
+                raise ShapeError(f"state {name} must have dtype {like.dtype} (that of the input), got {tensor.dtype}")
+            low, high = torch.aminmax(tensor)
+            if not (torch.isfinite(low) and torch.isfinite(high)):
+                raise InputValueError(f"state {name} contains NaN or inf values; a state must be finite")
+        return self._cell.state(*state)
 
-    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        x = check_sequence(x, self.input_size, self.batch_first)
+    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, tuple[Tensor, ...]]:
+        x = check_sequence(x, self.input_size, self.batch_first, dtype=self.threshold.dtype)
         if self.batch_first:
             x = x.transpose(0, 1)
         steps, batch, _ = x.shape
-        start = self._check_state(state, batch, x)
+        start = self.initial_state(batch, x) if state is None else self._check_state(state, batch, x)
         decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
         # W x_t for every t in one product: it does not depend on the state.
         current = self.weight_ih(x.reshape(steps * batch, -1)).reshape(steps, batch, self.hidden_size)
 
         if self.weight_hh is None:
-            y, final = snu_sequence(current, start, self.threshold, decay, self.g, self.soft, self.surrogate)
+            y, final = cell_sequence(self._cell, current, start, self.threshold, decay, self._cell_kwargs)
         else:
             y, final = self._run_recurrent(current, start, decay, zero_start=state is None)
         if self.batch_first:
             y = y.transpose(0, 1)
-        return y, (final.s, final.y)
+        return y, tuple(final)
 
-    def _run_recurrent(self, current: Tensor, state: SNUState, decay: Tensor, zero_start: bool):
+    def _run_recurrent(self, current: Tensor, state: Any, decay: Tensor, zero_start: bool):
         outputs = []
+        step, kwargs = self._cell.step, self._cell_kwargs
         for t in range(current.shape[0]):
             step_current = current[t]
             if not (t == 0 and zero_start):  # H y_{-1} = 0 exactly for a fresh sequence
                 step_current = step_current + self.weight_hh(state.y)
-            y, state = snu_step(step_current, state, self.threshold, decay, self.g, self.soft, self.surrogate)
+            y, state = step(step_current, state, self.threshold, decay, **kwargs)
             outputs.append(y)
         return torch.stack(outputs), state

@@ -51,3 +51,9 @@ def test_input_errors():
         model(torch.ones(3))
     with pytest.raises(InputValueError, match="NaN or inf"):
         model(torch.tensor([[1.0, float("nan"), 0.0]]))
+    with pytest.raises(InputValueError, match="NaN or inf"):
+        model(torch.tensor([[1.0, float("-inf"), 0.0]]))
+    with pytest.raises(ShapeError, match=r"input must have shape \(N, 3\) with N >= 1, got \(0, 3\)"):
+        model(torch.ones(0, 3))
+    with pytest.raises(TypeError, match="floating-point tensor, got dtype torch.int64"):
+        model(torch.ones(2, 3, dtype=torch.long))

@@ -7,6 +7,7 @@ from aihwkit.simulator.configs.devices import ConstantStepDevice
 
 from analog_snu import SNUNetwork
 from analog_snu.errors import ConfigError
+from analog_snu.functional import neuron_cell_names
 from analog_snu.training import make_optimizer
 
 
@@ -109,3 +110,35 @@ def test_wrong_number_of_states():
     net = SNUNetwork([5, 8, 3])
     with pytest.raises(ConfigError, match="one \\(s, y\\) per SNU layer"):
         net(spikes(), state=[])
+
+
+@pytest.mark.parametrize("cell", neuron_cell_names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_registered_cell_builds_runs_and_trains(cell, dtype):
+    """Contract over the registry: shapes, dtype, state, gradients reach the first layer."""
+    torch.manual_seed(0)
+    net = SNUNetwork([5, 8, 7, 3], cell=cell, output="sequence", threshold=0.2, recurrent=True).to(dtype)
+    assert net.cell == cell and all(layer.cell == cell for layer in net.layers)
+    x = spikes().to(dtype)
+    out, states = net(x, return_state=True)
+    assert out.shape == (6, 4, 3) and out.dtype == dtype
+    assert [[tuple(t.shape) for t in state] for state in states] == [[(4, 8), (4, 8)], [(4, 7), (4, 7)]]
+    assert all(t.dtype == dtype for state in states for t in state)
+    out.sum().backward()
+    assert net.layers[0].weight_ih.weight.grad.abs().sum() > 0
+
+
+def test_network_cell_kwarg_and_legacy_soft():
+    torch.manual_seed(0)
+    legacy = SNUNetwork([5, 8, 3], soft=True)
+    named = SNUNetwork([5, 8, 3], cell="ssnu")
+    named.load_state_dict(legacy.state_dict())
+    x = spikes()
+    torch.testing.assert_close(named(x), legacy(x))
+    with pytest.raises(ConfigError, match="cell must be one of"):
+        SNUNetwork([5, 8, 3], cell="lstm")
+
+
+def test_network_state_must_be_a_sequence():
+    with pytest.raises(ConfigError, match=r"one \(s, y\) per SNU layer \(1\), got Tensor"):
+        SNUNetwork([5, 8, 3])(spikes(), state=torch.zeros(4, 8))

@@ -138,3 +138,156 @@ def test_bad_inputs():
         layer([[0.0, 0.0, 0.0]])
     with pytest.raises(ShapeError, match=r"state s must have shape \(1, 2\)"):
         layer(torch.zeros(2, 1, 3), (torch.zeros(2, 2), torch.zeros(2, 2)))
+
+
+# --- neuron cells ---------------------------------------------------------------------------------
+
+
+def reference_layer(layer, x):
+    """The layer's cell written out from its equations (functional module docstrings), in float64.
+
+    reset gate: 1 - y_{t-1} per neuron (snu, ssnu), 1 - max_j y_{t-1, j} per sample (snu_li)."""
+    w = layer.weight_ih.weight.detach().double()
+    h = layer.weight_hh.weight.detach().double() if layer.weight_hh is not None else None
+    thr, decay = layer.threshold.detach().double(), layer.decay.detach().double()
+    s = y = torch.zeros(x.shape[1], layer.hidden_size, dtype=torch.float64)
+    ys = []
+    for t in range(x.shape[0]):
+        gate = 1 - (y.amax(1, keepdim=True) if layer.cell == "snu_li" else y)
+        a = x[t].double() @ w.T + decay * s * gate
+        if h is not None:
+            a = a + y @ h.T
+        s = torch.relu(a)
+        y = torch.sigmoid(s - thr) if layer.soft else (s - thr > 0).double()
+        ys.append(y)
+    return torch.stack(ys)
+
+
+@pytest.mark.parametrize("cell", ["snu", "ssnu", "snu_li"])
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_every_cell_matches_its_reference(cell, recurrent):
+    torch.manual_seed(0)
+    layer = SNU(6, 5, cell=cell, recurrent=recurrent, threshold=0.3)
+    x = torch.bernoulli(torch.full((8, 3, 6), 0.5))
+    y, state = layer(x)
+    assert layer.cell == cell and len(state) == 2
+    expected = reference_layer(layer, x).float()
+    if not layer.soft:
+        assert 0 < expected.sum() < expected.numel()
+    torch.testing.assert_close(y, expected)
+
+
+def test_lateral_inhibition_layer_differs_from_snu_and_trains():
+    torch.manual_seed(0)
+    snu = SNU(6, 5, threshold=0.3)
+    li = SNU(6, 5, cell="snu_li", threshold=0.3)
+    li.load_state_dict(snu.state_dict())
+    x = torch.bernoulli(torch.full((10, 4, 6), 0.5))
+    assert not torch.equal(snu(x)[0], li(x)[0])
+    li(x)[0].sum().backward()
+    assert li.weight_ih.weight.grad.abs().sum() > 0 and li.threshold.grad.abs().sum() > 0
+
+
+def test_ssnu_cell_equals_soft_flag():
+    torch.manual_seed(0)
+    legacy = SNU(4, 3, soft=True)
+    named = SNU(4, 3, cell="ssnu")
+    named.load_state_dict(legacy.state_dict())
+    assert named.soft and named.cell == "ssnu" and legacy.soft and legacy.cell == "snu"
+    x = torch.rand(5, 2, 4)
+    torch.testing.assert_close(named(x)[0], legacy(x)[0])
+    assert "cell='snu_li'" in repr(SNU(4, 3, cell="snu_li"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"cell": "lif"}, r"cell must be one of \['snu', 'ssnu', 'snu_li'"),
+        ({"cell": "ssnu", "soft": False}, "cell 'ssnu' fixes soft=True, got soft=False"),
+        ({"cell": "snu_li", "gain": 2.0}, "cell 'snu_li' takes no parameter 'gain'"),
+        ({"soft": "yes"}, "soft must be a bool"),
+    ],
+)
+def test_bad_cell_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SNU(3, 2, **kwargs)
+
+
+def test_toy_cell_with_its_own_parameter_through_the_layer(monkeypatch):
+    """A new neuron is one functional definition plus one registration, cell options included."""
+    import dataclasses
+    from typing import NamedTuple
+
+    from analog_snu.functional import CellDef, register_cell
+    from analog_snu.functional import cells as cells_module
+
+    @dataclasses.dataclass(frozen=True)
+    class GainParameters:
+        gain: float = 1.0
+
+    class GainState(NamedTuple):
+        y: torch.Tensor
+
+    def gain_step(current, state, threshold, decay, gain=1.0):
+        y = gain * current + decay * state.y - threshold
+        return y, GainState(y)
+
+    monkeypatch.setattr(cells_module, "NEURON_CELLS", dict(cells_module.NEURON_CELLS))
+    register_cell(CellDef("gain", GainParameters, GainState, gain_step))
+    layer = SNU(1, 1, cell="gain", gain=3.0, decay=0.5, threshold=0.0)
+    set_weight(layer.weight_ih, [[1.0]])
+    y, (y_last,) = layer(torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1))
+    assert y.flatten().tolist() == [3.0, 1.5, 0.75] and y_last.item() == 0.75
+    assert layer.soft is None and "gain=3.0" in repr(layer)
+    with pytest.raises(ConfigError, match="cell 'gain' takes no parameter 'g'"):
+        SNU(1, 1, cell="gain", g="relu")
+
+
+# --- input errors (one line, naming the argument, expected and received) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (torch.ones(5, 0, 4), ShapeError, r"input \(T, N, F\) must have at least one sample .*got shape \(5, 0, 4\) "
+                                          r"\(batch size N is 0\)"),
+        (torch.ones(0, 2, 4), ShapeError, r"got shape \(0, 2, 4\) \(number of time steps T is 0\)"),
+        (torch.ones(5, 2, 4, dtype=torch.float64), ShapeError,
+         r"input dtype must be torch.float32, the dtype of the layer's parameters, got torch.float64"),
+        (torch.ones(5, 2, 3), ShapeError, r"input feature size must be 4, got shape \(5, 2, 3\)"),
+    ],
+)
+def test_bad_input_tensors(x, error, match):
+    with pytest.raises(error, match=match):
+        SNU(4, 3)(x)
+
+
+def test_empty_batch_first_input_names_the_layout():
+    with pytest.raises(ShapeError, match=r"input \(N, T, F\) .* \(batch size N is 0\)"):
+        SNU(4, 3, batch_first=True)(torch.ones(0, 5, 4))
+
+
+def test_float64_layer_takes_float64_input_only():
+    layer = SNU(4, 3).double()
+    y, _ = layer(torch.ones(5, 2, 4, dtype=torch.float64))
+    assert y.dtype == torch.float64
+    with pytest.raises(ShapeError, match="input dtype must be torch.float64.*got torch.float32"):
+        layer(torch.ones(5, 2, 4))
+
+
+@pytest.mark.parametrize(
+    "state, error, match",
+    [
+        ((torch.zeros(2, 3), torch.full((2, 3), float("nan"))), InputValueError, "state y contains NaN or inf"),
+        ((torch.full((2, 3), float("-inf")), torch.zeros(2, 3)), InputValueError, "state s contains NaN or inf"),
+        ((torch.zeros(2, 3),), ShapeError, r"state must be a tuple \(s, y\) of 2 tensors of shape \(2, 3\), got 1 item"),
+        ((torch.zeros(2, 3), torch.zeros(3, 2)), ShapeError, r"state y must have shape \(2, 3\), got \(3, 2\)"),
+        ((torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3)), ShapeError,
+         "state s must have dtype torch.float32 .*got torch.float64"),
+        (torch.zeros(2, 3), TypeError, r"state must be a tuple \(s, y\) .*got Tensor"),
+        ((torch.zeros(2, 3), [0.0]), TypeError, "state y must be a torch.Tensor .*got list"),
+    ],
+)
+def test_bad_initial_states(state, error, match):
+    with pytest.raises(error, match=match):
+        SNU(4, 3)(torch.ones(5, 2, 4), state)
