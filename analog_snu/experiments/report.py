@@ -172,6 +172,7 @@ def _safe(text: str) -> str:
 
 def _training_curves(rows: list[dict[str, Any]], task: str | None, title: str, dpi: int) -> bytes:
     epochs = [row.get("epoch", index + 1) for index, row in enumerate(rows)]
+    epochs = [int(e) if isinstance(e, float) and e.is_integer() else e for e in epochs]
     numeric = [key for key in rows[0] if key != "epoch" and all(isinstance(r.get(key), float) for r in rows)]
     losses = [key for key in numeric if key.endswith("_loss")]
     metrics = [key for key in numeric if not key.endswith("_loss") and not key.endswith("_s")
