@@ -24,8 +24,7 @@ import dataclasses
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -54,8 +53,9 @@ class CellDef:
     """``step(current, state, threshold, decay, **parameters) -> (y_t, state_t)``."""
     sequence: Callable[..., tuple[Tensor, Any]] | None = None
     """Fused recurrence over (T, N, F) currents, or ``None`` to loop over ``step``."""
-    fixed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    """Parameter values that this name pins; a conflicting argument is refused."""
+    fixed: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()
+    """Parameter values that this name pins; a conflicting argument is refused. Given as a mapping,
+    stored by :func:`register_cell` as sorted ``(name, value)`` pairs (so a cell deep-copies and pickles)."""
     summary: str = ""
     """One line for listings and ``--help``."""
 
@@ -71,13 +71,14 @@ class CellDef:
             raise ConfigError(
                 f"cell {self.name!r} takes no parameter {', '.join(map(repr, unknown))}; its parameters are {valid}"
             )
-        for key, value in self.fixed.items():
+        fixed = dict(self.fixed)
+        for key, value in fixed.items():
             if key in given and given[key] != value:
                 raise ConfigError(
                     f"cell {self.name!r} fixes {key}={value!r}, got {key}={given[key]!r}; "
                     f"choose another cell (one of {list(neuron_cell_names())}) instead"
                 )
-        return self.parameters(**{**given, **self.fixed})
+        return self.parameters(**{**given, **fixed})
 
 
 #: name -> cell; fill it with :func:`register_cell`, read it with :func:`neuron_cell`
@@ -122,10 +123,11 @@ def register_cell(cell: CellDef) -> CellDef:
         missing = sorted(names - accepted) if accepted is not None else []
         if missing:
             raise ConfigError(f"cell {cell.name!r}: {role} {fn.__name__} does not take parameter(s) {missing} by keyword")
-    extra = sorted(set(cell.fixed) - names)
+    fixed = dict(cell.fixed)
+    extra = sorted(set(fixed) - names)
     if extra:
         raise ConfigError(f"cell {cell.name!r}: fixed names {extra} are not parameters; parameters are {sorted(names)}")
-    NEURON_CELLS[cell.name] = dataclasses.replace(cell, fixed=MappingProxyType(dict(cell.fixed)))
+    NEURON_CELLS[cell.name] = dataclasses.replace(cell, fixed=tuple(sorted(fixed.items())))
     return NEURON_CELLS[cell.name]
 
 

@@ -52,6 +52,18 @@ def test_registered_cells_and_lookup():
         neuron_cell(3)
 
 
+def test_cells_deep_copy_and_pickle():
+    """Layers hold their cell: copying or pickling a model must work."""
+    import copy
+    import pickle
+
+    for name in neuron_cell_names():
+        cell = neuron_cell(name)
+        assert copy.deepcopy(cell) == cell
+        assert pickle.loads(pickle.dumps(cell)) == cell
+    assert neuron_cell("ssnu").fixed == (("soft", True),)
+
+
 def test_make_parameters_defaults_fixed_and_errors():
     assert neuron_cell("snu").make_parameters() == SNUParameters("relu", False, "tanh")
     assert neuron_cell("ssnu").make_parameters(g="identity") == SNUParameters("identity", True, "tanh")

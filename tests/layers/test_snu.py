@@ -291,3 +291,19 @@ def test_float64_layer_takes_float64_input_only():
 def test_bad_initial_states(state, error, match):
     with pytest.raises(error, match=match):
         SNU(4, 3)(torch.ones(5, 2, 4), state)
+
+
+def test_layer_deep_copies_and_pickles_with_its_cell():
+    import copy
+    import io
+
+    layer = SNU(4, 3, cell="ssnu", g="identity")
+    x = torch.rand(5, 2, 4)
+    twin = copy.deepcopy(layer)
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    for other in (twin, loaded):
+        assert other.cell == "ssnu" and other.g == "identity"
+        torch.testing.assert_close(other(x)[0], layer(x)[0])
