@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from analog_snu.tasks.placement import model_accelerator, to_accelerator
+
 __all__ = [
     "ProgressMode",
     "progress_mode",
@@ -165,7 +167,9 @@ def train_epoch(
     loss_sum, count = 0.0, 0
     bar = tqdm(batches, desc=desc, total=total, unit="batch", leave=False, disable=not mode.bars,
                file=mode.stream, dynamic_ncols=True, mininterval=0.5)
+    accelerator = model_accelerator(model)
     for inputs, targets in bar:
+        inputs, targets = to_accelerator((inputs, targets), accelerator)
         optimizer.zero_grad()
         if grapes is not None:
             grapes.begin_batch()
@@ -187,7 +191,9 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], metric: Callable[[Tenso
     """Mean of ``metric(outputs, targets)`` over batches, weighted by batch size (eval mode)."""
     model.eval()
     total, count = 0.0, 0
+    accelerator = model_accelerator(model)
     for inputs, targets in batches:
+        inputs, targets = to_accelerator((inputs, targets), accelerator)
         size = targets.shape[0]
         total += float(metric(model(inputs), targets)) * size
         count += size

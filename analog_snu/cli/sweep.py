@@ -1,0 +1,54 @@
+"""``analog-snu sweep SPEC.toml --out DIR``: a grid of runs x seeds on Ray (wiring only; see
+:mod:`analog_snu.experiments.sweep`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from analog_snu.experiments.sweep import run_sweep
+from analog_snu.experiments.sweep_results import metric_columns
+from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec
+
+__all__ = ["add_arguments", "run"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC.toml",
+                        help="seeds = [...], [base] run-config keys, [grid] key = [values], optional [eval] times = [...]")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="sweep directory (trials/, results.csv, summary.csv, plots); calling again resumes")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray instance")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="CPUs of the local Ray instance (default: all), or most trials in flight on a cluster")
+    parser.add_argument("--quiet", action="store_true", help="no line per finished trial")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = read_sweep_spec(args.spec)
+    result = run_sweep(spec, args.out, address=args.address, workers=args.workers, progress=not args.quiet)
+    keys = list(spec.grid)
+    columns = metric_columns(result.rows)
+    for entry in result.summary:
+        point = ", ".join(f"{k}={format_value(entry[k])}" for k in keys) or "all"
+        figures = ", ".join(f"{c} {entry[f'{c}_mean']:.4f} +- {entry[f'{c}_std']:.4f}"
+                            for c in columns if f"{c}_mean" in entry)
+        print(f"{point} (n={entry['n']}): {figures}")
+    for path in result.files:
+        print(f"wrote {path}")
+    if result.failed:
+        names = ", ".join(row["trial"] for row in result.failed[:5])
+        print(f"{len(result.failed)} of {len(result.rows)} trials failed ({names}); see results.csv, then call "
+              "the same sweep again to retry them")
+        return 1
+    return 0
