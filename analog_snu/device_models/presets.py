@@ -68,7 +68,9 @@ PRESETS: dict[str, Preset] = {
             "former inline aihwkit config: programming, drift and read noise come from our PCMNoiseModel "
             "(the PCMLikeNoiseModel equations with per-device state, seeded), inference tiles carry no "
             "weight noise or clipping, and pulsed tiles use the periphery fields (7/9 bits, output "
-            "noise 0.02, bound 12) instead of PresetIOParameters."
+            "noise 0.02, bound 12) instead of PresetIOParameters (7/9 bits, output noise 0.1, bound 20) "
+            "and g_max_spread 0 instead of PCMPresetDevice's w_max_dtod 0.1 (set conductance.g_max_spread "
+            "= 0.1 for that, which also spreads g_max when programming)."
         ),
     ),
     "pcm_joshi2020": Preset(

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice
+from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
-from analog_snu.hardware.programming import drift, program, resolve_device
+from analog_snu.hardware.programming import drift, program
 from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
@@ -200,7 +200,7 @@ def drift_study(
     times, seeds = _check_times(times), _check_seeds(seeds)
     if compensation is not None and compensation not in DRIFT_COMPENSATIONS[1:]:
         raise ConfigError(f"compensation must be one of {list(DRIFT_COMPENSATIONS[1:])} or None, got {compensation!r}")
-    device = resolve_device(device)
+    device = None if device is None else resolve_device(device)
     tiles = named_layer_tiles(model)
     if not tiles:
         raise ConfigError("the model has no analog tiles; a drift study needs a PCM network")

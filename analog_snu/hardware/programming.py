@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analog_snu.device_models import PCMDevice, list_presets, preset
+from analog_snu.device_models import PCMDevice, list_presets, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 from analog_snu.tiles.tile_access import (
@@ -25,7 +25,7 @@ from analog_snu.tiles.tile_access import (
     tile_noise_model,
 )
 
-__all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed", "resolve_device"]
+__all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed"]
 
 _PROGRAM, _DRIFT, _FORWARD = 1, 2, 3  # stream ids mixed into the seeds
 
@@ -52,15 +52,6 @@ def _check_seed(seed: object) -> int | None:
     return seed  # type: ignore[return-value]
 
 
-def resolve_device(device: PCMDevice | str | None) -> PCMDevice | None:
-    """A :class:`PCMDevice` from a device, a preset name, or ``None``."""
-    if device is None or isinstance(device, PCMDevice):
-        return device
-    if isinstance(device, str):
-        return preset(device)
-    raise ConfigError(f"device must be a PCMDevice, a preset name {list_presets()} or None, got {type(device).__name__}")
-
-
 def _analog_tiles(model: nn.Module):
     tiles = named_layer_tiles(model)
     if not tiles:
@@ -73,14 +64,14 @@ def program(model: nn.Module, seed: int | None = 0, device: PCMDevice | str | No
 
     Each tile is programmed from its reference weights (the trained weights; programming again
     starts from them, not from the previous programmed ones) with its own
-    :class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel`. ``device`` (a :class:`PCMDevice` or a
-    preset name) replaces the tiles' device, and is required for tiles built from stock aihwkit
+    :class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel`. ``device`` (a :class:`PCMDevice`, a
+    preset name or a ``.toml``/``.json`` device file) replaces the tiles' device, and is required for tiles built from stock aihwkit
     configs. ``seed=None`` draws from torch's global RNG.
 
     Returns: tile name -> its :class:`~analog_snu.tiles.pcm_noise.PCMTileState`.
     """
     seed = _check_seed(seed)
-    device = resolve_device(device)
+    device = None if device is None else resolve_device(device)
     model.eval()
     states = {}
     for index, (_, name, tile) in enumerate(_analog_tiles(model)):

@@ -16,7 +16,10 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   (heatmaps of G+ and G- now, per pair).
 
 Every file is written to a temporary file and renamed into place only after all of them were
-produced. :func:`import_weight_maps` checks everything before it changes the model.
+produced. :func:`import_weight_maps` checks everything before it changes the model: the
+checksum, the archive's member sizes against a cap before inflating them (no zip bombs), shapes
+and dtypes, and physical ranges (finite, conductances and drift exponents >= 0, device maxima
+> 0, stuck codes in {0, 1, 2}, a finite time >= 0, seeds ints >= 0 or null).
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
-from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.errors import CheckpointError, ConfigError, DataError
+from analog_snu.hardware.programming import drift
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 from analog_snu.tiles.tile_access import (
@@ -166,21 +171,38 @@ def _write_all_atomic(files: dict[Path, bytes]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+def _check_time(time: object) -> float | None:
+    if time is None:
+        return None
+    if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time) or time < 0:
+        raise ConfigError(f"time must be a finite number >= 0 (seconds after programming) or None, got {time!r}")
+    return float(time)
+
+
 def _npz_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 @torch.no_grad()
-def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True) -> dict[str, Any]:
+def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
+                       time: float | None = None) -> dict[str, Any]:
     """Write the weight maps of a programmed ``model`` (see the module docstring for the files).
+
+    ``time`` (seconds after programming, finite, >= 0): first drift every tile that is not at
+    that time to it (:func:`analog_snu.hardware.drift`, seed derived from the programming seed);
+    ``None`` exports the tiles as they are.
 
     Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
     """
+    time = _check_time(time)
     npz_path = _npz_path(path)
     if not npz_path.parent.is_dir():
         raise ConfigError(f"output folder {str(npz_path.parent)!r} does not exist")
     tiles = _programmed_tiles(model)
+    if time is not None and any(state.t_now != time for *_, state in tiles):
+        drift(model, time)
+        tiles = _programmed_tiles(model)
     arrays: dict[str, np.ndarray] = {}
     meta_tiles = []
     by_layer: dict[str, list[tuple[str, PCMNoiseModel, PCMTileState]]] = {}
@@ -253,18 +275,20 @@ def _read_meta(npz_path: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_arrays(npz_path: Path, sha256: str) -> dict[str, np.ndarray]:
+def _read_arrays(npz_path: Path, sha256: str, max_bytes: int) -> dict[str, np.ndarray]:
     try:
+        size = npz_path.stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(f"weight maps {str(npz_path)!r} have {size} bytes, more than max_bytes={max_bytes}")
         raw = npz_path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read weight maps {str(npz_path)!r}: {exc.strerror or exc}") from exc
     if hashlib.sha256(raw).hexdigest() != sha256:
         raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: SHA-256 differs from the sidecar's")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: {exc}") from exc
+        return load_npz(raw, max_bytes=max_bytes, name=repr(str(npz_path)))
+    except DataError as exc:
+        raise CheckpointError(f"weight maps are corrupt or too large: {exc}") from exc
 
 
 def _expect(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: Any) -> torch.Tensor:
@@ -280,6 +304,29 @@ def _expect(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dty
     return torch.from_numpy(value.copy())
 
 
+def _check_range(name: str, value: torch.Tensor, what: str, *, positive: bool = False) -> torch.Tensor:
+    bad = value <= 0 if positive else value < 0
+    if bool(bad.any()):
+        raise CheckpointError(
+            f"weight-map array {name!r} holds {int(bad.sum())} value(s) {'<= 0' if positive else '< 0'} "
+            f"(min {float(value.min()):g}); {what} must be {'> 0' if positive else '>= 0'}"
+        )
+    return value
+
+
+def _check_entry(name: str, entry: dict[str, Any]) -> tuple[float, int | None, int | None]:
+    t_now = entry.get("time_since_programming_s", 0.0)
+    if isinstance(t_now, bool) or not isinstance(t_now, (int, float)) or not math.isfinite(t_now) or t_now < 0:
+        raise CheckpointError(f"tile {name!r}: time_since_programming_s must be a finite number >= 0, got {t_now!r}")
+    seeds = []
+    for key in ("program_seed", "drift_seed"):
+        seed = entry.get(key)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise CheckpointError(f"tile {name!r}: {key} must be an int >= 0 or null, got {seed!r}")
+        seeds.append(seed)
+    return float(t_now), seeds[0], seeds[1]
+
+
 def _state_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[int, int], pairs: int,
                        entry: dict[str, Any]) -> tuple[PCMTileState, dict[str, Any]]:
     dev_shape = (pairs, 2, *shape)
@@ -289,25 +336,32 @@ def _state_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[in
         return _expect(arrays, f"{name}/{key}", shp, dtype)
 
     def pair(prefix: str, suffix: str) -> torch.Tensor:
-        return torch.stack([get(f"g_plus{suffix}", half, np.float64), get(f"g_minus{suffix}", half, np.float64)], 1)
+        plus, minus = get(f"g_plus{suffix}", half, np.float64), get(f"g_minus{suffix}", half, np.float64)
+        _check_range(f"{name}/g_plus{suffix}", plus, "conductances (µS)")
+        _check_range(f"{name}/g_minus{suffix}", minus, "conductances (µS)")
+        return torch.stack([plus, minus], 1)
+
+    t_now, program_seed, drift_seed = _check_entry(name, entry)
 
     stuck = get("stuck", dev_shape, np.int8)
     if not bool(((stuck >= 0) & (stuck <= 2)).all()):
         raise CheckpointError(f"weight-map array {name}/stuck holds flags other than 0, 1, 2")
     state = PCMTileState(
         weights_target=get("weights_target", shape, np.float32),
-        scale_ratio=float(get("scale_ratio", (), np.float64)),
-        g_max_device=get("g_max_device", dev_shape, np.float64),
+        scale_ratio=float(_check_range(f"{name}/scale_ratio", get("scale_ratio", (), np.float64), "µS per weight unit",
+                                       positive=True)),
+        g_max_device=_check_range(f"{name}/g_max_device", get("g_max_device", dev_shape, np.float64),
+                                  "device maximum conductances (µS)", positive=True),
         g_target=pair("g", "_target"),
         g_programmed=pair("g", "_programmed"),
-        nu=get("nu", dev_shape, np.float64),
+        nu=_check_range(f"{name}/nu", get("nu", dev_shape, np.float64), "drift exponents"),
         stuck=stuck,
         g_now=pair("g", ""),
         weights_programmed=get("weights_programmed", shape, np.float32),
         weights_now=get("weights_now", shape, np.float32),
-        t_now=float(entry.get("time_since_programming_s", 0.0)),
-        program_seed=entry.get("program_seed"),
-        drift_seed=entry.get("drift_seed"),
+        t_now=t_now,
+        program_seed=program_seed,
+        drift_seed=drift_seed,
     )
     snapshot: dict[str, Any] = {}
     for key in _OPTIONAL:
@@ -326,17 +380,20 @@ def _state_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[in
 
 
 @torch.no_grad()
-def import_weight_maps(model: nn.Module, path: str | os.PathLike) -> dict[str, PCMTileState]:
+def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
+                       max_bytes: int = DEFAULT_MAX_NPZ_BYTES) -> dict[str, PCMTileState]:
     """Restore the programmed/drifted state exported by :func:`export_weight_maps` into ``model``.
 
     The model must have the same analog tiles (names and shapes) and device configs (a tile
     built from a stock aihwkit config adopts the file's device). Evaluation afterwards is
     bit-identical to evaluation of the exported model (same forward-noise seed). Nothing is
-    changed when any check fails (:class:`~analog_snu.errors.CheckpointError`).
+    changed when any check fails (:class:`~analog_snu.errors.CheckpointError`), including a
+    physically impossible value (see the module docstring) or an archive whose members declare
+    more than ``max_bytes`` uncompressed.
     """
     npz_path = _npz_path(path)
     meta = _read_meta(npz_path)
-    arrays = _read_arrays(npz_path, meta["npz_sha256"])
+    arrays = _read_arrays(npz_path, meta["npz_sha256"], max_bytes)
     tiles = named_layer_tiles(model)
     names = [name for _, name, _ in tiles]
     saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
@@ -346,8 +403,10 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike) -> dict[str, P
     for (_, name, tile), entry in zip(tiles, meta["tiles"]):
         weight, _ = tile.get_weights(apply_weight_scaling=False)
         shape = tuple(weight.shape)
-        if tuple(entry.get("shape", ())) != shape:
-            raise CheckpointError(f"tile {name!r}: weight maps have shape {tuple(entry.get('shape', ()))}, the model {shape}")
+        saved_shape = entry.get("shape")
+        if not isinstance(saved_shape, list) or tuple(saved_shape) != shape:
+            shown = tuple(saved_shape) if isinstance(saved_shape, list) else saved_shape
+            raise CheckpointError(f"tile {name!r}: weight maps have shape {shown}, the model {shape}")
         try:
             device = PCMDevice.from_dict(entry["device"])
         except (KeyError, ConfigError, TypeError) as exc:

@@ -3,22 +3,18 @@
 from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
 from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_linear, read_weight
 from analog_snu.tiles.optim import analog_optimizer
-from analog_snu.tiles.pulsed import pcm_pulsed_rpu_config
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
-from analog_snu.tiles.rpu_configs import pcm_hwa_rpu_config
 from analog_snu.tiles.updates import scale_weight_update, tile_rows
 
 __all__ = [
     "ANALOG_RNN_CELLS",
     "analog_rnn",
-    "pcm_pulsed_rpu_config",
     "AnalogContainerBase",
     "aihwkit_module",
     "aihwkit_version",
     "analog_optimizer",
     "is_analog",
     "make_linear",
-    "pcm_hwa_rpu_config",
     "read_weight",
     "scale_weight_update",
     "tile_rows",

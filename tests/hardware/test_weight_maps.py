@@ -1,12 +1,18 @@
 """Weight-map export/import: bit-identical round trip, safe loading, clear refusals."""
 
+import hashlib
+import io
 import json
+import time
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
 from analog_snu import SNUNetwork, drift, export_weight_maps, import_weight_maps, program
+from analog_snu.data.cache import load_npz
+from analog_snu.hardware import programmed_states
 from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError
 
@@ -93,8 +99,6 @@ def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
     written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
     written["npz"].write_bytes(b"PK\x03\x04 not a zip")
     meta = json.loads(written["json"].read_text())
-    import hashlib
-
     meta["npz_sha256"] = hashlib.sha256(b"PK\x03\x04 not a zip").hexdigest()
     written["json"].write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="are corrupt"):
@@ -143,3 +147,123 @@ def test_failed_export_overwrites_nothing(tmp_path):
         export_weight_maps(_programmed(), tmp_path / "missing" / "maps.npz")
     with pytest.raises(ConfigError, match="the model has no analog tiles"):
         export_weight_maps(SNUNetwork([4, 3, 2]), tmp_path / "maps.npz")
+
+
+# --- issue 10 items 7 and 9: bounded reading, physical ranges, times -------------------------------
+
+
+def _rewrite(written, arrays=None, meta_changes=None, npz_bytes=None):
+    """Rewrite the exported files with changed arrays / sidecar fields and a matching checksum."""
+    if npz_bytes is None:
+        with np.load(written["npz"], allow_pickle=False) as data:
+            content = {key: data[key] for key in data.files}
+        for key, change in (arrays or {}).items():
+            content[f"{TILE}/{key}"] = change(content[f"{TILE}/{key}"].copy())
+        buffer = io.BytesIO()
+        np.savez(buffer, **content)
+        npz_bytes = buffer.getvalue()
+    written["npz"].write_bytes(npz_bytes)
+    meta = json.loads(written["json"].read_text())
+    meta["npz_sha256"] = hashlib.sha256(npz_bytes).hexdigest()
+    for key, value in (meta_changes or {}).items():
+        meta["tiles"][0][key] = value
+    written["json"].write_text(json.dumps(meta))  # allow_nan: a hostile file may hold NaN
+
+
+def _set(index, value):
+    def change(array):
+        array[index] = value
+        return array
+    return change
+
+
+@pytest.mark.parametrize(
+    ("arrays", "meta", "match"),
+    [
+        ({"g_plus": _set((0, 0, 0), -1.0)}, {},
+         rf"'{TILE}/g_plus' holds 1 value\(s\) < 0 \(min -1\); conductances \(µS\) must be >= 0"),
+        ({"g_minus_programmed": _set((0, 1, 2), -0.5)}, {}, r"g_minus_programmed' holds 1 value\(s\) < 0"),
+        ({"g_plus_target": _set((0, 0, 0), np.nan)}, {}, r"g_plus_target' holds NaN or inf"),
+        ({"nu": _set((0, 0, 0, 0), -0.3)}, {}, r"/nu' holds 1 value\(s\) < 0 \(min -0\.3\); drift exponents must be >= 0"),
+        ({"nu": _set((0, 1, 0, 0), np.inf)}, {}, r"/nu' holds NaN or inf"),
+        ({"g_max_device": _set((0, 0, 0, 0), 0.0)}, {}, r"g_max_device' holds 1 value\(s\) <= 0 .*must be > 0"),
+        ({"scale_ratio": lambda a: -a}, {}, r"scale_ratio' holds 1 value\(s\) <= 0"),
+        ({"stuck": _set((0, 0, 0, 0), 3)}, {}, r"stuck holds flags other than 0, 1, 2"),
+        ({"stuck": _set((0, 0, 0, 0), -1)}, {}, r"stuck holds flags other than 0, 1, 2"),
+        ({}, {"time_since_programming_s": -5.0}, r"time_since_programming_s must be a finite number >= 0, got -5\.0"),
+        ({}, {"time_since_programming_s": float("nan")}, r"time_since_programming_s must be a finite number >= 0, got nan"),
+        ({}, {"time_since_programming_s": "86400"}, r"time_since_programming_s must be a finite number >= 0, got '86400'"),
+        ({}, {"program_seed": -2}, r"program_seed must be an int >= 0 or null, got -2"),
+        ({}, {"drift_seed": 1.5}, r"drift_seed must be an int >= 0 or null, got 1\.5"),
+    ],
+)
+def test_physically_impossible_values_are_refused_and_model_unchanged(tmp_path, arrays, meta, match):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    _rewrite(written, arrays, meta)
+    target = _net()
+    program(target, seed=5)
+    before, states = _snapshot(target), {k: v.g_now.clone() for k, v in programmed_states(target).items()}
+    with pytest.raises(CheckpointError, match=match):
+        import_weight_maps(target, written["npz"])
+    assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(target)))
+    assert all(torch.equal(states[k], v.g_now) for k, v in programmed_states(target).items())
+
+
+def test_unbounded_programming_polynomial_in_the_sidecar_is_refused(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    device = json.loads(written["json"].read_text())["tiles"][0]["device"]
+    device["programming"]["coeffs"] = [1e308, 1e308]
+    _rewrite(written, meta_changes={"device": device})
+    with pytest.raises(CheckpointError, match=r"device config is invalid: programming\.coeffs\[0\]: Input should be less than or equal to 1000"):
+        import_weight_maps(_net(), written["npz"])
+
+
+def test_zip_bomb_weight_maps_are_refused_before_inflating(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (4 << 20,)})
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open(f"{TILE}/g_plus.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            for _ in range(32):
+                member.write(bytes(1 << 20))  # 32 MiB of zeros
+    assert len(bomb.getvalue()) < 100_000
+    _rewrite(written, npz_bytes=bomb.getvalue())
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"too large: .*member '.*g_plus\.npy' declares \d+ bytes uncompressed .*max_bytes=1000000"):
+        import_weight_maps(_net(), written["npz"], max_bytes=1_000_000)
+    assert time.perf_counter() - start < 2.0
+    with pytest.raises(CheckpointError, match=r"have \d+ bytes, more than max_bytes=1000"):
+        import_weight_maps(_net(), written["npz"], max_bytes=1_000)
+
+
+@pytest.mark.parametrize("bad", [-5, -1e-9, float("nan"), float("inf"), True, "60"])
+def test_export_refuses_impossible_times(tmp_path, bad):
+    net = _programmed()
+    with pytest.raises(ConfigError, match=r"time must be a finite number >= 0 \(seconds after programming\) or None, got "):
+        export_weight_maps(net, tmp_path / "maps.npz", time=bad)
+    assert not (tmp_path / "maps.npz").exists()
+    with pytest.raises(ConfigError, match=r"t_seconds must be a finite number >= 0"):
+        drift(net, bad)
+
+
+def test_export_at_a_time_drifts_there_first(tmp_path):
+    net = _net()
+    program(net, seed=2)
+    written = export_weight_maps(net, tmp_path / "maps.npz", time=86_400.0)
+    meta = json.loads(written["json"].read_text())
+    assert meta["time_since_programming_s"] == 86_400.0
+    reference = _net()
+    program(reference, seed=2)
+    drift(reference, 86_400.0)  # same derived drift seed
+    with np.load(written["npz"], allow_pickle=False) as data:
+        np.testing.assert_array_equal(data[f"{TILE}/g_plus"], programmed_states(reference)[TILE].g_now[:, 0].numpy())
+    # already at that time: exported as is, no second read-noise draw
+    again = export_weight_maps(net, tmp_path / "again.npz", time=86_400.0)
+    first, second = load_npz(written["npz"]), load_npz(again["npz"])
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    fresh = _net()
+    program(fresh, seed=2)
+    at_zero = export_weight_maps(fresh, tmp_path / "zero.npz", time=0)
+    assert json.loads(at_zero["json"].read_text())["time_since_programming_s"] == 0.0
