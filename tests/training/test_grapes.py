@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 from aihwkit.optim import AnalogSGD
-from aihwkit.simulator.configs import SingleRPUConfig
+from aihwkit.simulator.configs import FloatingPointRPUConfig, SingleRPUConfig
 from aihwkit.simulator.configs.devices import ConstantStepDevice
 from torch import nn
 
@@ -76,7 +76,7 @@ def grads_under(model, x, labels, grapes):
     nn.functional.cross_entropy(model(x), labels).backward()
     if grapes is not None:
         grapes.before_step()
-    return {name: p.grad.clone() for name, p in model.named_parameters()}
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("clip", [True, False])
@@ -324,8 +324,9 @@ class _ConvHidden(_NoHidden):
     [
         (MLP([2, 3, 2]), {"variant": "global"}, r"variant must be one of \['propagating', 'local'\], got 'global'"),
         (MLP([2, 3, 2]), {"clip": 1}, "clip must be a bool, got 1"),
-        (_NoHidden(), {}, "needs a model with a hidden_layers"),
-        (nn.Linear(2, 2), {}, "got Linear"),
+        (_NoHidden(), {}, r"_NoHidden has 0 dense/conv/SNU layer\(s\); GRAPES needs at least one hidden layer"),
+        (nn.Linear(2, 2), {}, "got a single Linear"),
+        (nn.Sequential(nn.Linear(2, 2), nn.LSTM(2, 2)), {}, r"module '1' \(LSTM\) has trainable parameters"),
         (_EmptyHidden(), {}, "returned no layers"),
         (_ConvHidden(), {}, "got Conv1d"),
     ],
@@ -333,3 +334,61 @@ class _ConvHidden(_NoHidden):
 def test_bad_arguments(model, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         GRAPES(model, **kwargs)
+
+
+# ---------------------------------------------------------------- any nn.Module, convolutions, analog conv tiles
+
+
+def test_plain_sequential_hidden_layers_in_registration_order():
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    mlp = MLP([4, 5, 6, 3]).double()
+    for src, dst in zip((model[0], model[2], model[4]), list(mlp.hidden) + [mlp.readout]):
+        dst.load_state_dict(src.state_dict())
+    x = torch.randn(7, 4, dtype=torch.float64)
+    labels = torch.randint(0, 3, (7,))
+    grapes = GRAPES(model, "propagating", clip=False)
+    assert grapes.layers == [model[0], model[2]]
+    got = grads_under(model, x, labels, grapes)
+    expected = grads_under(mlp, x, labels, GRAPES(mlp, "propagating", clip=False))  # checked against the delta rule above
+    torch.testing.assert_close(got["0.weight"], expected["hidden.0.weight"])
+    torch.testing.assert_close(got["2.weight"], expected["hidden.1.weight"])
+
+
+def _cnn(conv2):
+    torch.manual_seed(10)
+    conv1 = nn.Conv2d(1, 3, 3)
+    return nn.Sequential(conv1, nn.ReLU(), conv2, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 2, 3))
+
+
+def test_local_conv_scales_each_output_channel_of_its_kernel_and_bias():
+    model = _cnn(nn.Conv2d(3, 4, 3))
+    x = torch.rand(5, 1, 6, 6)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    plain = grads_under(model, x, labels, None)
+    w = model[2].weight.detach()
+    m = (2 * w.abs().sum((1, 2, 3)) / w.abs().sum((1, 2, 3)).max()).clamp(1, 2)
+    grads = grads_under(model, x, labels, GRAPES(model, "local"))
+    torch.testing.assert_close(grads["2.weight"], m[:, None, None, None] * plain["2.weight"])
+    torch.testing.assert_close(grads["2.bias"], m * plain["2.bias"])
+    torch.testing.assert_close(grads["5.weight"], plain["5.weight"])
+
+
+def test_propagating_on_analog_conv_tile_uses_its_weights():
+    digital = _cnn(nn.Conv2d(3, 4, 3, bias=False))
+    analog = copy.deepcopy(digital)
+    from analog_snu.tiles import make_conv2d
+
+    analog[2] = make_conv2d(3, 4, 3, FloatingPointRPUConfig())
+    analog[2].set_weights(digital[2].weight.detach())
+    x = torch.rand(5, 1, 6, 6)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    grapes = GRAPES(analog, "propagating", clip=False)
+    w = digital[2].weight.detach()
+    i_c = w.abs().sum((1, 2, 3))
+    torch.testing.assert_close(grapes.compute_factors()[1], 2 * i_c / i_c.max(), atol=1e-6, rtol=1e-5)
+    got = grads_under(analog, x, labels, grapes)
+    expected = grads_under(digital, x, labels, GRAPES(digital, "propagating", clip=False))
+    torch.testing.assert_close(got["0.weight"], expected["0.weight"], atol=1e-6, rtol=1e-4)  # the error below it
+    with pytest.raises(ConfigError, match="variant='local' cannot scale the tile update of an analog convolution"):
+        GRAPES(analog, "local")
