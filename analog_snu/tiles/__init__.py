@@ -1,7 +1,7 @@
 """The bridge to aihwkit: the only package that imports it."""
 
 from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
-from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_linear, read_weight
+from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_conv2d, make_linear, read_weight
 from analog_snu.tiles.optim import analog_optimizer
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
 from analog_snu.tiles.updates import scale_weight_update, tile_rows
@@ -14,6 +14,7 @@ __all__ = [
     "aihwkit_version",
     "analog_optimizer",
     "is_analog",
+    "make_conv2d",
     "make_linear",
     "read_weight",
     "scale_weight_update",

@@ -10,7 +10,7 @@ from torch import nn
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["make_linear", "is_analog", "AnalogContainerBase", "read_weight"]
+__all__ = ["make_linear", "make_conv2d", "is_analog", "AnalogContainerBase", "read_weight"]
 
 _modules = aihwkit_module("nn.modules.base")
 _containers = aihwkit_module("nn.modules.container")
@@ -36,6 +36,34 @@ def make_linear(in_features: int, out_features: int, rpu_config: Any = None, bia
         )
     analog_linear = aihwkit_module("nn").AnalogLinear
     return analog_linear(in_features, out_features, bias=bias, rpu_config=rpu_config)
+
+
+def make_conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    rpu_config: Any = None,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    bias: bool = False,
+) -> nn.Module:
+    """A 2-D convolution, bias-free unless ``bias=True``.
+
+    ``rpu_config=None`` gives ``torch.nn.Conv2d``; any aihwkit RPU config gives
+    ``aihwkit.nn.AnalogConv2d`` (its tile holds the (C_out, C_in * kH * kW) unrolled kernel).
+    """
+    if rpu_config is None:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+    if not isinstance(rpu_config, _configs.RPUConfigBase):
+        raise ConfigError(
+            f"rpu_config must be an aihwkit RPU config (e.g. InferenceRPUConfig()) or None, "
+            f"got {type(rpu_config).__name__}"
+        )
+    analog_conv2d = aihwkit_module("nn").AnalogConv2d
+    return analog_conv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias, rpu_config=rpu_config
+    )
 
 
 def is_analog(module: nn.Module) -> bool:

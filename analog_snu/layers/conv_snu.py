@@ -1,0 +1,241 @@
+"""Convolutional SNU / sSNU layer and a spiking CNN for images on rate-coded input.
+
+The layer is the SNU of :func:`analog_snu.functional.snu.snu_step` with the input product
+``W x_t`` replaced by a 2-D convolution ``W * x_t`` (digital ``nn.Conv2d`` or aihwkit
+``AnalogConv2d`` on PCM tiles). Each output position (c, i, j) is one neuron with its own
+membrane state; threshold (and learnable decay) are shared per channel c.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from analog_snu.errors import ConfigError, InputValueError, ShapeError
+from analog_snu.functional import cell_sequence, neuron_cell
+from analog_snu.layers.checks import check_finite_float, check_size, check_unit_interval
+from analog_snu.layers.snu import SNU
+from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
+
+__all__ = ["ConvSNU", "ConvSNUNetwork"]
+
+_UNSET = object()
+
+
+class ConvSNU(AnalogContainerBase, nn.Module):
+    r"""A layer of convolutional Spiking Neural Units over a sequence of images.
+
+    Per step, ``s_t = g(W * x_t + decay * s_{t-1} * (1 - y_{t-1}))``, ``y_t = h(s_t - threshold)``
+    (see :func:`analog_snu.functional.snu.snu_step`), with ``*`` a 2-D convolution; any cell of
+    the registry (:func:`analog_snu.functional.neuron_cell`) can replace the SNU dynamics.
+
+    Args:
+        in_channels: C_in.
+        out_channels: C_out (neurons per position).
+        kernel_size: square kernel side k.
+        stride, padding: of the convolution.
+        cell: registered neuron cell, ``"snu"`` (default), ``"ssnu"``, ``"snu_li"``, ...
+        decay: membrane decay in [0, 1].
+        threshold: initial firing threshold, trainable per channel.
+        rpu_config: ``None`` for ``nn.Conv2d``; an aihwkit RPU config for ``AnalogConv2d``.
+        learn_decay: trainable per-channel decay (clamped to [0, 1]).
+        **cell_parameters: the cell's parameters, e.g. ``soft``, ``g``, ``surrogate`` of the SNU
+            (:class:`analog_snu.functional.SNUParameters`).
+
+    Shape:
+        - x: (T, N, C_in, H, W)
+        - output: ``y`` (T, N, C_out, H', W') and the final ``(s_T, y_T)``, each (N, C_out, H', W'),
+          with H' = (H + 2 padding - k) // stride + 1 (W' alike).
+
+    All T steps go through one convolution call over the (T*N, C_in, H, W) block (one analog
+    tile call per layer and batch); the element-wise recurrence is the cell's sequence
+    (the fused :func:`~analog_snu.functional.snu.snu_sequence` for the SNU) over the
+    C_out*H'*W' neurons.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        cell: str = "snu",
+        decay: float = 0.8,
+        threshold: float = 1.0,
+        rpu_config: Any = None,
+        learn_decay: bool = False,
+        **cell_parameters: Any,
+    ) -> None:
+        nn.Module.__init__(self)
+        self.in_channels = check_size("in_channels", in_channels)
+        self.out_channels = check_size("out_channels", out_channels)
+        self.kernel_size = check_size("kernel_size", kernel_size)
+        self.stride = check_size("stride", stride)
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ConfigError(f"padding must be a non-negative int, got {padding!r}")
+        self.padding = padding
+        self.cell = neuron_cell(cell)
+        self.cell_parameters = self.cell.make_parameters(**cell_parameters)
+        decay = check_unit_interval("decay", decay)
+        threshold = check_finite_float("threshold", threshold)
+        self.weight_ih = make_conv2d(in_channels, out_channels, kernel_size, rpu_config, stride=stride, padding=padding)
+        self.weight_hh = None
+        self.threshold = nn.Parameter(torch.full((out_channels,), threshold))
+        if learn_decay:
+            self.decay = nn.Parameter(torch.full((out_channels,), decay))
+        else:
+            self.register_buffer("decay", torch.tensor(decay))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, cell={self.cell.name!r}, {self.cell_parameters}"
+        )
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H', W') for an (H, W) input."""
+        k, p, s = self.kernel_size, self.padding, self.stride
+        return (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+
+    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        if not isinstance(x, Tensor) or x.dim() != 5 or x.shape[2] != self.in_channels:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ShapeError(f"input must have shape (T, N, {self.in_channels}, H, W), got {got}")
+        if not x.is_floating_point():
+            raise ShapeError(f"input must be a floating-point tensor, got {x.dtype}")
+        if x.numel() and not torch.isfinite(torch.stack(torch.aminmax(x))).all():
+            raise InputValueError("input contains NaN or inf values")
+        steps, batch = x.shape[:2]
+        out_h, out_w = self.output_size(x.shape[3], x.shape[4])
+        if out_h < 1 or out_w < 1:
+            raise ShapeError(
+                f"input images {tuple(x.shape[3:])} are smaller than the kernel {self.kernel_size} (padding "
+                f"{self.padding})"
+            )
+        current = self.weight_ih(x.reshape(steps * batch, *x.shape[2:]))  # (T*N, C_out, H', W')
+        neurons = self.out_channels * out_h * out_w
+        current = current.reshape(steps, batch, neurons)
+        start = self._start(state, batch, neurons, current)
+        per_position = out_h * out_w
+        threshold = self.threshold.repeat_interleave(per_position)  # (C_out*H'*W',)
+        decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
+        if decay.dim() == 1:
+            decay = decay.repeat_interleave(per_position)
+        parameters = dataclasses.asdict(self.cell_parameters)
+        y, final = cell_sequence(self.cell, current, start, threshold, decay, parameters)
+        shape = (self.out_channels, out_h, out_w)
+        return y.reshape(steps, batch, *shape), tuple(t.reshape(batch, *shape) for t in final)
+
+    def _start(self, state: Any, batch: int, neurons: int, like: Tensor):
+        fields = self.cell.state._fields
+        if state is None:
+            zeros = like.new_zeros(batch, neurons)
+            return self.cell.state(*(zeros for _ in fields))
+        if not isinstance(state, (tuple, list)) or len(state) != len(fields):
+            raise TypeError(f"state must be a tuple {fields} of tensors of shape (N, C_out, H', W')")
+        tensors = []
+        for name, tensor in zip(fields, state):
+            if not isinstance(tensor, Tensor) or tensor.shape[0] != batch or tensor[0].numel() != neurons:
+                shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+                raise ShapeError(f"state {name} must have shape (N={batch}, C_out, H', W') matching the output, got {shape}")
+            tensors.append(tensor.reshape(batch, neurons).to(like.dtype))
+        return self.cell.state(*tensors)
+
+
+class ConvSNUNetwork(AnalogContainerBase, nn.Module):
+    """A spiking CNN: conv-SNU layers with max pooling, dense SNU layers, a linear readout of the mean spikes.
+
+    Default (MNIST, the SNU paper's CNN shape): ``conv SNU 32 5x5 -> pool 2 -> conv SNU 64 5x5 ->
+    pool 2 -> dense SNU 256 -> readout 10`` on (T, N, 1, 28, 28) rate-coded spikes.
+
+    Args:
+        input_shape: (C, H, W) of one image; flat (T, N, C*H*W) input is reshaped to it.
+        channels: output channels of each conv-SNU layer.
+        kernel_size, padding: of every convolution.
+        pool: max-pool window (and stride) after each conv-SNU layer; 1 = no pooling.
+        hidden: widths of the dense SNU layers after the convolutions (may be empty).
+        classes: readout width.
+        rpu_config: aihwkit RPU config of every conv/dense SNU map, ``None`` for digital.
+        readout_rpu_config: the readout's; defaults to ``rpu_config``.
+        **snu_kwargs: ``cell``, ``decay``, ``threshold``, ``learn_decay`` and the cell's parameters
+            (``soft``, ``g``, ``surrogate``) for every spiking layer.
+
+    Shape:
+        x: (T, N, C, H, W) or (T, N, C*H*W) -> logits (N, classes).
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 28, 28),
+        channels: Sequence[int] = (32, 64),
+        *,
+        kernel_size: int = 5,
+        padding: int = 0,
+        pool: int = 2,
+        hidden: Sequence[int] = (256,),
+        classes: int = 10,
+        rpu_config: Any = None,
+        readout_rpu_config: Any = _UNSET,
+        **snu_kwargs: Any,
+    ) -> None:
+        nn.Module.__init__(self)
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+            raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
+        shape = [check_size(f"input_shape[{i}]", v) for i, v in enumerate(input_shape)]
+        if not isinstance(channels, (tuple, list)) or not channels:
+            raise ConfigError(f"channels must be a non-empty list of conv-SNU widths, got {channels!r}")
+        self.pool = check_size("pool", pool)
+        if readout_rpu_config is _UNSET:
+            readout_rpu_config = rpu_config
+        self.input_shape = tuple(shape)
+        convs = []
+        c, h, w = shape
+        for i, out in enumerate(channels):
+            layer = ConvSNU(c, check_size(f"channels[{i}]", out), kernel_size, padding=padding,
+                            rpu_config=rpu_config, **snu_kwargs)
+            h, w = layer.output_size(h, w)
+            h, w = h // self.pool, w // self.pool
+            if h < 1 or w < 1:
+                raise ConfigError(
+                    f"conv-SNU layer {i} leaves no positions for a {tuple(shape)} input (kernel {kernel_size}, "
+                    f"padding {padding}, pool {pool}); use fewer layers, padding or a smaller pool"
+                )
+            c = out
+            convs.append(layer)
+        self.convs = nn.ModuleList(convs)
+        self.features = c * h * w
+        widths = [self.features] + [check_size(f"hidden[{i}]", v) for i, v in enumerate(hidden)]
+        self.dense = nn.ModuleList(
+            SNU(n_in, n_out, rpu_config=rpu_config, **snu_kwargs)
+            for n_in, n_out in zip(widths[:-1], widths[1:])
+        )
+        self.readout = make_linear(widths[-1], check_size("classes", classes), readout_rpu_config, bias=True)
+
+    def hidden_layers(self) -> list[nn.Module]:
+        """The conv-SNU then dense SNU layers, bottom to top (everything but the readout)."""
+        return list(self.convs) + list(self.dense)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[-1] == int(torch.tensor(self.input_shape).prod()):
+            x = x.reshape(*x.shape[:2], *self.input_shape)
+        if not isinstance(x, Tensor) or x.dim() != 5 or tuple(x.shape[2:]) != self.input_shape:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ShapeError(f"input must have shape (T, N, {', '.join(map(str, self.input_shape))}) or flat, got {got}")
+        spikes = x
+        for layer in self.convs:
+            spikes, _ = layer(spikes)
+            if self.pool > 1:
+                steps, batch = spikes.shape[:2]
+                pooled = nn.functional.max_pool2d(spikes.reshape(steps * batch, *spikes.shape[2:]), self.pool)
+                spikes = pooled.reshape(steps, batch, *pooled.shape[1:])
+        spikes = spikes.reshape(*spikes.shape[:2], -1)  # (T, N, C*H*W)
+        for layer in self.dense:
+            spikes, _ = layer(spikes)
+        return self.readout(spikes.mean(0))
+

@@ -1,0 +1,224 @@
+"""Convolutional SNU layer and spiking CNN: dynamics vs a per-step reference, one conv call, analog tiles, learning rules."""
+
+import copy
+
+import pytest
+import torch
+from aihwkit.simulator.configs import FloatingPointRPUConfig
+from torch import nn
+
+from analog_snu import device_count, drift, program
+from analog_snu.device_models import preset
+from analog_snu.errors import ConfigError, InputValueError, ShapeError
+from analog_snu.layers.conv_snu import ConvSNU, ConvSNUNetwork
+from analog_snu.tiles import make_conv2d
+from analog_snu.training import GRAPES
+from analog_snu.training.feedback_alignment import make_learning_rule
+
+
+def reference_unroll(layer, x, soft):
+    """Per-step SNU written out here: s_t = g(W*x_t + d s_{t-1} (1 - y_{t-1})), y_t = h(s_t - theta_c)."""
+    weight = layer.weight_ih.weight
+    s = y = None
+    outputs = []
+    theta = layer.threshold.view(-1, 1, 1)
+    for t in range(x.shape[0]):
+        current = nn.functional.conv2d(x[t], weight, stride=layer.stride, padding=layer.padding)
+        s = current if s is None else current + layer.decay * s * (1 - y)
+        s = s.relu()
+        y = torch.sigmoid(s - theta) if soft else (s - theta > 0).to(s.dtype)
+        outputs.append(y)
+    return torch.stack(outputs)
+
+
+@pytest.mark.parametrize(("stride", "padding"), [(1, 0), (2, 1)])
+def test_shapes_and_spikes_match_per_step_reference(stride, padding):
+    torch.manual_seed(0)
+    layer = ConvSNU(2, 3, 3, stride=stride, padding=padding, threshold=0.2).double()
+    x = torch.bernoulli(torch.full((5, 4, 2, 7, 7), 0.4, dtype=torch.float64))
+    y, (s_last, y_last) = layer(x)
+    side = (7 + 2 * padding - 3) // stride + 1
+    assert y.shape == (5, 4, 3, side, side) and s_last.shape == (4, 3, side, side)
+    expected = reference_unroll(layer, x, soft=False)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(y_last, expected[-1])
+    assert 0 < y.mean() < 1  # some spikes, not all
+
+
+def test_ssnu_gradients_match_autograd_reference():
+    torch.manual_seed(1)
+    layer = ConvSNU(2, 3, 3, soft=True, threshold=0.3, decay=0.6, learn_decay=True).double()
+    twin = copy.deepcopy(layer)
+    x = torch.rand(4, 2, 2, 6, 6, dtype=torch.float64)
+    target = torch.rand(4, 2, 3, 4, 4, dtype=torch.float64)
+    ((layer(x)[0] - target) ** 2).sum().backward()
+
+    def reference(l, inp):
+        out, s, y = [], None, None
+        for t in range(inp.shape[0]):
+            current = nn.functional.conv2d(inp[t], l.weight_ih.weight)
+            s = current if s is None else current + l.decay.view(-1, 1, 1) * s * (1 - y)
+            s = s.relu()
+            y = torch.sigmoid(s - l.threshold.view(-1, 1, 1))
+            out.append(y)
+        return torch.stack(out)
+
+    ((reference(twin, x) - target) ** 2).sum().backward()
+    for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_all_steps_in_one_conv_call():
+    layer = ConvSNU(1, 2, 3)
+    calls = []
+    layer.weight_ih.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    layer(torch.rand(6, 3, 1, 5, 5))
+    assert calls == [(18, 1, 5, 5)]
+
+
+def test_analog_ideal_conv_equals_digital_and_is_counted_programmed_drifted():
+    torch.manual_seed(2)
+    digital = ConvSNU(2, 3, 3, threshold=0.1)
+    analog = ConvSNU(2, 3, 3, threshold=0.1, rpu_config=FloatingPointRPUConfig())
+    assert type(analog.weight_ih).__name__ == "AnalogConv2d"
+    analog.weight_ih.set_weights(digital.weight_ih.weight.detach())
+    x = torch.bernoulli(torch.full((3, 2, 2, 6, 6), 0.5))
+    torch.testing.assert_close(analog(x)[0], digital(x)[0])
+    net = ConvSNUNetwork((1, 12, 12), (4,), kernel_size=3, hidden=(6,), classes=3,
+                         rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+    counts = device_count(net)
+    assert counts["convs.0.weight_ih"] == 2 * 4 * 1 * 3 * 3
+    assert counts["dense.0.weight_ih"] == 2 * 6 * 4 * 5 * 5 and counts["readout"] == 2 * 3 * 6
+    assert counts["total"] == 2 * (36 + 600 + 18)
+    before = net.convs[0].weight_ih.get_weights()[0].clone()
+    program(net, seed=1)
+    drift(net, 3600.0)
+    tile = next(net.convs[0].weight_ih.analog_tiles())
+    assert not torch.equal(tile.tile.get_weights(), before.reshape(tile.tile.get_weights().shape))
+    out = net(torch.bernoulli(torch.full((4, 2, 144), 0.3)))
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+def test_make_conv2d_digital_and_bad_config():
+    conv = make_conv2d(2, 3, 5, padding=2)
+    assert isinstance(conv, nn.Conv2d) and conv.bias is None and conv.padding == (2, 2)
+    with pytest.raises(ConfigError, match="rpu_config must be an aihwkit RPU config .* got str"):
+        make_conv2d(2, 3, 5, "pcm")
+
+
+def test_network_default_shapes_and_hidden_layers():
+    net = ConvSNUNetwork()
+    assert net.features == 64 * 4 * 4
+    assert [type(l).__name__ for l in net.hidden_layers()] == ["ConvSNU", "ConvSNU", "SNU"]
+    x = torch.bernoulli(torch.full((3, 2, 784), 0.2))
+    out = net(x)
+    assert out.shape == (2, 10)
+    torch.testing.assert_close(net(x.reshape(3, 2, 1, 28, 28)), out)
+
+
+def test_grapes_on_cnn_scales_each_channel_error():
+    torch.manual_seed(3)
+    net = ConvSNUNetwork((1, 8, 8), (3,), kernel_size=3, hidden=(5,), classes=2, soft=True, threshold=0.2).double()
+    twin = copy.deepcopy(net)
+    x = torch.rand(4, 2, 1, 8, 8, dtype=torch.float64)
+    labels = torch.tensor([0, 1])
+    grapes = GRAPES(net, "propagating", clip=False)
+    grapes.begin_batch()
+    nn.functional.cross_entropy(net(x), labels).backward()
+    # reference: per-channel factor I_c = sum |W[c]|, error of channel c scaled by 2 I_c / max I
+    w = twin.convs[0].weight_ih.weight.detach()
+    i_c = w.abs().sum((1, 2, 3))
+    m_conv = (2 * i_c / i_c.max()).view(-1, 1, 1)
+    wd = twin.dense[0].weight_ih.weight.detach()
+    m_dense = 2 * wd.abs().sum(1) / wd.abs().sum(1).max()
+    scale = lambda y, m: y * m + (y * (1 - m)).detach()
+    y, _ = twin.convs[0](x)
+    y = scale(y, m_conv)
+    pooled = nn.functional.max_pool2d(y.reshape(8, 3, 6, 6), 2).reshape(4, 2, -1)
+    h, _ = twin.dense[0](pooled)
+    logits = twin.readout(scale(h, m_dense).mean(0))
+    nn.functional.cross_entropy(logits, labels).backward()
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert not torch.allclose(m_conv, torch.ones_like(m_conv))
+
+
+@pytest.mark.parametrize("name", ["FA", "FAgrapes", "DFA", "DFAgrapes"])
+def test_feedback_rules_run_on_the_spiking_cnn(name):
+    torch.manual_seed(4)
+    net = ConvSNUNetwork((1, 12, 12), (3, 4), kernel_size=3, hidden=(5,), classes=3, soft=True, threshold=0.2)
+    bp_net = copy.deepcopy(net)
+    x = torch.rand(3, 2, 1, 12, 12)
+    labels = torch.tensor([0, 2])
+    rule = make_learning_rule(net, name, seed=0)
+    rule.begin_batch()
+    nn.functional.cross_entropy(net(x), labels).backward()
+    rule.before_step()
+    nn.functional.cross_entropy(bp_net(x), labels).backward()
+    state = rule.feedback_state()
+    assert sorted(state) == ["convs.1.weight_ih", "dense.0.weight_ih", "readout"]
+    if name.startswith("DFA"):
+        assert state["convs.1.weight_ih"].shape == (3, 3 * 5 * 5)  # (C, C_in * H * W) of the pooled input
+    else:
+        assert state["convs.1.weight_ih"].shape == (4, 3, 3, 3)
+    first = net.convs[0].weight_ih.weight.grad
+    assert torch.isfinite(first).all() and not torch.allclose(first, bp_net.convs[0].weight_ih.weight.grad)
+    # the readout always learns from the true error
+    torch.testing.assert_close(net.readout.weight.grad, bp_net.readout.weight.grad)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: ConvSNU(0, 3, 3), ConfigError, "in_channels"),
+        (lambda: ConvSNU(1, 3, 3, padding=-1), ConfigError, "padding must be a non-negative int, got -1"),
+        (lambda: ConvSNU(1, 3, 3, decay=2.0), ConfigError, "decay"),
+        (lambda: ConvSNU(1, 3, 3)(torch.rand(2, 1, 2, 5, 5)), ShapeError, r"shape \(T, N, 1, H, W\), got \(2, 1, 2, 5, 5\)"),
+        (lambda: ConvSNU(1, 3, 3)(torch.ones(2, 1, 1, 5, 5, dtype=torch.int64)), ShapeError, "floating-point"),
+        (lambda: ConvSNU(1, 3, 3)(torch.full((2, 1, 1, 5, 5), float("nan"))), InputValueError, "NaN or inf"),
+        (lambda: ConvSNU(1, 3, 5)(torch.rand(2, 1, 1, 3, 3)), ShapeError, r"smaller than the kernel 5"),
+        (lambda: ConvSNU(1, 3, 3)(torch.rand(2, 1, 1, 5, 5), (torch.zeros(1, 3, 3, 3), torch.zeros(1))), ShapeError,
+         "state y must have shape"),
+        (lambda: ConvSNUNetwork((1, 28)), ConfigError, r"input_shape must be \(C, H, W\)"),
+        (lambda: ConvSNUNetwork(channels=()), ConfigError, "channels must be a non-empty list"),
+        (lambda: ConvSNUNetwork((1, 8, 8), (2, 2, 2)), ConfigError, "conv-SNU layer 1 leaves no positions"),
+        (lambda: ConvSNUNetwork()(torch.rand(2, 3, 100)), ShapeError, r"input must have shape \(T, N, 1, 28, 28\)"),
+    ],
+)
+def test_bad_input(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_state_is_accepted_and_continues():
+    layer = ConvSNU(1, 2, 3, soft=True)
+    x = torch.rand(6, 2, 1, 5, 5)
+    full, _ = layer(x)
+    first, state = layer(x[:3])
+    second, _ = layer(x[3:], state)
+    torch.testing.assert_close(torch.cat([first, second]), full)
+    with pytest.raises(TypeError, match="state must be a tuple"):
+        layer(x, "state")
+
+
+def test_cells_from_the_registry():
+    torch.manual_seed(7)
+    soft = ConvSNU(1, 2, 3, soft=True, threshold=0.2)
+    ssnu = ConvSNU(1, 2, 3, cell="ssnu", threshold=0.2)
+    ssnu.load_state_dict(soft.state_dict())
+    x = torch.rand(3, 2, 1, 5, 5)
+    torch.testing.assert_close(ssnu(x)[0], soft(x)[0])
+    torch.testing.assert_close(soft(x)[0], reference_unroll(soft, x, soft=True))
+    li = ConvSNU(1, 2, 3, cell="snu_li", threshold=0.2)
+    y, state = li(x)
+    assert y.shape == (3, 2, 2, 3, 3) and len(state) == len(li.cell.state._fields)
+    with pytest.raises(ConfigError, match=r"cell must be one of \['snu', 'ssnu', 'snu_li'"):
+        ConvSNU(1, 2, 3, cell="lif")
+    with pytest.raises(ConfigError, match="cell 'ssnu' fixes soft=True, got soft=False"):
+        ConvSNU(1, 2, 3, cell="ssnu", soft=False)
+    with pytest.raises(ConfigError, match="takes no parameter 'tau'"):
+        ConvSNU(1, 2, 3, tau=2.0)
+    net = ConvSNUNetwork((1, 8, 8), (2,), kernel_size=3, hidden=(4,), classes=2, cell="ssnu")
+    assert net.dense[0].soft and net.convs[0].cell.name == "ssnu"
+    li_net = ConvSNUNetwork((1, 8, 8), (2,), kernel_size=3, hidden=(4,), classes=2, cell="snu_li")
+    assert li_net(torch.rand(3, 2, 64)).shape == (2, 2)
