@@ -1,14 +1,22 @@
-"""Plain SGD against GRAPES-SGD (propagating and local) on the 8x8 digits, digital and on PCM.
+"""Plain SGD against GRAPES-SGD (propagating and local), FA and DFA (+GRAPES) on the 8x8 digits, digital and on PCM.
 
 Networks: (a) a ReLU MLP 64-256-256-10, (b) an SNU network 64-128-128-10 on rate-coded
 spikes (T steps). Modes: ``digital``; ``hwa`` (hardware-aware training on aihwkit PCM
 inference tiles, the gradient is modulated); ``pulsed`` (in-memory training of aihwkit's
 PCM preset devices with pulse trains, the d rows handed to the tile update are modulated).
 Every (network, mode, optimizer) runs over the same seeds, data order, spikes and epochs.
+Learning rules (``--optimizers``): ``sgd`` (BP), ``grapes-propagating`` (BPgrapes),
+``grapes-local``, ``sgd-2xlr`` (control), ``fa``, ``fa-grapes``, ``dfa``, ``dfa-grapes`` (IBM's
+reference learn types, :func:`analog_snu.training.feedback_alignment.make_learning_rule`).
+``--depths 2 5 10`` builds nets of that many hidden layers of ``--width`` (MLP) neurons;
+``--lr-sweep 0.01 0.03 0.1`` trains every rule at every lr on the training split only and
+reports each rule at its best lr by final validation accuracy (the fair comparison).
 
     python benchmarks/bench_grapes.py                 # full default run (see RESULTS.md for the runs made)
     python benchmarks/bench_grapes.py --quick         # smoke run, tiny sizes
     python benchmarks/bench_grapes.py --nets mlp --modes digital --seeds 0 1 2
+    python benchmarks/bench_grapes.py --nets mlp --modes digital --depths 2 5 10 \
+        --optimizers sgd grapes-propagating fa fa-grapes dfa dfa-grapes --lr-sweep 0.01 0.03 0.1
     python benchmarks/bench_grapes.py --markdown benchmarks/results/grapes_mlp.json   # table of a report
 
 Prints final test accuracy (mean +- std over seeds) and epochs to reach the stated
@@ -32,13 +40,23 @@ from torch import nn
 
 from analog_snu.data import load_digits, rate_encode
 from analog_snu.layers import MLP, SNUNetwork
-from analog_snu.tiles import aihwkit_version, pcm_hwa_rpu_config, pcm_pulsed_rpu_config
-from analog_snu.training import GRAPES, accuracy, evaluate, make_optimizer, train_epoch
+from analog_snu.device_models import preset
+from analog_snu.tiles import aihwkit_version
+from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
+from analog_snu.training.feedback_alignment import make_learning_rule
+from analog_snu.training.init import WEIGHT_INITS, init_weights
 
 NETS = ("mlp", "snu")
 MODES = ("digital", "hwa", "pulsed")
 #: "sgd-2xlr" is a control: plain SGD at twice the learning rate (GRAPES factors lie in [1, 2])
-OPTIMIZERS = ("sgd", "grapes-propagating", "grapes-local", "sgd-2xlr")
+OPTIMIZERS = ("sgd", "grapes-propagating", "grapes-local", "sgd-2xlr", "fa", "fa-grapes", "dfa", "dfa-grapes")
+#: optimizer name -> (learning rule of make_learning_rule, GRAPES variant)
+RULES = {
+    "sgd": ("BP", "propagating"), "sgd-2xlr": ("BP", "propagating"),
+    "grapes-propagating": ("BPgrapes", "propagating"), "grapes-local": ("BPgrapes", "local"),
+    "fa": ("FA", "propagating"), "fa-grapes": ("FAgrapes", "propagating"),
+    "dfa": ("DFA", "propagating"), "dfa-grapes": ("DFAgrapes", "propagating"),
+}
 
 
 @dataclass
@@ -66,6 +84,14 @@ class BenchConfig:
     train_limit: int = 0  # 0: all 1,437 training images
     test_limit: int = 0  # 0: all 360 test images
     out: str = "benchmarks/results/grapes"
+    #: hidden-layer counts to build (empty: mlp_sizes / snu_sizes as given)
+    depths: tuple[int, ...] = ()
+    width: int = 256  # MLP hidden width when depths are given
+    snu_width: int = 128  # SNU hidden width when depths are given
+    #: learning rates to sweep (empty: the per-(net, mode) lr above); with a sweep the models
+    #: train on the training split only and the best lr is chosen on the validation split
+    lr_sweep: tuple[float, ...] = ()
+    init: str = "default"  # weight init scheme (analog_snu.training.init.WEIGHT_INITS)
 
 
 def quick_config(out: str) -> BenchConfig:
@@ -77,29 +103,28 @@ def quick_config(out: str) -> BenchConfig:
 
 
 def rpu_config_source(mode: str) -> tuple[object, str]:
-    """PCM tiles for the mode and where they come from: the device-model preset ``pcm_joshi2020``
-    when it is available, else aihwkit's stock PCM configs."""
+    """PCM tiles for the mode and where they come from: the device-model preset ``pcm_joshi2020``."""
     if mode == "digital":
         return None, "digital"
-    try:
-        from analog_snu.device_models import preset
-
-        return preset("pcm_joshi2020").rpu_config(mode), f"analog_snu preset pcm_joshi2020, mode {mode!r}"
-    except (ImportError, AttributeError, KeyError, ValueError):
-        if mode == "hwa":
-            return pcm_hwa_rpu_config(), "analog_snu.tiles.pcm_hwa_rpu_config (aihwkit InferenceRPUConfig + PCM)"
-        return pcm_pulsed_rpu_config(), "analog_snu.tiles.pcm_pulsed_rpu_config (aihwkit PCMPreset)"
+    return preset("pcm_joshi2020").rpu_config(mode), f"analog_snu preset pcm_joshi2020, mode {mode!r}"
 
 
 def rpu_config(mode: str):
     return rpu_config_source(mode)[0]
 
 
-def build(net: str, mode: str, config: BenchConfig) -> nn.Module:
+def sizes_of(net: str, depth: int | None, config: BenchConfig) -> list[int]:
+    base = list(config.mlp_sizes if net == "mlp" else config.snu_sizes)
+    if depth is None:
+        return base
+    return [base[0]] + [config.width if net == "mlp" else config.snu_width] * depth + [base[-1]]
+
+
+def build(net: str, mode: str, config: BenchConfig, depth: int | None = None) -> nn.Module:
     rpu = rpu_config(mode)
     if net == "mlp":
-        return MLP(list(config.mlp_sizes), activation="relu", rpu_config=rpu)
-    return SNUNetwork(list(config.snu_sizes), output="mean", rpu_config=rpu, threshold=0.5)
+        return MLP(sizes_of(net, depth, config), activation="relu", rpu_config=rpu)
+    return SNUNetwork(sizes_of(net, depth, config), output="mean", rpu_config=rpu, threshold=0.5)
 
 
 def batches(net, images, labels, config, generator, shuffle=True):
@@ -112,51 +137,79 @@ def batches(net, images, labels, config, generator, shuffle=True):
         yield x, labels[idx]
 
 
-def run_one(net: str, mode: str, optimizer_name: str, seed: int, config: BenchConfig, data) -> dict:
-    """Train one model; test accuracy after every epoch."""
-    train_x, train_y, test_x, test_y = data
+def run_one(net: str, mode: str, optimizer_name: str, seed: int, config: BenchConfig, data,
+            depth: int | None = None, lr: float | None = None) -> dict:
+    """Train one model; test (and validation, when given) accuracy after every epoch."""
+    train_x, train_y, test_x, test_y = data[:4]
+    valid = data[4:] if len(data) > 4 else None
     torch.manual_seed(seed)
-    model = build(net, mode, config)  # same initial weights for every optimizer at this seed
-    lr = config.lr[f"{net}/{mode}"] * (2.0 if optimizer_name == "sgd-2xlr" else 1.0)
+    model = build(net, mode, config, depth)  # same initial weights for every optimizer at this seed
+    init_weights(model, config.init, seed=seed)
+    base_lr = lr if lr is not None else config.lr[f"{net}/{mode}"]
+    lr = base_lr * (2.0 if optimizer_name == "sgd-2xlr" else 1.0)
     optimizer = make_optimizer(model, "sgd", lr=lr)
-    grapes = GRAPES(model, optimizer_name.removeprefix("grapes-")) if optimizer_name.startswith("grapes") else None
+    rule_name, variant = RULES[optimizer_name]
+    rule = make_learning_rule(model, rule_name, seed=seed, grapes_variant=variant)
     loss_fn = nn.CrossEntropyLoss()
-    test_gen = torch.Generator().manual_seed(10_000 + seed)
-    test_batches = list(batches(net, test_x, test_y, BenchConfig(batch=512, steps=config.steps, rate=config.rate),
-                                test_gen, shuffle=False))
+    eval_config = BenchConfig(batch=512, steps=config.steps, rate=config.rate)
+    test_batches = list(batches(net, test_x, test_y, eval_config, torch.Generator().manual_seed(10_000 + seed),
+                                shuffle=False))
+    valid_batches = None if valid is None else list(
+        batches(net, valid[0], valid[1], eval_config, torch.Generator().manual_seed(20_000 + seed), shuffle=False))
     generator = torch.Generator().manual_seed(seed)  # same order and spikes for every optimizer
-    curve, losses = [], []
+    curve, valid_curve, losses = [], [], []
     start = time.perf_counter()
     for _ in range(config.epochs[mode]):
         loss = train_epoch(model, batches(net, train_x, train_y, config, generator), optimizer, loss_fn,
-                           grapes=grapes, progress=False)
+                           grapes=rule, progress=False)
         losses.append(loss)
         curve.append(evaluate(model, test_batches, accuracy))
-    return {"net": net, "mode": mode, "optimizer": optimizer_name, "seed": seed, "test_accuracy": curve,
-            "train_loss": losses, "seconds": time.perf_counter() - start}
+        if valid_batches is not None:
+            valid_curve.append(evaluate(model, valid_batches, accuracy))
+    return {"net": net, "depth": depth, "mode": mode, "optimizer": optimizer_name, "lr": lr, "seed": seed,
+            "test_accuracy": curve, "valid_accuracy": valid_curve or None, "train_loss": losses,
+            "seconds": time.perf_counter() - start}
 
 
 def epochs_to(curve: list[float], target: float) -> int | None:
     return next((i + 1 for i, acc in enumerate(curve) if acc >= target), None)
 
 
+def _key(r: dict) -> tuple:
+    return (r["net"], r.get("depth"), r["mode"], r["optimizer"], r.get("lr"))
+
+
 def summarise(runs: list[dict], config: BenchConfig) -> list[dict]:
     rows = []
-    keys = sorted({(r["net"], r["mode"], r["optimizer"]) for r in runs},
-                  key=lambda k: (NETS.index(k[0]), MODES.index(k[1]), OPTIMIZERS.index(k[2])))
-    for net, mode, opt in keys:
-        group = [r for r in runs if (r["net"], r["mode"], r["optimizer"]) == (net, mode, opt)]
+    keys = sorted({_key(r) for r in runs},
+                  key=lambda k: (NETS.index(k[0]), k[1] or 0, MODES.index(k[2]), OPTIMIZERS.index(k[3]), k[4] or 0))
+    for net, depth, mode, opt, lr in keys:
+        group = [r for r in runs if _key(r) == (net, depth, mode, opt, lr)]
         finals = [r["test_accuracy"][-1] for r in group]
+        valids = [r["valid_accuracy"][-1] for r in group if r.get("valid_accuracy")]
         reach = [epochs_to(r["test_accuracy"], config.target[net]) for r in group]
         reached = [e for e in reach if e is not None]
         rows.append({
-            "net": net, "mode": mode, "optimizer": opt, "seeds": len(group), "epochs": config.epochs[mode],
+            "net": net, "depth": depth, "mode": mode, "optimizer": opt, "lr": lr, "seeds": len(group),
+            "epochs": config.epochs[mode],
             "final_mean": statistics.mean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+            "valid_mean": statistics.mean(valids) if valids else None,
             "target": config.target[net], "reached": f"{len(reached)}/{len(reach)}",
             "epochs_to_target_mean": statistics.mean(reached) if reached else None,
             "seconds_per_run": statistics.mean(r["seconds"] for r in group),
         })
     return rows
+
+
+def best_rows(summary: list[dict]) -> list[dict]:
+    """Per (net, depth, mode, optimizer): the row of the lr with the best mean final validation accuracy."""
+    best: dict[tuple, dict] = {}
+    for row in summary:
+        key = (row["net"], row["depth"], row["mode"], row["optimizer"])
+        score = row["valid_mean"] if row["valid_mean"] is not None else row["final_mean"]
+        if key not in best or score > best[key]["_score"]:
+            best[key] = {**row, "_score": score}
+    return [{k: v for k, v in row.items() if k != "_score"} for row in best.values()]
 
 
 def plot(runs: list[dict], config: BenchConfig, path: Path) -> None:
@@ -168,9 +221,13 @@ def plot(runs: list[dict], config: BenchConfig, path: Path) -> None:
     cells = [(n, m) for n in config.nets for m in config.modes]
     fig, axes = plt.subplots(len(config.nets), len(config.modes), figsize=(4 * len(config.modes), 3.2 * len(config.nets)),
                              squeeze=False)
+    chosen = {(r["net"], r["depth"], r["mode"], r["optimizer"]): r["lr"] for r in best_rows(summarise(runs, config))}
+    depth = max((r.get("depth") or 0 for r in runs), default=0) or None  # the deepest nets, if several
+    colours = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
     for ax, (net, mode) in zip(axes.flat, cells):
-        for opt, colour in zip(OPTIMIZERS, ("tab:gray", "tab:blue", "tab:orange", "tab:green")):
-            curves = [r["test_accuracy"] for r in runs if (r["net"], r["mode"], r["optimizer"]) == (net, mode, opt)]
+        for opt, colour in zip(OPTIMIZERS, colours):
+            lr = chosen.get((net, depth, mode, opt))
+            curves = [r["test_accuracy"] for r in runs if _key(r) == (net, depth, mode, opt, lr)]
             if not curves:
                 continue
             mean = torch.tensor(curves).mean(0)
@@ -179,7 +236,7 @@ def plot(runs: list[dict], config: BenchConfig, path: Path) -> None:
             ax.plot(epochs, mean, color=colour, label=opt)
             ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2)
         ax.axhline(config.target[net], color="k", lw=0.5, ls=":")
-        ax.set_title(f"{net} / {mode}")
+        ax.set_title(f"{net} / {mode}" + (f" / {depth} hidden" if depth else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
     axes.flat[0].legend(fontsize=8)
@@ -206,24 +263,30 @@ def run(config: BenchConfig, verbose: bool = True) -> dict:
     n_train = config.train_limit or len(train_labels)
     n_test = config.test_limit or len(test_labels)
     data = (train_images[:n_train], train_labels[:n_train], test_images[:n_test], test_labels[:n_test])
+    if config.lr_sweep:  # select on validation: train on the training split only
+        n_train = config.train_limit or len(split["train"][1])
+        data = (split["train"][0][:n_train], split["train"][1][:n_train], test_images[:n_test], test_labels[:n_test],
+                split["valid"][0], split["valid"][1])
     runs = []
     for net in config.nets:
-        for mode in config.modes:
-            for seed in config.seeds:
-                for opt in config.optimizers:
-                    result = run_one(net, mode, opt, seed, config, data)
-                    runs.append(result)
-                    if verbose:
-                        print(f"  {net:>3} {mode:>7} {opt:<19} seed {seed}: "
-                              f"{' '.join(f'{a:.3f}' for a in result['test_accuracy'])} ({result['seconds']:.0f} s)",
-                              flush=True)
+        for depth in config.depths or (None,):
+            for mode in config.modes:
+                for lr in config.lr_sweep or (None,):
+                    for seed in config.seeds:
+                        for opt in config.optimizers:
+                            result = run_one(net, mode, opt, seed, config, data, depth=depth, lr=lr)
+                            runs.append(result)
+                            if verbose:
+                                print(f"  {net:>3} d={depth} {mode:>7} {opt:<19} lr {result['lr']:g} seed {seed}: "
+                                      f"{' '.join(f'{a:.3f}' for a in result['test_accuracy'])} "
+                                      f"({result['seconds']:.0f} s)", flush=True)
     summary = summarise(runs, config)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tiles = {mode: {"source": rpu_config_source(mode)[1], "rpu_config": repr(rpu_config_source(mode)[0])}
              for mode in config.modes}
     report = {"config": asdict(config), "environment": env, "tiles": tiles, "summary": summary,
-              "runs": runs}
+              "best": best_rows(summary), "runs": runs}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     with out.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(summary[0]))
@@ -234,10 +297,14 @@ def run(config: BenchConfig, verbose: bool = True) -> dict:
 
 
 def print_summary(report: dict) -> None:
-    print(f"{'net':<4}{'mode':<8}{'optimizer':<20}{'final test acc':>20}{'epochs to target':>22}{'s/run':>8}")
-    for row in report["summary"]:
+    rows = report.get("best", report["summary"])
+    if report["config"].get("lr_sweep"):
+        print("each rule at its best lr (final validation accuracy):")
+    print(f"{'net':<4}{'depth':>6} {'mode':<8}{'optimizer':<20}{'lr':>8}{'final test acc':>20}{'epochs to target':>22}"
+          f"{'s/run':>8}")
+    for row in rows:
         reach = "-" if row["epochs_to_target_mean"] is None else f"{row['epochs_to_target_mean']:.1f}"
-        print(f"{row['net']:<4}{row['mode']:<8}{row['optimizer']:<20}"
+        print(f"{row['net']:<4}{row['depth'] or '-':>6} {row['mode']:<8}{row['optimizer']:<20}{row['lr'] or 0:>8g}"
               f"{100 * row['final_mean']:>12.1f} +- {100 * row['final_std']:<4.1f}"
               f"{reach:>10} ({row['reached']} >= {100 * row['target']:.0f}%)"
               f"{row['seconds_per_run']:>8.0f}")
@@ -245,13 +312,15 @@ def print_summary(report: dict) -> None:
 
 def markdown_table(report: dict) -> str:
     """The summary of a report as a Markdown table (for benchmarks/RESULTS.md)."""
-    lines = ["| net | tiles | optimizer | lr | epochs | final test acc (mean ± std) | epochs to target (mean, reached) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| net | hidden layers | tiles | optimizer | lr | epochs | final test acc (mean ± std) | "
+             "epochs to target (mean, reached) |",
+             "|---|---|---|---|---|---|---|---|"]
     lrs = report["config"]["lr"]
-    for row in report["summary"]:
-        lr = lrs[f"{row['net']}/{row['mode']}"] * (2 if row["optimizer"] == "sgd-2xlr" else 1)
+    for row in report.get("best", report["summary"]):
+        lr = row.get("lr") or lrs[f"{row['net']}/{row['mode']}"] * (2 if row["optimizer"] == "sgd-2xlr" else 1)
         reach = "–" if row["epochs_to_target_mean"] is None else f"{row['epochs_to_target_mean']:.1f}"
-        lines.append(f"| {row['net']} | {row['mode']} | {row['optimizer']} | {lr:g} | {row['epochs']} | "
+        depth = row.get("depth") or "as sizes"
+        lines.append(f"| {row['net']} | {depth} | {row['mode']} | {row['optimizer']} | {lr:g} | {row['epochs']} | "
                      f"{100 * row['final_mean']:.1f} ± {100 * row['final_std']:.1f} % | "
                      f"{reach} ({row['reached']} ≥ {100 * row['target']:.0f} %) |")
     return "\n".join(lines)
@@ -268,6 +337,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", nargs="+", default=[], metavar="NET/MODE=LR", help="e.g. mlp/pulsed=0.05")
     parser.add_argument("--out", default=None, help="output path without suffix")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--depths", nargs="+", type=int, default=None, help="hidden-layer counts, e.g. 2 5 10")
+    parser.add_argument("--width", type=int, default=None, help="MLP hidden width with --depths (default 256)")
+    parser.add_argument("--lr-sweep", nargs="+", type=float, default=None, metavar="LR",
+                        help="train every rule at each lr (training split), report each at its best valid lr")
+    parser.add_argument("--init", choices=WEIGHT_INITS, default=None, help="weight init (default: torch's)")
     parser.add_argument("--markdown", metavar="JSON", help="print the summary of a written report as a table; no run")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -289,6 +363,18 @@ def main(argv: list[str] | None = None) -> None:
         config.lr[key] = float(value)
     if args.out:
         config.out = args.out
+    if args.depths:
+        if any(d < 1 for d in args.depths):
+            parser.error(f"--depths must be >= 1, got {args.depths}")
+        config.depths = tuple(args.depths)
+    if args.width:
+        config.width = args.width
+    if args.lr_sweep:
+        if any(not lr > 0 for lr in args.lr_sweep):
+            parser.error(f"--lr-sweep values must be positive, got {args.lr_sweep}")
+        config.lr_sweep = tuple(args.lr_sweep)
+    if args.init:
+        config.init = args.init
     report = run(config)
     print_summary(report)
     for mode, tile in report["tiles"].items():

@@ -32,3 +32,21 @@ def test_quick_benchmark_writes_results(tmp_path, capsys):
     assert losses[("mlp", "digital", "sgd", 0)][0] != losses[("mlp", "digital", "grapes-propagating", 0)][0]
     assert losses[("mlp", "pulsed", "sgd", 0)][-1] != losses[("mlp", "pulsed", "grapes-local", 0)][-1]
     assert "epochs to target" in capsys.readouterr().out
+
+
+def test_quick_benchmark_rules_depths_and_lr_sweep(tmp_path, capsys):
+    bench = load_bench()
+    out = tmp_path / "rules"
+    bench.main(["--quick", "--nets", "mlp", "--modes", "digital", "--seeds", "0", "1", "--depths", "2", "3",
+                "--width", "8", "--optimizers", "sgd", "fa", "dfa-grapes", "--lr-sweep", "0.05", "0.2",
+                "--init", "he_uniform", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert len(report["runs"]) == 2 * 2 * 2 * 3  # depths x lrs x seeds x rules
+    assert {r["depth"] for r in report["runs"]} == {2, 3}
+    assert all(len(r["valid_accuracy"]) == len(r["test_accuracy"]) for r in report["runs"])
+    best = report["best"]
+    assert len(best) == 2 * 3  # one lr per (depth, rule)
+    for row in best:  # the chosen lr has the best mean final validation accuracy of its group
+        group = [s for s in report["summary"] if (s["depth"], s["optimizer"]) == (row["depth"], row["optimizer"])]
+        assert row["valid_mean"] == max(s["valid_mean"] for s in group)
+    assert "best lr" in capsys.readouterr().out
