@@ -3,6 +3,7 @@ references only local data, split tiles at global indices, layer names, umask re
 
 import argparse
 import csv
+import importlib
 import io
 import json
 import os
@@ -22,11 +23,12 @@ from analog_snu.errors import ConfigError
 from analog_snu.experiments.report import loss_axis_label, write_report
 from analog_snu.files import write_json
 from analog_snu.hardware import drift, drift_study, export_weight_maps, program
-from analog_snu.hardware import drift_study as drift_study_module
 from analog_snu.hardware.map_plots import PLOT_DPI, layers_from_maps
 from analog_snu.training.loop import accuracy, evaluate, train_epoch
 
 DEVICE = "pcm_joshi2020"
+# the module (analog_snu.hardware.drift_study is also the name of its function in analog_snu.hardware)
+drift_study_module = importlib.import_module("analog_snu.hardware.drift_study")
 
 
 def _batches(images, labels, size, generator, shuffle=True):
@@ -77,6 +79,7 @@ def tiny_run(tmp_path_factory):
         study_paths = study.save(run / "drift_study" / f"{DEVICE}_seeds0-1", run=run.name, split="test")
         program(model, seed=0)
         drift(model, 3600.0)
+        (run / "weight_maps" / f"{DEVICE}_seed0_t3600").mkdir(parents=True)
         maps = export_weight_maps(model, run / "weight_maps" / f"{DEVICE}_seed0_t3600" / "maps.npz", csv=True)
     finally:
         os.umask(old_umask)
