@@ -22,6 +22,7 @@ from analog_snu.device_models.pcm import MODES
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
+from analog_snu.tiles.spike_mvm import SpikeTorchSimulatorTile
 
 __all__ = ["PCMPulsedRPUConfig", "device_rpu_config", "drift_compensation_of", "pcm_noise_model_of"]
 
@@ -73,6 +74,10 @@ def _drift_compensation(name: str) -> Any:
 def _inference_config(device: PCMDevice, hwa: bool) -> Any:
     cls = _configs.TorchInferenceRPUConfig if device.simulator == "torch" else _configs.InferenceRPUConfig
     rpu = cls()
+    if device.simulator == "torch":
+        # aihwkit's torch tile, with one crossbar product per call for spike inputs instead of
+        # one per bound-management round (same simulation: analog_snu.tiles.spike_mvm)
+        rpu.simulator_tile_class = SpikeTorchSimulatorTile
     rpu.forward = _forward_io(device, _configs.IOParameters)
     rpu.mapping.weight_scaling_omega = device.periphery.weight_scaling_omega
     rpu.mapping.weight_scaling_columnwise = False

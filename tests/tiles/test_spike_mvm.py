@@ -1,0 +1,154 @@
+"""The spike-input shortcut gives aihwkit's torch-tile results: same rounds, outputs, noise draws, gradients."""
+
+import dataclasses
+
+import pytest
+import torch
+from aihwkit.simulator.configs import TorchInferenceRPUConfig
+from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
+from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
+from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
+
+from analog_snu.device_models import preset
+from analog_snu.layers import SNUNetwork
+from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, SpikeTorchSimulatorTile, spike_shortcut_applies
+
+
+def preset_io():
+    """The forward IO parameters of pcm_joshi2020's HWA config (7-bit DAC, 9-bit ADC, bound 12, iterative BM)."""
+    return preset("pcm_joshi2020").rpu_config("hwa").forward
+
+
+def spikes(rows, cols, rate, seed=0):
+    return torch.bernoulli(torch.full((rows, cols), rate), generator=torch.Generator().manual_seed(seed))
+
+
+def count_rounds(monkeypatch):
+    """Class name of every output-stage call (one per bound-management round), aihwkit's and ours."""
+    calls = []
+    original = AnalogMVM._finalize_output.__func__
+
+    def counting(klass, *args, **kwargs):
+        calls.append(klass.__name__)
+        return original(klass, *args, **kwargs)
+
+    monkeypatch.setattr(AnalogMVM, "_finalize_output", classmethod(counting))
+    return calls
+
+
+def run_both(weight, x, io, seed=3):
+    """Output and gradients of aihwkit's MVM and ours, from the same torch RNG state."""
+    results = []
+    for cls in (AnalogMVM, SpikeAnalogMVM):
+        w = weight.clone().requires_grad_()
+        inp = x.clone().requires_grad_()
+        torch.manual_seed(seed)
+        out = cls.matmul(w, inp, io)
+        grad_out = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        (out * grad_out).sum().backward()
+        results.append((out.detach(), inp.grad, w.grad))
+    return results
+
+
+@pytest.mark.parametrize("weight_scale", [0.05, 0.4, 1.0, 3.0])  # from one to several bound-management rounds
+def test_same_outputs_rounds_and_gradients_as_aihwkit(monkeypatch, weight_scale):
+    io = preset_io()
+    weight = (torch.rand(32, 200, generator=torch.Generator().manual_seed(1)) * 2 - 1) * weight_scale
+    x = spikes(300, 200, 0.3)
+    calls = count_rounds(monkeypatch)
+    (out_a, gx_a, gw_a), (out_b, gx_b, gw_b) = run_both(weight, x, io)
+    rounds = calls.count("AnalogMVM")
+    assert rounds >= 1 and calls.count("SpikeAnalogMVM") == rounds
+    # One ADC step at the final reduction: the only difference allowed is a rounding flip of
+    # q (W x) versus W (q x) at a quantisation boundary, and those must be rare.
+    reduction = 2 ** (rounds - 1)
+    step = io.out_res * 2 * io.out_bound * reduction
+    differ = (out_a - out_b).abs() > 1e-4 * reduction
+    assert (out_a - out_b).abs().max() <= step * 1.01
+    assert differ.float().mean() < 1e-3
+    # Gradients: aihwkit's straight-through estimators; a rare ADC flip at the output bound changes
+    # one output's clamp mask, i.e. one row of the input gradient and a tiny part of the weight's.
+    row_differs = (gx_a - gx_b).abs().amax(1) > 1e-4 * float(gx_a.abs().max())
+    assert row_differs.float().mean() < 0.02
+    torch.testing.assert_close(gx_b[~row_differs], gx_a[~row_differs], rtol=1e-4, atol=1e-4 * float(gx_a.abs().max()))
+    assert float((gw_b - gw_a).norm() / gw_a.norm()) < 1e-2
+
+
+def test_bound_management_rounds_match(monkeypatch):
+    io = preset_io()
+    weight = torch.ones(4, 64) * 0.9
+    x = torch.ones(8, 64)  # outputs 57.6: above 12, 24 and 48, so 4 rounds (1, 2, 4, 8)
+    calls = count_rounds(monkeypatch)
+    torch.manual_seed(0)
+    out = SpikeAnalogMVM.matmul(weight, x, io)
+    assert calls == ["SpikeAnalogMVM"] * 4
+    # final round: a spike enters the DAC as 1/8, quantised to round(63 / 8) / 63 = 8/63 (7 bits,
+    # steps of 1/63), so aihwkit's bound management reads 57.6 as 57.6 * 8 * 8/63 = 58.51
+    expected = 57.6 * 8 * 8 / 63
+    adc_step, noise = io.out_res * 2 * io.out_bound * 8, io.out_noise * 8
+    torch.testing.assert_close(out, torch.full_like(out, expected), atol=adc_step + 5 * noise, rtol=0)
+
+
+def test_non_spike_input_takes_aihwkit_path_bit_for_bit():
+    io = preset_io()
+    weight = torch.randn(16, 40)
+    x = torch.rand(10, 40)
+    torch.manual_seed(5)
+    expected = AnalogMVM.matmul(weight, x, io)
+    torch.manual_seed(5)
+    got = SpikeAnalogMVM.matmul(weight, x, io)
+    assert torch.equal(got, expected)
+
+
+def test_silent_input_gives_zeros_like_aihwkit():
+    io = preset_io()
+    x = torch.zeros(5, 12)
+    weight = torch.randn(3, 12)
+    torch.manual_seed(0)
+    expected = AnalogMVM.matmul(weight, x, io)
+    state = torch.get_rng_state()
+    got = SpikeAnalogMVM.matmul(weight, x, io)
+    assert torch.equal(got, expected) and not got.any()
+    assert torch.equal(torch.get_rng_state(), state)  # no noise drawn, as in aihwkit
+
+
+@pytest.mark.parametrize(
+    ("change", "applies"),
+    [
+        ({}, True),
+        ({"inp_noise": 0.01}, False),
+        ({"inp_asymmetry": 0.1}, False),
+        ({"inp_sto_round": True}, False),
+        ({"is_perfect": True}, False),
+        ({"bound_management": BoundManagementType.NONE}, True),
+        ({"noise_management": NoiseManagementType.NONE}, True),
+        ({"nm_thres": 0.5}, False),  # a 0/1 row would be rescaled by 1 / 0.5
+        ({"noise_management": NoiseManagementType.CONSTANT, "nm_thres": 1.0}, True),
+        ({"noise_management": NoiseManagementType.CONSTANT, "nm_thres": 3.0}, False),
+    ],
+)
+def test_when_the_shortcut_applies(change, applies):
+    io = dataclasses.replace(preset_io(), **change)
+    assert spike_shortcut_applies(io) is applies
+
+
+def test_preset_network_gives_the_stock_tile_results():
+    """A whole HWA network (weight noise, output noise, ADC/DAC, bound management) on both tiles."""
+    rpu_ours = preset("pcm_joshi2020").rpu_config("hwa")
+    assert rpu_ours.simulator_tile_class is SpikeTorchSimulatorTile
+    rpu_stock = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu_stock.simulator_tile_class = TorchSimulatorTile
+    assert isinstance(rpu_stock, TorchInferenceRPUConfig)
+    x = spikes(6 * 4, 50, 0.3).reshape(6, 4, 50)
+    grads, outs = [], []
+    for rpu in (rpu_stock, rpu_ours):
+        torch.manual_seed(0)
+        net = SNUNetwork([50, 20, 20, 5], threshold=0.3, rpu_config=rpu)
+        torch.manual_seed(1)
+        out = net(x)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-3, atol=1e-3)
+    for got, expected in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3 * max(1.0, float(expected.abs().max())))
