@@ -34,14 +34,8 @@ import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError
-from analog_snu.functional.activations import (
-    LEAKY_RELU_SLOPE,
-    activation,
-    activation_derivative,
-    check_activation,
-    spike_output,
-)
-from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside
+from analog_snu.functional.activations import LEAKY_RELU_SLOPE, activation, check_activation, spike_output
+from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
 __all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence"]
 
@@ -100,35 +94,20 @@ def snu_step(
     return y, SNUState(s, y)
 
 
-def _spike_slope(centred: Tensor, soft: bool, surrogate: str) -> Tensor:
-    """dh/dx at x = s - threshold: exact sigmoid derivative (sSNU) or the surrogate (SNU)."""
-    if soft:
-        y = torch.sigmoid(centred)
-        return y * (1.0 - y)
-    return SURROGATES[surrogate](centred)
-
-
-def _output(s: Tensor, threshold: Tensor, soft: bool) -> Tensor:
-    """y = h(s - threshold). Any shape."""
-    return torch.sigmoid(s - threshold) if soft else heaviside(s - threshold)
-
-
-def _not_fired(centred: Tensor, soft: bool) -> Tensor:
-    """1 - y = 1 - h(x) at x = s - threshold: the reset gate. Any shape."""
-    return torch.sigmoid(-centred) if soft else 1.0 - heaviside(centred)
-
-
 class _SNUSequence(torch.autograd.Function):
     """Element-wise SNU recurrence over T steps with a hand-written BPTT backward.
 
     One autograd node for the whole sequence instead of ~10 per step, and few kernels per
     step on (N, F) slices that stay in cache (whole-(T, N, F) temporaries cost more in
-    fresh memory than they save in kernel launches). Forward:
-    ``a_t = current_t + k_{t-1} s_{t-1}`` with the keep factor ``k_t = decay (1 - y_t)``.
+    fresh memory than they save in kernel launches). Forward, three kernels per step:
+    ``a_t = current_t + decay (1 - y_{t-1}) s_{t-1}`` (one ``addcmul``), ``s_t = g(a_t)`` (in
+    place) and the reset gate ``1 - y_t`` (a comparison written straight into a float buffer:
+    torch's compare-to-bool and bool-to-float kernels are 5-10x slower on CPU; sigmoid for the
+    sSNU). The gates of all steps are kept for the backward, so nothing is recomputed there.
     Backward, per step, from ``dL/da_{t+1}``:
 
         dL/dy_t = (dL/dy_t from outside) - decay s_t dL/da_{t+1}      (reset-gate path)
-        dL/ds_t = h'_t dL/dy_t + k_t dL/da_{t+1},   dL/da_t = g'_t dL/ds_t
+        dL/ds_t = h'_t dL/dy_t + decay (1 - y_t) dL/da_{t+1},   dL/da_t = g'_t dL/ds_t
 
     Gradients match :func:`snu_step` unrolled by autograd (tested).
     """
@@ -136,56 +115,67 @@ class _SNUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):  # type: ignore[override]
         s_all = torch.empty_like(current)
-        keep = decay * (1.0 - y0)
+        gate_all = torch.empty_like(current)  # 1 - y_t
+        scalar = decay.dim() == 0
+        d = float(decay) if scalar else 1.0  # a scalar decay rides on addcmul's value
+        gate = 1.0 - y0
         s = s0
         for t in range(current.shape[0]):
-            s = torch.addcmul(current[t], keep, s, out=s_all[t])
+            s = torch.addcmul(current[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
             if g == "relu":
                 s.relu_()
             elif g == "leaky_relu":
                 torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
-            keep = decay * _not_fired(s - threshold, soft)  # k_t = decay * (1 - y_t)
-        ctx.save_for_backward(s_all, s0, y0, threshold, decay)
+            if soft:  # 1 - sigmoid(s - threshold) = sigmoid(threshold - s)
+                gate = torch.sigmoid(torch.sub(threshold, s, out=gate_all[t]), out=gate_all[t])
+            else:  # 1 - H(s - threshold)
+                gate = torch.le(s, threshold, out=gate_all[t])
+        ctx.save_for_backward(s_all, gate_all, s0, y0, threshold, decay)
         ctx.config = (g, soft, surrogate)
-        return _output(s_all, threshold, soft), s_all[-1].clone()
+        # y = 1 - gate exactly for spikes; the sSNU's y straight from the sigmoid (no cancellation)
+        y_all = torch.sigmoid(s_all - threshold) if soft else torch.sub(1.0, gate_all)
+        return y_all, s_all[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y_all, grad_s_last):  # type: ignore[override]
-        s_all, s0, y0, threshold, decay = ctx.saved_tensors
+        s_all, gate_all, s0, y0, threshold, decay = ctx.saved_tensors
         g, soft, surrogate = ctx.config
         needs = ctx.needs_input_grad
-        steps = s_all.shape[0]
+        scalar = decay.dim() == 0
+        d = float(decay) if scalar else 1.0
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
         grad_pre = torch.empty_like(s_all)  # dL/d(s_t - threshold), reduced once at the end
-        grad_decay = s_all.new_zeros(s_all.shape[-1]) if needs[4] else None
         grad_a_next = None
-        for t in range(steps - 1, -1, -1):
-            s = s_all[t]
-            centred = s - threshold
-            slope = _spike_slope(centred, soft, surrogate)
+        for t in range(s_all.shape[0] - 1, -1, -1):
+            s, gate = s_all[t], gate_all[t]
+            # h'(s_t - threshold): exact sigmoid derivative y (1 - y) (sSNU) or the surrogate (SNU)
+            slope = gate * (1.0 - gate) if soft else SURROGATES[surrogate](s - threshold)
             grad_y = grad_y_all[t] if grad_y_all is not None else torch.zeros_like(s)
-            if grad_a_next is not None:
-                grad_y = grad_y - grad_a_next * (decay * s)
-            torch.mul(grad_y, slope, out=grad_pre[t])
-            grad_s = grad_pre[t]
-            if grad_a_next is not None:
-                grad_s = torch.addcmul(grad_s, grad_a_next, decay * _not_fired(centred, soft))
-            if t == steps - 1 and grad_s_last is not None:
-                grad_s = grad_s + grad_s_last
-            torch.mul(grad_s, activation_derivative(g, s), out=grad_a[t])
+            if grad_a_next is None:
+                torch.mul(grad_y, slope, out=grad_pre[t])
+                grad_s = grad_pre[t] if grad_s_last is None else grad_pre[t] + grad_s_last
+            else:
+                torch.mul(torch.addcmul(grad_y, grad_a_next, s if scalar else decay * s, value=-d), slope,
+                          out=grad_pre[t])
+                grad_s = torch.addcmul(grad_pre[t], grad_a_next, gate if scalar else decay * gate, value=d)
             grad_a_next = grad_a[t]
-            if grad_decay is not None:  # a_t depends on decay through decay * s_{t-1} (1 - y_{t-1})
-                s_prev = s_all[t - 1] if t > 0 else s0
-                y_prev = _output(s_prev, threshold, soft) if t > 0 else y0
-                grad_decay += (grad_a_next * s_prev * (1.0 - y_prev)).sum(0)
-        if grad_decay is not None and decay.dim() == 0:
-            grad_decay = grad_decay.sum()
+            if g == "relu":  # g' = 1[s > 0], written into the output buffer first
+                torch.mul(grad_s, torch.gt(s, 0.0, out=grad_a_next), out=grad_a_next)
+            elif g == "leaky_relu":
+                slope_g = torch.gt(s, 0.0, out=grad_a_next).mul_(1.0 - LEAKY_RELU_SLOPE).add_(LEAKY_RELU_SLOPE)
+                torch.mul(grad_s, slope_g, out=grad_a_next)
+            else:
+                grad_a_next.copy_(grad_s)
+        grad_decay = None
+        if needs[4]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}
+            grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1)) + (grad_a[0] * s0 * (1.0 - y0)).sum(0)
+            grad_decay = (grad_decay.sum() if scalar else grad_decay).to(decay.dtype)
         return (
             grad_a,
             grad_a[0] * decay * (1.0 - y0) if needs[1] else None,
             -grad_a[0] * decay * s0 if needs[2] else None,
             -grad_pre.sum((0, 1)).to(threshold.dtype) if needs[3] else None,
-            grad_decay.to(decay.dtype) if grad_decay is not None else None,
+            grad_decay,
             None,
             None,
             None,
