@@ -1,37 +1,75 @@
 """Time one SNU training step (forward + backward) on every execution path, side by side.
 
-T = 20, N = 64, network 784-256-256-10 (SNU, time-averaged readout). Paths:
-digital (batched input products + fused recurrence), aihwkit TorchInferenceRPUConfig
-(torch tiles), InferenceRPUConfig and FloatingPointRPUConfig (C++ tiles), and a naive
-per-step loop of the same digital SNU (one matmul per step, autograd through every step).
+784-256-256-10 SNU network (time-averaged readout), T = 20, N = 64, Bernoulli input spikes.
+Paths (``*_ms`` keys of the JSON object):
 
-    python benchmarks/bench_snu.py            # table of ms and ratios to digital
-    python benchmarks/bench_snu.py --json     # one JSON object
+- ``digital``: ``SNUNetwork`` with ``nn.Linear`` maps (batched input products + fused recurrence);
+- ``preset_hwa``: preset ``pcm_joshi2020``, ``rpu_config("hwa")`` (the default for hardware-aware
+  training: aihwkit torch tiles, PCM periphery, weight noise);
+- ``torch_inference`` / ``cpp_inference`` / ``cpp_float``: stock aihwkit
+  ``TorchInferenceRPUConfig``, ``InferenceRPUConfig`` (C++ tiles), ``FloatingPointRPUConfig``;
+- ``naive_digital``: the digital network as a per-step, per-layer loop under autograd;
+- ``gemm_floor``: the step's matrix products alone (3 forward, 5 backward), each on the fastest
+  backend measured here (MKL through ``torch.mm`` or oneDNN through
+  ``torch.ops.mkldnn._linear_pointwise``), operands already in that backend's best layout.
+
+Fair timing on a shared machine: every round runs every path in turn (interleaved), each path
+best of ``--best-of`` steps; reported figures are medians over ``--rounds`` rounds, ratios are
+taken within a round (min / median / max over rounds). One torch thread unless ``--threads``.
+The input rate and threshold are chosen so that every hidden layer fires (``spike_rates``: mean
+output of each SNU layer per path, all must be > 0: aihwkit skips the tile work for all-zero
+inputs, which would flatter the analog paths).
+
+    python benchmarks/bench_snu.py                  # table
+    python benchmarks/bench_snu.py --json           # one JSON object
+    python benchmarks/bench_snu.py --memory --steps 80 --json   # peak RSS of one step per path
+    python benchmarks/bench_snu.py --markdown results.json      # README table from a JSON file
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
+import aihwkit
 import torch
 from aihwkit.simulator.configs import FloatingPointRPUConfig, InferenceRPUConfig, TorchInferenceRPUConfig
 from torch import nn
 
-from analog_snu import SNUNetwork
+from analog_snu.device_models import preset
 from analog_snu.functional import SNUState, snu_step
+from analog_snu.layers import SNUNetwork
+
+PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital")
+PRESET = "pcm_joshi2020"
 
 
 @dataclass
 class BenchConfig:
     steps: int = 20
+    """T, time steps."""
     batch: int = 64
+    """N, batch size."""
     sizes: tuple[int, ...] = (784, 256, 256, 10)
-    repeats: int = 15
-    threads: int = 0  # 0: torch's default
+    rate: float = 0.15
+    """Probability of an input spike per step and input."""
+    threshold: float = 0.5
+    """Initial SNU threshold (1.0, the layer default, leaves the second layer silent at rate 0.15)."""
+    rounds: int = 15
+    """Timed rounds (one untimed warm-up round before them)."""
+    best_of: int = 3
+    """Steps per path and round; the fastest counts."""
+    threads: int = 1
+    """torch threads (0: torch's default)."""
+    paths: tuple[str, ...] = PATHS
+    seed: int = 0
 
 
 def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
@@ -49,62 +87,285 @@ def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
     return net.readout(total / x.shape[0])
 
 
-def _one_step(forward, params, x, labels, loss_fn) -> float:
-    """Wall time (ms) of zero_grad + forward + loss + backward."""
-    for p in params:
+def _rpu_config(path: str):
+    return {
+        "preset_hwa": lambda: preset(PRESET).rpu_config("hwa"),
+        "torch_inference": TorchInferenceRPUConfig,
+        "cpp_inference": InferenceRPUConfig,
+        "cpp_float": FloatingPointRPUConfig,
+    }[path]()
+
+
+def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
+    """``path -> (forward, network)``; every network starts from the same seed."""
+    out: dict[str, tuple[Callable, nn.Module]] = {}
+    digital = None
+    for path in config.paths:
+        torch.manual_seed(config.seed)
+        if path in ("digital", "naive_digital"):
+            if digital is None:
+                digital = SNUNetwork(list(config.sizes), threshold=config.threshold)
+            net = digital
+            forward = net if path == "digital" else (lambda inp, net=net: naive_forward(net, inp))
+        else:
+            net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
+            forward = net
+        out[path] = (forward, net)
+    return out
+
+
+def make_input(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.bernoulli(torch.full((config.steps, config.batch, config.sizes[0]), config.rate), generator=generator)
+    labels = torch.randint(0, config.sizes[-1], (config.batch,), generator=generator)
+    return x, labels
+
+
+def train_step(forward: Callable, net: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> None:
+    """zero_grad + forward + cross-entropy + backward (what is timed)."""
+    for p in net.parameters():
         p.grad = None
+    nn.functional.cross_entropy(forward(x), labels).backward()
+
+
+@torch.no_grad()
+def spike_rates(net: SNUNetwork, x: torch.Tensor) -> list[float]:
+    """Mean output of every SNU layer on ``x`` (training mode, as in the timed step)."""
+    rates = []
+    spikes = x
+    for layer in net.layers:
+        spikes, _ = layer(spikes)
+        rates.append(float(spikes.mean()))
+    return rates
+
+
+# -- the GEMM floor -------------------------------------------------------------------------------
+
+def _gemm_operands(config: BenchConfig) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """The step's products as ``(name, A, B, bias)`` meaning ``A @ B.T (+ bias)``, B given (out, in)."""
+    generator = torch.Generator().manual_seed(config.seed)
+    rows, n_in, h1, h2, n_out = config.steps * config.batch, *config.sizes
+    x, _ = make_input(config)
+    x = x.reshape(rows, n_in)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    w1, w2, wr, br = rand(h1, n_in), rand(h2, h1), rand(n_out, h2), rand(n_out)
+    s1, mean2 = (rand(rows, h1) > 1.0).float(), rand(config.batch, h2)
+    g1, g2, gr = rand(rows, h1), rand(rows, h2), rand(config.batch, n_out)
+    return [
+        ("fwd layer 1: x W1^T", x, w1, None),
+        ("fwd layer 2: y1 W2^T", s1, w2, None),
+        ("fwd readout", mean2, wr, br),
+        ("bwd readout input", gr, wr.t(), None),
+        ("bwd readout weight", gr.t(), mean2.t(), None),
+        ("bwd layer 2 input", g2, w2.t(), None),
+        ("bwd layer 2 weight", g2.t(), s1.t(), None),
+        ("bwd layer 1 weight", g1.t(), x.t(), None),
+    ]
+
+
+def _gemm_backends() -> dict[str, Callable]:
+    backends: dict[str, Callable] = {
+        "mkl": lambda a, b, bias: torch.addmm(bias, a, b.t()) if bias is not None else torch.mm(a, b.t()),
+    }
+    onednn = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+    if torch.backends.mkldnn.is_available() and onednn is not None:
+        backends["onednn"] = lambda a, b, bias: onednn(a, b, bias, "none", [], "")
+    return backends
+
+
+class GemmFloor:
+    """Times every product of the step on every backend; the floor is the sum of the per-product minima."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.backends = _gemm_backends()
+        self.cases = []
+        for name, a, b, bias in _gemm_operands(config):
+            reference = torch.mm(a, b.t()) + (bias if bias is not None else 0)
+            for backend, fn in self.backends.items():
+                # each backend gets the layout it likes (contiguous copies made here, not timed)
+                operands = (a.contiguous(), b.contiguous(), bias) if backend == "onednn" else (a, b, bias)
+                torch.testing.assert_close(fn(*operands), reference, rtol=1e-4, atol=1e-3)
+                self.cases.append((name, backend, fn, operands))
+        self.choice: dict[str, str] = {}
+
+    def time_round(self, best_of: int) -> float:
+        """ms of the floor in this round (per product: best of ``best_of`` on the fastest backend)."""
+        best: dict[str, tuple[float, str]] = {}
+        for name, backend, fn, operands in self.cases:
+            elapsed = min(_timed(lambda: fn(*operands)) for _ in range(best_of))
+            if name not in best or elapsed < best[name][0]:
+                best[name] = (elapsed, backend)
+        self.choice = {name: backend for name, (_, backend) in best.items()}
+        return sum(t for t, _ in best.values())
+
+
+def _timed(fn: Callable) -> float:
     start = time.perf_counter()
-    loss_fn(forward(x), labels).backward()
+    fn()
     return (time.perf_counter() - start) * 1e3
 
 
-def run(config: BenchConfig) -> dict[str, float]:
-    """Median step time of every path. The paths take turns, round after round, so that a
-    change in machine load between rounds hits all of them alike (the ratios stay fair)."""
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def environment() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=False).stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
+    return {"commit": commit, "torch": torch.__version__, "aihwkit": aihwkit.__version__, "device": "cpu",
+            "cpu_count": os.cpu_count()}
+
+
+def run(config: BenchConfig) -> dict:
+    """Median step time of every path and of the GEMM floor, spike rates and per-round ratios."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(0)
-    x = torch.bernoulli(torch.full((config.steps, config.batch, config.sizes[0]), 0.15))
-    labels = torch.randint(0, config.sizes[-1], (config.batch,))
-    digital = SNUNetwork(list(config.sizes), threshold=0.5)
-    paths = {"digital_ms": (digital, list(digital.parameters()))}
-    for key, rpu_config in (
-        ("torch_inference_ms", TorchInferenceRPUConfig()),
-        ("cpp_inference_ms", InferenceRPUConfig()),
-        ("cpp_float_ms", FloatingPointRPUConfig()),
-    ):
-        net = SNUNetwork(list(config.sizes), threshold=0.5, rpu_config=rpu_config)
-        paths[key] = (net, list(net.parameters()))
-    paths["naive_digital_ms"] = (lambda inp: naive_forward(digital, inp), list(digital.parameters()))
+    load_before = os.getloadavg()
+    x, labels = make_input(config)
+    paths = build_paths(config)
+    floor = GemmFloor(config)
+    rates = {path: spike_rates(net, x) for path, (_, net) in paths.items() if path != "naive_digital"}
 
-    loss_fn = nn.CrossEntropyLoss()
-    times: dict[str, list[float]] = {key: [] for key in paths}
-    for round_index in range(config.repeats + 1):  # round 0 warms up and is dropped
-        for key, (forward, params) in paths.items():
-            elapsed = _one_step(forward, params, x, labels, loss_fn)
+    times: dict[str, list[float]] = {f"{path}_ms": [] for path in paths}
+    times["gemm_floor_ms"] = []
+    for round_index in range(config.rounds + 1):  # round 0 warms up and is dropped
+        for path, (forward, net) in paths.items():
+            elapsed = min(_timed(lambda: train_step(forward, net, x, labels)) for _ in range(config.best_of))
             if round_index:
-                times[key].append(elapsed)
-    return {key: statistics.median(values) for key, values in times.items()}
+                times[f"{path}_ms"].append(elapsed)
+        elapsed = floor.time_round(config.best_of)
+        if round_index:
+            times["gemm_floor_ms"].append(elapsed)
+
+    result: dict = {key: statistics.median(values) for key, values in times.items()}
+    result["spike_rates"] = rates.get("digital") or next(iter(rates.values()), [])
+    result["spike_rates_by_path"] = rates
+    result["threads"] = torch.get_num_threads()
+    ratios = {}
+    if "digital_ms" in times:
+        base = times["digital_ms"]
+        for key, values in times.items():
+            if key != "digital_ms":
+                ratios[f"{key.removesuffix('_ms')}/digital"] = _spread([v / b for v, b in zip(values, base)])
+        ratios["digital/gemm_floor"] = _spread([b / f for b, f in zip(base, times["gemm_floor_ms"])])
+    result["ratios"] = ratios
+    result["gemm_backend"] = floor.choice
+    result["rounds"] = config.rounds
+    result["best_of"] = config.best_of
+    result["config"] = {k: v for k, v in asdict(config).items() if k not in ("rounds", "best_of", "threads")}
+    result["load_avg_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    result["environment"] = environment()
+    return result
 
 
-def main() -> None:
+# -- peak memory --------------------------------------------------------------------------------
+
+def _status_mib(key: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, MiB."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0: ``echo 5 > /proc/self/clear_refs``)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+        handle.write("5")
+
+
+def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
+    """Peak RSS rise (MiB) during one training step of ``path``, after a warm-up step.
+
+    The peak resident set (``VmHWM``) is reset just before the step; run once per path in a
+    fresh process (``--memory`` does) so that no other path's pools are resident."""
+    torch.set_num_threads(config.threads or torch.get_num_threads())
+    x, labels = make_input(config)
+    forward, net = build_paths(BenchConfig(**{**asdict(config), "paths": (path,)}))[path]
+    train_step(forward, net, x, labels)  # warm-up
+    for p in net.parameters():
+        p.grad = None
+    before = _status_mib("VmRSS")
+    _reset_peak()
+    train_step(forward, net, x, labels)
+    return {"rss_before_mib": before, "peak_rise_mib": _status_mib("VmHWM") - before}
+
+
+def run_memory(config: BenchConfig) -> dict:
+    """Peak RSS rise of one step for every path, each in its own interpreter."""
+    out: dict = {"steps": config.steps, "batch": config.batch, "paths": {}}
+    for path in config.paths:
+        args = [sys.executable, __file__, "--memory-path", path, "--steps", str(config.steps),
+                "--batch", str(config.batch), "--threads", str(config.threads)]
+        proc = subprocess.run(args, capture_output=True, text=True, check=True)
+        out["paths"][path] = json.loads(proc.stdout)
+    base = out["paths"].get("digital", {}).get("peak_rise_mib")
+    if base:
+        out["ratio_to_digital"] = {p: v["peak_rise_mib"] / base for p, v in out["paths"].items()}
+    return out
+
+
+# -- output ------------------------------------------------------------------------------------
+
+def markdown(result: dict) -> str:
+    """README table: median ms, x digital (min / median / max over rounds)."""
+    lines = [f"| path | ms (median of {result['rounds']} rounds) | x digital: min / median / max |", "|---|---|---|"]
+    for key, value in result.items():
+        if not key.endswith("_ms"):
+            continue
+        name = key.removesuffix("_ms")
+        spread = result["ratios"].get(f"{name}/digital")
+        ratio = "1.00" if name == "digital" else "{min:.2f} / {median:.2f} / {max:.2f}".format(**spread)
+        lines.append(f"| {name} | {value:.1f} | {ratio} |")
+    floor = result["ratios"].get("digital/gemm_floor")
+    if floor:
+        lines.append("")
+        lines.append("digital / gemm_floor: {min:.2f} / {median:.2f} / {max:.2f}; ".format(**floor)
+                     + "spike rates per hidden layer: " + ", ".join(f"{r:.3f}" for r in result["spike_rates"])
+                     + f"; {result['threads']} thread(s); load average {result['load_avg_before_after']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repeats", type=int, default=BenchConfig.repeats)
-    parser.add_argument("--threads", type=int, default=0)
-    args = parser.parse_args()
-    results = run(BenchConfig(repeats=args.repeats, threads=args.threads))
-    if args.json:
-        print(json.dumps(results))
+    parser.add_argument("--rounds", type=int, default=BenchConfig.rounds)
+    parser.add_argument("--best-of", type=int, default=BenchConfig.best_of)
+    parser.add_argument("--threads", type=int, default=BenchConfig.threads, help="torch threads (0: default)")
+    parser.add_argument("--steps", type=int, default=BenchConfig.steps, help="T")
+    parser.add_argument("--batch", type=int, default=BenchConfig.batch, help="N")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    parser.add_argument("--memory", action="store_true", help="peak RSS rise of one step per path instead of time")
+    parser.add_argument("--memory-path", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--markdown", metavar="JSON", help="print the README table of a saved --json result")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as handle:
+            print(markdown(json.load(handle)))
         return
-    base = results["digital_ms"]
-    print(f"SNU training step, T=20 N=64 784-256-256-10, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'path':<22}{'ms':>10}{'x digital':>12}")
-    for key, value in results.items():
-        print(f"{key.removesuffix('_ms'):<22}{value:>10.1f}{value / base:>12.2f}")
-    print(f"targets: torch_inference/digital = {results['torch_inference_ms'] / base:.2f} (<= 2.0), "
-          f"naive/digital = {results['naive_digital_ms'] / base:.2f} (>= 1.5)")
+    config = BenchConfig(rounds=args.rounds, best_of=args.best_of, threads=args.threads, steps=args.steps,
+                         batch=args.batch, paths=tuple(args.paths))
+    if args.memory_path:
+        print(json.dumps(memory_of_path(config, args.memory_path)))
+        return
+    if args.memory:
+        result = run_memory(config)
+        print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+        return
+    result = run(config)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"SNU training step, T={config.steps} N={config.batch} {'-'.join(map(str, config.sizes))}, "
+          f"torch {torch.__version__}, {result['threads']} thread(s)")
+    print(markdown(result))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Smoke runs of the SNU speed benchmarks at toy size (no timing assertions)."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -17,11 +18,34 @@ def load(name):
     return module
 
 
-def test_bench_snu_reports_every_path():
+def toy_config(bench, **kwargs):
+    return bench.BenchConfig(steps=3, batch=4, sizes=(12, 8, 6, 3), rate=0.5, threshold=0.2, rounds=2, best_of=1,
+                             **kwargs)
+
+
+def test_bench_snu_reports_every_path_rates_and_ratios():
     bench = load("bench_snu")
-    results = bench.run(bench.BenchConfig(steps=3, batch=2, sizes=(12, 6, 5, 3), repeats=1))
-    assert set(results) == {"digital_ms", "torch_inference_ms", "cpp_inference_ms", "cpp_float_ms", "naive_digital_ms"}
-    assert all(value > 0 for value in results.values())
+    results = bench.run(toy_config(bench))
+    times = {key for key in results if key.endswith("_ms")}
+    assert times == {f"{p}_ms" for p in bench.PATHS} | {"gemm_floor_ms"}
+    assert all(results[key] > 0 for key in times)
+    assert len(results["spike_rates"]) == 2 and all(0 < r <= 1 for r in results["spike_rates"])
+    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital"}
+    assert results["threads"] == 1
+    for spread in results["ratios"].values():
+        assert spread["min"] <= spread["median"] <= spread["max"]
+    assert "preset_hwa/digital" in results["ratios"] and "digital/gemm_floor" in results["ratios"]
+    json.dumps(results)  # one JSON object
+    assert "| preset_hwa |" in bench.markdown(results)
+
+
+def test_gemm_floor_covers_the_step_products():
+    bench = load("bench_snu")
+    config = toy_config(bench)
+    names = [name for name, *_ in bench._gemm_operands(config)]
+    assert len(names) == 8  # 3 forward (2 layers + readout), 5 backward (no input gradient for layer 1)
+    floor = bench.GemmFloor(config)  # checks every backend against torch.mm
+    assert floor.time_round(1) > 0 and set(floor.choice) == set(names)
 
 
 def test_naive_loop_is_the_same_network():
@@ -30,6 +54,12 @@ def test_naive_loop_is_the_same_network():
     net = bench.SNUNetwork([12, 6, 5, 3], threshold=0.2)
     x = torch.bernoulli(torch.full((4, 2, 12), 0.5))
     torch.testing.assert_close(bench.naive_forward(net, x), net(x))
+
+
+def test_memory_of_one_path_in_process():
+    bench = load("bench_snu")
+    result = bench.memory_of_path(toy_config(bench), "digital")
+    assert result["peak_rise_mib"] >= 0 and result["rss_before_mib"] > 0
 
 
 def test_functional_benchmark_ways_agree():
