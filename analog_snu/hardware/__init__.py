@@ -5,6 +5,7 @@ Above :mod:`analog_snu.tiles`: works on any network whose analog tiles carry a
 or on stock aihwkit tiles when a ``device`` is given.
 """
 
+from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.drift_study import DEFAULT_TIMES, DriftStudyResult, drift_study
 from analog_snu.hardware.programming import derive_seed, device_count, drift, program, programmed_states
 from analog_snu.hardware.weight_maps import export_weight_maps, import_weight_maps
@@ -12,6 +13,7 @@ from analog_snu.hardware.weight_maps import export_weight_maps, import_weight_ma
 __all__ = [
     "DEFAULT_TIMES",
     "DriftStudyResult",
+    "SimulatedChip",
     "drift_study",
     "derive_seed",
     "device_count",

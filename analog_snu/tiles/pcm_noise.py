@@ -124,15 +124,19 @@ class PCMNoiseModel(_BaseNoiseModel):
             self._generator = previous
 
     # -- mapping ----------------------------------------------------------------------------------
-    def conductance_targets(self, weights: Tensor) -> tuple[Tensor, float]:
+    def conductance_targets(self, weights: Tensor, scale: float | None = None) -> tuple[Tensor, float]:
         """Map weights to target conductances of K pairs.
+
+        ``scale`` (µS per weight unit) fixes the mapping (a chip whose periphery keeps one scale
+        while its weights change); ``None`` maps ``max |W|`` to full range.
 
         Shape: weights (F_out, F_in) -> g_target (K, 2, F_out, F_in) float64 µS, and the scale (µS per unit).
         """
         cond = self.device.conductance
         w = weights.detach().to("cpu", _F64)
-        w_max = max(float(w.abs().max()) if w.numel() else 0.0, _ZERO_CLIP)
-        scale = cond.g_max * sum(cond.significance) / w_max
+        if scale is None:
+            w_max = max(float(w.abs().max()) if w.numel() else 0.0, _ZERO_CLIP)
+            scale = cond.g_max * sum(cond.significance) / w_max
         w_us = w * scale
         pairs = []
         for sign_w in (w_us.clamp(min=0.0), (-w_us).clamp(min=0.0)):
@@ -177,7 +181,35 @@ class PCMNoiseModel(_BaseNoiseModel):
         ratio = (g_programmed.abs() / self.device.conductance.g_max) ** cfg.exponent
         q_s = (cfg.q / ratio.clamp(min=1e-3)).clamp(max=cfg.q_max)
         t = t_seconds + t0
+        if isinstance(t, Tensor):  # per-device times since programming (a chip's devices differ)
+            return cfg.scale * q_s * torch.sqrt(torch.log((t + cfg.t_read) / (2 * cfg.t_read)))
         return cfg.scale * q_s * math.sqrt(math.log((t + cfg.t_read) / (2 * cfg.t_read)))
+
+    def working_compensation(self, g_reference: Tensor, g_now: Tensor, stuck: Tensor, scheme: str) -> Tensor:
+        r"""Drift-compensation factor estimated from the weights whose devices all work.
+
+        A chip knows its stuck devices (they fail program-and-verify). Like aihwkit's identity
+        read-out it compares :math:`|W|` right after programming with :math:`|W|` now, but only
+        over the weights none of whose devices is stuck:
+        :math:`\alpha = \sum_{ok} |W_\mathrm{ref}| / \sum_{ok} |W_\mathrm{now}|`, with
+        :math:`W = \sum_k F_k (G^+_k - G^-_k)`, over the whole tile (``"global"``, shape (1,))
+        or per output row (``"per_column"``, shape (F_out,)); ``"none"`` gives ones(1).
+        Stuck-at-``g_max`` devices do not drift; a read-out that includes them underestimates
+        the drift and under-compensates (``pcm_aged_lowyield``: 0.86-0.93 of the weight scale
+        after a year instead of about 1).
+
+        Shape: g_reference, g_now, stuck (K, 2, F_out, F_in) -> (1,) or (F_out,) float32.
+        """
+        if scheme == "none":
+            return torch.ones(1)
+        factors = torch.tensor(self.device.conductance.significance, dtype=_F64).view(-1, 1, 1)
+        ok = (stuck == STUCK_NONE).all(0).all(0).to(_F64)  # (F_out, F_in)
+        w_ref = ((g_reference[:, 0] - g_reference[:, 1]).to(_F64) * factors).sum(0).abs() * ok
+        w_now = ((g_now[:, 0] - g_now[:, 1]).to(_F64) * factors).sum(0).abs() * ok
+        dims = (1,) if scheme == "per_column" else (0, 1)
+        reference, now = w_ref.sum(dims), w_now.sum(dims)
+        alpha = torch.where(now > 0, reference / now.clamp(min=_ZERO_CLIP), torch.ones_like(now))
+        return alpha.reshape(-1).to(torch.float32)
 
     @staticmethod
     def drift_factor(nu: Tensor, t_seconds: float, t0: float) -> Tensor:

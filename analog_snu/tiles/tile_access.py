@@ -38,12 +38,15 @@ __all__ = [
     "set_tile_compensation",
     "suspend_compensation",
     "unprogram_tile",
+    "has_training_noise",
+    "apply_working_compensation",
 ]
 
 _inference = aihwkit_module("simulator.tiles.inference")
 _compensation = aihwkit_module("inference.compensation.drift")
 _layer_base = aihwkit_module("nn.modules.base").AnalogLayerBase
 _tile_module = aihwkit_module("simulator.tiles.module").TileModule
+_configs = aihwkit_module("simulator.configs")
 _MIN_READOUT = 1e-4  # aihwkit's clamp of compensation read-outs
 
 
@@ -146,16 +149,48 @@ def drift_tile(tile: Any, t_seconds: float, generator: torch.Generator, forward_
         with noise_model.seeded(generator), torch.random.fork_rng(devices=[]):
             torch.manual_seed(forward_seed)
             tile.drift_weights(t_seconds)
+        apply_working_compensation(tile, noise_model.state)
         return noise_model.state
     state = noise_model.state
     noise_model.drift_state(state, t_seconds, generator)
     tile.tile.set_weights(state.weights_now)
     state.weights_now = _raw_weights(tile).to(torch.float32)
     if state.compensation_reference is not None:
-        compensation = tile_compensation(tile)
-        alpha = state.compensation_reference / _exact_readout(state.weights_now, compensation)
-        tile.set_mapping_scales(state.output_scales * alpha)
+        apply_working_compensation(tile, state)
     return state
+
+
+def apply_working_compensation(tile: Any, state: PCMTileState) -> Tensor | None:
+    """Set the tile's drift-compensation factor from its working devices (stuck ones excluded).
+
+    aihwkit estimates the factor from an identity read-out of the whole tile; stuck-at-g_max
+    devices do not drift and bias that estimate (on ``pcm_aged_lowyield`` global compensation
+    then restores only 0.86-0.93 of the weight scale after a year). Here the factor is
+    :meth:`~analog_snu.tiles.pcm_noise.PCMNoiseModel.working_compensation` of the programmed and
+    current conductances: inference tiles get it as ``alpha``, pulsed tiles through their
+    output scales. Returns the factor (``None`` when the tile's compensation is ``"none"``).
+    """
+    scheme = tile_compensation(tile)
+    noise_model = tile_noise_model(tile)
+    if scheme == "none" or noise_model is None:
+        return None
+    alpha = noise_model.working_compensation(state.g_programmed, state.g_now, state.stuck, scheme)
+    if is_inference_tile(tile):
+        previous = torch.as_tensor(tile.alpha)
+        value = alpha.reshape(previous.shape) if previous.numel() == alpha.numel() else alpha
+        tile.__dict__.pop("alpha", None)
+        tile.alpha = value.to(previous.dtype).to(previous.device)
+    else:
+        tile.set_mapping_scales(state.output_scales * alpha)
+    return alpha
+
+
+def has_training_noise(tile: Any) -> bool:
+    """True when the tile injects hardware-aware training noise or clips its weights (``"hwa"`` mode)."""
+    rpu = tile.rpu_config
+    modifier = getattr(getattr(rpu, "modifier", None), "type", None)
+    clip = getattr(getattr(rpu, "clip", None), "type", None)
+    return (modifier not in (None, _configs.WeightModifierType.NONE)) or (clip not in (None, _configs.WeightClipType.NONE))
 
 
 def tile_snapshot(tile: Any) -> dict[str, Tensor | None]:

@@ -1,0 +1,338 @@
+r"""Hardware-in-the-loop (HIL) training: forward passes on a simulated, drifting PCM chip.
+
+Two schemes (``scheme=``):
+
+- ``"reprogram"`` (chip in the loop). The network's analog tiles hold the float32 master
+  weights W (tile units) between steps; a :class:`~analog_snu.hardware.chip.SimulatedChip`
+  holds the conductances programmed from W. Every ``program_every`` batches (before the batch,
+  the first one included) the chip is reprogrammed from W: only devices whose target changed
+  get a programming event (``program_all=True``: every device, a full refresh). Each batch's
+  forward pass runs on the chip read at the current chip time (drift since each device's last
+  write, fresh read noise, drift compensation from working devices, and the tile's own
+  DAC/ADC and output noise); the backward pass uses that forward's activations (and the
+  chip's weights for the error, as aihwkit's tile does); the optimizer (any torch/aihwkit
+  optimizer, GRAPES allowed) then updates W.
+- ``"mixed"`` (mixed-precision in-memory training, Nandakumar et al., Front. Neurosci. 2020).
+  The weights live on the chip. The optimizer's update :math:`\Delta W` of every batch
+  accumulates in :math:`\chi` (float64) and is transferred as SET pulses
+  (:mod:`analog_snu.tiles.mixed_precision`); pairs are refreshed when a device saturates.
+  The optimizer updates a float32 "requested" copy :math:`W_0 + \sum \Delta W` (so momentum,
+  Adam and weight decay see the weights the chip is asked for); between steps the tiles hold
+  the chip's nominal weights (its conductances right after their last write), which is what
+  evaluation, checkpoints and weight maps then see.
+
+**Chip clock.** Per batch: [programming round if due] -> clock += ``chip_seconds_per_batch`` ->
+forward/backward on the chip read at that time -> optimizer step [-> pulses and refresh,
+mixed]. With ``program_every=N`` a device programmed before batch ``b`` has drifted
+``(k + 1) S`` seconds at batch ``b + k``.
+
+**Counts.** With ``program_every=N`` over ``B`` batches there are ``ceil(B / N)`` programming
+rounds (before batches 0, N, 2N, ...): 9 batches at ``N = 3`` give 3 rounds, so a device whose
+target changes every round (or every device with ``program_all=True``) has 3 programming
+events. ``k`` rounds of an unchanged W give every device ``k`` events only with
+``program_all`` (``force``); otherwise 1 (the first programming).
+
+Tiles must be aihwkit inference tiles carrying a PCM noise model, i.e. built with
+``PCMDevice.rpu_config("inference")`` (torch tiles for bit-identical resume; ``"hwa"`` tiles
+are refused: the chip supplies the noise).
+
+Example (a loop like :func:`~analog_snu.training.loop.train_epoch`)::
+
+    model = SNUNetwork([64, 32, 10], rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+    optimizer = make_optimizer(model, "adam", lr=1e-3)
+    hil = HILTrainer(model, optimizer, "pcm_joshi2020", scheme="mixed", seed=0)
+    loss = hil.train_epoch(batches, loss_fn, grapes=None)
+    hil.summary()   # {"scheme": "mixed", "chip_seconds": ..., "devices": ..., "set_pulses": {...}, ...}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from analog_snu.device_models import PCMDevice, list_presets
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.hardware.chip import SimulatedChip
+from analog_snu.hardware.programming import resolve_device
+from analog_snu.tiles.tile_access import has_training_noise, is_inference_tile, named_layer_tiles, tile_noise_model
+
+__all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILTrainer"]
+
+HIL_SCHEMES = ("reprogram", "mixed")
+HIL_STATE_VERSION = 1
+_PREFIX = "hil/"
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+class HILTrainer:
+    """Hardware-in-the-loop training of ``model`` with ``optimizer`` on a simulated PCM chip.
+
+    Args:
+        model: a network whose analog tiles are inference tiles of ``device``.
+        optimizer: built over ``model`` (e.g. :func:`~analog_snu.training.optimizers.make_optimizer`).
+        device: the chip's :class:`PCMDevice` or a preset name (not ``"digital"``/``None``).
+        scheme: ``"reprogram"`` or ``"mixed"``.
+        program_every: reprogram the chip every this many batches (``>= 1``; reprogram only).
+        chip_seconds_per_batch: chip-clock advance per batch, seconds, ``>= 0``.
+        seed: chip seed (fabrication, programming, read noise, pulses).
+        granularity: mixed only: one SET pulse's mean step as a fraction of ``g_max``, in (0, 1);
+            ``None``: the device's ``pulsed.dw_min / pulsed.w_max``.
+        headroom: ``>= 1``; the first programming maps ``headroom * max|W|`` to ``g_max``.
+        program_all: reprogram only: every round writes every device (default: changed targets).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: PCMDevice | str | None, *,
+                 scheme: str = "reprogram", program_every: int = 1, chip_seconds_per_batch: float = 1.0,
+                 seed: int = 0, granularity: float | None = None, headroom: float = 1.5,
+                 program_all: bool = False) -> None:
+        if device is None or device == "digital":
+            raise ConfigError(
+                f"HIL training needs a PCM device (a PCMDevice or one of the presets {list_presets()}), got {device!r}"
+            )
+        device = resolve_device(device)
+        if scheme not in HIL_SCHEMES:
+            raise ConfigError(f"scheme must be one of {list(HIL_SCHEMES)}, got {scheme!r}")
+        if isinstance(program_every, bool) or not isinstance(program_every, int) or program_every < 1:
+            raise ConfigError(f"program_every must be an int >= 1 (batches between programming rounds), got {program_every!r}")
+        if scheme == "mixed" and program_every != 1:
+            raise ConfigError(
+                f"program_every applies to the reprogram scheme (mixed precision writes pulses every batch), got {program_every}"
+            )
+        if not _is_number(chip_seconds_per_batch) or chip_seconds_per_batch < 0:
+            raise ConfigError(f"chip_seconds_per_batch must be a finite number >= 0 (seconds), got {chip_seconds_per_batch!r}")
+        if granularity is not None and (not _is_number(granularity) or granularity <= 0):
+            raise ConfigError(f"granularity must be a number > 0 (fraction of g_max per SET pulse), got {granularity!r}")
+        if granularity is not None and scheme != "mixed":
+            raise ConfigError("granularity applies to the mixed scheme only")
+        if not isinstance(program_all, bool):
+            raise ConfigError(f"program_all must be a bool, got {program_all!r}")
+        if scheme == "mixed" and device.conductance.pairs != 1:
+            raise ConfigError(
+                f"the mixed scheme supports one G+/G- pair per weight (conductance.significance of length 1), "
+                f"got {device.conductance.pairs} pairs"
+            )
+        self.tiles = self._check_tiles(model, device)
+        self.model, self.optimizer, self.device, self.scheme = model, optimizer, device, scheme
+        self.program_every, self.chip_seconds_per_batch = program_every, float(chip_seconds_per_batch)
+        self.program_all = program_all
+        shapes = {name: tuple(_raw(tile).shape) for name, tile in self.tiles}
+        self.chip = SimulatedChip(device, shapes, seed=seed, headroom=headroom, granularity=granularity)
+        self.batches = 0
+        self.chi: dict[str, Tensor] = {}
+        self.requested: dict[str, Tensor] = {}
+
+    @staticmethod
+    def _check_tiles(model: nn.Module, device: PCMDevice) -> list[tuple[str, Any]]:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a torch nn.Module, got {type(model).__name__}")
+        tiles = named_layer_tiles(model)
+        if not tiles:
+            raise ConfigError(
+                "HIL training needs analog tiles; the model is digital: build it with "
+                "rpu_config=device.rpu_config('inference')"
+            )
+        out = []
+        for _, name, tile in tiles:
+            if not is_inference_tile(tile):
+                raise ConfigError(
+                    f"tile {name!r} is not an inference tile (pulsed or floating point); HIL training needs "
+                    "rpu_config=device.rpu_config('inference')"
+                )
+            if has_training_noise(tile):
+                raise ConfigError(
+                    f"tile {name!r} injects hardware-aware training noise ('hwa' mode); HIL training runs on the "
+                    "chip's own noise: build it with device.rpu_config('inference')"
+                )
+            noise_model = tile_noise_model(tile)
+            if noise_model is not None and noise_model.device != device:
+                raise ConfigError(
+                    f"tile {name!r} was built for device {noise_model.device.name!r}, the chip is "
+                    f"{device.name!r} with other parameters; build the model with the chip's device"
+                )
+            out.append((name, tile))
+        return out
+
+    # -- one batch ----------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        """True once the chip was first programmed (the first batch)."""
+        return self.batches > 0
+
+    def _start(self) -> None:
+        for name, tile in self.tiles:
+            weights = _raw(tile)
+            self.chip.program(name, weights, force=True)
+            if self.scheme == "mixed":
+                self.requested[name] = weights.to(torch.float32).clone()
+                self.chi[name] = torch.zeros(weights.shape, dtype=torch.float64)
+                _set(tile, self.chip.nominal_weights(name))
+
+    def step(self, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], *,
+             grapes: Any = None) -> float:
+        """Train on one batch; returns its loss. GRAPES factors come from the resting weights."""
+        self.model.train()
+        if self.scheme == "mixed" and not self.started:
+            self._start()
+        self.optimizer.zero_grad()
+        if grapes is not None:
+            grapes.begin_batch()
+        if self.scheme == "reprogram" and self.batches % self.program_every == 0:
+            for name, tile in self.tiles:
+                self.chip.program(name, _raw(tile), force=self.program_all or not self.started)
+        self.chip.advance(self.chip_seconds_per_batch)
+        saved_scales = [tile.get_mapping_scales() for _, tile in self.tiles]
+        if self.scheme == "reprogram":
+            self.requested = {name: _raw(tile) for name, tile in self.tiles}  # master W, back before the step
+        try:
+            for (name, tile), scales in zip(self.tiles, saved_scales):
+                weights, alpha = self.chip.read(name)
+                _set(tile, weights)
+                if self.device.periphery.drift_compensation != "none":  # digital, on the tile's output scales
+                    base = torch.ones(1) if scales is None else scales.detach().clone()
+                    tile.set_mapping_scales(base * alpha.to(base.device, base.dtype))
+            loss = loss_fn(self.model(inputs), targets)
+            loss.backward()
+        finally:
+            for (name, tile), scales in zip(self.tiles, saved_scales):
+                tile.set_mapping_scales(None if scales is None else scales.detach().clone())
+                _set(tile, self.requested[name])
+        if grapes is not None:
+            grapes.before_step()
+        self.optimizer.step()
+        if self.scheme == "mixed":
+            for name, tile in self.tiles:
+                new = _raw(tile).to(torch.float32)
+                self.chi[name] = self.chi[name] + (new.to(torch.float64) - self.requested[name].to(torch.float64))
+                self.requested[name] = new
+                _, self.chi[name] = self.chip.apply_update(name, self.chi[name])
+                _set(tile, self.chip.nominal_weights(name))
+        else:
+            self.requested.clear()
+        self.batches += 1
+        return float(loss.item())
+
+    def train_epoch(self, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: Callable[[Tensor, Tensor], Tensor], *,
+                    grapes: Any = None, desc: str = "train (HIL)", progress: bool = False,
+                    total: int | None = None) -> float:
+        """One pass over ``batches`` (as :func:`~analog_snu.training.loop.train_epoch`); mean loss."""
+        if total is None and hasattr(batches, "__len__"):
+            total = len(batches)  # type: ignore[arg-type]
+        loss_sum, count = 0.0, 0
+        for inputs, targets in tqdm(batches, desc=desc, total=total, leave=False, disable=not progress):
+            loss_sum += self.step(inputs, targets, loss_fn, grapes=grapes)
+            count += 1
+        return loss_sum / max(count, 1)
+
+    # -- results ------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Wear and clock: ``{"scheme", "chip_seconds", "devices", ...}`` with
+        ``"programming_events": {"mean", "max"}`` (reprogram) or ``"set_pulses": {"mean", "max"}``
+        and ``"refreshes": {"total"}`` (mixed)."""
+        wear = self.chip.wear()
+        out: dict[str, Any] = {"scheme": self.scheme, "chip_seconds": self.chip.time, "devices": self.chip.devices}
+
+        def stats(field: str) -> dict[str, float | int]:
+            values = torch.cat([w[field].flatten() for w in wear.values()])
+            return {"mean": float(values.to(torch.float64).mean()), "max": int(values.max())}
+
+        if self.scheme == "reprogram":
+            out["programming_events"] = stats("programming_events")
+        else:
+            out["set_pulses"] = stats("set_pulses")
+            out["refreshes"] = {"total": int(sum(int(w["refreshes"].sum()) for w in wear.values()))}
+        return out
+
+    def wear_maps(self) -> dict[str, dict[str, Tensor]]:
+        """Per-device wear per tile name (see :meth:`SimulatedChip.wear`), for weight maps."""
+        return self.chip.wear()
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_meta(self) -> dict[str, Any]:
+        """JSON-able scalars of the HIL state (settings, batch counter, chip clock and settings)."""
+        return {
+            "version": HIL_STATE_VERSION,
+            "scheme": self.scheme,
+            "program_every": self.program_every,
+            "chip_seconds_per_batch": self.chip_seconds_per_batch,
+            "program_all": self.program_all,
+            "batches": self.batches,
+            "chip": self.chip.state_meta(),
+        }
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Named tensors of the HIL state (``hil/...``, contiguous CPU copies): the chip's
+        per-device state, its generator, and the resting tile weights; mixed: ``chi`` and the
+        requested weights."""
+        out = self.chip.state_tensors(prefix=f"{_PREFIX}chip/")
+        for name, tile in self.tiles:
+            out[f"{_PREFIX}weights/{name}"] = _raw(tile).contiguous()
+            if self.scheme == "mixed" and self.started:
+                out[f"{_PREFIX}chi/{name}"] = self.chi[name].clone().contiguous()
+                out[f"{_PREFIX}requested/{name}"] = self.requested[name].clone().contiguous()
+        return out
+
+    def load_state(self, meta: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> None:
+        """Restore :meth:`state_meta` / :meth:`state_tensors` (the resting tile weights included).
+
+        Everything is checked before anything changes; corrupt or mismatched state raises
+        :class:`~analog_snu.errors.CheckpointError`.
+        """
+        if not isinstance(meta, Mapping) or meta.get("version") != HIL_STATE_VERSION:
+            got = meta.get("version") if isinstance(meta, Mapping) else type(meta).__name__
+            raise CheckpointError(f"HIL state version must be {HIL_STATE_VERSION}, got {got!r}")
+        for key in ("scheme", "program_every", "chip_seconds_per_batch", "program_all"):
+            if meta.get(key) != getattr(self, key):
+                raise CheckpointError(
+                    f"HIL state does not match this run: {key} is {meta.get(key)!r} in the checkpoint, "
+                    f"{getattr(self, key)!r} here"
+                )
+        batches = meta.get("batches")
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
+            raise CheckpointError(f"HIL state batch counter must be an int >= 0, got {batches!r}")
+        if not isinstance(tensors, Mapping):
+            raise CheckpointError(f"HIL state tensors must be a mapping of names to tensors, got {type(tensors).__name__}")
+        weights, chi, requested = {}, {}, {}
+        for name, tile in self.tiles:
+            shape = tuple(_raw(tile).shape)
+            weights[name] = _expect(tensors, f"{_PREFIX}weights/{name}", shape, torch.float32)
+            if self.scheme == "mixed" and batches > 0:
+                chi[name] = _expect(tensors, f"{_PREFIX}chi/{name}", shape, torch.float64)
+                requested[name] = _expect(tensors, f"{_PREFIX}requested/{name}", shape, torch.float32)
+        chip_meta = meta.get("chip")
+        if not isinstance(chip_meta, Mapping):
+            raise CheckpointError("HIL state lacks the chip's settings ('chip')")
+        self.chip.load_state(chip_meta, tensors, prefix=f"{_PREFIX}chip/")  # checks, then changes the chip
+        self.batches = batches
+        self.chi, self.requested = chi, requested
+        for name, tile in self.tiles:
+            _set(tile, weights[name])
+
+
+def _raw(tile: Any) -> Tensor:
+    """The tile's crossbar weights (tile units), a detached CPU float32 copy."""
+    return torch.as_tensor(tile.tile.get_weights()).detach().cpu().to(torch.float32).clone()
+
+
+@torch.no_grad()
+def _set(tile: Any, weights: Tensor) -> None:
+    tile.tile.set_weights(weights.detach().to(torch.float32).clone())
+
+
+def _expect(tensors: Mapping[str, Tensor], key: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    if key not in tensors:
+        raise CheckpointError(f"HIL state lacks tensor {key!r}")
+    value = tensors[key]
+    if not isinstance(value, Tensor) or tuple(value.shape) != shape or value.dtype != dtype:
+        got = f"{tuple(value.shape)} {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
+        raise CheckpointError(f"HIL state tensor {key!r} is {got}, expected {shape} {dtype}")
+    if not bool(torch.isfinite(value).all()):
+        raise CheckpointError(f"HIL state tensor {key!r} holds NaN or inf")
+    return value.detach().cpu().clone()

@@ -1,0 +1,228 @@
+"""Hardware-in-the-loop training (reprogram and mixed precision) on a small digits SNU."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from analog_snu import SNUNetwork
+from analog_snu.data import load_digits
+from analog_snu.data.encoding import rate_encode
+from analog_snu.device_models import preset
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.tiles import read_weight
+from analog_snu.training import GRAPES, make_optimizer
+from analog_snu.training.hil import HILTrainer
+
+SIZES = (64, 12, 10)
+
+
+def _batches(n=4, size=16, seed=0):
+    x, y = load_digits()["train"]
+    g = torch.Generator().manual_seed(seed)
+    return [(rate_encode(x[i * size:(i + 1) * size], steps=6, rate=4.0, generator=g), y[i * size:(i + 1) * size])
+            for i in range(n)]
+
+
+def _analog(device, seed=0):
+    torch.manual_seed(seed)
+    return SNUNetwork(list(SIZES), rpu_config=device.rpu_config("inference"))
+
+
+def _digital_copy_of(analog):
+    torch.manual_seed(0)
+    digital = SNUNetwork(list(SIZES))
+    with torch.no_grad():
+        digital.layers[0].weight_ih.weight.copy_(read_weight(analog.layers[0].weight_ih))
+        weight, bias = analog.readout.get_weights()
+        digital.readout.weight.copy_(weight)
+        digital.readout.bias.copy_(bias)
+    return digital
+
+
+def _weights(model):
+    return [read_weight(model.layers[0].weight_ih), read_weight(model.readout)]
+
+
+def _train_digital(digital, batches, grapes=False):
+    optimizer = make_optimizer(digital, "adam", lr=0.02)
+    modulation = GRAPES(digital) if grapes else None
+    for x, y in batches:
+        optimizer.zero_grad()
+        if modulation is not None:
+            modulation.begin_batch()
+        F.cross_entropy(digital(x), y).backward()
+        if modulation is not None:
+            modulation.before_step()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("scheme", ["reprogram", "mixed"])
+def test_hil_on_the_ideal_preset_trains_to_the_digital_weights(scheme):
+    device = preset("ideal")
+    if scheme == "mixed":  # ideal SET pulses, vanishing granularity
+        device = device.updated({"pulsed": {"dw_min_std": 0.0, "gamma": 0.0, "reset_dtod": 0.0}})
+    analog = _analog(device)
+    digital = _digital_copy_of(analog)
+    batches = _batches()
+    _train_digital(digital, batches, grapes=True)
+    kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
+    hil = HILTrainer(analog, make_optimizer(analog, "adam", lr=0.02), device, scheme=scheme, seed=0, **kwargs)
+    hil.train_epoch(batches, F.cross_entropy, grapes=GRAPES(analog))
+    for got, want in zip(_weights(analog), _weights(digital)):
+        if scheme == "reprogram":
+            assert torch.equal(got, want)
+        else:
+            assert torch.allclose(got, want, rtol=0, atol=1e-5)
+    changed = (_weights(analog)[0] - _weights(_analog(device))[0]).abs().max()
+    assert changed > 1e-3  # it did train
+    summary = hil.summary()
+    assert summary["chip_seconds"] == 4.0 and summary["devices"] == 2 * (64 * 12 + 12 * 10)
+
+
+def test_program_every_3_over_9_batches_gives_3_events_per_device():
+    device = preset("pcm_joshi2020")
+    for program_all, expected_min in ((True, 3), (False, 1)):
+        analog = _analog(device)
+        hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.05), device, program_every=3,
+                         program_all=program_all, seed=0)
+        hil.train_epoch(_batches(9, 8), F.cross_entropy)
+        summary = hil.summary()
+        assert set(summary) == {"scheme", "chip_seconds", "devices", "programming_events"}
+        events = torch.cat([w["programming_events"].flatten() for w in hil.wear_maps().values()])
+        assert int(events.max()) == 3 and int(events.min()) == expected_min
+        assert summary["programming_events"]["max"] == 3
+        if program_all:
+            assert summary["programming_events"]["mean"] == 3.0
+        else:
+            # the devices of a weight's other sign stay at 0 µS: their target never changes
+            assert 1.0 < summary["programming_events"]["mean"] < 3.0
+        assert summary["chip_seconds"] == 9.0
+
+
+def test_mixed_summary_and_conservation_during_training():
+    device = preset("pcm_joshi2020")
+    analog = _analog(device)
+    hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.2), device, scheme="mixed", seed=0,
+                     chip_seconds_per_batch=2.0)
+    start = {name: torch.as_tensor(tile.tile.get_weights()).clone() for name, tile in hil.tiles}
+    hil.train_epoch(_batches(3, 16), F.cross_entropy)
+    summary = hil.summary()
+    assert set(summary) == {"scheme", "chip_seconds", "devices", "set_pulses", "refreshes"}
+    assert summary["scheme"] == "mixed" and summary["chip_seconds"] == 6.0
+    assert summary["set_pulses"]["max"] > 0 and summary["refreshes"]["total"] >= 0
+    for name, _ in hil.tiles:
+        # requested sum (what the optimizer asked for) = start + sum of requests
+        requested = hil.requested[name].to(torch.float64) - start[name].to(torch.float64)
+        pulses = hil.chip.arrays[name].set_pulses[0].to(torch.float64)
+        applied = (pulses[0] - pulses[1]) * hil.chip.granularity_weight(name)
+        assert torch.allclose(applied + hil.chi[name], requested, atol=1e-5)
+
+
+def _fresh(device, scheme):
+    analog = _analog(device)
+    optimizer = make_optimizer(analog, "adam", lr=0.02)
+    return analog, optimizer, HILTrainer(analog, optimizer, device, scheme=scheme, seed=3, program_every=1)
+
+
+@pytest.mark.parametrize("scheme", ["reprogram", "mixed"])
+def test_resume_continues_bit_identically(scheme):
+    device = preset("pcm_joshi2020")
+    batches = _batches(4, 8)
+    torch.manual_seed(11)
+    model_a, _, hil_a = _fresh(device, scheme)
+    torch.manual_seed(11)
+    hil_a.train_epoch(batches, F.cross_entropy)
+
+    model_b, opt_b, hil_b = _fresh(device, scheme)
+    torch.manual_seed(11)
+    hil_b.train_epoch(batches[:2], F.cross_entropy)
+    meta, tensors = hil_b.state_meta(), hil_b.state_tensors()
+    opt_state, rng = opt_b.state_dict(), torch.get_rng_state()
+    model_state = model_b.state_dict()
+
+    model_c, opt_c, hil_c = _fresh(device, scheme)
+    model_c.load_state_dict(model_state)
+    opt_c.load_state_dict(opt_state)
+    hil_c.load_state(meta, tensors)
+    torch.set_rng_state(rng)
+    hil_c.train_epoch(batches[2:], F.cross_entropy)
+    for got, want in zip(_weights(model_c), _weights(model_a)):
+        assert torch.equal(got, want)
+    a, c = hil_a.state_tensors(), hil_c.state_tensors()
+    assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
+    assert hil_c.summary() == hil_a.summary()
+
+
+def test_corrupt_or_mismatched_hil_state_is_refused():
+    device = preset("pcm_joshi2020")
+    _, _, hil = _fresh(device, "mixed")
+    hil.train_epoch(_batches(1, 8), F.cross_entropy)
+    meta, tensors = hil.state_meta(), hil.state_tensors()
+    _, _, other = _fresh(device, "mixed")
+    before = other.state_tensors()
+    with pytest.raises(CheckpointError, match="scheme is 'mixed' in the checkpoint, 'reprogram' here"):
+        _fresh(device, "reprogram")[2].load_state(meta, tensors)
+    with pytest.raises(CheckpointError, match="lacks tensor 'hil/chi/layers.0.weight_ih"):
+        other.load_state(meta, {k: v for k, v in tensors.items() if not k.startswith("hil/chi/")})
+    bad = dict(tensors)
+    key = next(k for k in tensors if k.startswith("hil/requested/"))
+    bad[key] = torch.full_like(tensors[key], float("inf"))
+    with pytest.raises(CheckpointError, match="holds NaN or inf"):
+        other.load_state(meta, bad)
+    with pytest.raises(CheckpointError, match="batch counter must be an int >= 0"):
+        other.load_state({**meta, "batches": -1}, tensors)
+    with pytest.raises(CheckpointError, match="HIL state version must be 1"):
+        other.load_state({**meta, "version": 2}, tensors)
+    with pytest.raises(CheckpointError, match="lacks the chip's settings"):
+        other.load_state({k: v for k, v in meta.items() if k != "chip"}, tensors)
+    with pytest.raises(CheckpointError, match="chip_seconds_per_batch is 1.0 in the checkpoint, 2.0 here"):
+        analog = _analog(device)
+        HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.1), device, scheme="mixed", seed=3,
+                   chip_seconds_per_batch=2.0).load_state(meta, tensors)
+    key = next(k for k in tensors if k.startswith("hil/chip/readout") and k.endswith("/g_base"))
+    bad = dict(tensors, **{key: tensors[key][..., :-1].contiguous()})
+    with pytest.raises(CheckpointError, match=f"'{key}' is"):
+        other.load_state(meta, bad)
+    after = other.state_tensors()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert other.batches == 0
+
+
+def test_bad_arguments_raise_named_errors():
+    device = preset("pcm_joshi2020")
+    analog = _analog(device)
+    opt = make_optimizer(analog, "sgd", lr=0.1)
+    with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
+        HILTrainer(analog, opt, "digital")
+    with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
+        HILTrainer(analog, opt, None)
+    with pytest.raises(ConfigError, match=r"scheme must be one of \['reprogram', 'mixed'\], got 'pulsed'"):
+        HILTrainer(analog, opt, device, scheme="pulsed")
+    with pytest.raises(ConfigError, match="program_every must be an int >= 1.*got 0"):
+        HILTrainer(analog, opt, device, program_every=0)
+    with pytest.raises(ConfigError, match="program_every applies to the reprogram scheme"):
+        HILTrainer(analog, opt, device, scheme="mixed", program_every=2)
+    with pytest.raises(ConfigError, match=r"granularity must be a number > 0.*got 0"):
+        HILTrainer(analog, opt, device, scheme="mixed", granularity=0.0)
+    with pytest.raises(ConfigError, match=r"granularity must be a number > 0.*got -1"):
+        HILTrainer(analog, opt, device, scheme="mixed", granularity=-1)
+    with pytest.raises(ConfigError, match="granularity applies to the mixed scheme only"):
+        HILTrainer(analog, opt, device, granularity=0.01)
+    with pytest.raises(ConfigError, match="chip_seconds_per_batch must be a finite number >= 0"):
+        HILTrainer(analog, opt, device, chip_seconds_per_batch=-1.0)
+    with pytest.raises(ConfigError, match="program_all must be a bool"):
+        HILTrainer(analog, opt, device, program_all=1)
+    digital = SNUNetwork(list(SIZES))
+    with pytest.raises(ConfigError, match="the model is digital"):
+        HILTrainer(digital, make_optimizer(digital, "sgd", lr=0.1), device)
+    hwa = SNUNetwork(list(SIZES), rpu_config=device.rpu_config("hwa"))
+    with pytest.raises(ConfigError, match="injects hardware-aware training noise"):
+        HILTrainer(hwa, make_optimizer(hwa, "sgd", lr=0.1), device)
+    pulsed = SNUNetwork([4, 3, 2], rpu_config=device.rpu_config("pulsed"))
+    with pytest.raises(ConfigError, match="is not an inference tile"):
+        HILTrainer(pulsed, make_optimizer(pulsed, "sgd", lr=0.1), device)
+    with pytest.raises(ConfigError, match="was built for device 'pcm_joshi2020'.*'pcm_aged_lowyield'"):
+        HILTrainer(analog, opt, "pcm_aged_lowyield")
+    two = device.updated({"conductance": {"significance": [1.0, 2.0]}})
+    with pytest.raises(ConfigError, match="mixed scheme supports one G\\+/G- pair"):
+        HILTrainer(_analog(two), opt, two, scheme="mixed")
