@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from analog_snu.data import load_digits, rate_encode
-from analog_snu.layers import MLP, SNUNetwork
 from analog_snu.device_models import preset
+from analog_snu.errors import InputValueError
+from analog_snu.layers import MLP, SNUNetwork
 from analog_snu.tiles import aihwkit_version
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
 from analog_snu.training.feedback_alignment import make_learning_rule
@@ -158,17 +159,24 @@ def run_one(net: str, mode: str, optimizer_name: str, seed: int, config: BenchCo
         batches(net, valid[0], valid[1], eval_config, torch.Generator().manual_seed(20_000 + seed), shuffle=False))
     generator = torch.Generator().manual_seed(seed)  # same order and spikes for every optimizer
     curve, valid_curve, losses = [], [], []
+    diverged = None
     start = time.perf_counter()
-    for _ in range(config.epochs[mode]):
-        loss = train_epoch(model, batches(net, train_x, train_y, config, generator), optimizer, loss_fn,
-                           grapes=rule, progress=False)
+    for epoch in range(config.epochs[mode]):
+        if diverged is None:
+            try:
+                loss = train_epoch(model, batches(net, train_x, train_y, config, generator), optimizer, loss_fn,
+                                   grapes=rule, progress=False)
+            except InputValueError:  # GRAPES refuses NaN/inf weights: the run diverged
+                diverged, loss = epoch + 1, float("nan")
+        else:
+            loss = float("nan")  # no more training; the diverged model is still evaluated
         losses.append(loss)
         curve.append(evaluate(model, test_batches, accuracy))
         if valid_batches is not None:
             valid_curve.append(evaluate(model, valid_batches, accuracy))
     return {"net": net, "depth": depth, "mode": mode, "optimizer": optimizer_name, "lr": lr, "seed": seed,
             "test_accuracy": curve, "valid_accuracy": valid_curve or None, "train_loss": losses,
-            "seconds": time.perf_counter() - start}
+            "diverged_at_epoch": diverged, "seconds": time.perf_counter() - start}
 
 
 def epochs_to(curve: list[float], target: float) -> int | None:

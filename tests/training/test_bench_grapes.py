@@ -50,3 +50,14 @@ def test_quick_benchmark_rules_depths_and_lr_sweep(tmp_path, capsys):
         group = [s for s in report["summary"] if (s["depth"], s["optimizer"]) == (row["depth"], row["optimizer"])]
         assert row["valid_mean"] == max(s["valid_mean"] for s in group)
     assert "best lr" in capsys.readouterr().out
+
+
+def test_diverged_grapes_run_is_recorded_not_fatal():
+    bench = load_bench()
+    config = bench.quick_config("unused")
+    split = bench.load_digits()
+    data = (split["train"][0][:64], split["train"][1][:64], split["test"][0][:32], split["test"][1][:32])
+    result = bench.run_one("mlp", "digital", "grapes-propagating", 0, config, data, lr=1e30)
+    assert result["diverged_at_epoch"] in (1, 2)  # detected when the next batch reads the weights
+    assert len(result["test_accuracy"]) == config.epochs["digital"]
+    assert result["train_loss"][-1] != result["train_loss"][-1]  # NaN after divergence
