@@ -282,16 +282,14 @@ def _reset_peak() -> None:
 
 
 def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
-    """Peak RSS rise (MiB) during one training step of ``path``, after a warm-up step.
+    """Peak RSS rise (MiB) during the first training step of ``path`` (network and input built).
 
-    The peak resident set (``VmHWM``) is reset just before the step; run once per path in a
-    fresh process (``--memory`` does) so that no other path's pools are resident."""
+    The peak resident set (``VmHWM``) is reset just before the step. The first step counts:
+    after it the allocator keeps its freed pages resident, so later steps show no rise. Run once
+    per path in a fresh process (``--memory`` does) so that no other path's pages are resident."""
     torch.set_num_threads(config.threads or torch.get_num_threads())
     x, labels = make_input(config)
     forward, net = build_paths(BenchConfig(**{**asdict(config), "paths": (path,)}))[path]
-    train_step(forward, net, x, labels)  # warm-up
-    for p in net.parameters():
-        p.grad = None
     before = _status_mib("VmRSS")
     _reset_peak()
     train_step(forward, net, x, labels)
