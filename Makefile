@@ -11,6 +11,7 @@ demo: setup
 	$(PYTHON) -m analog_snu.demo
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PYTHON) -m pytest tests
 
 bench: setup

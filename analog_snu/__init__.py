@@ -37,7 +37,10 @@ _LAZY: dict[str, str] = {
     "program": "analog_snu.hardware",
     "ModelSpec": "analog_snu.models",
     "build_model": "analog_snu.models",
-    "load_run": "analog_snu.checkpoint",
+    "load_run": "analog_snu.experiments",
+    "RunConfig": "analog_snu.experiments",
+    "train_run": "analog_snu.experiments",
+    "evaluate_run": "analog_snu.experiments",
     "GRAPES": "analog_snu.training",
     "grapes_modulation": "analog_snu.training",
 }
@@ -55,7 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # static tools see the real imports
-    from analog_snu.checkpoint import load_run
+    from analog_snu.experiments import RunConfig, evaluate_run, load_run, train_run
     from analog_snu.functional import SNUState, snu_sequence, snu_step
     from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
     from analog_snu.layers import MLP, SNU, SNUNetwork

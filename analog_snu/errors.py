@@ -13,6 +13,7 @@ __all__ = [
     "BackendError",
     "DataError",
     "CheckpointError",
+    "DivergenceError",
 ]
 
 
@@ -42,3 +43,7 @@ class DataError(AnalogSNUError, ValueError):
 
 class CheckpointError(AnalogSNUError, ValueError):
     """A checkpoint or exported map does not match the model, or is corrupt."""
+
+
+class DivergenceError(AnalogSNUError, ArithmeticError):
+    """Training produced a non-finite loss or weight; the last good checkpoint is kept."""

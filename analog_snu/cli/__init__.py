@@ -2,6 +2,10 @@
 
 Each sub-command lives in its own module of this package, exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; :data:`COMMANDS` registers it.
+
+Errors print as one line naming what is wrong (a traceback only with ``--debug``). Exit
+codes: 0 success, 1 a runtime problem (data, checkpoint, divergence, disk), 2 a usage
+problem (flags, config values), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-from analog_snu.errors import AnalogSNUError
+from analog_snu.errors import AnalogSNUError, ConfigError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -21,11 +25,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "test a trained run, as trained and after PCM programming + drift"),
     "export-maps": ("export_maps", "program a trained PCM network and export its weight/conductance maps"),
     "drift-study": ("drift_study", "accuracy/loss vs time after PCM programming, over seeds, +- drift compensation"),
+    "sweep": ("sweep", "run a grid of runs (x seeds) on Ray, resumable; results.csv, summary.csv, plots"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analog-snu", description="Spiking Neural Units on simulated PCM.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(f"analog_snu.cli.{module_name}")
@@ -36,10 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``analog-snu`` console script; errors of ours print as one line."""
+    """Entry point of the ``analog-snu`` console script; errors print as one line (see above)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except AnalogSNUError as exc:
-        print(f"analog-snu {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"analog-snu {args.command}: interrupted (a run continues with --resume)", file=sys.stderr)
+        return 130
+    except (AnalogSNUError, OSError) as exc:
+        if args.debug:
+            raise
+        message = str(exc) if isinstance(exc, AnalogSNUError) else f"{exc.strerror or exc}: {exc.filename or ''}"
+        print(f"analog-snu {args.command}: error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1

@@ -1,18 +1,35 @@
-"""``analog-snu demo``: the main job (see :mod:`analog_snu.demo`)."""
+"""``analog-snu demo``: the main job (see :mod:`analog_snu.experiments.demo`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from analog_snu import demo
+from analog_snu.cli.output import add_output_arguments, progress_from_args
+from analog_snu.experiments import run_demo
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "report"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    demo.add_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs per network (default 15)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="keep the two runs in DIR/digital and DIR/hwa (default: a temporary folder)")
+    add_output_arguments(parser)
+
+
+def report(results: dict) -> None:
+    """Print the demo's accuracies."""
+    print(f"digital SNU            test accuracy: {100 * results['digital_accuracy']:.1f} %"
+          f"  (trained in {results['digital_train_s']:.0f} s)")
+    print(f"PCM SNU, HWA-trained   test accuracy: {100 * results['hwa_accuracy']:.1f} %"
+          f"  (trained in {results['hwa_train_s']:.0f} s, before programming)")
+    print(f"PCM SNU, 1 day drift   test accuracy: {100 * results['pcm_accuracy_1day']:.1f} %"
+          "  (programmed, drifted 86,400 s, global drift compensation)")
+    if results.get("runs"):
+        print(f"runs in {results['runs']}")
 
 
 def run(args: argparse.Namespace) -> int:
-    demo.report(demo.run_demo(epochs=args.epochs, seed=args.seed, progress=not args.no_progress))
+    report(run_demo(epochs=args.epochs, seed=args.seed, out=args.out, progress=progress_from_args(args)))
     return 0

@@ -1,34 +1,35 @@
-"""``analog-snu drift-study``: a trained network's metric vs time after PCM programming."""
+"""``analog-snu drift-study``: a run's metric vs time after PCM programming, over seeds, +- compensation (wiring only)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from analog_snu.cli._pcm_target import add_target_arguments, load_target
-from analog_snu.hardware import DEFAULT_TIMES, drift_study
+from analog_snu.cli.demo_target import add_demo_arguments, run_dir_or_demo
+from analog_snu.cli.device_args import add_device_arguments, device_from_args
+from analog_snu.experiments import run_drift_study
+from analog_snu.hardware import DEFAULT_TIMES
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target_arguments(parser)
+    add_demo_arguments(parser)
+    add_device_arguments(parser)
     parser.add_argument("--times", type=float, nargs="+", default=list(DEFAULT_TIMES), metavar="SECONDS",
                         help="times after programming (default 1 s, 1 h, 1 d, 30 d, 1 y, 10 y)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="programming seeds (default 0 1 2)")
     parser.add_argument("--compensation", choices=["global", "per_column"], default=None,
                         help="scheme of the compensated column (default: the device's, global if it has none)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output folder (default RUN_DIR/drift_study or ./drift_study_demo)")
+                        help="output folder (default RUN_DIR/drift_study/<device>_seeds<...>)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
 
 
 def run(args: argparse.Namespace) -> int:
-    target = load_target(args)
-    result = drift_study(target.model, target.evaluate, times=args.times, seeds=args.seeds,
-                         compensation=args.compensation, device=target.device, metric=target.metric)
-    out = Path(args.out) if args.out else (Path("drift_study_demo") if args.demo else target.out_dir / "drift_study")
-    written = result.save(out, plot=not args.no_plot)
+    run_dir = run_dir_or_demo(args)
+    result, written = run_drift_study(run_dir, times=args.times, seeds=args.seeds, compensation=args.compensation,
+                                      split=args.split, plot=not args.no_plot, out=args.out, **device_from_args(args))
     print(result.table())
     for path in written.values():
         print(f"wrote {path}")

@@ -38,7 +38,7 @@ Pydantic was chosen over hand-written checks, msgspec and cattrs because
   ``True`` or ``"0.5"`` for a float and ``"false"`` for a bool are errors (an int for a float
   is fine), so a TOML typo cannot silently become another device;
 - its **errors are nested with their locations** (``drift.t0``), which
-  :func:`~analog_snu.device_models._schema.format_validation_error` turns into one line per
+  :func:`~analog_snu.schema.format_validation_error` turns into one line per
   problem, naming the field, the expectation and the value, and listing the valid keys at
   the level of an unknown key;
 - **range constraints, field docstrings and defaults give a JSON schema**
@@ -59,7 +59,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from analog_snu.device_models._schema import StrictConfig, finite_tuple, load_file, save_file
+from analog_snu.device_models._files import load_file, save_file
+from analog_snu.schema import StrictModel, finite_tuple
 from analog_snu.errors import ConfigError
 
 __all__ = [
@@ -92,7 +93,7 @@ _Significance = finite_tuple(gt=0.0, le=1e3)
 _Coefficients = finite_tuple(ge=-1e3, le=1e3)
 
 
-class ConductanceConfig(StrictConfig):
+class ConductanceConfig(StrictModel):
     """Conductance range and weight-to-conductance mapping."""
 
     g_max: float = Field(25.0, gt=0.0, le=1000.0)
@@ -110,7 +111,7 @@ class ConductanceConfig(StrictConfig):
         return len(self.significance)
 
 
-class ProgrammingNoiseConfig(StrictConfig):
+class ProgrammingNoiseConfig(StrictModel):
     """State-dependent programming noise ``sigma(G_T)`` (a polynomial in ``G_T / g_max``)."""
 
     enabled: bool = True
@@ -138,7 +139,7 @@ class ProgrammingNoiseConfig(StrictConfig):
         return self
 
 
-class ReadNoiseConfig(StrictConfig):
+class ReadNoiseConfig(StrictModel):
     """1/f read noise accumulated since programming (fresh sample at every read-out time)."""
 
     enabled: bool = True
@@ -155,7 +156,7 @@ class ReadNoiseConfig(StrictConfig):
     """Multiplier of the read noise, in [0, 100]."""
 
 
-class DriftConfig(StrictConfig):
+class DriftConfig(StrictModel):
     """Conductance drift ``G(t) = G_P ((t + t0) / t0)^-nu`` with a state-dependent nu per device."""
 
     enabled: bool = True
@@ -190,7 +191,7 @@ class DriftConfig(StrictConfig):
         return self
 
 
-class StuckConfig(StrictConfig):
+class StuckConfig(StrictModel):
     """Stuck devices, drawn independently per device at programming time."""
 
     enabled: bool = True
@@ -208,7 +209,7 @@ class StuckConfig(StrictConfig):
         return self
 
 
-class PeripheryConfig(StrictConfig):
+class PeripheryConfig(StrictModel):
     """Digital-analog periphery of a tile and drift compensation."""
 
     enabled: bool = True
@@ -234,7 +235,7 @@ class PeripheryConfig(StrictConfig):
         return self
 
 
-class HWAConfig(StrictConfig):
+class HWAConfig(StrictModel):
     """Nonidealities injected during hardware-aware training (mode ``"hwa"``)."""
 
     enabled: bool = True
@@ -246,7 +247,7 @@ class HWAConfig(StrictConfig):
     """Clip weights to ``[-clip, clip]`` (tile units, after omega scaling) after each step, in [0, 1000]; 0 = off."""
 
 
-class PulsedConfig(StrictConfig):
+class PulsedConfig(StrictModel):
     """One PCM device of a pulsed G+/G- unit cell with refresh (aihwkit ``PCMPresetDevice``).
 
     Weights of pulsed tiles are in device units: ``w_max`` corresponds to ``g_max``.
@@ -270,7 +271,7 @@ class PulsedConfig(StrictConfig):
     """Check for a refresh (RESET both, reprogram the difference) every this many mini-batches, in [0, 1e6]."""
 
 
-class PCMDevice(StrictConfig):
+class PCMDevice(StrictModel):
     """A PCM crossbar device: everything needed to build aihwkit configs and program tiles.
 
     Load and save with :meth:`from_file` / :meth:`save` (``.toml`` or ``.json``), or

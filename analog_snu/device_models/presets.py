@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analog_snu.device_models._schema import FILE_SUFFIXES
+from analog_snu.device_models._files import FILE_SUFFIXES
 from analog_snu.device_models.pcm import PCMDevice
 from analog_snu.errors import ConfigError
 

@@ -13,7 +13,8 @@ Files (``path`` is the ``.npz``; the others sit next to it):
 - ``<stem>.json``: format and version, package/aihwkit versions, the npz's SHA-256, and per
   tile its layer, shape, device config, time since programming and seeds.
 - optional ``<stem>_<layer>.csv`` (one row per weight and pair) and ``<stem>_<layer>.png``
-  (heatmaps of G+ and G- now, per pair).
+  (heatmaps of G+ and G- now, per pair, at the layer's global indices; see
+  :mod:`analog_snu.hardware.map_plots`).
 
 Every file is written to a temporary file and renamed into place only after all of them were
 produced. :func:`import_weight_maps` checks everything before it changes the model: the
@@ -41,6 +42,8 @@ from torch import nn
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
+from analog_snu.files import current_umask
+from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
 from analog_snu.hardware.programming import drift
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -129,31 +132,6 @@ def _csv_text(layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _png_bytes(layer: str, layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    panels = [(name, k, s, nm) for name, nm, s in layer_tiles for k in range(s.g_target.shape[0])]
-    fig = Figure(figsize=(10, 3.2 * len(panels)), layout="constrained")
-    axes = fig.subplots(len(panels), 2, squeeze=False)
-    for row, (name, k, s, nm) in enumerate(panels):
-        g_max = nm.device.conductance.g_max
-        for col, (sign, label) in enumerate(((0, "G+"), (1, "G-"))):
-            ax = axes[row][col]
-            image = ax.imshow(s.g_now[k, sign].numpy(), aspect="auto", cmap="viridis", vmin=0.0, vmax=g_max,
-                              interpolation="nearest")
-            ax.set_title(f"{label} pair {k} of {name}\n t = {s.t_now:g} s after programming", fontsize=8)
-            ax.set_xlabel("input (column)")
-            ax.set_ylabel("output (row)")
-            fig.colorbar(image, ax=ax, label="conductance (µS)")
-    fig.suptitle(f"PCM conductances of layer {layer}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
-
-
 def _write_all_atomic(files: dict[Path, bytes]) -> None:
     temps: list[tuple[str, Path]] = []
     try:
@@ -164,6 +142,7 @@ def _write_all_atomic(files: dict[Path, bytes]) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; follow the umask like open()
         for tmp, target in temps:
             os.replace(tmp, target)
     finally:
@@ -249,7 +228,7 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
             written["csv"].append(target)
         if png:
             target = npz_path.with_name(stem + ".png")
-            files[target] = _png_bytes(layer, layer_tiles)
+            files[target] = conductance_maps_png(layer_maps_from_states(layer, layer_tiles))
             written["png"].append(target)
     _write_all_atomic(files)
     return written

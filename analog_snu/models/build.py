@@ -7,20 +7,24 @@ from typing import Any
 from torch import nn
 
 from analog_snu.layers import SNUNetwork
-from analog_snu.models.devices import resolve_rpu_config
 from analog_snu.models.networks import LanguageModel, RecurrentNetwork
-from analog_snu.models.spec import ModelSpec
+from analog_snu.models.spec import TILE_MODES, ModelSpec
 
 __all__ = ["build_model", "rpu_config_for"]
 
 
 def rpu_config_for(spec: ModelSpec, training: str | None = None) -> Any:
-    """The spec's aihwkit RPU config (``None`` when digital); ``training`` overrides ``spec.training``."""
-    return resolve_rpu_config(spec.device, training or spec.training)
+    """The aihwkit RPU config of ``spec``'s device (``None`` when digital).
+
+    ``training`` overrides ``spec.training`` (``"inference"``: deployment tiles).
+    """
+    if spec.device is None:
+        return None
+    return spec.device.rpu_config(TILE_MODES[training or spec.training])
 
 
 def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    if spec.cell not in ("snu", "ssnu"):
+    if not spec.spiking:
         return {}
     return {"recurrent": spec.recurrent, "decay": spec.decay, "g": spec.g, "threshold": spec.threshold,
             "surrogate": spec.surrogate}
@@ -29,7 +33,7 @@ def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
 def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
     """A freshly initialised model for ``spec`` (weights from the global torch RNG).
 
-    - ``head="mean"``, ``"sequence"`` with SNU/sSNU: :class:`~analog_snu.layers.SNUNetwork`;
+    - ``head="mean"``, ``"sequence"`` with a spiking cell: :class:`~analog_snu.layers.SNUNetwork`;
       with LSTM/GRU: :class:`~analog_snu.models.networks.RecurrentNetwork`.
     - ``head="language"``: :class:`~analog_snu.models.networks.LanguageModel`.
 
@@ -42,6 +46,6 @@ def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
         return LanguageModel(spec.input_size, spec.embedding_width, spec.hidden, spec.cell, rpu_config,
                              tie_weights=spec.tie_weights, **snu_kwargs)
     sizes = [spec.input_size, *spec.hidden, spec.output_size]
-    if spec.cell in ("snu", "ssnu"):
-        return SNUNetwork(sizes, output=spec.head, rpu_config=rpu_config, soft=spec.soft, **snu_kwargs)
+    if spec.spiking:
+        return SNUNetwork(sizes, output=spec.head, rpu_config=rpu_config, cell=spec.cell, **snu_kwargs)
     return RecurrentNetwork(sizes, spec.cell, output=spec.head, rpu_config=rpu_config)

@@ -21,7 +21,7 @@ class HiddenStack(AnalogContainerBase, nn.Module):
 
     Args:
         sizes: ``[F_in, hidden_1, ..., hidden_k]``.
-        cell: ``"snu"``, ``"ssnu"``, ``"lstm"`` or ``"gru"``.
+        cell: a neuron cell name (``"snu"``, ``"ssnu"``, ...) or ``"lstm"``/``"gru"``.
         rpu_config: aihwkit RPU config of the tiles, ``None`` for digital layers.
         **snu_kwargs: for SNU cells, passed to :class:`~analog_snu.layers.SNU`
             (``recurrent``, ``decay``, ``g``, ``threshold``, ``surrogate``).
@@ -34,8 +34,8 @@ class HiddenStack(AnalogContainerBase, nn.Module):
         nn.Module.__init__(self)
         self.cell = cell
         pairs = list(zip(sizes[:-1], sizes[1:]))
-        if cell in ("snu", "ssnu"):
-            layers = [SNU(n_in, n_out, soft=cell == "ssnu", rpu_config=rpu_config, **snu_kwargs) for n_in, n_out in pairs]
+        if cell not in RNN_CELLS:  # a neuron cell of analog_snu.functional
+            layers = [SNU(n_in, n_out, cell=cell, rpu_config=rpu_config, **snu_kwargs) for n_in, n_out in pairs]
         elif rpu_config is None:
             layers = [RNN_CELLS[cell](n_in, n_out) for n_in, n_out in pairs]
         else:

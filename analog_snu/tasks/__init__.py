@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from analog_snu.errors import ConfigError
-from analog_snu.tasks.base import Task, TaskOptions
+from analog_snu.tasks.base import TASK_NAMES, Task, TaskConfig, TaskOptions
 from analog_snu.tasks.images import ImageTask
 from analog_snu.tasks.language import LanguageTask
 from analog_snu.tasks.music import MusicTask
 
-__all__ = ["TASKS", "Task", "TaskOptions", "load_task", "ImageTask", "LanguageTask", "MusicTask"]
+__all__ = ["TASKS", "TASK_NAMES", "Task", "TaskConfig", "TaskOptions", "load_task", "ImageTask", "LanguageTask", "MusicTask"]
 
 #: task name -> one-line description
 TASKS: dict[str, str] = {
@@ -19,10 +19,14 @@ TASKS: dict[str, str] = {
 }
 
 
-def load_task(name: str, options: TaskOptions) -> Task:
-    """Load the data of task ``name``; an unknown name raises ConfigError listing :data:`TASKS`."""
+def load_task(name: str, options: TaskOptions | None = None, seed: int = 0) -> Task:
+    """Load the data of task ``name``; an unknown name raises ConfigError listing :data:`TASKS`.
+
+    ``seed`` fixes the evaluation spike trains of the image tasks.
+    """
+    options = options if options is not None else TaskOptions()
     if name in ("digits", "mnist"):
-        return ImageTask(name, options)
+        return ImageTask(name, options, seed)
     if name == "jsb":
         return MusicTask(options)
     if name == "ptb":

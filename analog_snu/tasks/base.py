@@ -4,37 +4,51 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 
 import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import DataError
+from analog_snu.schema import StrictModel
 
-__all__ = ["Task", "TaskOptions", "data_loader"]
+__all__ = ["TASK_NAMES", "SizedBatches", "Task", "TaskConfig", "TaskOptions", "data_loader"]
 
 
-@dataclass(frozen=True)
-class TaskOptions:
-    """Data-side settings of a run (see :class:`analog_snu.training.runs.RunConfig`)."""
+#: the tasks a run can name
+TASK_NAMES = ("digits", "mnist", "jsb", "ptb")
+
+
+class TaskOptions(StrictModel):
+    """Data-side settings of a run (the ``task`` part of the run config, without its name)."""
 
     data: str | None = None
     """Path of the data file/directory; ``None`` uses the task's default data."""
-    batch_size: int = 32
-    """Training mini-batch size (sequences for jsb, columns for ptb)."""
-    eval_batch_size: int = 256
+    batch_size: PositiveInt = 32
+    """Training mini-batch size (images; sequences for jsb; columns for ptb)."""
+    eval_batch_size: PositiveInt = 256
     """Evaluation batch size."""
-    steps: int = 20
+    steps: PositiveInt = 20
     """Rate coding: time steps per image."""
-    rate: float = 6.0
+    rate: PositiveFloat = 6.0
     """Rate coding: expected spikes per pixel at full intensity over ``steps``."""
-    bptt: int = 35
+    bptt: PositiveInt = 35
     """Language modelling: tokens per training segment."""
-    train_limit: int = 0
+    train_limit: NonNegativeInt = 0
     """Use only the first ``train_limit`` training examples (0: all), for quick runs."""
-    seed: int = 0
-    """Seed of the fixed evaluation spike trains."""
+
+
+class TaskConfig(TaskOptions):
+    """A task by name plus its data-side settings."""
+
+    name: Literal["digits", "mnist", "jsb", "ptb"]
+    """Task: digits (8x8, accuracy), mnist (accuracy), jsb (music, NLL/frame), ptb (language, perplexity)."""
+
+    def options(self) -> TaskOptions:
+        """The settings without the name."""
+        return TaskOptions.model_validate(self.model_dump(exclude={"name"}))
 
 
 class Task:
@@ -71,6 +85,24 @@ class Task:
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
             raise DataError(f"task {self.name!r} has splits {list(self.splits)}, got {split!r}")
+
+
+class SizedBatches:
+    """An epoch's batch iterator that knows how many batches it yields (``len``), so progress
+    bars can show a percentage and an ETA. Iterates ``batches`` once."""
+
+    def __init__(self, batches: Iterator[Any], count: int) -> None:
+        self._batches = iter(batches)
+        self._count = int(count)
+
+    def __iter__(self) -> "SizedBatches":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._batches)
+
+    def __len__(self) -> int:
+        return self._count
 
 
 def data_loader(name: str) -> Callable[..., Any]:

@@ -11,11 +11,12 @@ from torch.nn import functional as F
 from analog_snu.data import load_digits, rate_encode
 from analog_snu.errors import DataError
 from analog_snu.metrics import correct_count
-from analog_snu.tasks.base import Task, TaskOptions, data_loader
+from analog_snu.tasks.base import SizedBatches, Task, TaskOptions, data_loader
+from analog_snu.tasks.placement import batches_on
 
 __all__ = ["ImageTask", "DIGITS_VALID"]
 
-#: the 8x8 digits have no validation split: the last DIGITS_VALID training images serve as one
+#: validation images of the 8x8 digits (a stratified split of scikit-learn's data, seed 0)
 DIGITS_VALID = 137
 
 
@@ -27,16 +28,17 @@ class ImageTask(Task):
     or a directory of IDX files (``load_idx_dataset``) when ``options.data`` is a directory.
 
     Shape: batches of spikes (T=steps, N, F) and labels (N,); evaluation spikes are drawn
-    from a generator seeded by ``options.seed`` and the split, so they are the same every time.
+    from a generator seeded by ``seed`` and the split, so they are the same every time.
     """
 
     head = "mean"
     metric = "accuracy"
     lower_is_better = False
 
-    def __init__(self, name: str, options: TaskOptions) -> None:
+    def __init__(self, name: str, options: TaskOptions, seed: int = 0) -> None:
         self.name = name
         self.options = options
+        self.seed = seed
         self.data = self._load(name, options)
         images, _ = self.data["train"]
         if options.train_limit:
@@ -49,13 +51,7 @@ class ImageTask(Task):
         if name == "digits":
             if options.data is not None:
                 raise DataError("task 'digits' uses the 8x8 digits bundled with scikit-learn; it takes no --data")
-            split = load_digits()
-            cut = len(split.train_labels) - DIGITS_VALID
-            return {
-                "train": (split.train_images[:cut], split.train_labels[:cut]),
-                "valid": (split.train_images[cut:], split.train_labels[cut:]),
-                "test": (split.test_images, split.test_labels),
-            }
+            return load_digits(valid_size=DIGITS_VALID, seed=0)
         from pathlib import Path
 
         if options.data is not None and Path(options.data).is_dir():
@@ -70,7 +66,8 @@ class ImageTask(Task):
             yield rate_encode(images[idx], self.options.steps, self.options.rate, generator), labels[idx]
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-        return self._batches("train", self.options.batch_size, generator, shuffle=True)
+        count = -(-len(self.data["train"][1]) // self.options.batch_size)
+        return SizedBatches(self._batches("train", self.options.batch_size, generator, shuffle=True), count)
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs, targets)
@@ -79,9 +76,9 @@ class ImageTask(Task):
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         self._check_split(split)
         model.eval()
-        generator = torch.Generator().manual_seed(10_000 + 97 * self.options.seed + self.splits.index(split))
+        generator = torch.Generator().manual_seed(10_000 + 97 * self.seed + self.splits.index(split))
         total_loss, correct, count = 0.0, 0, 0
-        for spikes, labels in self._batches(split, self.options.eval_batch_size, generator, shuffle=False):
+        for spikes, labels in batches_on(model, self._batches(split, self.options.eval_batch_size, generator, shuffle=False)):
             logits = model(spikes)
             total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += correct_count(logits, labels)

@@ -10,7 +10,8 @@ from torch.nn import functional as F
 
 from analog_snu.errors import DataError
 from analog_snu.metrics import perplexity
-from analog_snu.tasks.base import Task, TaskOptions, data_loader
+from analog_snu.tasks.base import SizedBatches, Task, TaskOptions, data_loader
+from analog_snu.tasks.placement import batches_on
 
 __all__ = ["LanguageTask", "batchify"]
 
@@ -62,7 +63,7 @@ class LanguageTask(Task):
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
         starts = list(range(0, len(self.streams["train"]) - 1, self.options.bptt))
         order = torch.randperm(len(starts), generator=generator).tolist()
-        return self._segments("train", [starts[i] for i in order])
+        return SizedBatches(self._segments("train", [starts[i] for i in order]), len(starts))
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
@@ -73,7 +74,7 @@ class LanguageTask(Task):
         model.eval()
         total, count = 0.0, 0
         starts = list(range(0, len(self.streams[split]) - 1, self.options.bptt))
-        for inputs, targets in self._segments(split, starts):
+        for inputs, targets in batches_on(model, self._segments(split, starts)):
             logits = model(inputs)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"))
             count += targets.numel()

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from analog_snu.errors import DataError
 from analog_snu.metrics import frame_nll_sum
-from analog_snu.tasks.base import Task, TaskOptions, data_loader
+from analog_snu.tasks.base import SizedBatches, Task, TaskOptions, data_loader
+from analog_snu.tasks.placement import batches_on
 
 __all__ = ["MusicTask", "KEYS", "pad_rolls"]
 
@@ -72,7 +73,8 @@ class MusicTask(Task):
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, tuple[Tensor, Tensor]]]:
         order = torch.randperm(len(self.data["train"]), generator=generator).tolist()
-        return self._batches("train", self.options.batch_size, order)
+        count = -(-len(order) // self.options.batch_size)
+        return SizedBatches(self._batches("train", self.options.batch_size, order), count)
 
     def loss(self, outputs: Tensor, targets: tuple[Tensor, Tensor]) -> Tensor:
         frames, mask = targets
@@ -85,7 +87,7 @@ class MusicTask(Task):
         model.eval()
         total, count = 0.0, 0
         order = range(len(self.data[split]))
-        for inputs, (frames, mask) in self._batches(split, self.options.eval_batch_size, order):
+        for inputs, (frames, mask) in batches_on(model, self._batches(split, self.options.eval_batch_size, order)):
             batch_total, batch_count = frame_nll_sum(model(inputs), frames, mask)
             total += float(batch_total)
             count += batch_count

@@ -1,46 +1,55 @@
-"""Every clear error of `analog-snu train` / `eval`: exit status 2 and a one-line message."""
+"""Every clear error of the command line: one line, no traceback, exit 2 for usage and 1 for runtime problems."""
 
-import json
+import re
 
 import pytest
 
 from analog_snu.cli import main
 
-TINY = ["--layers", "4", "--train-limit", "16", "--epochs", "1", "--no-progress"]
+TINY = ["--layers", "4", "--train-limit", "16", "--epochs", "1", "--quiet"]
 
 
-def fails_with(capsys, argv, pattern):
-    assert main([str(a) for a in argv]) == 2
+def fails_with(capsys, argv, pattern, code=2):
+    assert main([str(a) for a in argv]) == code
     err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert pytest.importorskip("re").search(pattern, err), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
 
 
 @pytest.mark.parametrize(
-    "extra, pattern",
+    "extra, pattern, code",
     [
-        (["--task", "cifar"], r"unknown task 'cifar'; valid tasks: \['digits', 'jsb', 'mnist', 'ptb'\]"),
-        (["--task", "digits", "--model", "lif"], r"unknown model 'lif'; valid models: \['snu', 'ssnu', 'lstm', 'gru'\]"),
-        (["--task", "digits", "--device", "rram", "--training", "hwa"], r"unknown device 'rram'; valid devices: \['digital', 'pcm'"),
-        (["--task", "digits", "--device", "pcm"], r"device 'pcm' does not fit training 'digital'"),
-        (["--task", "digits", "--optimizer", "rmsprop"], r"unknown optimizer 'rmsprop'"),
-        (["--task", "digits", "--grapes", "global"], r"grapes must be one of \['propagating', 'local'\]"),
-        (["--task", "digits", "--epochs", "0"], r"epochs must be a positive int, got 0"),
-        (["--task", "digits", "--data", "x.npz"], r"task 'digits' uses the 8x8 digits .* no --data"),
-        (["--task", "mnist", "--data", "/nonexistent/mnist.pkl.gz"], r"/nonexistent/mnist.pkl.gz"),
-        (["--task", "jsb", "--data", "/nonexistent/jsb.json"], r"/nonexistent/jsb.json"),
-        (["--task", "ptb", "--data", "/nonexistent/ptb"], r"PTB directory not found: /nonexistent/ptb"),
-        ([], r"--task is required"),
+        (["--task", "digits", "--model", "lif"], r"unknown cell 'lif'; valid cells: \['snu', 'ssnu'", 2),
+        (["--task", "digits", "--device", "rram"], r"device 'rram' is neither a preset nor a device file", 2),
+        (["--task", "digits", "--device", "/nonexistent/dev.toml"], r"/nonexistent/dev.toml", 2),
+        (["--task", "digits", "--training", "hwa"], r"--training hwa needs a PCM device", 2),
+        (["--task", "digits", "--epochs", "0"], r"training.epochs: Input should be greater than 0", 2),
+        (["--task", "digits", "--decay", "1.5"], r"model.decay: Input should be less than or equal to 1", 2),
+        (["--task", "digits", "--accelerator", "cuda"], r"--accelerator cuda: no CUDA GPU is available", 2),
+        (["--task", "digits", "--data", "x.npz"], r"task 'digits' uses the 8x8 digits .* no --data", 1),
+        (["--task", "jsb", "--data", "/nonexistent/jsb.json"], r"/nonexistent/jsb.json", 1),
+        (["--task", "ptb", "--data", "/nonexistent/ptb"], r"PTB directory not found: /nonexistent/ptb", 1),
+        ([], r"no task given \(--task\)", 2),
     ],
 )
-def test_bad_arguments(tmp_path, capsys, extra, pattern):
-    fails_with(capsys, ["train", *TINY, *extra, "--out", tmp_path / "run"], pattern)
+def test_bad_arguments(tmp_path, capsys, extra, pattern, code):
+    fails_with(capsys, ["train", *TINY, *extra, "--out", tmp_path / "run"], pattern, code)
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+def test_argparse_rejects_unknown_choices_and_types(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--task", "cifar"])
+    assert exc.value.code == 2 and "invalid choice: 'cifar'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "digits", "--layers", "16.7"])
+    assert "invalid int value: '16.7'" in capsys.readouterr().err
 
 
 def test_malformed_music_file(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"train": [[[60]]], "valid": "oops"')
-    fails_with(capsys, ["train", "--task", "jsb", "--data", bad, *TINY, "--out", tmp_path / "run"], str(bad))
+    fails_with(capsys, ["train", "--task", "jsb", "--data", bad, *TINY, "--out", tmp_path / "run"], re.escape(str(bad)), 1)
 
 
 def test_out_is_required(capsys):
@@ -51,30 +60,13 @@ def test_finished_run_is_not_overwritten_without_force(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "digits", *TINY, "--out", str(out)]) == 0
     before = (out / "final.json").read_text()
-    fails_with(capsys, ["train", "--task", "digits", *TINY, "--out", out], r"already holds a finished run .* --force")
-    fails_with(capsys, ["train", "--resume", out, "--no-progress"], r"already holds a finished run")
+    fails_with(capsys, ["train", "--task", "digits", *TINY, "--out", out], r"already holds a finished run .* --force", 1)
+    fails_with(capsys, ["train", "--resume", out, "--quiet"], r"already holds a finished run", 1)
     assert (out / "final.json").read_text() == before
-    assert main(["train", "--task", "digits", *TINY, "--seed", "9", "--out", str(out), "--force"]) == 0
-    assert json.loads((out / "config.json").read_text())["config"]["seed"] == 9
-
-
-def test_unfinished_run_needs_resume_or_force(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", "--task", "digits", *TINY, "--out", str(out)]) == 0
-    (out / "final.json").unlink()  # as if killed after the last checkpoint
-    fails_with(capsys, ["train", "--task", "digits", *TINY, "--out", out], r"holds an unfinished run; pass --resume")
-
-
-def test_resume_with_another_config_is_refused(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["train", "--task", "digits", *TINY, "--out", str(out)]) == 0
-    (out / "final.json").unlink()
-    fails_with(capsys, ["train", "--task", "digits", *TINY, "--layers", "5", "--out", out, "--resume"], r"different config \(layers: checkpoint \[4\] vs now \[5\]\)")
 
 
 def test_resume_without_checkpoint(tmp_path, capsys):
-    fails_with(capsys, ["train", "--task", "digits", *TINY, "--out", tmp_path, "--resume"], r"cannot resume: .* holds no")
-    fails_with(capsys, ["train", "--resume", tmp_path / "nothing", "--no-progress"], r"cannot resume: .*config.json does not exist")
+    fails_with(capsys, ["train", "--resume", tmp_path / "nothing", "--quiet"], r"no checkpoint at .*nothing", 1)
 
 
 def test_bad_toml(tmp_path, capsys):
@@ -82,13 +74,23 @@ def test_bad_toml(tmp_path, capsys):
     bad.write_text("task = digits\n")
     fails_with(capsys, ["train", "--config", bad], r"is not valid TOML")
     bad.write_text('task = "digits"\ncolour = "red"\n')
-    fails_with(capsys, ["train", "--config", bad], r"unknown keys \['colour'\]")
+    fails_with(capsys, ["train", "--config", bad, "--out", tmp_path / "r"], r"unknown key 'colour'")
+    bad.write_text('task = "digits"\nrecurrent = "false"\n')
+    fails_with(capsys, ["train", "--config", bad, "--out", tmp_path / "r"], r"model.recurrent: Input should be a valid boolean")
     fails_with(capsys, ["train", "--config", tmp_path / "missing.toml"], r"does not exist")
+    fails_with(capsys, ["train", "--config", tmp_path], r"is a directory, not a TOML file")
 
 
 def test_eval_errors(tmp_path, capsys):
-    fails_with(capsys, ["eval", tmp_path], r"is not a run directory")
+    fails_with(capsys, ["eval", tmp_path / "none"], r"does not exist", 1)
+    fails_with(capsys, ["eval", tmp_path], r"is not an analog_snu run directory|holds no run", 1)
     out = tmp_path / "run"
     assert main(["train", "--task", "digits", *TINY, "--out", str(out)]) == 0
-    fails_with(capsys, ["eval", out, "--drift-times", "3600"], r"needs a PCM-trained run")
-    fails_with(capsys, ["eval", out, "--split", "holdout"], r"has splits \['train', 'valid', 'test'\], got 'holdout'")
+    fails_with(capsys, ["eval", out, "--split", "holdout"], r"--split must be one of \['train', 'valid', 'test'\]")
+    fails_with(capsys, ["eval", out, "--device", "pcm_joshi2020", "--set", "device.drift.t0=-1"],
+               r"drift.t0: Input should be greater than 0")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        main(["--debug", "eval", str(tmp_path / "none")])

@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from analog_snu import checkpoint as ckpt
-from analog_snu.checkpoint import (
+from analog_snu.experiments import checkpoint as ckpt
+from analog_snu.experiments.checkpoint import (
     load_checkpoint,
     load_run,
     model_tensors,
@@ -14,11 +14,13 @@ from analog_snu.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
-from analog_snu.errors import CheckpointError
+from analog_snu.device_models import preset
+from analog_snu import files
+from analog_snu.errors import AnalogSNUError, CheckpointError
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.training import make_optimizer
 
-SPEC = ModelSpec(cell="snu", head="mean", input_size=6, hidden=[5], output_size=3)
+SPEC = ModelSpec(cell="snu", head="mean", input_size=6, layers=[5], output_size=3)
 
 
 def trained(spec=SPEC):
@@ -35,9 +37,10 @@ def equal_tensors(a, b):
     return sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("device, training", [("digital", "digital"), ("pcm", "hwa"), ("pcm", "pulsed")])
+@pytest.mark.parametrize("device, training", [(None, "digital"), ("pcm", "hwa"), ("pcm", "pulsed"),
+                                              ("pcm_joshi2020", "hwa")])
 def test_round_trip_restores_weights_optimizer_and_spec(tmp_path, device, training):
-    spec = SPEC.replace(device=device, training=training)
+    spec = SPEC.replace(device=None if device is None else preset(device), training=training)
     model, optimizer = trained(spec)
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, model, spec, optimizer=optimizer, extra={"epoch": 3})
@@ -57,7 +60,7 @@ def test_round_trip_restores_weights_optimizer_and_spec(tmp_path, device, traini
 
 
 def test_tied_weights_survive_a_round_trip(tmp_path):
-    spec = ModelSpec(cell="ssnu", head="language", input_size=11, hidden=[4], output_size=11, tie_weights=True)
+    spec = ModelSpec(cell="ssnu", head="language", input_size=11, layers=[4], output_size=11, tie_weights=True)
     model = build_model(spec)
     save_checkpoint(tmp_path / "c.safetensors", model, spec)
     loaded, _, _ = load_checkpoint(tmp_path / "c.safetensors")
@@ -83,7 +86,7 @@ def test_file_is_safetensors_with_json_metadata_and_no_pickle(tmp_path):
     header_len = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + header_len])
     meta = json.loads(header["__metadata__"]["analog_snu"])
-    assert meta["spec"]["hidden"] == [5]
+    assert meta["spec"]["layers"] == [5]
     assert b"\x80\x04" not in raw[:2]  # not a pickle stream
 
 
@@ -116,22 +119,23 @@ def test_crash_mid_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch
     def crash(_fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(files.os, "fsync", crash)
+    with pytest.raises(AnalogSNUError, match=r"cannot write .*c.safetensors: disk full"):
         save_checkpoint(path, trained()[0], SPEC)
     assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temporary left behind
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     model, _ = trained()
     save_checkpoint(tmp_path / "c.safetensors", model, SPEC)
-    other = build_model(SPEC.replace(hidden=[7]))
+    other = build_model(SPEC.replace(layers=[7]))
     with pytest.raises(CheckpointError, match=r"has shape \(5,\), the model expects \(7,\) \(a different config"):
         restore_model(other, read_checkpoint(tmp_path / "c.safetensors"))
-    deeper = build_model(SPEC.replace(hidden=[5, 5]))
+    deeper = build_model(SPEC.replace(layers=[5, 5]))
     with pytest.raises(CheckpointError, match="does not match the model .*missing"):
         restore_model(deeper, read_checkpoint(tmp_path / "c.safetensors"))
-    analog = build_model(SPEC.replace(device="pcm", training="hwa"))
+    analog = build_model(SPEC.replace(device=preset("pcm"), training="hwa"))
     with pytest.raises(CheckpointError, match="a different config"):
         restore_model(analog, read_checkpoint(tmp_path / "c.safetensors"))
 
@@ -174,7 +178,7 @@ def test_non_json_metadata_is_refused_before_writing(tmp_path):
 
 
 def test_pulsed_model_moves_to_inference_tiles_with_same_logical_weights(tmp_path):
-    spec = SPEC.replace(device="pcm", training="pulsed")
+    spec = SPEC.replace(device=preset("pcm"), training="pulsed")
     model, _ = trained(spec)
     save_checkpoint(tmp_path / "c.safetensors", model, spec)
     moved, _, _ = load_checkpoint(tmp_path / "c.safetensors", training="inference")
@@ -198,7 +202,7 @@ def test_checkpoint_of_a_drifted_model_loads(tmp_path):
     """aihwkit's global drift compensation stores its factor as a 0-d tensor (a fresh tile has (1,))."""
     from analog_snu.hardware import drift, program
 
-    spec = SPEC.replace(device="pcm_joshi2020", training="hwa")
+    spec = SPEC.replace(device=preset("pcm_joshi2020"), training="hwa")
     model, _ = trained(spec)
     model.eval()
     program(model, seed=0)

@@ -59,7 +59,8 @@ def test_drift_study_errors():
         drift_study(net, metric, compensation="none")
 
 
-def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys):
+def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --demo keeps its run in ./analog_snu_demo_run
     common = ["--demo", "--epochs", "1", "--hidden", "8"]
     assert main(["drift-study", *common, "--seeds", "0", "--times", "1", "86400", "--out", str(tmp_path / "ds")]) == 0
     out = capsys.readouterr().out
@@ -72,7 +73,7 @@ def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["drift-study", "--demo", "--device", "nope"]) == 2
-    assert "--device must be a preset" in capsys.readouterr().err
-    assert main(["export-maps", str(tmp_path)]) == 2
-    assert "is not a run directory" in capsys.readouterr().err
+    assert main(["drift-study", str(tmp_path), "--device", "nope"]) == 2
+    assert "device 'nope' is neither a preset nor a device file" in capsys.readouterr().err
+    assert main(["export-maps", str(tmp_path)]) == 1
+    assert "is empty; it holds no run" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from analog_snu import SNUNetwork, device_count, drift, program
 from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.hardware import programmed_states
-from analog_snu.tiles import make_linear, pcm_pulsed_rpu_config
+from analog_snu.tiles import make_linear
 
 
 def _net(name="pcm_joshi2020", mode="inference", sizes=(8, 6, 3), **kw):
@@ -88,7 +88,7 @@ def test_drift_works_on_pulsed_tiles_unlike_aihwkit():
 
 def test_stock_pulsed_config_needs_a_device():
     torch.manual_seed(0)
-    net = SNUNetwork([8, 6, 3], rpu_config=pcm_pulsed_rpu_config())
+    net = SNUNetwork([8, 6, 3], rpu_config=preset("pcm").rpu_config("pulsed"))
     with pytest.raises(ConfigError, match=r"has no PCM device model .* pass device= a PCMDevice or one of the presets"):
         program(net)
     program(net, seed=0, device="pcm_joshi2020")
@@ -132,7 +132,7 @@ def test_errors():
         program(net, seed=-3)
     with pytest.raises(ConfigError, match="the model has no analog tiles"):
         program(SNUNetwork([4, 3, 2]))
-    with pytest.raises(ConfigError, match="unknown preset"):
+    with pytest.raises(ConfigError, match=r"device 'nope' is neither a preset nor a device file \(\.toml or \.json\); valid presets"):
         program(net, device="nope")
     with pytest.raises(ConfigError, match="device must be a PCMDevice, a preset name"):
         program(net, device=3)

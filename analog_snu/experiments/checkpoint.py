@@ -12,13 +12,17 @@ One file holds everything needed to rebuild and continue a run:
 - JSON metadata (safetensors header): format version, the :class:`~analog_snu.models.ModelSpec`,
   the optimizer's param groups and scalars, and whatever the caller adds (``extra``).
 
-Files are written to a temporary file in the same directory, fsynced, then moved over the
-old one with ``os.replace``: a crash leaves either the old or the new checkpoint, whole.
-Loading rebuilds the model from the spec and copies the tensors in; nothing is unpickled.
+Integrity: the JSON holds a SHA-256 over every tensor's name, dtype, shape and bytes, checked
+on load, so a flipped bit in the tensor data is refused (the header itself is checked by the
+JSON parser and the spec's strict validation); weights that are not finite are refused too.
+Files are written through :func:`analog_snu.files.atomic_write_bytes`: a crash leaves either
+the old or the new checkpoint, whole. Loading rebuilds the model from the spec (which holds
+the PCM device by value) and copies the tensors in; nothing is unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -31,12 +35,16 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.experiments.run_dir import CHECKPOINT_NAME
+from analog_snu.files import atomic_write_bytes
 from analog_snu.models import ModelSpec, build_model
+from analog_snu.tiles import is_analog
 
 __all__ = [
     "CHECKPOINT_NAME",
     "Checkpoint",
-    "atomic_write_bytes",
+    "tensor_digest",
+    "transfer_weights",
     "load_checkpoint",
     "load_run",
     "read_checkpoint",
@@ -47,9 +55,8 @@ __all__ = [
 ]
 
 FORMAT = "analog_snu.checkpoint"
-VERSION = 1
-#: file name of the checkpoint inside a run directory
-CHECKPOINT_NAME = "checkpoint.safetensors"
+#: 2: the spec holds the PCM device by value, the config is stored, tensors carry a SHA-256
+VERSION = 2
 _META_KEY = "analog_snu"
 
 
@@ -77,19 +84,14 @@ class Checkpoint:
 # --- writing -------------------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def tensor_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def _named_tiles(model: nn.Module) -> list[tuple[str, Any]]:
@@ -148,7 +150,10 @@ def _to_json(meta: dict[str, Any]) -> str:
             return list(value)
         raise CheckpointError(f"cannot store {type(value).__name__} value {value!r} in checkpoint metadata (JSON only)")
 
-    return json.dumps(meta, default=refuse, sort_keys=True)
+    try:
+        return json.dumps(meta, default=refuse, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot store checkpoint metadata: {exc} (a NaN or infinite metric?)") from None
 
 
 def save_checkpoint(
@@ -168,6 +173,7 @@ def save_checkpoint(
         tensors.update(optim_tensors)
     if save_rng:
         tensors["rng/torch"] = torch.get_rng_state().clone()
+    meta["sha256"] = tensor_digest(tensors)
     # JSON first: a metadata error must not leave a half-made file behind.
     data = safetensors_bytes(tensors, metadata={_META_KEY: _to_json(meta)})
     atomic_write_bytes(path, data)
@@ -196,6 +202,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
             f"this analog_snu reads {FORMAT!r} version {VERSION}"
         )
+    if meta.get("sha256") != tensor_digest(tensors):
+        raise CheckpointError(f"{path} is corrupt: its tensor data does not match the SHA-256 stored with it")
+    for name, tensor in tensors.items():
+        if name.startswith(("model/", "tile/")) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path} holds non-finite values in {name!r}; it cannot be evaluated or resumed")
     return Checkpoint(meta, tensors)
 
 
@@ -281,18 +292,39 @@ def load_checkpoint(path: str | os.PathLike, training: str | None = None) -> tup
     return model, spec, checkpoint
 
 
+def _holds_tiles(module: nn.Module) -> bool:
+    """An aihwkit layer with its own tile(s) (AnalogLinear, ...), not a container of such layers."""
+    return is_analog(module) and hasattr(module, "analog_module")
+
+
 @torch.no_grad()
 def transfer_weights(source: nn.Module, target: nn.Module) -> None:
-    """Copy the logical weights of ``source`` into ``target`` (same architecture, other tiles)."""
+    """Copy the logical weights of ``source`` into ``target``: same architecture, other tiles.
+
+    Works from analog or digital layers to analog ones (a digital run deployed on PCM): every
+    analog layer of ``target`` takes the weights of the module of the same name in ``source``;
+    plain tensors (thresholds, decays, digital biases) are copied by name, tile scales are not.
+    """
     source_state = {k: v for k, v in source.state_dict().items() if _is_plain_tensor_entry(k, v)}
     for name, value in target.state_dict(keep_vars=True).items():
         is_scale = name.endswith(("mapping_scales", "alpha", "shared_weights"))
         if _is_plain_tensor_entry(name, value) and name in source_state and not is_scale:
             value.data.copy_(source_state[name])
-    source_tiles = dict(_named_tiles(source))
-    for name, tile in _named_tiles(target):
-        weight, bias = source_tiles[name].get_weights()
-        tile.set_weights(weight, bias)
+    source_modules = dict(source.named_modules())
+    for name, module in target.named_modules():
+        if not _holds_tiles(module):  # containers (SNU, SNUNetwork) are analog too, but hold no tile themselves
+            continue
+        origin = source_modules.get(name)
+        if origin is None:
+            raise CheckpointError(f"cannot move the weights onto tiles: the source model has no layer {name!r}")
+        if _holds_tiles(origin):
+            weight, bias = origin.get_weights()
+        elif isinstance(getattr(origin, "weight", None), Tensor):
+            weight, bias = origin.weight.detach().clone(), getattr(origin, "bias", None)
+            bias = None if bias is None else bias.detach().clone()
+        else:
+            raise CheckpointError(f"cannot move layer {name!r} ({type(origin).__name__}) onto analog tiles")
+        module.set_weights(weight, bias)
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[nn.Module, ModelSpec]:

@@ -1,0 +1,100 @@
+"""Command-line flags generated from the run config: one flag per field, its default in ``--help``.
+
+Nothing here lists config fields by hand: :data:`~analog_snu.experiments.sources.FLAG_PATHS`
+names every leaf, and each field's type, default and docstring make its flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic.fields import FieldInfo
+
+from analog_snu.device_models import list_presets
+from analog_snu.experiments import FLAG_PATHS, SECTIONS, TASK_DEFAULTS, RunConfig, build_config, parse_set, read_toml
+
+__all__ = ["add_config_arguments", "add_set_argument", "config_from_args", "flag_values"]
+
+
+def _field(path: str) -> FieldInfo:
+    section, _, name = path.partition(".")
+    if not name:
+        return RunConfig.model_fields[section]
+    return SECTIONS[section][0].model_fields[name]
+
+
+def _task_defaults(path: str) -> str:
+    values = {task: defaults[path] for task, defaults in TASK_DEFAULTS.items() if path in defaults}
+    return ", ".join(f"{task} {' '.join(map(str, v)) if isinstance(v, list) else v}" for task, v in values.items())
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; ``Annotated[X, ...]`` -> ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _unwrap(args[0]) if len(args) == 1 else annotation
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
+    info = _field(path)
+    annotation = _unwrap(info.annotation)
+    per_task = _task_defaults(path)
+    if per_task:
+        default_text = f"per task: {per_task}"
+    elif info.is_required():
+        default_text = "required"
+    else:
+        default_text = "none" if info.default is None else str(info.default)
+    help_text = f"{(info.description or '').rstrip('.')} (default: {default_text})"
+    kwargs: dict[str, Any] = {"default": None, "help": help_text.replace("%", "%%"), "dest": flag.replace("-", "_")}
+    origin = typing.get_origin(annotation)
+    if flag == "device":
+        kwargs.update(metavar="PRESET|FILE", help=f"PCM device: 'digital', a preset {list_presets()} or a .toml/.json "
+                                                  "device file; stored by value in the run (default: digital)")
+    elif annotation is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif origin is list:
+        kwargs.update(nargs="+", type=_unwrap(typing.get_args(annotation)[0]), metavar="N")
+    elif origin is Literal:
+        kwargs["choices"] = list(typing.get_args(annotation))
+    elif annotation in (int, float):
+        kwargs["type"] = annotation
+    parser.add_argument(f"--{flag}", **kwargs)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per run-config field, plus ``--config`` and ``--set``, grouped by section."""
+    groups = {section: parser.add_argument_group(f"{section} (run config)") for section in (*SECTIONS, "hardware")}
+    for flag, path in FLAG_PATHS.items():
+        section = path.split(".")[0]
+        _add_flag(groups.get(section, groups["hardware"]), flag, path)
+    parser.add_argument("--config", metavar="RUN.toml",
+                        help="TOML file with the same keys as the flags (flags win); tables [task], [model], "
+                             "[training], [device] and [set] are accepted too")
+    add_set_argument(parser)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="dotted.key=VALUE",
+                        help="override any config field, device parameters included, e.g. --set device.drift.scale=1.5 "
+                             "--set model.decay=0.9 (repeatable; VALUE is read as TOML: true, 3, 0.5, \"text\")")
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config flags given on the command line (flag name -> value)."""
+    return {flag: getattr(args, flag.replace("-", "_")) for flag in FLAG_PATHS
+            if getattr(args, flag.replace("-", "_"), None) is not None}
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
+    """The run config from ``base`` (a stored config), ``--config``, the flags and ``--set``."""
+    toml = read_toml(args.config) if getattr(args, "config", None) else None
+    sets = [parse_set(option) for option in getattr(args, "set", [])]
+    where = f"--config {args.config}" if toml is not None else "run config"
+    return build_config(base=base, toml=toml, flags=flag_values(args), sets=sets, where=where)

@@ -1,0 +1,53 @@
+"""TOML/JSON files of device configs: read into dicts, written atomically."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from analog_snu.errors import ConfigError
+from analog_snu.files import atomic_write_text
+
+__all__ = ["FILE_SUFFIXES", "load_file", "save_file"]
+
+#: file formats understood by :func:`load_file` / :func:`save_file`
+FILE_SUFFIXES = (".toml", ".json")
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise ConfigError(f"device config file must end in one of {list(FILE_SUFFIXES)}, got {str(path)!r}")
+    return suffix
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Parse a ``.toml`` or ``.json`` config file into a dict (ConfigError naming the file otherwise)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"device config file {str(path)!r} not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read device config file {str(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"device config file {str(path)!r} is not valid {suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"device config file {str(path)!r} must hold a table of fields, got {type(data).__name__}")
+    return data
+
+
+def save_file(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as TOML or JSON (by suffix), atomically; returns the path."""
+    path = Path(path)
+    text = tomli_w.dumps(data) if _suffix(path) == ".toml" else json.dumps(data, indent=2, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
+    return path

@@ -1,0 +1,168 @@
+"""The run config: one nested, typed, strictly validated tree that defines a run.
+
+::
+
+    RunConfig
+      task:        TaskConfig      name + data-side settings          (analog_snu.tasks)
+      model:       ModelConfig     cell, layers, unit parameters      (analog_snu.models)
+      device:      PCMDevice|None  the PCM device BY VALUE; None = digital (analog_snu.device_models)
+      training:    TrainingConfig  mode, optimizer, lr, epochs, seed, GRAPES, HIL, schedule
+      accelerator: "cpu"|"cuda"    the torch device the run computes on
+
+Each part is declared once, where it belongs (task options in ``tasks/``, the model in
+``models/``, the device in ``device_models/``); this module only composes them and adds the
+training part. Validation is pydantic v2 in strict mode (see :mod:`analog_snu.schema` for
+why): wrong types are refused, never coerced. Values left open take the task's defaults
+(:data:`TASK_DEFAULTS`) before validation, so a stored config is explicit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from analog_snu.device_models import PCMDevice
+from analog_snu.models import ModelConfig, ModelSpec
+from analog_snu.schema import StrictModel
+from analog_snu.tasks import TaskConfig
+from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS
+
+__all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
+           "config_differences"]
+
+#: update schemes of hardware-in-the-loop training
+HIL_SCHEMES = ("reprogram", "mixed")
+#: torch devices a run may compute on
+ACCELERATORS = ("cpu", "cuda")
+
+#: per-task defaults (dotted paths), applied where the config leaves a value open. The digits
+#: defaults are the demo's: 8x8 images carry 64 pixels of 16 grey levels, and at IBM's MNIST
+#: rate (6 spikes in 20 steps) too few spikes reach the network, so digits use 10.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"model.layers": [128], "training.lr": 5e-3, "task.batch_size": 32, "task.rate": 10.0,
+               "training.epochs": 15},
+    "mnist": {"model.layers": [256, 256], "training.lr": 1e-3, "task.batch_size": 64},
+    "jsb": {"model.layers": [150], "training.lr": 1e-2, "task.batch_size": 1},
+    "ptb": {"model.layers": [200], "training.lr": 1e-3, "task.batch_size": 20},
+}
+
+
+class TrainingConfig(StrictModel):
+    """How the weights are learned."""
+
+    mode: Literal["digital", "hwa", "pulsed", "hil"] = "digital"
+    """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software."""
+    optimizer: Literal[tuple(OPTIMIZERS)] = "adam"  # type: ignore[valid-type]
+    """Optimizer."""
+    lr: float = Field(1e-3, gt=0.0, le=1e4)
+    """Learning rate, in (0, 1e4] (default per task); torch's optimizers overflow far above that."""
+    epochs: PositiveInt = 1
+    """Training epochs (default per task)."""
+    seed: NonNegativeInt = 0
+    """Seed of weights, shuffles, spikes and programming."""
+    grapes: Literal[GRAPES_VARIANTS] | None = None  # type: ignore[valid-type]
+    """GRAPES error-signal modulation variant (none by default)."""
+    hil_scheme: Literal[HIL_SCHEMES] | None = None  # type: ignore[valid-type]
+    """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
+    program_every: PositiveInt | None = None
+    """HIL reprogram only: reprogram the chip every N batches (default 1)."""
+    chip_seconds_per_batch: float | None = Field(None, ge=0.0)
+    """HIL only: chip clock advance per batch, seconds (default 1.0)."""
+
+    @model_validator(mode="after")
+    def _hil_fields_need_hil(self) -> "TrainingConfig":
+        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch")
+                 if getattr(self, name) is not None]
+        if given and self.mode != "hil":
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags} apply to --training hil only (training mode is {self.mode!r})")
+        if self.program_every is not None and self.hil_scheme == "mixed":
+            raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
+        return self
+
+
+class RunConfig(StrictModel):
+    """Everything that defines a run (stored in the run directory and in every checkpoint)."""
+
+    task: TaskConfig
+    """The task and its data-side settings."""
+    model: ModelConfig
+    """Architecture and unit parameters."""
+    device: PCMDevice | None = None
+    """The PCM device by value (a preset or device file resolved at creation); null = digital."""
+    training: TrainingConfig = TrainingConfig()
+    """How the weights are learned."""
+    accelerator: Literal[ACCELERATORS] = "cpu"  # type: ignore[valid-type]
+    """Torch device to compute on."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {key: value.to_dict() if isinstance(value, StrictModel) else value for key, value in data.items()}
+        task = data.get("task")
+        name = task.get("name") if isinstance(task, dict) else None
+        for path, value in TASK_DEFAULTS.get(name, {}).items():
+            section, field = path.split(".")
+            part = data.get(section, {})
+            if isinstance(part, dict) and part.get(field) is None:
+                data[section] = {**part, field: value}
+        training = data.get("training", {})
+        if isinstance(training, dict) and training.get("mode") is None:
+            mode = "digital" if data.get("device") is None else "hwa"
+            data["training"] = {**training, "mode": mode}
+        return data
+
+    @model_validator(mode="after")
+    def _mode_fits_device(self) -> "RunConfig":
+        mode = self.training.mode
+        if self.device is None and mode != "digital":
+            raise ValueError(f"--training {mode} needs a PCM device: pass --device PRESET or --device FILE.toml")
+        if self.device is not None and mode == "digital":
+            raise ValueError("--training digital runs without a PCM device: drop --device, or train with "
+                             "--training hwa|pulsed|hil (a digital run can be evaluated on any device with "
+                             "`analog-snu eval RUN --device ...`)")
+        return self
+
+    @property
+    def hil(self) -> dict[str, Any] | None:
+        """The HIL settings with their defaults filled in (``None`` unless training mode is hil)."""
+        if self.training.mode != "hil":
+            return None
+        scheme = self.training.hil_scheme or "reprogram"
+        settings: dict[str, Any] = {
+            "scheme": scheme,
+            "chip_seconds_per_batch": 1.0 if self.training.chip_seconds_per_batch is None
+            else self.training.chip_seconds_per_batch,
+        }
+        if scheme == "reprogram":
+            settings["program_every"] = self.training.program_every or 1
+        return settings
+
+
+def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) -> ModelSpec:
+    """The :class:`ModelSpec` of ``config`` with the task's head and sizes."""
+    return ModelSpec.from_dict({
+        **config.model.to_dict(), "head": head, "input_size": input_size, "output_size": output_size,
+        "device": None if config.device is None else config.device.to_dict(), "training": config.training.mode,
+    })
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{dotted.path: leaf}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat.update(flatten(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def config_differences(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Dotted paths where two configs differ (``ignore``-d paths left out)."""
+    old, new = flatten(a.to_dict()), flatten(b.to_dict())
+    return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))

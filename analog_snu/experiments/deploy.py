@@ -1,0 +1,108 @@
+"""Open a finished (or checkpointed) run and put its network on a PCM device: the policy shared by
+``eval``, ``drift-study`` and ``export-maps``.
+
+Any run can go on any device: a digital run is moved onto the device's inference tiles
+(weights copied, thresholds and decays kept), an analog run trained on another device is
+moved the same way, and an analog run on its own device keeps its tiles (programming uses
+the device model attached to them, pulsed tiles included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from analog_snu.device_models import PCMDevice
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, restore_model, transfer_weights
+from analog_snu.experiments.config import RunConfig
+from analog_snu.experiments.records import read_record
+from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.experiments.sources import set_path
+from analog_snu.experiments.train import load_task_for
+from analog_snu.models import ModelSpec, build_model
+from analog_snu.tasks import Task
+
+__all__ = ["OpenedRun", "open_run", "on_device", "device_label", "result_label"]
+
+
+@dataclass
+class OpenedRun:
+    """A run read back from its directory: config and model as checkpointed, its task's data."""
+
+    path: Path
+    config: RunConfig
+    spec: ModelSpec
+    model: nn.Module
+    task: Task
+    checkpoint: Checkpoint
+    device_source: str | None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.checkpoint.meta["extra"].get("epoch", 0))
+
+
+def open_run(run_dir: str | Path) -> OpenedRun:
+    """Read a run: the checkpoint's config (``config.json`` must agree), its model in eval mode, its task.
+
+    The caller holds the run's lock (:class:`~analog_snu.experiments.run_dir.RunDirectory`).
+    """
+    run = RunDirectory(run_dir)
+    if not run.checkpoint.is_file():
+        raise CheckpointError(f"{run.path} holds no checkpoint; is it a run directory of `analog-snu train`?")
+    checkpoint = read_checkpoint(run.checkpoint)
+    config = RunConfig.from_dict(checkpoint.meta.get("extra", {}).get("config"), where=f"{run.checkpoint} config")
+    record = read_record(run.path, expect=config)
+    spec = checkpoint.spec
+    model = build_model(spec)
+    restore_model(model, checkpoint)
+    model.eval()
+    return OpenedRun(run.path, config, spec, model, load_task_for(config), checkpoint, record.get("device_source"))
+
+
+def on_device(opened: OpenedRun, device: PCMDevice | None = None,
+              changes: Sequence[tuple[str, Any]] = ()) -> tuple[nn.Module, PCMDevice]:
+    """The run's network on ``device`` (``None``: the run's own) with ``changes`` applied
+    (``("device.drift.scale", 1.5)`` pairs), and the device it is on.
+
+    A digital run needs a device; an LSTM/GRU baseline trained digitally cannot be moved
+    (aihwkit's analog RNN modules name their weights differently).
+    """
+    spec = opened.spec
+    if device is None:
+        if spec.device is None:
+            raise ConfigError("this run is digital: name a PCM device to deploy it on, e.g. --device pcm_joshi2020 "
+                              "or --device my_device.toml")
+        device = spec.device
+    for path, value in changes:
+        device = PCMDevice.from_dict(set_path({"device": device.to_dict()}, path, value)["device"])
+    if device == spec.device:
+        return opened.model, device
+    if not spec.spiking and spec.device is None:
+        raise ConfigError(f"a digital {spec.cell} baseline cannot be moved onto PCM tiles; train it with --device")
+    target_spec = spec.replace(device=device, training="hwa" if spec.training == "digital" else spec.training)
+    target = build_model(target_spec, training="inference")
+    transfer_weights(opened.model, target)
+    target.eval()
+    return target, device
+
+
+def result_label(opened: OpenedRun, device_source: str | None, used: PCMDevice) -> str:
+    """The label of results on ``used``: named after ``--device`` if given, else the run's device source."""
+    return device_label(used, device_source or opened.device_source or "own")
+
+
+def device_label(device: PCMDevice, source: str | None = None) -> str:
+    """A file-name-safe label of a device: its source name and a digest of its parameters
+    (``pcm_joshi2020-1a2b3c4d``), so results for different devices never share a name."""
+    digest = hashlib.sha256(json.dumps(device.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    name = Path(source).stem if source else "device"
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{digest}"

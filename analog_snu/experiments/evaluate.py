@@ -1,0 +1,100 @@
+"""Evaluate a run as trained and on a PCM device after programming and drift.
+
+Results go to ``RUN/eval/<split>_<device label>_seed<seed>.json`` (see
+:func:`~analog_snu.experiments.deploy.device_label`), so evaluations with other devices, seeds
+or splits never overwrite each other; repeating the same evaluation replaces its own file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from analog_snu.device_models import PCMDevice
+from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.experiments.deploy import on_device, open_run, result_label
+from analog_snu.experiments.records import evaluate_split, versions
+from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.files import write_json
+from analog_snu.hardware import drift, program
+
+__all__ = ["evaluate_run", "check_times"]
+
+
+def check_times(times: list[float] | None, flag: str = "--drift-times") -> list[float]:
+    """Times after programming must be finite and >= 0 seconds."""
+    for seconds in times or []:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise ConfigError(f"{flag} takes finite times >= 0 seconds after programming, got {seconds!r}")
+    return list(times or [])
+
+
+def _final_figure(run_path: Path, split: str, metric: str) -> float | None:
+    final = run_path / "final.json"
+    if split != "test" or not final.is_file():
+        return None
+    try:
+        value = json.loads(final.read_text()).get(f"test_{metric}")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"{final} is corrupt ({type(exc).__name__}); retrain or remove it") from None
+    return value if isinstance(value, (int, float)) else None
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    device: PCMDevice | None = None,
+    device_source: str | None = None,
+    device_changes: Sequence[tuple[str, Any]] = (),
+    drift_times: list[float] | None = None,
+    split: str = "test",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The run's metric on ``split``: as trained, then on ``device`` (default: the run's own)
+    programmed with ``seed`` and drifted to each of ``drift_times`` (seconds after programming).
+
+    Returns the result dict, also written to ``RUN/eval/`` (its ``"path"`` says where).
+    """
+    drift_times = check_times(drift_times)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--seed must be an int >= 0, got {seed!r}")
+    with RunDirectory(run_dir) as run:
+        opened = open_run(run.path)
+        task = opened.task
+        if split not in task.splits:
+            raise ConfigError(f"--split must be one of {list(task.splits)}, got {split!r}")
+        as_trained = evaluate_split(task, opened.model, split, seed)[task.metric]
+        results: dict[str, Any] = {"split": split, "metric": task.metric, "epoch": opened.epoch, "seed": seed,
+                                   "as_trained": as_trained, "drift": {}, "versions": versions()}
+        final = _final_figure(run.path, split, task.metric)
+        if final is not None:
+            results["final_json"] = final
+            same = seed == opened.config.training.seed
+            if not same:
+                results["note"] = (f"as_trained differs from final.json only through the evaluation noise seed "
+                                   f"({seed} here, {opened.config.training.seed} in training)")
+            elif as_trained != final:
+                results["note"] = ("as_trained differs from final.json: aihwkit's C++ tiles draw their read/output "
+                                   "noise from an internal generator that no seed reaches")
+        if device is not None or drift_times or device_changes:
+            model, used = on_device(opened, device, device_changes)
+            label = result_label(opened, device_source, used)
+            results.update(device=used.to_dict(), device_source=device_source or opened.device_source,
+                           device_label=label)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # forward (read/output) noise of torch tiles
+                program(model, seed=seed)
+                for seconds in drift_times or [0.0]:
+                    drift(model, seconds)
+                    results["drift"][f"{seconds:g}"] = evaluate_split(task, model, split, seed)[task.metric]
+        name = f"{split}_{results.get('device_label', 'as_trained')}_seed{seed}.json"
+        out = run.path / "eval" / name
+        out.parent.mkdir(exist_ok=True)
+        results["path"] = str(out)
+        write_json(out, results)
+    return results

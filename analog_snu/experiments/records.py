@@ -1,0 +1,65 @@
+"""What a run records besides tensors: ``config.json``, versions, seeded evaluations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_snu.errors import CheckpointError
+from analog_snu.experiments.config import RunConfig, config_differences
+from analog_snu.files import write_json
+from analog_snu.hardware import derive_seed
+from analog_snu.tasks import Task
+
+__all__ = ["write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
+
+#: stream id mixed into the seed of evaluation noise (see :func:`evaluate_split`)
+EVAL_STREAM = 7
+
+
+def versions() -> dict[str, str]:
+    """Versions of analog_snu, torch and aihwkit (recorded with every result)."""
+    from analog_snu import __version__
+    from analog_snu.tiles import aihwkit_version
+
+    return {"analog_snu": __version__, "torch": torch.__version__, "aihwkit": aihwkit_version()}
+
+
+def write_record(run_dir: Path, config: RunConfig, *, device_source: str | None = None) -> None:
+    """Write ``config.json``: the run config (device by value), where the device came from, versions."""
+    write_json(run_dir / "config.json", {"config": config.to_dict(), "device_source": device_source,
+                                         "versions": versions()})
+
+
+def read_record(run_dir: Path, expect: RunConfig | None = None) -> dict[str, Any]:
+    """Read ``config.json``; with ``expect`` (the checkpointed config) refuse a record that disagrees."""
+    path = run_dir / "config.json"
+    try:
+        record = json.loads(path.read_text())
+        stored = RunConfig.from_dict(record["config"], where=str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; is {run_dir} a run directory of `analog-snu train`?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
+    if expect is not None and stored != expect:
+        differ = config_differences(expect, stored)
+        raise CheckpointError(f"{path} disagrees with the checkpoint it describes (fields {differ[:6]}); "
+                              "the checkpoint's config is the one that was trained: restore config.json or --force")
+    return record
+
+
+@torch.no_grad()
+def evaluate_split(task: Task, model: nn.Module, split: str, seed: int) -> dict[str, float]:
+    """``task.evaluate(model, split)`` with the forward noise of torch tiles seeded by ``(seed, split)``.
+
+    The global torch RNG is forked, so training's random stream is untouched, and two
+    evaluations of the same model, split and seed give the same figure (aihwkit's C++ tiles
+    draw their noise from their own generator, which no seed reaches).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, EVAL_STREAM, task.splits.index(split) if split in task.splits else 99))
+        return task.evaluate(model, split)

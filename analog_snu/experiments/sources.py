@@ -1,0 +1,203 @@
+"""Where a run config comes from: flags, a TOML file, ``--set dotted.key=value``, a stored run.
+
+Every leaf of :class:`~analog_snu.experiments.config.RunConfig` has one **flag name** (the name
+the CLI, ``--config`` TOML files and sweep grids use) and one **dotted path** (its place in the
+nested config). The flag name is the field name with dashes (``train-limit`` ->
+``task.train_limit``), except a section's main field, which takes the section's name
+(``task`` -> ``task.name``, ``model`` -> ``model.cell``, ``training`` -> ``training.mode``).
+``device`` takes a preset name, a ``.toml``/``.json`` device file or ``digital``; device
+parameters are reached by dotted paths (``device.drift.scale``).
+
+Sources are applied in this order, later ones winning: a base (the stored config of a run
+being resumed), the TOML file, the flags, the TOML file's ``[set]`` table, ``--set`` options.
+Everything is validated once, at the end, strictly.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from analog_snu.device_models import PCMDevice, resolve_device
+from analog_snu.errors import ConfigError
+from analog_snu.experiments.config import RunConfig, TrainingConfig
+from analog_snu.models import ModelConfig
+from analog_snu.schema import merge, validate
+from analog_snu.tasks import TaskConfig
+
+__all__ = [
+    "FLAG_PATHS",
+    "SECTIONS",
+    "build_config",
+    "parse_set",
+    "read_toml",
+    "set_path",
+    "device_value",
+]
+
+#: config sections -> their model and main field
+SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
+    "task": (TaskConfig, "name"),
+    "model": (ModelConfig, "cell"),
+    "training": (TrainingConfig, "mode"),
+}
+
+
+def _flag_paths() -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for section, (model, main) in SECTIONS.items():
+        for name in model.model_fields:
+            flag = section if name == main else name.replace("_", "-")
+            if flag in paths:
+                raise AssertionError(f"flag {flag!r} is both {paths[flag]} and {section}.{name}")
+            paths[flag] = f"{section}.{name}"
+    paths["device"] = "device"
+    paths["accelerator"] = "accelerator"
+    return paths
+
+
+#: flag name -> dotted path, for every leaf of the run config
+FLAG_PATHS: dict[str, str] = _flag_paths()
+#: keys of a TOML config that are not config fields
+_TOML_EXTRAS = ("out", "set")
+
+
+def device_value(value: Any) -> dict[str, Any] | None:
+    """A ``device`` value (preset name, device file, ``"digital"``, table or PCMDevice) as a nested dict."""
+    if value is None or value == "digital":
+        return None
+    if isinstance(value, PCMDevice):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return resolve_device(value).to_dict()
+    raise ConfigError(f"device must be a preset name, a .toml/.json device file or 'digital', got {value!r}")
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``tree`` with ``value`` at dotted ``path`` (intermediate tables created; validation later)."""
+    head, _, rest = path.partition(".")
+    if not head:
+        raise ConfigError(f"empty key in {path!r}")
+    if not rest:
+        return {**tree, head: value}
+    child = tree.get(head)
+    if child is None and head == "device":
+        raise ConfigError(f"cannot set {path}: the run has no PCM device; pass --device PRESET|FILE first")
+    if child is None:
+        child = {}
+    if not isinstance(child, dict):
+        raise ConfigError(f"cannot set {path}: {head} is {child!r}, not a table")
+    return {**tree, head: set_path(child, rest, value)}
+
+
+def parse_set(option: str) -> tuple[str, Any]:
+    """``"dotted.key=value"`` -> ``(path, value)``; the value is read as a TOML value
+    (``true``, ``3``, ``0.5``, ``"text"``, ``[1, 2]``), a bare word as a string."""
+    path, sep, text = option.partition("=")
+    path = path.strip()
+    if not sep or not path:
+        raise ConfigError(f"--set takes dotted.key=value, got {option!r}")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return path, value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A ``--config`` file as a dict; missing, unreadable or invalid files raise ConfigError naming them."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path} is a directory, not a TOML file")
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"--config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"--config file {path} cannot be read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config file {path} is not valid TOML: {exc}") from None
+
+
+def _split_toml(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]]:
+    """TOML top level -> (flag values, section tables, [set] entries)."""
+    flags: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    sets: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        flag = key.replace("_", "-")
+        if key == "set":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [set] must be a table of dotted.key = value")
+            sets.extend(_flatten(value))
+        elif key in (*SECTIONS, "device") and isinstance(value, dict):
+            tables[key] = value
+        elif flag in FLAG_PATHS:
+            flags[flag] = value
+        elif key not in _TOML_EXTRAS:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {sorted([*FLAG_PATHS, *_TOML_EXTRAS])} "
+                              f"or the tables {sorted([*SECTIONS, 'device'])}")
+    return flags, tables, sets
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            yield from _flatten(value, path)
+        else:
+            yield path, value
+
+
+def _apply_flags(tree: dict[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
+    for flag, value in flags.items():
+        if flag not in FLAG_PATHS:
+            raise ConfigError(f"unknown key {flag!r}; valid keys: {sorted(FLAG_PATHS)}")
+        if flag == "device":
+            tree = {**tree, "device": device_value(value)}
+        else:
+            tree = set_path(tree, FLAG_PATHS[flag], value)
+    return tree
+
+
+def build_config(
+    *,
+    base: Mapping[str, Any] | None = None,
+    toml: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    sets: Iterable[tuple[str, Any]] = (),
+    where: str = "run config",
+) -> RunConfig:
+    """Merge the sources (see the module docstring) and validate them strictly once.
+
+    ``flags`` maps flag names (``"lr"``, ``"train-limit"``, ``"device"``) to values; ``sets``
+    holds ``(dotted.path, value)`` pairs. A key in a set that is not a flag name is taken as
+    a dotted path (``device.drift.scale``).
+    """
+    tree: dict[str, Any] = dict(base or {})
+    toml_sets: list[tuple[str, Any]] = []
+    if toml:
+        toml_flags, tables, toml_sets = _split_toml(toml, where)
+        for name, table in tables.items():
+            current = tree.get(name)
+            if name == "device":
+                tree["device"] = table  # a device table is the whole device, by value
+            else:
+                tree[name] = merge(current if isinstance(current, dict) else {}, table)
+        tree = _apply_flags(tree, toml_flags)
+    tree = _apply_flags(tree, dict(flags or {}))
+    for path, value in [*toml_sets, *sets]:
+        if path in FLAG_PATHS and "." not in path:
+            tree = _apply_flags(tree, {path: value})
+        else:
+            tree = set_path(tree, path, value)
+    if "task" not in tree or not isinstance(tree["task"], dict) or "name" not in tree["task"]:
+        raise ConfigError(f"{where}: no task given (--task); valid tasks: {list(TaskConfig.model_fields['name'].annotation.__args__)}")
+    return validate(RunConfig, tree, where=where)

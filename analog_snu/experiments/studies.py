@@ -1,0 +1,86 @@
+"""Studies of a run's network on PCM: drift over time (over programming seeds) and weight-map export.
+
+Outputs are named by their settings inside the run directory, so other settings never
+overwrite them::
+
+    RUN/drift_study/<device label>_seeds<s0-s1-...>/drift_study.{csv,json,png}
+    RUN/weight_maps/<device label>_seed<s>_t<seconds>/maps.{npz,json} (+ CSV, PNG)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from analog_snu.device_models import PCMDevice
+from analog_snu.experiments.deploy import on_device, open_run, result_label
+from analog_snu.experiments.evaluate import check_times
+from analog_snu.experiments.records import evaluate_split
+from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.hardware import device_count, drift, drift_study, export_weight_maps, program
+
+__all__ = ["run_drift_study", "run_export_maps"]
+
+
+def run_drift_study(
+    run_dir: str | Path,
+    *,
+    device: PCMDevice | None = None,
+    device_source: str | None = None,
+    device_changes: Sequence[tuple[str, Any]] = (),
+    times: list[float],
+    seeds: list[int],
+    compensation: str | None = None,
+    split: str = "test",
+    plot: bool = True,
+    out: str | Path | None = None,
+) -> tuple[Any, dict[str, Path]]:
+    """Program the run's network on ``device`` at each seed and evaluate it at each time after
+    programming, with and without drift compensation. Returns the study and the files written."""
+    times = check_times(times, "--times")
+    with RunDirectory(run_dir) as run:
+        opened = open_run(run.path)
+        model, used = on_device(opened, device, device_changes)
+        task = opened.task
+
+        def evaluate(net) -> float:
+            return float(evaluate_split(task, net, split, opened.config.training.seed)[task.metric])
+
+        result = drift_study(model, evaluate, times=times, seeds=seeds, compensation=compensation, metric=task.metric)
+        label = result_label(opened, device_source, used)
+        folder = Path(out) if out else run.path / "drift_study" / f"{label}_seeds{'-'.join(map(str, seeds))}"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = result.save(folder, plot=plot, run=run.path.name, split=split)
+    return result, written
+
+
+def run_export_maps(
+    run_dir: str | Path,
+    *,
+    device: PCMDevice | None = None,
+    device_source: str | None = None,
+    device_changes: Sequence[tuple[str, Any]] = (),
+    seed: int = 0,
+    time: float = 0.0,
+    split: str = "test",
+    csv: bool = False,
+    png: bool = True,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Program the run's network on ``device``, drift it to ``time`` seconds after programming and
+    export its weight and conductance maps. Returns the written files, the metric and device counts."""
+    (time,) = check_times([time], "--time")
+    with RunDirectory(run_dir) as run:
+        opened = open_run(run.path)
+        model, used = on_device(opened, device, device_changes)
+        label = result_label(opened, device_source, used)
+        path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{time:g}" / "maps.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        program(model, seed=seed)
+        if time > 0:
+            drift(model, time)
+        written = export_weight_maps(model, path, csv=csv, png=png)
+        task = opened.task
+        metric = float(evaluate_split(task, model, split, opened.config.training.seed)[task.metric])
+    return {"written": written, "metric": task.metric, "value": metric, "counts": device_count(model), "time": time}

@@ -1,0 +1,201 @@
+"""Train a run: build, resume, checkpoint every epoch, guard against divergence, finish.
+
+Determinism: the weights are initialised from ``torch.manual_seed(seed)``; epoch ``e`` draws
+its shuffle and spikes from a generator seeded with ``(seed, e)``; the global torch RNG state
+is checkpointed; evaluations draw their noise from a forked RNG seeded with ``(seed, split)``,
+so they neither disturb training nor depend on it. A run killed after any epoch and resumed
+ends with the same weights as an uninterrupted one (bit for bit on CPU for digital training
+and for HWA on torch inference tiles; aihwkit's C++ tiles draw their noise from their own
+generator, which no checkpoint can capture).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from analog_snu.errors import CheckpointError, ConfigError, DivergenceError
+from analog_snu.experiments.accelerator import resolve_accelerator
+from analog_snu.experiments.checkpoint import read_checkpoint, restore_model, restore_optimizer, restore_rng, save_checkpoint
+from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
+from analog_snu.experiments.records import evaluate_split, read_record, write_record
+from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.files import atomic_write_bytes, write_json
+from analog_snu.models import ModelSpec, build_model
+from analog_snu.tasks import Task, load_task
+from analog_snu.tiles.tile_access import named_layer_tiles
+from analog_snu.training import GRAPES, make_optimizer
+from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, train_epoch
+
+__all__ = ["TrainResult", "train_run", "load_task_for", "RESUMABLE_CHANGES"]
+
+#: config fields a resumed run may change: more epochs, a lower learning rate after divergence
+RESUMABLE_CHANGES = ("training.epochs", "training.lr")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_run` returns: the trained model, its spec and metrics."""
+
+    model: nn.Module
+    spec: ModelSpec
+    history: list[dict[str, Any]]
+    final: dict[str, Any]
+    run_dir: Path
+
+
+def load_task_for(config: RunConfig) -> Task:
+    """The task's data for ``config``."""
+    return load_task(config.task.name, config.task.options(), seed=config.training.seed)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _check_resumable(stored: RunConfig, config: RunConfig) -> None:
+    differ = config_differences(stored, config, RESUMABLE_CHANGES)
+    if differ:
+        old, new = flatten(stored.to_dict()), flatten(config.to_dict())
+        details = ", ".join(f"{k}: checkpoint {old.get(k)!r} vs now {new.get(k)!r}" for k in differ[:6])
+        raise CheckpointError(f"the checkpoint was made with a different config ({details}); only "
+                              f"{', '.join(RESUMABLE_CHANGES)} may change on --resume")
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    write_json(run_dir / "metrics.json", history)
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
+
+
+def _non_finite_weights(model: nn.Module) -> list[str]:
+    # aihwkit's analog_ctx parameters are placeholders; tile weights are read through get_weights()
+    bad = [name for name, p in model.named_parameters()
+           if type(p) is nn.Parameter and p.is_floating_point() and not torch.isfinite(p).all()]
+    for layer, _, tile in named_layer_tiles(model):
+        if not torch.isfinite(tile.get_weights(apply_weight_scaling=False)[0]).all():
+            bad.append(f"{layer} (tile weights)")
+    return bad
+
+
+def _divergence(run_dir: Path, epoch: int, train_loss: float, valid_loss: float, model: nn.Module,
+                config: RunConfig) -> DivergenceError | None:
+    problems = []
+    if not math.isfinite(train_loss):
+        problems.append(f"train loss {train_loss}")
+    if not math.isfinite(valid_loss):
+        problems.append(f"valid loss {valid_loss}")
+    bad = _non_finite_weights(model)
+    if bad:
+        problems.append(f"non-finite weights in {', '.join(bad[:3])}")
+    if not problems:
+        return None
+    lower = config.training.lr / 10
+    if epoch > 1:
+        kept = (f"the checkpoint of epoch {epoch - 1} is kept; resume with a lower learning rate: "
+                f"analog-snu train --resume {run_dir} --lr {lower:g}")
+    else:
+        kept = f"nothing was saved; start again with a lower learning rate (--lr {lower:g} --force)"
+    return DivergenceError(f"training diverged in epoch {epoch} ({'; '.join(problems)}); {kept}")
+
+
+def train_run(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool | ProgressMode = True,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    task: Task | None = None,
+    device_source: str | None = None,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir`` (created if needed), checkpointing after every epoch.
+
+    ``resume`` continues from the checkpoint (its config must match, but for
+    :data:`RESUMABLE_CHANGES`); ``force`` replaces an existing run, but only after the new one
+    has been validated and built. ``on_epoch_end(epoch, row)`` is called after each epoch's
+    checkpoint is on disk. ``task`` reuses already loaded data; ``device_source`` (the preset
+    name or device file the device came from) is recorded for people, not used.
+    """
+    mode = progress if isinstance(progress, ProgressMode) else progress_mode(no_progress=not progress)
+    accelerator = resolve_accelerator(config.accelerator)
+    with RunDirectory(run_dir, create=True) as run:
+        run.check_request(resume=resume, force=force)
+        task = task or load_task_for(config)
+        spec = spec_for(config, task.head, task.input_size, task.output_size)
+
+        torch.manual_seed(config.training.seed)
+        model = build_model(spec).to(accelerator)
+        optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
+        grapes = GRAPES(model, config.training.grapes) if config.training.grapes else None
+        history: list[dict[str, Any]] = []
+        start_epoch = 0
+        if resume:
+            checkpoint = read_checkpoint(run.checkpoint)
+            stored = RunConfig.from_dict(checkpoint.meta["extra"].get("config"), where=f"{run.checkpoint} config")
+            read_record(run.path, expect=stored)
+            _check_resumable(stored, config)
+            restore_model(model, checkpoint)
+            restore_optimizer(optimizer, checkpoint)
+            for group in optimizer.param_groups:
+                group["lr"] = config.training.lr  # a lower lr after divergence
+            restore_rng(checkpoint)
+            history = list(checkpoint.meta["extra"]["history"])
+            start_epoch = int(checkpoint.meta["extra"]["epoch"])
+            if run.finished:
+                if config.training.epochs <= start_epoch:
+                    raise CheckpointError(
+                        f"{run.path} already holds a finished run of {start_epoch} epochs; pass --epochs N with "
+                        f"N > {start_epoch} to extend it, or --force to overwrite it"
+                    )
+                (run.path / "final.json").unlink()  # extending: the old final metrics no longer describe the run
+        if force:
+            run.clear()
+        write_record(run.path, config, device_source=device_source)
+
+        loss_fn = task.loss_fn()
+        epochs = config.training.epochs
+        started = time.perf_counter()
+        for epoch in range(start_epoch, epochs):
+            start = time.perf_counter()
+            batches = task.train_batches(_epoch_generator(config.training.seed, epoch))
+            train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=grapes,
+                                     desc=f"{config.task.name} epoch {epoch + 1}/{epochs}", progress=mode)
+            train_s = time.perf_counter() - start
+            valid = evaluate_split(task, model, "valid", config.training.seed)
+            diverged = _divergence(run.path, epoch + 1, train_loss, valid["loss"], model, config)
+            if diverged is not None:
+                raise diverged
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid["loss"],
+                   f"valid_{task.metric}": valid[task.metric], "train_s": round(train_s, 3),
+                   "epoch_s": round(time.perf_counter() - start, 3)}
+            history.append(row)
+            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer,
+                            extra={"config": config.to_dict(), "epoch": epoch + 1, "history": history})
+            _write_metrics(run.path, history)
+            if mode.epoch_lines:
+                print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started), flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+
+        test = evaluate_split(task, model, "test", config.training.seed)
+        final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
+                 "test_loss": test["loss"], "epochs": epochs, "epoch": epochs,
+                 "mean_train_s_per_epoch": sum(r["train_s"] for r in history) / max(len(history), 1)}
+        write_json(run.path / "final.json", final)
+    return TrainResult(model, spec, history, final, run.path)
+

@@ -1,0 +1,133 @@
+"""The run config: strict types, task defaults, flags/TOML/--set sources and round trips."""
+
+import tomllib
+
+import pytest
+import tomli_w
+
+from analog_snu.cli import build_parser
+from analog_snu.cli.config_flags import config_from_args
+from analog_snu.device_models import preset
+from analog_snu.errors import ConfigError
+from analog_snu.experiments import FLAG_PATHS, RunConfig, build_config, parse_set
+from analog_snu.experiments.config import flatten
+from analog_snu.functional import SURROGATES
+
+
+def test_task_defaults_make_the_stored_config_explicit():
+    config = build_config(flags={"task": "digits"})
+    assert config.model.layers == [128] and config.training.lr == 5e-3 and config.task.batch_size == 32
+    assert config.task.rate == 10.0 and config.training.epochs == 15  # the demo's settings
+    assert config.device is None and config.training.mode == "digital"
+    mnist = build_config(flags={"task": "mnist", "lr": 0.01})
+    assert mnist.model.layers == [256, 256] and mnist.training.lr == 0.01 and mnist.task.rate == 6.0
+
+
+@pytest.mark.parametrize(
+    ("toml_text", "message"),
+    [
+        ('recurrent = "false"', r"model.recurrent: Input should be a valid boolean"),
+        ('layers = "16"', r"model.layers: Input should be a valid list"),
+        ("layers = [16.7]", r"model.layers\[0\]: Input should be a valid integer"),
+        ("lr = true", r"training.lr: Input should be a valid number"),
+        ('epochs = "3"', r"training.epochs: Input should be a valid integer"),
+        ("epochs = 0", r"training.epochs: Input should be greater than 0"),
+        ('model = "lif"', r"unknown cell 'lif'; valid cells: \['snu', 'ssnu'"),
+        ('optimizer = "rmsprop"', r"training.optimizer: Input should be 'sgd' or 'adam'"),
+    ],
+)
+def test_wrong_types_and_values_are_refused_never_coerced(toml_text, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(toml=tomllib.loads('task = "digits"\n' + toml_text))
+
+
+def test_an_int_is_a_valid_float():
+    assert build_config(toml={"task": "digits", "lr": 1}).training.lr == 1.0
+
+
+def test_unknown_keys_are_refused_with_the_valid_keys_at_that_level():
+    with pytest.raises(ConfigError, match=r"unknown key 'colour'; valid keys: \[.*'train-limit'"):
+        build_config(toml={"task": "digits", "colour": "red"})
+    with pytest.raises(ConfigError, match=r"unknown key 'model.depth'; valid keys of model: \['cell', 'layers'"):
+        build_config(flags={"task": "digits"}, sets=[("model.depth", 3)])
+    with pytest.raises(ConfigError, match=r"drift.*scal.*valid keys.*'scale'"):
+        build_config(flags={"task": "digits", "device": "pcm_joshi2020"}, sets=[("device.drift.scal", 2.0)])
+
+
+def test_set_reaches_device_parameters_and_needs_a_device():
+    config = build_config(flags={"task": "digits", "device": "pcm_joshi2020"},
+                          sets=[parse_set("device.drift.scale=1.5"), parse_set("device.stuck.fraction_at_zero=0.01")])
+    assert config.device.drift.scale == 1.5 and config.device.stuck.fraction_at_zero == 0.01
+    assert config.training.mode == "hwa"  # a device without --training trains hardware-aware
+    with pytest.raises(ConfigError, match=r"the run has no PCM device; pass --device"):
+        build_config(flags={"task": "digits"}, sets=[("device.drift.scale", 1.5)])
+
+
+def test_parse_set_reads_toml_values_and_bare_words():
+    assert parse_set("model.recurrent=true") == ("model.recurrent", True)
+    assert parse_set("model.layers=[4, 5]") == ("model.layers", [4, 5])
+    assert parse_set("training.optimizer=sgd") == ("training.optimizer", "sgd")
+    assert parse_set('model.g="relu"') == ("model.g", "relu")
+    with pytest.raises(ConfigError, match=r"--set takes dotted.key=value"):
+        parse_set("no-equals-sign")
+
+
+def test_mode_and_device_must_fit():
+    with pytest.raises(ConfigError, match=r"--training hwa needs a PCM device"):
+        build_config(flags={"task": "digits", "training": "hwa"})
+    with pytest.raises(ConfigError, match=r"--training digital runs without a PCM device"):
+        build_config(flags={"task": "digits", "device": "pcm_joshi2020", "training": "digital"})
+    with pytest.raises(ConfigError, match=r"--hil-scheme apply to --training hil only"):
+        build_config(flags={"task": "digits", "hil-scheme": "mixed"})
+    with pytest.raises(ConfigError, match=r"no task given"):
+        build_config(flags={"lr": 0.1})
+
+
+def _full_config() -> RunConfig:
+    """A config where every field differs from its default."""
+    return build_config(flags={
+        "task": "mnist", "data": "some/dir", "batch-size": 7, "eval-batch-size": 9, "steps": 11, "rate": 3.5,
+        "bptt": 13, "train-limit": 17, "model": "ssnu", "layers": [5, 4], "recurrent": True, "decay": 0.5,
+        "g": "leaky_relu", "threshold": 0.7, "surrogate": next(s for s in SURROGATES if s != "tanh"),
+        "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
+        "seed": 4, "grapes": "local", "hil-scheme": "reprogram", "program-every": 2,
+        "chip-seconds-per-batch": 0.5,
+    })
+
+
+def test_every_field_round_trips_through_json_and_toml():
+    config = _full_config()
+    assert RunConfig.from_dict(config.to_dict()) == config
+    text = tomli_w.dumps({k: v for k, v in config.to_dict().items() if v is not None})
+    assert build_config(toml=tomllib.loads(text)) == config  # a TOML of the stored config reproduces the run
+
+
+def test_every_field_round_trips_through_the_command_line():
+    config = _full_config()
+    flat = flatten(config.to_dict())
+    argv = ["train"]
+    for flag, path in FLAG_PATHS.items():
+        if flag == "device":
+            argv += ["--device", "pcm_aged_lowyield"]
+            continue
+        value = flat[path]
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        elif isinstance(value, list):
+            argv += [f"--{flag}", *map(str, value)]
+        else:
+            argv += [f"--{flag}", str(value)]
+    args = build_parser().parse_args(argv + ["--out", "x"])
+    assert config_from_args(args) == config
+    assert preset("pcm_aged_lowyield").to_dict() == config.device.to_dict()
+
+
+def test_help_shows_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in FLAG_PATHS:
+        assert f"--{flag}" in text, flag
+    assert "(default: per task: digits 128, mnist 256 256, jsb 150, ptb 200)" in " ".join(text.split())
