@@ -18,7 +18,8 @@
 #
 # Environment: PYTHON (default python3), TIME_LIMIT, WORK (scratch folder, default mktemp -d),
 # GPU_CHECK_SKIP_BUILD=1 uses the aihwkit already importable (a smoke run on a machine set up
-# with `make setup`), JOBS (build parallelism, default nproc).
+# with `make setup`), JOBS (build parallelism, default nproc), BENCH_ARGS (extra flags of
+# bench_accelerator.py, e.g. "--steps 3 --batches 64" for a smoke run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -98,7 +99,8 @@ R[tests_summary]=$("$PYTHON" -c 'import json,sys; lines=[l for l in open(sys.arg
 
 # --- 5: benchmark --------------------------------------------------------------------------------------
 log "benchmark"
-if "$PYTHON" benchmarks/bench_accelerator.py --json >"$WORK/bench.json" 2>"$WORK/bench.log"; then
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
+if "$PYTHON" benchmarks/bench_accelerator.py --json ${BENCH_ARGS:-} >"$WORK/bench.json" 2>"$WORK/bench.log"; then
   R[bench]=$(tail -n 1 "$WORK/bench.json")
 else
   R[bench]=null; R[bench_error]="\"see $WORK/bench.log\""

@@ -36,7 +36,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from analog_snu.device_models import resolve_device
-from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
+from analog_snu.errors import AnalogSNUError, BackendError, CheckpointError, ConfigError
 from analog_snu.experiments.config import RunConfig, config_differences
 from analog_snu.experiments.evaluate import evaluate_run
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME, is_run_directory
@@ -207,11 +207,19 @@ def _run_on_ray(payloads: list[dict[str, Any]], on_done: Callable[[dict[str, Any
         raise ConfigError(f"analog-snu sweep needs Ray: pip install 'ray>=2.9' ({exc})") from None
     started_here = not ray.is_initialized()
     if started_here:
-        if address:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR",
-                     log_to_driver=False)
+        # on a loaded machine Ray's metrics agent can take a minute to start; the raylet's default
+        # wait for it is shorter and it then aborts (Ray 2.60)
+        os.environ.setdefault("RAY_agent_register_timeout_ms", "600000")
+        try:
+            if address:
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR",
+                         log_to_driver=False)
+        except Exception as exc:  # Ray raises plain Exceptions (ConnectionError, timeouts, ...)
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise BackendError(f"could not start or reach {where}: {type(exc).__name__}: "
+                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
     try:
         task = ray.remote(run_trial)
         limit = workers if (address and workers) else len(payloads)

@@ -9,7 +9,7 @@ A spec has four parts::
     device = "pcm_joshi2020"
     training = "hwa"
     epochs = 5
-    "device.read_noise.scale" = 2.0       # a dotted path (quoted, or as a [base.device...] table)
+    "device.read_noise.scale" = 2.0       # a dotted path, quoted (TOML refuses a device.x table next to device = ...)
 
     [grid]                                # key -> the values it takes
     "device.drift.scale" = [0.5, 1.0, 2.0]

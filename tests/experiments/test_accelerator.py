@@ -19,6 +19,9 @@ from analog_snu.tasks.placement import batches_on, model_accelerator, to_acceler
 from analog_snu.training import loop
 
 META = torch.device("meta")
+#: attributes of aihwkit 1.2.0's InferenceTileWithPeriphery that its .to()/.cuda() leave where they are
+AIHWKIT_UNMOVED = ("drift_baseline", "drift_noise_parameters", "drift_readout_tensor", "programmed_weights",
+                   "reference_combined_weights")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 
@@ -31,7 +34,7 @@ def all_tensors(obj, prefix="", seen=None, depth=0):
     """Every tensor reachable from ``obj``: parameters, buffers and plain tensor attributes of modules
     and of the plain objects they hold (aihwkit tiles, noise models and their state), lists included."""
     seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 6:
+    if id(obj) in seen or depth > 16:
         return {}
     seen.add(id(obj))
     if isinstance(obj, torch.Tensor):
@@ -120,10 +123,12 @@ def test_every_tensor_of_a_model_follows_to(mode):
     after = all_tensors(net)
     stale = sorted(k for k, v in after.items() if v.is_floating_point() and v.dtype != torch.float64
                    and ".state." not in f".{k}." and "noise_model" not in k)
-    assert stale == []
+    # aihwkit 1.2.0's inference tiles keep their programming/drift state in plain attributes that its
+    # .to()/.cuda() do not touch: program a network after placing it (train_run and evaluate_run do)
+    assert {k.rsplit("analog_module.", 1)[-1].split(".")[0] for k in stale} <= set(AIHWKIT_UNMOVED)
     if mode == "hwa":
-        tile_weights = [k for k in after if "tile" in k.lower() and "weight" in k.lower()]
-        assert tile_weights, sorted(after)[:20]
+        tile_weights = [k for k in after if k.endswith("analog_ctx")]  # a torch tile's weights
+        assert len(tile_weights) == 2 and all(after[k].dtype == torch.float64 for k in tile_weights)
         states = [v for k, v in after.items() if ".state." in f".{k}." and v.is_floating_point()]
         assert states and all(v.device.type == "cpu" for v in states)
 

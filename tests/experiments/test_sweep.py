@@ -19,7 +19,7 @@ from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import build_config, evaluate_run, load_run, train_run
 from analog_snu.experiments.checkpoint import model_tensors
-from analog_snu.experiments.sweep import run_sweep
+from analog_snu.experiments.sweep import _claim, run_sweep
 from analog_snu.experiments.sweep_results import drift_column
 from analog_snu.experiments.sweep_spec import expand, parse_sweep_spec, read_sweep_spec, trial_id
 
@@ -69,8 +69,7 @@ def test_nested_toml_tables_are_dotted_keys(tmp_path):
         task = "digits"
         device = "pcm_joshi2020"
         train_limit = 32
-        [base.device.read_noise]
-        scale = 2.0
+        "device.read_noise.scale" = 2.0
         [grid.device.programming]
         scale = [0.5, 1.5]
         [eval]
@@ -110,8 +109,8 @@ def test_bad_specs_are_refused(data, match):
 
 
 @pytest.mark.parametrize("base, grid, extra, match", [
-    ({"device": "pcm_joshi2020"}, {"device.drift.scal": [1.0]}, {}, r"unknown key 'device.drift.scal'.*valid keys"),
-    ({}, {"layers": ["16"]}, {}, r"seed 0: model.layers: Input should be a valid list"),
+    ({"device": "pcm_joshi2020"}, {"device.drift.scal": [1.0]}, {}, r"device.drift.scal=1.0, seed 0: .*unknown key '(device\.)?drift.scal'; valid keys of (device\.)?drift: \[.*'scale'\]"),
+    ({}, {"recurrent": ["false"]}, {}, r"seed 0: model.recurrent: Input should be a valid boolean"),
     ({}, {"device.drift.scale": [1.0]}, {}, r"the run has no PCM device"),
     ({}, {}, {"eval": {"times": [1.0]}}, r"is digital: \[eval\] needs device ="),
     ({"device": "pcm_joshi2020"}, {}, {"eval": {"times": [1.0], "device": "no_such_preset"}}, r"no_such_preset"),
@@ -198,6 +197,7 @@ train_run(config, sys.argv[2], progress=False, on_epoch_end=hook)
 def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     s = spec(base={"epochs": 3}, seeds=(5,))
     (trial,) = expand(s)
+    _claim(tmp_path / "sweep")  # the sweep directory as a first call leaves it
     run_dir = tmp_path / "sweep" / "trials" / trial.id
     killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_EPOCH_1, json.dumps(trial.config.to_dict()), str(run_dir)],
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
