@@ -91,7 +91,7 @@ fi
 # --- 4: tests ------------------------------------------------------------------------------------------
 log "running the CUDA tests"
 t0=$(date +%s)
-timeout "$(( $(left) - 200 > 60 ? $(left) - 200 : 60 ))" "$PYTHON" -m pytest -q -p no:cacheprovider -m cuda tests \
+timeout "$(( $(left) - 200 > 60 ? $(left) - 200 : 60 ))" "$PYTHON" -m pytest -o addopts="--import-mode=importlib" -q -p no:cacheprovider -m cuda tests \
   tests/experiments/test_accelerator.py >"$WORK/pytest.log" 2>&1
 R[tests_rc]=$?
 R[tests_s]=$(( $(date +%s) - t0 ))
