@@ -75,6 +75,10 @@ class Checkpoint:
         except (KeyError, ConfigError) as exc:
             raise CheckpointError(f"checkpoint holds no valid model spec: {exc}") from exc
 
+    def group_with_prefix(self, prefix: str) -> dict[str, Tensor]:
+        """Tensors whose names start with ``prefix``, names kept whole."""
+        return {name: tensor for name, tensor in self.tensors.items() if name.startswith(prefix)}
+
     def group(self, prefix: str) -> dict[str, Tensor]:
         """Tensors under ``prefix/`` with the prefix stripped."""
         start = len(prefix) + 1
@@ -164,9 +168,18 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
     save_rng: bool = True,
+    state_tensors: dict[str, Tensor] | None = None,
 ) -> None:
-    """Write model weights, spec, optimizer and RNG state to ``path`` atomically (safetensors)."""
+    """Write model weights, spec, optimizer and RNG state to ``path`` atomically (safetensors).
+
+    ``state_tensors``: more named tensors to keep (e.g. the ``hil/...`` chip state of a
+    hardware-in-the-loop run), covered by the same SHA-256.
+    """
     tensors = model_tensors(model)
+    for name, tensor in (state_tensors or {}).items():
+        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
+            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
+        tensors[name] = tensor.detach().cpu().contiguous()
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
     if optimizer is not None:
         optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)

@@ -69,16 +69,20 @@ class TrainingConfig(StrictModel):
     """HIL reprogram only: reprogram the chip every N batches (default 1)."""
     chip_seconds_per_batch: float | None = Field(None, ge=0.0)
     """HIL only: chip clock advance per batch, seconds (default 1.0)."""
+    granularity: float | None = Field(None, gt=0.0, le=1.0)
+    """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
 
     @model_validator(mode="after")
     def _hil_fields_need_hil(self) -> "TrainingConfig":
-        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch")
+        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch", "granularity")
                  if getattr(self, name) is not None]
         if given and self.mode != "hil":
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ValueError(f"{flags} apply to --training hil only (training mode is {self.mode!r})")
         if self.program_every is not None and self.hil_scheme == "mixed":
             raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
+        if self.granularity is not None and self.hil_scheme != "mixed":
+            raise ValueError("--granularity applies to --hil-scheme mixed only")
         return self
 
 
@@ -139,6 +143,8 @@ class RunConfig(StrictModel):
         }
         if scheme == "reprogram":
             settings["program_every"] = self.training.program_every or 1
+        else:
+            settings["granularity"] = self.training.granularity
         return settings
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel
 
 from analog_snu.device_models import PCMDevice, resolve_device
@@ -37,6 +38,7 @@ __all__ = [
     "read_toml",
     "set_path",
     "device_value",
+    "to_toml",
 ]
 
 #: config sections -> their model and main field
@@ -77,6 +79,15 @@ def device_value(value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
         return resolve_device(value).to_dict()
     raise ConfigError(f"device must be a preset name, a .toml/.json device file or 'digital', got {value!r}")
+
+
+def _without_none(tree: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _without_none(v) if isinstance(v, Mapping) else v for k, v in tree.items() if v is not None}
+
+
+def to_toml(config: RunConfig) -> str:
+    """``config`` as a TOML ``--config`` file that reproduces it (open values are left out, as TOML has no null)."""
+    return tomli_w.dumps(_without_none(config.to_dict()))
 
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

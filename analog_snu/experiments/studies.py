@@ -13,14 +13,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from analog_snu.device_models import PCMDevice
+from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
 from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.run_dir import RunDirectory
-from analog_snu.hardware import device_count, drift, drift_study, export_weight_maps, program
+from analog_snu.hardware import device_count, drift_study, export_weight_maps, program
+from analog_snu.hardware.map_plots import WEAR_FIELDS
 
 __all__ = ["run_drift_study", "run_export_maps"]
+
+
+def _wear(checkpoint: Checkpoint) -> dict[str, dict[str, np.ndarray]]:
+    """Per-device wear counters of a hardware-in-the-loop run, from its checkpoint (empty otherwise)."""
+    wear: dict[str, dict[str, np.ndarray]] = {}
+    for key, tensor in checkpoint.group("hil/chip").items():
+        tile, _, counter = key.rpartition("/")
+        if counter in WEAR_FIELDS:
+            wear.setdefault(tile, {})[counter] = tensor.numpy()
+    return wear
 
 
 def run_drift_study(
@@ -78,9 +92,7 @@ def run_export_maps(
         path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{time:g}" / "maps.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         program(model, seed=seed)
-        if time > 0:
-            drift(model, time)
-        written = export_weight_maps(model, path, csv=csv, png=png)
+        written = export_weight_maps(model, path, csv=csv, png=png, time=time, wear=_wear(opened.checkpoint))
         task = opened.task
         metric = float(evaluate_split(task, model, split, opened.config.training.seed)[task.metric])
     return {"written": written, "metric": task.metric, "value": metric, "counts": device_count(model), "time": time}

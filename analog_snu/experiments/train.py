@@ -33,7 +33,7 @@ from analog_snu.files import atomic_write_bytes, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
 from analog_snu.tiles.tile_access import named_layer_tiles
-from analog_snu.training import GRAPES, make_optimizer
+from analog_snu.training import GRAPES, HILTrainer, make_optimizer
 from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, train_epoch
 
 __all__ = ["TrainResult", "train_run", "load_task_for", "RESUMABLE_CHANGES"]
@@ -142,6 +142,7 @@ def train_run(
         model = build_model(spec).to(accelerator)
         optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
         grapes = GRAPES(model, config.training.grapes) if config.training.grapes else None
+        hil = _hil_trainer(config, model, optimizer)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume:
@@ -154,6 +155,8 @@ def train_run(
             for group in optimizer.param_groups:
                 group["lr"] = config.training.lr  # a lower lr after divergence
             restore_rng(checkpoint)
+            if hil is not None:
+                hil.load_state(checkpoint.meta["extra"].get("hil"), checkpoint.group_with_prefix("hil/"))
             history = list(checkpoint.meta["extra"]["history"])
             start_epoch = int(checkpoint.meta["extra"]["epoch"])
             if run.finished:
@@ -173,8 +176,11 @@ def train_run(
         for epoch in range(start_epoch, epochs):
             start = time.perf_counter()
             batches = task.train_batches(_epoch_generator(config.training.seed, epoch))
-            train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=grapes,
-                                     desc=f"{config.task.name} epoch {epoch + 1}/{epochs}", progress=mode)
+            desc = f"{config.task.name} epoch {epoch + 1}/{epochs}"
+            if hil is None:
+                train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=grapes, desc=desc, progress=mode)
+            else:
+                train_loss = hil.train_epoch(batches, loss_fn, grapes=grapes, desc=f"{desc} (HIL)", progress=mode.bars)
             train_s = time.perf_counter() - start
             valid = evaluate_split(task, model, "valid", config.training.seed)
             diverged = _divergence(run.path, epoch + 1, train_loss, valid["loss"], model, config)
@@ -184,9 +190,14 @@ def train_run(
                    f"valid_{task.metric}": valid[task.metric], "train_s": round(train_s, 3),
                    "epoch_s": round(time.perf_counter() - start, 3)}
             history.append(row)
-            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer,
-                            extra={"config": config.to_dict(), "epoch": epoch + 1, "history": history})
+            extra = {"config": config.to_dict(), "epoch": epoch + 1, "history": history}
+            if hil is not None:
+                extra["hil"] = hil.state_meta()
+            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer, extra=extra,
+                            state_tensors=None if hil is None else hil.state_tensors())
             _write_metrics(run.path, history)
+            if hil is not None:
+                write_json(run.path / "hil.json", hil.summary())
             if mode.epoch_lines:
                 print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started), flush=True)
             if on_epoch_end is not None:
@@ -196,6 +207,33 @@ def train_run(
         final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
                  "test_loss": test["loss"], "epochs": epochs, "epoch": epochs,
                  "mean_train_s_per_epoch": sum(r["train_s"] for r in history) / max(len(history), 1)}
+        if hil is not None:
+            final["hil"] = hil.summary()
+            if mode.epoch_lines:
+                print(hil_line(final["hil"]), flush=True)
         write_json(run.path / "final.json", final)
     return TrainResult(model, spec, history, final, run.path)
+
+
+def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> HILTrainer | None:
+    """The hardware-in-the-loop trainer of a ``--training hil`` run (``None`` otherwise)."""
+    settings = config.hil
+    if settings is None:
+        return None
+    return HILTrainer(model, optimizer, config.device, scheme=settings["scheme"],
+                      program_every=settings.get("program_every", 1), granularity=settings.get("granularity"),
+                      chip_seconds_per_batch=settings["chip_seconds_per_batch"], seed=config.training.seed)
+
+
+def hil_line(summary: dict[str, Any]) -> str:
+    """Device wear of a HIL run in one line."""
+    parts = [f"HIL ({summary['scheme']}): {summary['devices']:,} devices, chip clock {summary['chip_seconds']:g} s"]
+    if "programming_events" in summary:
+        events = summary["programming_events"]
+        parts.append(f"programming events per device mean {events['mean']:.2f}, max {events['max']}")
+    if "set_pulses" in summary:
+        pulses = summary["set_pulses"]
+        parts.append(f"SET pulses per device mean {pulses['mean']:.2f}, max {pulses['max']}")
+        parts.append(f"refreshes {summary['refreshes']['total']}")
+    return "; ".join(parts)
 

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,12 +166,15 @@ def _npz_path(path: str | os.PathLike) -> Path:
 
 @torch.no_grad()
 def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
-                       time: float | None = None) -> dict[str, Any]:
+                       time: float | None = None,
+                       wear: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> dict[str, Any]:
     """Write the weight maps of a programmed ``model`` (see the module docstring for the files).
 
     ``time`` (seconds after programming, finite, >= 0): first drift every tile that is not at
     that time to it (:func:`analog_snu.hardware.drift`, seed derived from the programming seed);
-    ``None`` exports the tiles as they are.
+    ``None`` exports the tiles as they are. ``wear``: per-device wear counters of a
+    hardware-in-the-loop run, tile name -> {``programming_events`` | ``set_pulses`` |
+    ``refreshes``: array}, stored as ``<tile>/<counter>`` next to the conductances.
 
     Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
     """
@@ -188,6 +192,8 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
     for layer, name, tile, noise_model, state in tiles:
         for key, value in _tile_arrays(state, tile).items():
             arrays[f"{name}/{key}"] = value
+        for key, value in (wear or {}).get(name, {}).items():
+            arrays[f"{name}/{key}"] = np.asarray(value)
         meta_tiles.append({
             "name": name,
             "layer": layer,

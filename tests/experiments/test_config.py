@@ -3,7 +3,6 @@
 import tomllib
 
 import pytest
-import tomli_w
 
 from analog_snu.cli import build_parser
 from analog_snu.cli.config_flags import config_from_args
@@ -11,6 +10,7 @@ from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import FLAG_PATHS, RunConfig, build_config, parse_set
 from analog_snu.experiments.config import flatten
+from analog_snu.experiments.sources import to_toml
 from analog_snu.functional import SURROGATES
 
 
@@ -90,16 +90,15 @@ def _full_config() -> RunConfig:
         "bptt": 13, "train-limit": 17, "model": "ssnu", "layers": [5, 4], "recurrent": True, "decay": 0.5,
         "g": "leaky_relu", "threshold": 0.7, "surrogate": next(s for s in SURROGATES if s != "tanh"),
         "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
-        "seed": 4, "grapes": "local", "hil-scheme": "reprogram", "program-every": 2,
-        "chip-seconds-per-batch": 0.5,
+        "seed": 4, "grapes": "local", "hil-scheme": "mixed",
+        "chip-seconds-per-batch": 0.5, "granularity": 0.02,
     })
 
 
 def test_every_field_round_trips_through_json_and_toml():
     config = _full_config()
     assert RunConfig.from_dict(config.to_dict()) == config
-    text = tomli_w.dumps({k: v for k, v in config.to_dict().items() if v is not None})
-    assert build_config(toml=tomllib.loads(text)) == config  # a TOML of the stored config reproduces the run
+    assert build_config(toml=tomllib.loads(to_toml(config))) == config  # a TOML of the stored config reproduces the run
 
 
 def test_every_field_round_trips_through_the_command_line():
