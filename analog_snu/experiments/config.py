@@ -26,7 +26,7 @@ from analog_snu.device_models import PCMDevice
 from analog_snu.models import ModelConfig, ModelSpec
 from analog_snu.schema import StrictModel
 from analog_snu.tasks import TaskConfig
-from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS
+from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
            "config_differences"]
@@ -62,7 +62,21 @@ class TrainingConfig(StrictModel):
     seed: NonNegativeInt = 0
     """Seed of weights, shuffles, spikes and programming."""
     grapes: Literal[GRAPES_VARIANTS] | None = None  # type: ignore[valid-type]
-    """GRAPES error-signal modulation variant (none by default)."""
+    """GRAPES error-signal modulation variant (none by default); with --rule fa|dfa: FAgrapes / DFAgrapes."""
+    rule: Literal["bp", "fa", "dfa"] = "bp"
+    """Learning rule: backprop, feedback alignment or direct feedback alignment (fixed random feedback, seeded)."""
+    weight_init: Literal[WEIGHT_INITS] = "default"  # type: ignore[valid-type]
+    """Weight initialisation (he_uniform as in the GRAPES reference code)."""
+    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    """Learning-rate schedule, stepped once per epoch (plateau: on the validation loss)."""
+    step_size: PositiveInt | None = None
+    """step schedule: epochs between decays (required for step)."""
+    gamma: float | None = Field(None, gt=0.0, lt=1.0)
+    """step / plateau schedules: decay factor (default 0.1)."""
+    patience: PositiveInt | None = None
+    """Early stopping: stop after this many epochs without a better validation loss (default: never)."""
+    select: Literal["last", "best"] = "last"
+    """Which epoch the run reports and evaluates: the last, or the best validation loss (checkpoint_best)."""
     hil_scheme: Literal[HIL_SCHEMES] | None = None  # type: ignore[valid-type]
     """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
     program_every: PositiveInt | None = None
@@ -83,6 +97,12 @@ class TrainingConfig(StrictModel):
             raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
         if self.granularity is not None and self.hil_scheme != "mixed":
             raise ValueError("--granularity applies to --hil-scheme mixed only")
+        if self.schedule == "step" and self.step_size is None:
+            raise ValueError("--schedule step needs --step-size N (epochs between decays)")
+        if self.step_size is not None and self.schedule != "step":
+            raise ValueError("--step-size applies to --schedule step only")
+        if self.gamma is not None and self.schedule not in ("step", "plateau"):
+            raise ValueError("--gamma applies to --schedule step or plateau only")
         return self
 
 

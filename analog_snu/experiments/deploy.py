@@ -24,7 +24,7 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, restore_model, transfer_weights
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.records import read_record
-from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.sources import set_path
 from analog_snu.experiments.train import load_task_for
 from analog_snu.models import ModelSpec, build_model
@@ -61,6 +61,9 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     checkpoint = read_checkpoint(run.checkpoint)
     config = RunConfig.from_dict(checkpoint.meta.get("extra", {}).get("config"), where=f"{run.checkpoint} config")
     record = read_record(run.path, expect=config)
+    best = run.path / BEST_CHECKPOINT_NAME
+    if config.training.select == "best" and best.is_file():  # the run reports its best-validation epoch
+        checkpoint = read_checkpoint(best)
     spec = checkpoint.spec
     model = build_model(spec)
     restore_model(model, checkpoint)

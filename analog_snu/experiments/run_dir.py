@@ -28,13 +28,16 @@ from filelock import FileLock, Timeout
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.files import to_json, atomic_write_text
 
-__all__ = ["RunDirectory", "RUN_FILES", "RUN_FOLDERS", "MARKER_NAME", "CHECKPOINT_NAME", "is_run_directory"]
+__all__ = ["RunDirectory", "RUN_FILES", "RUN_FOLDERS", "MARKER_NAME", "CHECKPOINT_NAME", "BEST_CHECKPOINT_NAME",
+           "is_run_directory"]
 
 MARKER_NAME = ".analog_snu-run"
 LOCK_NAME = ".lock"
 CHECKPOINT_NAME = "checkpoint.safetensors"
+#: copy of the checkpoint of the epoch with the lowest validation loss
+BEST_CHECKPOINT_NAME = "checkpoint_best.safetensors"
 #: files a run writes (``--force`` removes exactly these)
-RUN_FILES = ("config.json", CHECKPOINT_NAME, "checkpoint_best.safetensors", "metrics.csv", "metrics.json",
+RUN_FILES = ("config.json", CHECKPOINT_NAME, BEST_CHECKPOINT_NAME, "metrics.csv", "metrics.json",
              "final.json", "hil.json", "eval.json")
 #: result folders of later commands (``--force`` removes them too: they describe the old run)
 RUN_FOLDERS = ("eval", "drift_study", "weight_maps", "report")

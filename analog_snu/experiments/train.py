@@ -28,12 +28,21 @@ from analog_snu.experiments.accelerator import resolve_accelerator
 from analog_snu.experiments.checkpoint import read_checkpoint, restore_model, restore_optimizer, restore_rng, save_checkpoint
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
 from analog_snu.experiments.records import evaluate_split, read_record, write_record
-from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.files import atomic_write_bytes, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
 from analog_snu.tiles.tile_access import named_layer_tiles
-from analog_snu.training import GRAPES, HILTrainer, make_optimizer
+from analog_snu.training import (
+    GRAPES,
+    HILTrainer,
+    init_weights,
+    make_learning_rule,
+    make_optimizer,
+    make_scheduler,
+    scheduler_step,
+)
+from analog_snu.training.feedback_alignment import LearningRule
 from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, train_epoch
 
 __all__ = ["TrainResult", "train_run", "load_task_for", "RESUMABLE_CHANGES"]
@@ -140,8 +149,11 @@ def train_run(
 
         torch.manual_seed(config.training.seed)
         model = build_model(spec).to(accelerator)
+        if config.training.weight_init != "default":
+            init_weights(model, config.training.weight_init, seed=config.training.seed)
         optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
-        grapes = GRAPES(model, config.training.grapes) if config.training.grapes else None
+        scheduler = _scheduler(config, optimizer)
+        rule = _learning_rule(config, model)
         hil = _hil_trainer(config, model, optimizer)
         history: list[dict[str, Any]] = []
         start_epoch = 0
@@ -151,9 +163,16 @@ def train_run(
             read_record(run.path, expect=stored)
             _check_resumable(stored, config)
             restore_model(model, checkpoint)
+            if scheduler is not None:  # the schedule's state, replayed from the history
+                for row in checkpoint.meta["extra"]["history"]:
+                    scheduler_step(scheduler, row["valid_loss"])
             restore_optimizer(optimizer, checkpoint)
-            for group in optimizer.param_groups:
-                group["lr"] = config.training.lr  # a lower lr after divergence
+            if stored.training.lr != config.training.lr:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.training.lr  # a lower lr after divergence
+            if isinstance(rule, LearningRule) and rule.feedback_state():
+                rule.load_feedback_state({name[len("feedback/"):]: tensor for name, tensor
+                                          in checkpoint.group_with_prefix("feedback/").items()})
             restore_rng(checkpoint)
             if hil is not None:
                 hil.load_state(checkpoint.meta["extra"].get("hil"), checkpoint.group_with_prefix("hil/"))
@@ -178,9 +197,9 @@ def train_run(
             batches = task.train_batches(_epoch_generator(config.training.seed, epoch))
             desc = f"{config.task.name} epoch {epoch + 1}/{epochs}"
             if hil is None:
-                train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=grapes, desc=desc, progress=mode)
+                train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=rule, desc=desc, progress=mode)
             else:
-                train_loss = hil.train_epoch(batches, loss_fn, grapes=grapes, desc=f"{desc} (HIL)", progress=mode.bars)
+                train_loss = hil.train_epoch(batches, loss_fn, grapes=rule, desc=f"{desc} (HIL)", progress=mode.bars)
             train_s = time.perf_counter() - start
             valid = evaluate_split(task, model, "valid", config.training.seed)
             diverged = _divergence(run.path, epoch + 1, train_loss, valid["loss"], model, config)
@@ -191,10 +210,13 @@ def train_run(
                    "epoch_s": round(time.perf_counter() - start, 3)}
             history.append(row)
             extra = {"config": config.to_dict(), "epoch": epoch + 1, "history": history}
+            state = _feedback_tensors(rule)
             if hil is not None:
                 extra["hil"] = hil.state_meta()
-            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer, extra=extra,
-                            state_tensors=None if hil is None else hil.state_tensors())
+                state.update(hil.state_tensors())
+            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer, extra=extra, state_tensors=state)
+            if _best_epoch(history) == epoch + 1:
+                atomic_write_bytes(run.path / BEST_CHECKPOINT_NAME, run.checkpoint.read_bytes())
             _write_metrics(run.path, history)
             if hil is not None:
                 write_json(run.path / "hil.json", hil.summary())
@@ -202,10 +224,25 @@ def train_run(
                 print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started), flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
+            if scheduler is not None:
+                scheduler_step(scheduler, valid["loss"])
+            patience = config.training.patience
+            if patience is not None and epoch + 1 - _best_epoch(history) >= patience:
+                if mode.epoch_lines:
+                    print(f"early stop: no better validation loss for {patience} epochs", flush=True)
+                break
 
         test = evaluate_split(task, model, "test", config.training.seed)
+        last = {"epoch": history[-1]["epoch"], f"test_{task.metric}": test[task.metric], "test_loss": test["loss"]}
+        best_epoch = _best_epoch(history)
+        if config.training.select == "best" and best_epoch != last["epoch"]:
+            restore_model(model, read_checkpoint(run.path / BEST_CHECKPOINT_NAME))
+            test = evaluate_split(task, model, "test", config.training.seed)
         final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
-                 "test_loss": test["loss"], "epochs": epochs, "epoch": epochs,
+                 "test_loss": test["loss"], "epochs": epochs,
+                 "epoch": best_epoch if config.training.select == "best" else last["epoch"],
+                 "select": config.training.select, "best_valid_epoch": best_epoch, "last": last,
+                 "stopped_early": last["epoch"] < epochs,
                  "mean_train_s_per_epoch": sum(r["train_s"] for r in history) / max(len(history), 1)}
         if hil is not None:
             final["hil"] = hil.summary()
@@ -213,6 +250,39 @@ def train_run(
                 print(hil_line(final["hil"]), flush=True)
         write_json(run.path / "final.json", final)
     return TrainResult(model, spec, history, final, run.path)
+
+
+def _best_epoch(history: list[dict[str, Any]]) -> int:
+    """The epoch with the lowest validation loss (the first of equals)."""
+    return min(history, key=lambda row: row["valid_loss"])["epoch"]
+
+
+def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
+    t = config.training
+    params: dict[str, Any] = {}
+    if t.schedule == "step":
+        params = {"step_size": t.step_size, **({"gamma": t.gamma} if t.gamma is not None else {})}
+    elif t.schedule == "cosine":
+        params = {"t_max": t.epochs}
+    elif t.schedule == "plateau" and t.gamma is not None:
+        params = {"factor": t.gamma}
+    return make_scheduler(optimizer, t.schedule, **params)
+
+
+def _learning_rule(config: RunConfig, model: nn.Module) -> Any:
+    """GRAPES and/or feedback alignment for the run (``None`` for plain backprop)."""
+    t = config.training
+    if t.rule == "bp":
+        return GRAPES(model, t.grapes) if t.grapes else None
+    name = t.rule.upper() + ("grapes" if t.grapes else "")
+    return make_learning_rule(model, name, seed=t.seed, grapes_variant=t.grapes or "propagating")
+
+
+def _feedback_tensors(rule: Any) -> dict[str, torch.Tensor]:
+    """The fixed random feedback matrices of FA/DFA, to checkpoint (empty otherwise)."""
+    if not isinstance(rule, LearningRule):
+        return {}
+    return {f"feedback/{name}": tensor for name, tensor in rule.feedback_state().items()}
 
 
 def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> HILTrainer | None:

@@ -234,3 +234,49 @@ def test_grapes_flag_trains(tmp_path):
     out = tmp_path / "grapes"
     assert run_cli("train", *TINY, "--grapes", "local", "--out", out) == 0
     assert json.loads((out / "config.json").read_text())["config"]["training"]["grapes"] == "local"
+
+
+def test_best_valid_selection_early_stopping_and_schedule(tmp_path):
+    run = tmp_path / "best"
+    result = train_run(tiny(epochs=6, optimizer="sgd", lr=0.5, schedule="step", **{"step-size": 2},
+                            patience=2, select="best"), run, progress=False)
+    history = result.history
+    best = min(history, key=lambda row: row["valid_loss"])["epoch"]
+    final = result.final
+    assert final["best_valid_epoch"] == best and final["epoch"] == best and final["select"] == "best"
+    assert final["last"]["epoch"] == history[-1]["epoch"]
+    # early stopping: the run ends `patience` epochs after its best one, or at the last epoch
+    assert history[-1]["epoch"] == min(best + 2, 6) and final["stopped_early"] == (history[-1]["epoch"] < 6)
+    # the reported test metric is the best checkpoint's, and eval agrees
+    assert evaluate_run_as_trained(run) == final["test_accuracy"]
+    assert (run / "checkpoint_best.safetensors").is_file()
+    # step schedule: lr x 0.1 every 2 epochs; the checkpoint of epoch E holds the lr epoch E trained with
+    lr = read_checkpoint(run / "checkpoint.safetensors").meta["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(0.5 * 0.1 ** ((history[-1]["epoch"] - 1) // 2))
+
+
+def evaluate_run_as_trained(run):
+    from analog_snu.experiments import evaluate_run
+
+    return evaluate_run(run)["as_trained"]
+
+
+def test_feedback_alignment_run_resumes_bit_identically(tmp_path):
+    config = tiny(epochs=2, rule="fa", grapes="propagating", **{"weight-init": "he_uniform"})
+    uninterrupted = train_run(config, tmp_path / "a", progress=False)
+    killed, hook = _stop_after(1)
+    with pytest.raises(killed):
+        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    checkpoint = read_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    assert any(name.startswith("feedback/") for name in checkpoint.tensors)
+    resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
+    _assert_same_weights(uninterrupted.model, resumed.model)
+
+
+def test_schedule_settings_are_checked():
+    from analog_snu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--schedule step needs --step-size"):
+        tiny(schedule="step")
+    with pytest.raises(ConfigError, match=r"--gamma applies to --schedule step or plateau only"):
+        tiny(gamma=0.5)
