@@ -53,6 +53,12 @@ class ModelConfig(StrictModel):
     """Initial firing threshold of spiking cells (trainable per neuron)."""
     surrogate: Literal[tuple(SURROGATES)] = "tanh"  # type: ignore[valid-type]
     """Pseudo-derivative of the SNU's step function in the backward pass."""
+    conv_channels: list[PositiveInt] = []
+    """Convolutional SNU layers before the dense ones: output channels of each (empty: none; image tasks)."""
+    conv_kernel: PositiveInt = 5
+    """Kernel size of the convolutional SNU layers."""
+    conv_pool: PositiveInt = 2
+    """Max-pooling window after each convolutional SNU layer (1: none)."""
 
     @field_validator("cell")
     @classmethod
@@ -95,6 +101,11 @@ class ModelSpec(ModelConfig):
                 f"{'a digital model' if self.device is None else 'a PCM device'}: use training 'digital' "
                 "without a device, and a PCM device with training 'hwa', 'pulsed' or 'hil'"
             )
+        if self.conv_channels:
+            side = round(self.input_size ** 0.5)
+            if self.head != "mean" or not self.spiking or side * side != self.input_size:
+                raise ValueError("conv_channels need a spiking cell and square single-channel images "
+                                 f"(head 'mean'); got cell {self.cell!r}, head {self.head!r}, input_size {self.input_size}")
         if self.recurrent and not self.spiking:
             raise ValueError(f"recurrent is for spiking cells; {self.cell} is recurrent already")
         if self.head != "language" and (self.tie_weights or self.embedding_size):

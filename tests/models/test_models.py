@@ -130,3 +130,20 @@ def test_analog_rnn_refuses_other_cells():
 
     with pytest.raises(ConfigError, match=r"analog RNN cell must be one of \['gru', 'lstm'\], got 'rnn'"):
         analog_rnn("rnn", 3, 4, preset("pcm").rpu_config("hwa"))
+
+
+def test_conv_channels_build_a_convolutional_snu_whose_tiles_are_counted():
+    from analog_snu.hardware import device_count
+    from analog_snu.layers import ConvSNUNetwork
+
+    conv = spec(input_size=64, layers=[16], output_size=10, conv_channels=[4], conv_kernel=3,
+                device=preset("pcm_joshi2020"), training="hwa")
+    model = build_model(conv)
+    assert isinstance(model, ConvSNUNetwork)
+    counts = device_count(model)
+    # 2 devices per weight: conv 4 x (1 x 3 x 3); dense 4 x 3 x 3 (6x6 map pooled to 3x3) -> 16; readout 16 -> 10
+    assert counts["convs.0.weight_ih"] == 2 * 4 * 9
+    assert counts["dense.0.weight_ih"] == 2 * 36 * 16 and counts["readout"] == 2 * 16 * 10
+    assert model(torch.bernoulli(torch.full((5, 2, 64), 0.3))).shape == (2, 10)
+    with pytest.raises(ConfigError, match=r"conv_channels need a spiking cell and square single-channel images"):
+        spec(input_size=60, conv_channels=[4])
