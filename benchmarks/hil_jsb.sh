@@ -24,6 +24,7 @@ if [ "$STREAM" = a ]; then
   run hil-reprogram --device pcm_joshi2020 --training hil --hil-scheme reprogram
   run pulsed --device pcm_joshi2020 --training pulsed --optimizer sgd --lr 0.05
 else
-  run hil-mixed --device pcm_joshi2020 --training hil --hil-scheme mixed
-  run hil-mixed-lr1e-3 --device pcm_joshi2020 --training hil --hil-scheme mixed --lr 0.001
+  # At the task's Adam lr 0.01 the mixed scheme diverged on JSB (valid NLL 7,871 after epoch 1,
+  # 2.6e10 after epoch 2); 0.001 is the largest of the two tried that trains.
+  run hil-mixed --device pcm_joshi2020 --training hil --hil-scheme mixed --lr 0.001
 fi
