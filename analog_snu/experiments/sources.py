@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
-from analog_snu.experiments.config import RunConfig, TrainingConfig
+from analog_snu.experiments.config import RunConfig, TrainingConfig, flatten
 from analog_snu.models import ModelConfig
 from analog_snu.schema import merge, validate
 from analog_snu.tasks import TaskConfig
@@ -121,20 +121,20 @@ def parse_set(option: str) -> tuple[str, Any]:
     return path, value
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A ``--config`` file as a dict; missing, unreadable or invalid files raise ConfigError naming them."""
+def read_toml(path: str | Path, what: str = "--config file") -> dict[str, Any]:
+    """A TOML file as a dict; missing, unreadable or invalid files raise ConfigError naming them (as ``what``)."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"--config {path} is a directory, not a TOML file")
+        raise ConfigError(f"{what} {path} is a directory, not a TOML file")
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"--config file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"--config file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def _split_toml(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, Any]]]:
@@ -147,7 +147,7 @@ def _split_toml(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], di
         if key == "set":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [set] must be a table of dotted.key = value")
-            sets.extend(_flatten(value))
+            sets.extend(flatten(value).items())
         elif key in (*SECTIONS, "device") and isinstance(value, dict):
             tables[key] = value
         elif flag in FLAG_PATHS:
@@ -156,15 +156,6 @@ def _split_toml(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], di
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {sorted([*FLAG_PATHS, *_TOML_EXTRAS])} "
                               f"or the tables {sorted([*SECTIONS, 'device'])}")
     return flags, tables, sets
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            yield from _flatten(value, path)
-        else:
-            yield path, value
 
 
 def _apply_flags(tree: dict[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,6 @@ import itertools
 import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,8 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, model_validator
 
 from analog_snu.errors import ConfigError
-from analog_snu.experiments.config import RunConfig
-from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value
+from analog_snu.experiments.config import RunConfig, flatten
+from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
 from analog_snu.schema import StrictModel, validate
 
 __all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "expand", "trial_id", "format_value"]
@@ -141,17 +140,6 @@ def _canonical(key: str) -> str:
     return key
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            flat.update(_flatten(value, path))
-        else:
-            flat[path] = value
-    return flat
-
-
 def parse_sweep_spec(data: Mapping[str, Any], where: str = "sweep spec") -> SweepSpec:
     """A spec from its TOML data (nested ``[base]``/``[grid]`` tables read as dotted keys)."""
     if not isinstance(data, Mapping):
@@ -164,25 +152,13 @@ def parse_sweep_spec(data: Mapping[str, Any], where: str = "sweep spec") -> Swee
         if part in tree:
             if not isinstance(tree[part], dict):
                 raise ConfigError(f"{where}: [{part}] must be a table, got {tree[part]!r}")
-            tree[part] = _flatten(tree[part])
+            tree[part] = flatten(tree[part])
     return validate(SweepSpec, tree, where=where)
 
 
 def read_sweep_spec(path: str | Path) -> SweepSpec:
     """Read ``SPEC.toml``; missing, unreadable, invalid files and bad keys raise ConfigError naming it."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"sweep spec {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"sweep spec {path} is a directory, not a TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"sweep spec {path} cannot be read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"sweep spec {path} is not valid TOML: {exc}") from None
-    return parse_sweep_spec(data, where=f"sweep spec {path}")
+    return parse_sweep_spec(read_toml(path, what="sweep spec"), where=f"sweep spec {path}")
 
 
 def format_value(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analog_snu.errors import CheckpointError, ConfigError, DivergenceError
+from analog_snu.errors import CheckpointError, DivergenceError, InputValueError
 from analog_snu.experiments.accelerator import resolve_accelerator
 from analog_snu.experiments.checkpoint import read_checkpoint, restore_model, restore_optimizer, restore_rng, save_checkpoint
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
@@ -110,8 +110,11 @@ def _divergence(run_dir: Path, epoch: int, train_loss: float, valid_loss: float,
     bad = _non_finite_weights(model)
     if bad:
         problems.append(f"non-finite weights in {', '.join(bad[:3])}")
-    if not problems:
-        return None
+    return _diverged(run_dir, epoch, problems, config) if problems else None
+
+
+def _diverged(run_dir: Path, epoch: int, problems: list[str], config: RunConfig) -> DivergenceError:
+    """The error of a run that diverged in ``epoch``, saying what is kept and how to go on."""
     lower = config.training.lr / 10
     if epoch > 1:
         kept = (f"the checkpoint of epoch {epoch - 1} is kept; resume with a lower learning rate: "
@@ -199,7 +202,11 @@ def train_run(
             if hil is None:
                 train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=rule, desc=desc, progress=mode)
             else:
-                train_loss = hil.train_epoch(batches, loss_fn, grapes=rule, desc=f"{desc} (HIL)", progress=mode.bars)
+                try:
+                    train_loss = hil.train_epoch(batches, loss_fn, grapes=rule, desc=f"{desc} (HIL)",
+                                                 progress=mode.bars)
+                except InputValueError as exc:  # the chip refuses to program non-finite weights
+                    raise _diverged(run.path, epoch + 1, [str(exc)], config) from None
             train_s = time.perf_counter() - start
             valid = evaluate_split(task, model, "valid", config.training.seed)
             diverged = _divergence(run.path, epoch + 1, train_loss, valid["loss"], model, config)

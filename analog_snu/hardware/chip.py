@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.device_models import PCMDevice
-from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.errors import CheckpointError, ConfigError, InputValueError
 from analog_snu.hardware.programming import derive_seed
 from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
 from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_AT_ZERO, STUCK_NONE, PCMNoiseModel
@@ -221,7 +221,7 @@ class SimulatedChip:
             raise ConfigError(f"weights for tile {name!r} must have shape {array.shape}, got {tuple(weights.shape)}")
         w_max = float(weights.detach().abs().max()) if weights.numel() else 0.0
         if not math.isfinite(w_max):
-            raise ConfigError(f"weights for tile {name!r} hold NaN or inf")
+            raise InputValueError(f"weights for tile {name!r} hold NaN or inf")
         rescale = not array.programmed or w_max * array.scale > self._full_range() * (1 + 1e-12)
         if rescale:
             array.scale = self._full_range() / (self.headroom * max(w_max, 1e-7))

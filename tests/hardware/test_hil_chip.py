@@ -8,7 +8,7 @@ import torch
 
 from analog_snu import SNUNetwork, drift, program
 from analog_snu.device_models import preset
-from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.errors import CheckpointError, ConfigError, InputValueError
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
 from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_NONE
@@ -295,7 +295,7 @@ def test_bad_chip_arguments():
         chip.program("z", torch.zeros(1, 1))
     with pytest.raises(ConfigError, match=r"must have shape \(4, 5\), got \(5, 4\)"):
         chip.program("a", torch.zeros(5, 4))
-    with pytest.raises(ConfigError, match="hold NaN or inf"):
+    with pytest.raises(InputValueError, match="hold NaN or inf"):
         chip.program("a", torch.full((4, 5), float("nan")))
     with pytest.raises(ConfigError, match="is not programmed yet"):
         chip.apply_update("a", torch.zeros(4, 5, dtype=torch.float64))
