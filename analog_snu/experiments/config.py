@@ -57,7 +57,7 @@ class TrainingConfig(StrictModel):
     """Optimizer."""
     lr: float = Field(1e-3, gt=0.0, le=1e4)
     """Learning rate, in (0, 1e4] (default per task); torch's optimizers overflow far above that."""
-    epochs: PositiveInt = 1
+    epochs: int = Field(1, gt=0, le=100_000)
     """Training epochs (default per task)."""
     seed: NonNegativeInt = 0
     """Seed of weights, shuffles, spikes and programming."""

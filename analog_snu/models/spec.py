@@ -9,7 +9,7 @@ Both are strict pydantic models (see :mod:`analog_snu.schema`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
@@ -37,8 +37,8 @@ class ModelConfig(StrictModel):
 
     cell: str = "snu"
     """Hidden unit: a neuron cell (snu, ssnu, ...) or an lstm/gru baseline."""
-    layers: list[PositiveInt] = Field(min_length=1)
-    """Widths of the hidden layers, bottom to top (default per task)."""
+    layers: list[Annotated[int, Field(gt=0, le=65_536)]] = Field(min_length=1, max_length=64)
+    """Widths of the hidden layers, bottom to top (default per task); at most 64 layers of 65,536."""
     recurrent: bool = False
     """Spiking cells only: add recurrent weights H to every hidden layer."""
     tie_weights: bool = False

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat
 
 import torch
 from torch import Tensor, nn
@@ -26,16 +26,16 @@ class TaskOptions(StrictModel):
 
     data: str | None = None
     """Path of the data file/directory; ``None`` uses the task's default data."""
-    batch_size: PositiveInt = 32
-    """Training mini-batch size (images; sequences for jsb; columns for ptb)."""
-    eval_batch_size: PositiveInt = 256
-    """Evaluation batch size."""
-    steps: PositiveInt = 20
-    """Rate coding: time steps per image."""
+    batch_size: int = Field(32, gt=0, le=100_000)
+    """Training mini-batch size (images; sequences for jsb; columns for ptb), at most 100,000."""
+    eval_batch_size: int = Field(256, gt=0, le=100_000)
+    """Evaluation batch size, at most 100,000."""
+    steps: int = Field(20, gt=0, le=10_000)
+    """Rate coding: time steps per image, at most 10,000 (memory grows with it)."""
     rate: PositiveFloat = 6.0
     """Rate coding: expected spikes per pixel at full intensity over ``steps``."""
-    bptt: PositiveInt = 35
-    """Language modelling: tokens per training segment."""
+    bptt: int = Field(35, gt=0, le=10_000)
+    """Language modelling: tokens per training segment, at most 10,000."""
     train_limit: NonNegativeInt = 0
     """Use only the first ``train_limit`` training examples (0: all), for quick runs."""
 

@@ -32,6 +32,8 @@ def test_task_defaults_make_the_stored_config_explicit():
         ("lr = true", r"training.lr: Input should be a valid number"),
         ('epochs = "3"', r"training.epochs: Input should be a valid integer"),
         ("epochs = 0", r"training.epochs: Input should be greater than 0"),
+        ("steps = 516111", r"task.steps: Input should be less than or equal to 10000"),  # found by the fuzz test
+        ("layers = [10000000]", r"model.layers\[0\]: Input should be less than or equal to 65536"),
         ('model = "lif"', r"unknown cell 'lif'; valid cells: \['snu', 'ssnu'"),
         ('optimizer = "rmsprop"', r"training.optimizer: Input should be 'sgd' or 'adam'"),
     ],
