@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "test a trained run, as trained and after PCM programming + drift"),
     "export-maps": ("export_maps", "program a trained PCM network and export its weight/conductance maps"),
     "drift-study": ("drift_study", "accuracy/loss vs time after PCM programming, over seeds, +- drift compensation"),
+    "report": ("report", "figures of a run (training curves, drift studies, weight maps, wear) as PNGs + one HTML page"),
     "sweep": ("sweep", "run a grid of runs (x seeds) on Ray, resumable; results.csv, summary.csv, plots"),
 }
 
