@@ -215,3 +215,12 @@ def test_checkpoint_of_a_drifted_model_loads(tmp_path):
     assert sorted(saved) == sorted(restored)
     for name in saved:
         assert torch.equal(saved[name].flatten(), restored[name].flatten()), name
+
+
+def test_a_checkpoint_holding_non_finite_weights_is_refused(tmp_path):
+    model, _ = trained()
+    with torch.no_grad():
+        model.readout.weight[0, 0] = float("nan")
+    save_checkpoint(tmp_path / "c.safetensors", model, SPEC)  # a valid file (its SHA-256 matches) ...
+    with pytest.raises(CheckpointError, match=r"holds non-finite values in 'model/readout.weight'"):
+        read_checkpoint(tmp_path / "c.safetensors")  # ... that eval and --resume refuse
