@@ -188,7 +188,9 @@ class HILTrainer:
             for name, tile in self.tiles:
                 self.chip.program(name, _raw(tile), force=self.program_all or not self.started)
         self.chip.advance(self.chip_seconds_per_batch)
-        saved_scales = [tile.get_mapping_scales() for _, tile in self.tiles]
+        # copies: aihwkit returns the live buffer, which set_mapping_scales overwrites in place
+        # (restoring an alias compounded the compensation factor batch after batch)
+        saved_scales = [_scales_copy(tile) for _, tile in self.tiles]
         if self.scheme == "reprogram":
             self.requested = {name: _raw(tile) for name, tile in self.tiles}  # master W, back before the step
         try:
@@ -196,13 +198,13 @@ class HILTrainer:
                 weights, alpha = self.chip.read(name)
                 _set(tile, weights)
                 if self.device.periphery.drift_compensation != "none":  # digital, on the tile's output scales
-                    base = torch.ones(1) if scales is None else scales.detach().clone()
+                    base = torch.ones(1) if scales is None else scales.clone()
                     tile.set_mapping_scales(base * alpha.to(base.device, base.dtype))
             loss = loss_fn(self.model(inputs), targets)
             loss.backward()
         finally:
             for (name, tile), scales in zip(self.tiles, saved_scales):
-                tile.set_mapping_scales(None if scales is None else scales.detach().clone())
+                tile.set_mapping_scales(None if scales is None else scales.clone())
                 _set(tile, self.requested[name])
         if grapes is not None:
             grapes.before_step()
@@ -314,6 +316,11 @@ class HILTrainer:
         self.chi, self.requested = chi, requested
         for name, tile in self.tiles:
             _set(tile, weights[name])
+
+
+def _scales_copy(tile: Any) -> Tensor | None:
+    scales = tile.get_mapping_scales()
+    return None if scales is None else scales.detach().clone()
 
 
 def _raw(tile: Any) -> Tensor:

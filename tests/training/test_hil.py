@@ -10,6 +10,7 @@ from analog_snu.data.encoding import rate_encode
 from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.tiles import read_weight
+from analog_snu.tiles.tile_access import named_layer_tiles
 from analog_snu.training import GRAPES, make_optimizer
 from analog_snu.training.hil import HILTrainer
 
@@ -226,3 +227,19 @@ def test_bad_arguments_raise_named_errors():
     two = device.updated({"conductance": {"significance": [1.0, 2.0]}})
     with pytest.raises(ConfigError, match="mixed scheme supports one G\\+/G- pair"):
         HILTrainer(_analog(two), opt, two, scheme="mixed")
+
+
+def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
+    # The compensation factor of each read applies to that batch only: the tiles' output scales
+    # after training equal those before (they compounded batch after batch before this was fixed,
+    # which made HIL diverge on long JSB epochs).
+    device = preset("pcm_joshi2020")
+    assert device.periphery.drift_compensation != "none"
+    analog = _analog(device)
+    tiles = [tile for _, _, tile in named_layer_tiles(analog)]
+    before = [tile.get_mapping_scales().clone() for tile in tiles]
+    hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=1e-6), device, chip_seconds_per_batch=1e4, seed=0)
+    hil.train_epoch(_batches(12, 8), F.cross_entropy)
+    after = [tile.get_mapping_scales() for tile in tiles]
+    for got, want in zip(after, before):
+        assert torch.equal(got, want)
