@@ -9,6 +9,7 @@ from analog_snu.functional.cells import (
     neuron_cell_names,
     register_cell,
 )
+from analog_snu.functional.dropout import check_dropout, dropout_mask, variational_dropout
 from analog_snu.functional.snu import SNUParameters, SNUState, snu_sequence, snu_step
 from analog_snu.functional.snu_li import snu_li_step
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside_spike, surrogate_derivative
@@ -22,7 +23,9 @@ __all__ = [
     "SNUState",
     "cell_sequence",
     "check_activation",
+    "check_dropout",
     "check_surrogate",
+    "dropout_mask",
     "heaviside_spike",
     "neuron_cell",
     "neuron_cell_names",
@@ -31,4 +34,5 @@ __all__ = [
     "snu_sequence",
     "snu_step",
     "surrogate_derivative",
+    "variational_dropout",
 ]

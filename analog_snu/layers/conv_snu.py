@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.functional import cell_sequence, neuron_cell
+from analog_snu.functional import cell_sequence, check_dropout, neuron_cell, variational_dropout
 from analog_snu.layers.checks import check_finite_float, check_size, check_unit_interval
 from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
@@ -163,6 +163,8 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
         classes: readout width.
         rpu_config: aihwkit RPU config of every conv/dense SNU map, ``None`` for digital.
         readout_rpu_config: the readout's; defaults to ``rpu_config``.
+        dropout: drop probability in [0, 1) of every spiking layer's (pooled) output, one mask per
+            sequence (:func:`~analog_snu.functional.variational_dropout`); training mode only; 0 = off.
         **snu_kwargs: ``cell``, ``decay``, ``threshold``, ``learn_decay`` and the cell's parameters
             (``soft``, ``g``, ``surrogate``) for every spiking layer.
 
@@ -182,9 +184,11 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
         classes: int = 10,
         rpu_config: Any = None,
         readout_rpu_config: Any = _UNSET,
+        dropout: float = 0.0,
         **snu_kwargs: Any,
     ) -> None:
         nn.Module.__init__(self)
+        self.dropout = check_dropout(dropout)
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
             raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
         shape = [check_size(f"input_shape[{i}]", v) for i, v in enumerate(input_shape)]
@@ -234,8 +238,10 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
                 steps, batch = spikes.shape[:2]
                 pooled = nn.functional.max_pool2d(spikes.reshape(steps * batch, *spikes.shape[2:]), self.pool)
                 spikes = pooled.reshape(steps, batch, *pooled.shape[1:])
+            spikes = variational_dropout(spikes, self.dropout, self.training)  # (T, N, C, H, W)
         spikes = spikes.reshape(*spikes.shape[:2], -1)  # (T, N, C*H*W)
         for layer in self.dense:
             spikes, _ = layer(spikes)
+            spikes = variational_dropout(spikes, self.dropout, self.training)
         return self.readout(spikes.mean(0))
 

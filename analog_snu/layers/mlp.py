@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
+from analog_snu.functional import check_dropout, variational_dropout
 from analog_snu.layers.checks import check_layer_sizes
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
@@ -27,6 +28,8 @@ class MLP(AnalogContainerBase, nn.Module):
         rpu_config: aihwkit RPU config for the hidden layers' tiles, ``None`` for digital.
         readout_rpu_config: RPU config of the output layer; defaults to ``rpu_config``.
         bias: give every layer a bias.
+        dropout: drop probability in [0, 1) of the hidden activations (the input of every layer
+            but the first), as the GRAPES reference code; training mode only; 0 = off.
 
     Shape:
         x: (N, F_in), N >= 1, floating point -> logits (N, F_out).
@@ -39,9 +42,11 @@ class MLP(AnalogContainerBase, nn.Module):
         rpu_config: Any = None,
         readout_rpu_config: Any = _UNSET,
         bias: bool = True,
+        dropout: float = 0.0,
     ) -> None:
         nn.Module.__init__(self)
         sizes = check_layer_sizes(sizes)
+        self.dropout = check_dropout(dropout)
         if activation not in MLP_ACTIVATIONS:
             raise ConfigError(f"activation must be one of {sorted(MLP_ACTIVATIONS)}, got {activation!r}")
         if readout_rpu_config is _UNSET:
@@ -70,5 +75,5 @@ class MLP(AnalogContainerBase, nn.Module):
             raise InputValueError("input contains NaN or inf values")
         f = MLP_ACTIVATIONS[self.activation]
         for layer in self.hidden:
-            x = f(layer(x))
+            x = variational_dropout(f(layer(x)), self.dropout, self.training, time_dim=None)
         return self.readout(x)

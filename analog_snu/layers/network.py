@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
+from analog_snu.functional import check_dropout, variational_dropout
 from analog_snu.layers.checks import check_layer_sizes
 from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_linear
@@ -34,6 +35,9 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
             explicitly for a digital readout on an analog network.
         readout_bias: give the readout a bias (digital in aihwkit: it uses no PCM devices).
         batch_first: inputs (N, T, F) and sequence outputs (N, T, F_out).
+        dropout: drop probability in [0, 1) of the spikes each SNU layer passes on (the input of
+            every layer but the first, and of the readout), one mask per sequence
+            (:func:`~analog_snu.functional.variational_dropout`); in training mode only; 0 = off.
         **snu_kwargs: passed to every :class:`~analog_snu.layers.snu.SNU` (``soft``,
             ``recurrent``, ``decay``, ``g``, ``threshold``, ``surrogate``, ``learn_decay`` and
             the cell's own parameters).
@@ -52,10 +56,12 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         readout_rpu_config: Any = _UNSET,
         readout_bias: bool = True,
         batch_first: bool = False,
+        dropout: float = 0.0,
         **snu_kwargs: Any,
     ) -> None:
         nn.Module.__init__(self)
         sizes = check_layer_sizes(sizes)
+        self.dropout = check_dropout(dropout)
         if output not in OUTPUT_MODES:
             raise ConfigError(f"output must be one of {list(OUTPUT_MODES)}, got {output!r}")
         if readout_rpu_config is _UNSET:
@@ -95,6 +101,7 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
         for i, layer in enumerate(self.layers):
             spikes, layer_state = layer(spikes, None if state is None else state[i])
             final_states.append(layer_state)
+            spikes = variational_dropout(spikes, self.dropout, self.training)  # (T, N, hidden_i)
         if self.output == "mean":
             out = self.readout(spikes.mean(0))
         else:

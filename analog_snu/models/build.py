@@ -44,13 +44,15 @@ def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
     snu_kwargs = _snu_kwargs(spec)
     if spec.head == "language":
         return LanguageModel(spec.input_size, spec.embedding_width, spec.hidden, spec.cell, rpu_config,
-                             tie_weights=spec.tie_weights, **snu_kwargs)
+                             tie_weights=spec.tie_weights, dropout=spec.dropout, **snu_kwargs)
     sizes = [spec.input_size, *spec.hidden, spec.output_size]
     if spec.conv_channels:
         side = round(spec.input_size ** 0.5)
         return ConvSNUNetwork((1, side, side), spec.conv_channels, kernel_size=spec.conv_kernel, pool=spec.conv_pool,
                               hidden=spec.hidden, classes=spec.output_size, rpu_config=rpu_config, cell=spec.cell,
+                              dropout=spec.dropout,
                               **{k: v for k, v in snu_kwargs.items() if k != "recurrent"})
     if spec.spiking:
-        return SNUNetwork(sizes, output=spec.head, rpu_config=rpu_config, cell=spec.cell, **snu_kwargs)
-    return RecurrentNetwork(sizes, spec.cell, output=spec.head, rpu_config=rpu_config)
+        return SNUNetwork(sizes, output=spec.head, rpu_config=rpu_config, cell=spec.cell, dropout=spec.dropout,
+                          **snu_kwargs)
+    return RecurrentNetwork(sizes, spec.cell, output=spec.head, rpu_config=rpu_config, dropout=spec.dropout)

@@ -25,15 +25,17 @@ class RecurrentNetwork(AnalogContainerBase, nn.Module):
         output: ``"mean"``: readout of the time-averaged hidden outputs, (N, F_out);
             ``"sequence"``: readout at every step, (T, N, F_out).
         rpu_config: aihwkit RPU config of all tiles (hidden layers and readout), ``None`` for digital.
+        dropout: drop probability of the hidden outputs (see :class:`~analog_snu.models.stack.HiddenStack`).
 
     Shape:
         x: (T, N, F_in) -> (N, F_out) or (T, N, F_out).
     """
 
-    def __init__(self, sizes: Sequence[int], cell: str, output: str = "mean", rpu_config: Any = None, **snu_kwargs: Any):
+    def __init__(self, sizes: Sequence[int], cell: str, output: str = "mean", rpu_config: Any = None,
+                 dropout: float = 0.0, **snu_kwargs: Any):
         nn.Module.__init__(self)
         self.output = output
-        self.stack = HiddenStack(list(sizes[:-1]), cell, rpu_config, **snu_kwargs)
+        self.stack = HiddenStack(list(sizes[:-1]), cell, rpu_config, dropout=dropout, **snu_kwargs)
         self.readout = make_linear(sizes[-2], sizes[-1], rpu_config, bias=True)
 
     def hidden_layers(self) -> list[nn.Module]:
@@ -60,6 +62,8 @@ class LanguageModel(AnalogContainerBase, nn.Module):
         tie_weights: the decoder reuses the embedding matrix (Press & Wolf 2017); the
             decoder is then digital, since one matrix cannot live both in a digital
             embedding table and on a tile.
+        dropout: drop probability of the hidden outputs (the input of every hidden layer but the
+            first, and of the decoder; see :class:`~analog_snu.models.stack.HiddenStack`).
         **snu_kwargs: SNU parameters (``recurrent``, ``decay``, ...).
 
     Shape:
@@ -74,11 +78,12 @@ class LanguageModel(AnalogContainerBase, nn.Module):
         cell: str,
         rpu_config: Any = None,
         tie_weights: bool = False,
+        dropout: float = 0.0,
         **snu_kwargs: Any,
     ) -> None:
         nn.Module.__init__(self)
         self.embedding = nn.Embedding(vocab_size, embedding_size)
-        self.stack = HiddenStack([embedding_size, *hidden], cell, rpu_config, **snu_kwargs)
+        self.stack = HiddenStack([embedding_size, *hidden], cell, rpu_config, dropout=dropout, **snu_kwargs)
         self.tie_weights = bool(tie_weights)
         if self.tie_weights:
             self.decoder = nn.Linear(hidden[-1], vocab_size, bias=True)

@@ -59,6 +59,8 @@ class ModelConfig(StrictModel):
     """Kernel size of the convolutional SNU layers."""
     conv_pool: PositiveInt = 2
     """Max-pooling window after each convolutional SNU layer (1: none)."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout probability in [0, 1) on the activations between layers (input of every hidden layer but the first, and of the readout), one mask per sequence (the same units dropped at every step), training only; 0 = off."""
 
     @field_validator("cell")
     @classmethod
