@@ -1,31 +1,72 @@
-r"""aihwkit's torch-tile analog MVM, with a shortcut for spike (0/1) inputs that simulates the same thing.
+r"""aihwkit's torch-tile analog MVM with bound management per input vector, and a shortcut for spike inputs.
 
-aihwkit's :class:`~aihwkit.simulator.tiles.analog_mvm.AnalogMVM` prepares the input of every
-analog product (noise management, DAC quantisation, input clipping) and, with iterative bound
-management, repeats the whole product at half the input scale for as long as any output
-saturates the ADC. For an SNU layer the input is a (T*N, F_in) block of spikes, and
-everything before the crossbar is then a scalar: a 0/1 input is left alone by (abs-)max noise
-management (a row's maximum is 1, or 0 for a silent row, which aihwkit sets to 1), and the
-quantised, clipped input at scale :math:`1/f` is :math:`q_f x` with one number
-:math:`q_f = \mathrm{clip}(Q(1/f))`. So for every bound-management round
+**Bound management per input vector.** With iterative bound management, an input vector whose
+outputs saturate the ADC (some :math:`|y_i|` past ``out_bound`` after output noise and ADC
+quantisation) is converted again at half the input scale, and again, until its outputs fit or
+the reduction :math:`f` passes its limit (``f > max_bm_factor``, or, with a DAC resolution,
+``f > max_bm_res / (inp_res * 2 inp_bound)``); the result is the last conversion, clipped at the
+bound, times :math:`f`. aihwkit's torch tile (``analog_mvm.AnalogMVM.matmul``) applies that test
+to the whole batch at once: one saturating vector among the :math:`T N` (1280 in the issue-13
+benchmark) reruns and rescales all of them, so every vector of that batch gets the ADC
+coarseness and the output noise of the largest :math:`f` any vector needed, and the output stage
+runs on the whole batch every round. Here each vector :math:`n` has its own rounds, as in
+aihwkit's C++ reference (``rpu_forward_backward_pass.cpp``, ``forwardVector``, which handles one
+vector at a time) and as on a chip, where every input vector is a separate DAC/crossbar/ADC
+conversion and the periphery decides per conversion whether to repeat it:
+
+- round :math:`k = 0, 1, \ldots` uses :math:`f = 2^k`; only the vectors that failed round
+  :math:`k - 1` take part, and only they get new output-noise (and ADC stochastic-rounding)
+  draws; a vector that passes keeps that round's output;
+- the bound test is aihwkit's torch one (both signs; ``bm_test_negative_bound`` is not read);
+- when the limit is reached, the vectors still saturating keep that last round's clipped
+  output, scaled by its :math:`f`.
+
+This differs from aihwkit's torch tile on any batch that holds a saturating vector: the other
+vectors are converted once, at scale 1 (less noise and finer ADC steps relative to their
+output), and the random draws are fewer. It is the same as aihwkit's torch tile on a batch of
+one vector (same draws in the same order, so the same outputs from the same seed) and on a
+batch in which no vector saturates (one round for all). A silent 0/1 vector in a batch with
+other vectors still gets output noise, as in aihwkit's torch tile (the C++ ``forwardVector``
+skips it); an all-zero batch gives zeros without drawing noise, as both do.
+
+Which inputs take which path (an input of shape (..., F_in) is a batch of vectors, the leading
+dimensions flattened):
+
+- 0/1 inputs whose input stage is a scalar (:func:`spike_shortcut_applies`): the spike path
+  below, per-vector rounds;
+- any other input with ``BoundManagementType.ITERATIVE`` (one-pass MVM, a 2-D weight, forward
+  direction): per-vector rounds through aihwkit's own input stage (noise management, DAC
+  quantisation, clipping, input noise, asymmetry), the crossbar product and the output stage
+  rerun on the failing vectors only, autograd through each vector's last round;
+- everything else (bound management ``NONE``, where per-vector and per-batch are the same;
+  ``ITERATIVE_WORST_CASE`` and ``SHIFT``; transposed (backward) products, which aihwkit runs
+  without bound management; 3-D weights; perfect or ideal IO) takes aihwkit's path unchanged,
+  with its batch-wide behaviour.
+
+**Spike shortcut.** For an SNU layer the input is a (T*N, F_in) block of spikes, and everything
+before the crossbar is then a scalar: a 0/1 input is left alone by (abs-)max noise management
+(a row's maximum is 1, or 0 for a silent row, which aihwkit sets to 1), and the quantised,
+clipped input at scale :math:`1/f` is :math:`q_f x` with one number
+:math:`q_f = \mathrm{clip}(Q(1/f))`. So for every round
 
 .. math::
 
     W\,\mathrm{prep}(x / f) = q_f\,(W x),
 
-and :class:`SpikeAnalogMVM` computes the product :math:`W x` once and each round only
-rescales it and runs aihwkit's own output stage (output noise, ADC quantisation, saturation
-and bound test) on it. Same rounds, same random draws in the same order, same outputs (up to
-float rounding of the scalar factor), and the same gradients as aihwkit's straight-through
-estimators give: :math:`\partial/\partial x = \mathrm{d}q_f/\mathrm{d}x\, W^\top g` and
-:math:`\partial/\partial W = q_f\, g^\top x`, with :math:`g` the gradient at the crossbar
-output, plus aihwkit's gradient through the noise-management row scale (the output noise
-scales with a row's input maximum, and autograd sees that). Any other input (non-binary values, input noise or asymmetry, stochastic input
-rounding, noise management that rescales a 0/1 row) takes aihwkit's path unchanged.
+and the product :math:`W x` is computed once; each round rescales the failing rows and runs the
+output stage on them. Gradients are aihwkit's straight-through ones, per row with that row's
+own final :math:`f`: with :math:`g` the gradient at the crossbar output of a row (zero where
+its output was clipped, times :math:`1 - a` where output asymmetry :math:`a` scaled it),
+:math:`\partial/\partial x = \mathrm{d}q_f/\mathrm{d}x\, W^\top g` and
+:math:`\partial/\partial W = \sum_n q_{f_n}\, g_n x_n^\top`, plus aihwkit's gradient through the
+noise-management row scale (the output scales with a row's input maximum, and autograd sees
+that). Any other input (non-binary values, input noise or asymmetry, stochastic input rounding,
+noise management that rescales a 0/1 row) takes the general per-vector path above.
 """
 
 from __future__ import annotations
 
+from numbers import Number
 from typing import Any
 
 import torch
@@ -33,13 +74,26 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "spike_shortcut_applies"]
+__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "per_vector_bound_management_applies",
+           "spike_shortcut_applies"]
 
 _mvm = aihwkit_module("simulator.tiles.analog_mvm")
 _enums = aihwkit_module("simulator.parameters.enums")
 _torch_tile = aihwkit_module("simulator.tiles.torch_tile")
+_quantize = aihwkit_module("simulator.tiles.utils").UniformQuantize
 
 _NM, _BM = _enums.NoiseManagementType, _enums.BoundManagementType
+_ROW_NM = (_NM.NONE, _NM.ABS_MAX, _NM.MAX, _NM.CONSTANT)  # noise managements aihwkit's torch tile computes per row
+
+
+def _clamp_passes_gradient_at_bound() -> bool:
+    """Whether ``torch.clamp`` passes the gradient of a value exactly at its bound (torch-version dependent)."""
+    probe = torch.ones(1, requires_grad=True)
+    (grad,) = torch.autograd.grad(probe.clamp(-1.0, 1.0).sum(), probe)
+    return bool(grad.item() != 0.0)
+
+
+_CLAMP_GRAD_AT_BOUND = _clamp_passes_gradient_at_bound()
 
 
 def spike_shortcut_applies(io_pars: Any) -> bool:
@@ -60,42 +114,60 @@ def spike_shortcut_applies(io_pars: Any) -> bool:
     return False
 
 
+def per_vector_bound_management_applies(io_pars: Any) -> bool:
+    """True when any (non-spike) input takes the per-vector iterative bound management of this module."""
+    return (not io_pars.is_perfect and io_pars.mv_type == _enums.AnalogMVType.ONE_PASS
+            and io_pars.bound_management == _BM.ITERATIVE and io_pars.noise_management in _ROW_NM)
+
+
 def _is_spikes(x: Tensor) -> bool:
-    """Every entry is exactly 0 or 1. Shape: any."""
-    return x.dim() == 2 and not torch.count_nonzero(x * (x - 1)).item()
+    """Every entry is exactly 0 or 1. Shape: x (M, F_in)."""
+    return not torch.count_nonzero(x * (x - 1)).item()
 
 
-class _ScaledProduct(torch.autograd.Function):
-    """``q * product`` where ``product = x W^T`` was computed once (without autograd) for all rounds.
+def _limit_reached(reduction: float, io_pars: Any) -> bool:
+    """aihwkit's stop rule of iterative bound management for the round run at ``reduction``."""
+    inp_res = io_pars.inp_res
+    if inp_res > 0:  # the DAC step, as aihwkit computes it for this test
+        inp_res = (1 / inp_res if inp_res > 1.0 else inp_res) * 2.0 * io_pars.inp_bound
+    return reduction > io_pars.max_bm_factor or (inp_res > 0.0 and reduction > io_pars.max_bm_res / inp_res)
 
-    Gradients are aihwkit's straight-through ones for ``W prep(x s) / s`` with ``prep(x s) = q x``
-    (``s = 1 / (row_scale * reduction)``, ``row_scale`` = 1 in value): ``dq * g W`` for ``x``,
-    ``q * g^T x`` for ``W`` and, through the noise-management row scale,
-    ``-sum_j g_j product_j / (row_scale^2 reduction)``. Shape: x (M, F_in), weight (F_out, F_in),
-    product (M, F_out), row_scale (M, 1).
+
+class _SpikeRows(torch.autograd.Function):
+    """Per-vector bound management of a 0/1 input: one product ``x W^T``, output stage per round on failing rows.
+
+    Returns the clipped ADC outputs ``y`` of each row's last round and that round's reduction
+    ``f`` per row (not differentiable). Gradients are aihwkit's straight-through ones for
+    ``y = out(W prep(x s))`` with ``prep(x s) = q_f x`` and ``s = 1 / (row_scale * f)``
+    (``row_scale`` = 1 in value): with ``G = grad * slope`` (clip mask times output asymmetry),
+    ``dq_f * G W`` for ``x``, ``(q_f G)^T x`` for ``W`` and ``-sum_j G_j (x W^T)_j / (row_scale^2 f)``
+    for the row scale. Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns
+    (M, F_out) and (M, 1).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, row_scale, product, q, dq, reduction):  # type: ignore[override]
-        ctx.save_for_backward(x, weight, row_scale, product)
-        ctx.factors = (q, dq, reduction)
-        return product * q
+    def forward(ctx, x, weight, row_scale, mvm, io_pars, fwd_pars):  # type: ignore[override]
+        product = x @ weight.T  # (M, F_out), shared by all rounds
+        y, slope, q, dq, reduction = mvm._spike_rounds(product, io_pars, fwd_pars)
+        ctx.save_for_backward(x, weight, row_scale, product, slope, q, dq, reduction)
+        ctx.mark_non_differentiable(reduction)
+        return y, reduction
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, weight, row_scale, product = ctx.saved_tensors
-        q, dq, reduction = ctx.factors
+    def backward(ctx, grad: Tensor, _grad_reduction: Tensor):  # type: ignore[override]
+        x, weight, row_scale, product, slope, q, dq, reduction = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        grad = grad * slope  # (M, F_out): gradient at the crossbar output
         grad_x = (grad @ weight).mul_(dq) if needs[0] else None
-        grad_w = (grad.T @ x).mul_(q) if needs[1] else None
+        grad_w = (grad * q).T @ x if needs[1] else None
         grad_scale = None
         if needs[2]:
             grad_scale = (grad * product).sum(1, keepdim=True).div_(row_scale.square() * -reduction)
-        return grad_x, grad_w, grad_scale, None, None, None, None
+        return grad_x, grad_w, grad_scale, None, None, None
 
 
 class SpikeAnalogMVM(_mvm.AnalogMVM):
-    """aihwkit's ``AnalogMVM`` with the spike-input shortcut (module docstring); same results."""
+    """aihwkit's ``AnalogMVM`` with per-vector bound management and the spike-input shortcut (module docstring)."""
 
     @classmethod
     def _input_factor(cls, scale: float, io_pars: Any, like: Tensor) -> tuple[float, float]:
@@ -108,43 +180,142 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         return float(prepared.detach()), float(slope) if slope is not None else 0.0
 
     @classmethod
+    def _output_stage(cls, out_values: Tensor, io_pars: Any, with_slope: bool = False,
+                      out_noise_values: Tensor | None = None, **_: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+        """aihwkit's output stage with a bound test per row: ``(clipped outputs, row passed, clip slope)``.
+
+        Output asymmetry, output noise (``out_noise``, or ``out_noise_values`` per output),
+        ADC quantisation, then the test (every output of the row within +-``out_bound``) and
+        the clip, in aihwkit's order and with its random draws; differentiable as aihwkit's.
+        With ``with_slope``, also the clip's derivative as ``torch.clamp`` gives it (1 inside the
+        bound, 0 outside; at the bound as this torch version does), else None.
+        Shape: out_values (M, F_out); returns (M, F_out), (M,) bool and (M, F_out) bool.
+        """
+        bound = io_pars.out_bound if io_pars.out_bound > 0 else float("inf")
+        if io_pars.out_asymmetry != 0.0:
+            out_values = torch.where(out_values < 0, out_values * (1.0 - io_pars.out_asymmetry), out_values)
+        if out_noise_values is not None:
+            out_values = out_values + torch.randn_like(out_values) * out_noise_values.view(1, -1)
+        elif io_pars.out_noise > 0.0:
+            out_values = out_values + io_pars.out_noise * torch.randn_like(out_values)
+        if io_pars.out_res > 0:
+            out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)
+        inside = (out_values <= bound) & (out_values >= -bound)
+        slope = None
+        if with_slope:
+            slope = inside if _CLAMP_GRAD_AT_BOUND else (out_values < bound) & (out_values > -bound)
+        return torch.clamp(out_values, min=-bound, max=bound), inside.all(1), slope
+
+    @classmethod
+    def _spike_rounds(cls, product: Tensor, io_pars: Any,
+                      fwd_pars: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Per-row rounds on ``q_f * product``: ``(y, slope, q, dq, f)`` of each row's last round.
+
+        ``slope`` is the output stage's straight-through derivative (0 where clipped, ``1 - a``
+        where output asymmetry ``a`` scaled a negative output). Shape: product (M, F_out);
+        returns (M, F_out), (M, F_out), (M, 1), (M, 1), (M, 1).
+        """
+        asymmetry = io_pars.out_asymmetry
+        iterative = io_pars.bound_management == _BM.ITERATIVE
+        rows = product.shape[0]
+        q_rows, dq_rows, reduction_rows = (product.new_empty(rows, 1) for _ in range(3))
+        y = slope = None
+        active: Tensor | None = None  # rows still converting (None: all of them)
+        reduction = 1.0
+        while True:
+            q, dq = cls._input_factor(1.0 / reduction, io_pars, product)
+            values = (product if active is None else product[active]) * q
+            out, passed, out_slope = cls._output_stage(values, io_pars, with_slope=True, **fwd_pars)
+            if asymmetry != 0.0:
+                out_slope = out_slope * torch.full_like(values, 1.0 - asymmetry).masked_fill_(values >= 0, 1.0)
+            if active is None:
+                y, slope = out, out_slope
+                q_rows.fill_(q)
+                dq_rows.fill_(dq)
+                reduction_rows.fill_(reduction)
+            else:
+                y[active], slope[active] = out, out_slope
+                q_rows[active], dq_rows[active], reduction_rows[active] = q, dq, reduction
+            if not iterative or _limit_reached(reduction, io_pars) or bool(passed.all()):
+                return y, slope, q_rows, dq_rows, reduction_rows
+            failing = (~passed).nonzero().squeeze(1)
+            active = failing if active is None else active[failing]
+            reduction *= 2.0
+
+    @classmethod
+    def _per_vector_rounds(cls, weight: Tensor, input_: Tensor, io_pars: Any, **fwd_pars: Any) -> Tensor:
+        """Per-vector iterative bound management through aihwkit's input stage. Shape: input_ (M, F_in) -> (M, F_out)."""
+        nm_scale = cls._compute_noise_management(input_=input_, nm_type=io_pars.noise_management, io_pars=io_pars)
+        rows = input_.shape[0]
+        if io_pars.inp_noise <= 0.0 and isinstance(nm_scale, Tensor) and (nm_scale == 0.0).all():
+            return torch.zeros(rows, weight.shape[0], dtype=input_.dtype, device=input_.device)
+        if isinstance(nm_scale, Tensor):
+            nm_scale[nm_scale <= 0.0] = 1.0  # as aihwkit: a silent row keeps scale 1
+        n_management = io_pars.noise_management != _NM.NONE
+        outputs: list[Tensor] = []
+        out_rows: list[Tensor] = []
+        active: Tensor | None = None
+        reduction = 1.0
+        while True:
+            sub = input_ if active is None else input_[active]
+            scale: Any = 1.0
+            if n_management:
+                row_nm = nm_scale[active] if isinstance(nm_scale, Tensor) and active is not None else nm_scale
+                scale = scale / row_nm
+            scale = scale / reduction
+            scaling = not (isinstance(scale, Number) and scale == 1.0)
+            prepared = cls._prepare_input(input_=sub, scale=scale, scaling=scaling,
+                                          with_asymmetry=io_pars.inp_asymmetry != 0.0, io_pars=io_pars)
+            out, passed, _ = cls._output_stage(cls._matmul(weight, prepared), io_pars, **fwd_pars)
+            if scaling or io_pars.out_scale != 1.0:
+                out = out * (io_pars.out_scale / scale)
+            last = _limit_reached(reduction, io_pars) or bool(passed.all())
+            if last and active is None:
+                return out  # every row done in the first round: no reassembly
+            indices = torch.arange(rows, device=input_.device) if active is None else active
+            if last:
+                outputs.append(out)
+                out_rows.append(indices)
+                break
+            outputs.append(out[passed])
+            out_rows.append(indices[passed])
+            active = indices[~passed]
+            reduction *= 2.0
+        order = torch.empty(rows, dtype=torch.long, device=input_.device)
+        order[torch.cat(out_rows)] = torch.arange(rows, device=input_.device)
+        return torch.cat(outputs)[order]
+
+    @classmethod
     def matmul(cls, weight: Tensor, input_: Tensor, io_pars: Any, trans: bool = False, is_test: bool = False,
                **fwd_pars: Any) -> Tensor:
-        if trans or weight.dim() != 2 or not spike_shortcut_applies(io_pars) or not _is_spikes(input_):
+        if trans or weight.dim() != 2 or input_.dim() == 0 or input_.numel() == 0:
             return super().matmul(weight, input_, io_pars, trans=trans, is_test=is_test, **fwd_pars)
-        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not input_.any():
-            # aihwkit's own shortcut (every row's noise-management scale is 0): no output, no noise drawn
-            return torch.zeros(input_.shape[0], weight.shape[0], dtype=input_.dtype, device=input_.device)
+        x = input_.reshape(-1, input_.shape[-1])  # (M, F_in): one row per input vector
+        if spike_shortcut_applies(io_pars) and _is_spikes(x):
+            out = cls._spike_matmul(weight, x, io_pars, **fwd_pars)
+        elif per_vector_bound_management_applies(io_pars):
+            out = cls._per_vector_rounds(weight, x, io_pars, **fwd_pars)
+        else:
+            return super().matmul(weight, input_, io_pars, trans=trans, is_test=is_test, **fwd_pars)
+        return out.reshape(*input_.shape[:-1], weight.shape[0])
 
+    @classmethod
+    def _spike_matmul(cls, weight: Tensor, x: Tensor, io_pars: Any, **fwd_pars: Any) -> Tensor:
+        """The spike path (module docstring). Shape: x (M, F_in) of 0/1 -> (M, F_out)."""
+        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not x.any():
+            # aihwkit's own shortcut (every row's noise-management scale is 0): no output, no noise drawn
+            return torch.zeros(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
         # Noise management: 1 for every 0/1 row (a silent row's 0 is set to 1, as aihwkit does), but
         # aihwkit differentiates through it (the output noise scales with the row's input range), so
         # the same tensor is built here and enters the graph exactly where it does there.
-        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and input_.requires_grad:
-            row_scale = cls._compute_noise_management(input_=input_, nm_type=io_pars.noise_management,
-                                                      io_pars=io_pars)
+        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and x.requires_grad:
+            row_scale = cls._compute_noise_management(input_=x, nm_type=io_pars.noise_management, io_pars=io_pars)
             row_scale[row_scale <= 0.0] = 1.0
         else:
-            row_scale = input_.new_ones(input_.shape[0], 1)
-        iterative = io_pars.bound_management == _BM.ITERATIVE
-        inp_res = io_pars.inp_res
-        if inp_res > 0:
-            inp_res = (1 / inp_res if inp_res > 1.0 else inp_res) * 2.0 * io_pars.inp_bound
-        with torch.no_grad():
-            product = input_ @ weight.T  # (M, F_out), shared by all rounds
-        reduction = 1.0
-        while True:  # aihwkit's bound-management loop (analog_mvm.AnalogMVM.matmul), one product for all rounds
-            q, dq = cls._input_factor(1.0 / reduction, io_pars, input_)
-            out_values = _ScaledProduct.apply(input_, weight, row_scale, product, q, dq, reduction)
-            passed, output = cls._finalize_output(out_values=out_values, io_pars=io_pars, **fwd_pars)
-            if not iterative:
-                break
-            passed = bool(passed) or reduction > io_pars.max_bm_factor
-            passed = passed or (inp_res > 0.0 and reduction > io_pars.max_bm_res / inp_res)
-            if passed:
-                break
-            reduction *= 2.0
-        # aihwkit's final rescaling by out_scale / input scale (row_scale is 1 in value, not in gradient)
-        return output * (row_scale * (io_pars.out_scale * reduction))
+            row_scale = x.new_ones(x.shape[0], 1)
+        y, reduction = _SpikeRows.apply(x, weight, row_scale, cls, io_pars, fwd_pars)
+        # aihwkit's final rescaling by out_scale / input scale, per row (row_scale is 1 in value, not in gradient)
+        return y * (row_scale * (io_pars.out_scale * reduction))
 
 
 class SpikeTorchSimulatorTile(_torch_tile.TorchSimulatorTile):
