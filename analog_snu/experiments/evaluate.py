@@ -8,7 +8,6 @@ or splits never overwrite each other; repeating the same evaluation replaces its
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,14 @@ from analog_snu.experiments.records import evaluate_split, versions
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.files import write_json
 from analog_snu.hardware import drift, program
+from analog_snu.hardware.programming import seconds_after_programming
 
 __all__ = ["evaluate_run", "check_times"]
 
 
 def check_times(times: list[float] | None, flag: str = "--drift-times") -> list[float]:
     """Times after programming must be finite and >= 0 seconds."""
-    for seconds in times or []:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-            raise ConfigError(f"{flag} takes finite times >= 0 seconds after programming, got {seconds!r}")
-    return list(times or [])
+    return [seconds_after_programming(seconds, flag) for seconds in times or []]
 
 
 def _final_figure(run_path: Path, split: str, metric: str) -> float | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from torch import nn
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
-from analog_snu.hardware.programming import drift, program
+from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
@@ -225,11 +224,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
 
 
 def _check_times(times: Sequence[float]) -> list[float]:
-    out = []
-    for t in times:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise ConfigError(f"times must be finite numbers >= 0 (seconds after programming), got {t!r}")
-        out.append(float(t))
+    out = [seconds_after_programming(t, "times") for t in times]
     if not out:
         raise ConfigError("times must list at least one time after programming")
     return out

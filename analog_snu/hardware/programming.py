@@ -25,7 +25,7 @@ from analog_snu.tiles.tile_access import (
     tile_noise_model,
 )
 
-__all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed"]
+__all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed", "seconds_after_programming"]
 
 _PROGRAM, _DRIFT, _FORWARD = 1, 2, 3  # stream ids mixed into the seeds
 
@@ -89,6 +89,14 @@ def program(model: nn.Module, seed: int | None = 0, device: PCMDevice | str | No
     return states
 
 
+def seconds_after_programming(value: object, name: str = "t_seconds") -> float:
+    """``value`` as a time after programming: a finite number >= 0 (seconds), else a
+    :class:`~analog_snu.errors.ConfigError` that names ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0 (seconds after programming), got {value!r}")
+    return float(value)
+
+
 def _time_bits(t_seconds: float) -> int:
     return int.from_bytes(struct.pack("<d", float(t_seconds)), "little")
 
@@ -102,8 +110,7 @@ def drift(model: nn.Module, t_seconds: float, seed: int | None = None) -> dict[s
 
     Returns: tile name -> its state at ``t_seconds``.
     """
-    if isinstance(t_seconds, bool) or not isinstance(t_seconds, (int, float)) or not math.isfinite(t_seconds) or t_seconds < 0:
-        raise ConfigError(f"t_seconds must be a finite number >= 0 (seconds after programming), got {t_seconds!r}")
+    seconds_after_programming(t_seconds)
     seed = _check_seed(seed)
     model.eval()
     states = {}

@@ -45,7 +45,7 @@ from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
 from analog_snu.files import current_umask
 from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
-from analog_snu.hardware.programming import drift
+from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 from analog_snu.tiles.tile_access import (
@@ -151,14 +151,6 @@ def _write_all_atomic(files: dict[Path, bytes]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _check_time(time: object) -> float | None:
-    if time is None:
-        return None
-    if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time) or time < 0:
-        raise ConfigError(f"time must be a finite number >= 0 (seconds after programming) or None, got {time!r}")
-    return float(time)
-
-
 def _npz_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
@@ -178,7 +170,7 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
 
     Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
     """
-    time = _check_time(time)
+    time = None if time is None else seconds_after_programming(time, "time")
     npz_path = _npz_path(path)
     if not npz_path.parent.is_dir():
         raise ConfigError(f"output folder {str(npz_path.parent)!r} does not exist")

@@ -88,7 +88,7 @@ def test_set_in_eval_refuses_non_device_keys(digital_run, capsys):
 
 
 def test_negative_times_are_refused(digital_run):
-    with pytest.raises(ConfigError, match=r"--drift-times takes finite times >= 0"):
+    with pytest.raises(ConfigError, match=r"--drift-times must be a finite number >= 0 \(seconds after programming\)"):
         evaluate_run(digital_run, device=preset("pcm_joshi2020"), drift_times=[-5])
     assert run_cli("export-maps", digital_run, "--device", "pcm_joshi2020", "--time", -5) == 2
 

@@ -51,7 +51,7 @@ def test_drift_study_rows_summary_and_restores_model(tmp_path, mode):
 
 def test_drift_study_errors():
     net, metric = _setup()
-    with pytest.raises(ConfigError, match="times must be finite numbers >= 0"):
+    with pytest.raises(ConfigError, match=r"times must be a finite number >= 0 \(seconds after programming\)"):
         drift_study(net, metric, times=[-1.0])
     with pytest.raises(ConfigError, match="seeds must be a non-empty list"):
         drift_study(net, metric, seeds=[])

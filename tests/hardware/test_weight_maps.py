@@ -241,7 +241,7 @@ def test_zip_bomb_weight_maps_are_refused_before_inflating(tmp_path):
 @pytest.mark.parametrize("bad", [-5, -1e-9, float("nan"), float("inf"), True, "60"])
 def test_export_refuses_impossible_times(tmp_path, bad):
     net = _programmed()
-    with pytest.raises(ConfigError, match=r"time must be a finite number >= 0 \(seconds after programming\) or None, got "):
+    with pytest.raises(ConfigError, match=r"time must be a finite number >= 0 \(seconds after programming\), got "):
         export_weight_maps(net, tmp_path / "maps.npz", time=bad)
     assert not (tmp_path / "maps.npz").exists()
     with pytest.raises(ConfigError, match=r"t_seconds must be a finite number >= 0"):
