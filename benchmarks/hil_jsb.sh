@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
 # The SNU paper's hardware experiment at reduced budget: JSB 88-150-88 on pcm_joshi2020,
-# digital vs HWA vs HIL-reprogram vs HIL-mixed vs pulsed, then test NLL after 1 day and 1 year.
-# Usage: benchmarks/hil_jsb.sh MODEL EPOCHS STREAM   (MODEL snu|ssnu; STREAM a = analog/digital runs, b = mixed runs)
+# digital vs HWA vs HIL-reprogram vs HIL-mixed vs pulsed, then test NLL after 0 s, 1 day and 1 year.
+# Usage: benchmarks/hil_jsb.sh MODEL EPOCHS [RUN ...]
+#   MODEL snu|ssnu; RUN any of digital hwa hil-reprogram hil-mixed pulsed (default: all, in that order).
+# Every run is a normal run directory under bench_out/jsb/MODEL-RUN (resumable with --resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${1:-snu}; EPOCHS=${2:-10}; STREAM=${3:-a}
+MODEL=${1:-snu}; EPOCHS=${2:-10}; shift 2 || true
+RUNS=("$@"); [ ${#RUNS[@]} -eq 0 ] && RUNS=(digital hwa hil-reprogram hil-mixed pulsed)
 A=".venv/bin/analog-snu"
 OUT=bench_out/jsb
 DATA=/work/shared/data/jsb-chorales-quarter.json
 COMMON=(--task jsb --model "$MODEL" --epochs "$EPOCHS" --seed 0 --data "$DATA" --layers 150 --g leaky_relu
         --eval-batch-size 16 --no-progress --force)
 export OMP_NUM_THREADS=1
-run() {  # name, extra flags...
-  local name=$1; shift
-  local dir="$OUT/$MODEL-$name"
-  /usr/bin/time -f "%e s wall" "$A" train "${COMMON[@]}" "$@" --out "$dir"
-  [ "$name" = digital ] && "$A" eval "$dir" --device pcm_joshi2020 --drift-times 0 86400 31536000 \
-    || "$A" eval "$dir" --drift-times 0 86400 31536000
-}
-if [ "$STREAM" = a ]; then
-  run digital
-  run hwa --device pcm_joshi2020 --training hwa
-  run hil-reprogram --device pcm_joshi2020 --training hil --hil-scheme reprogram
-  run pulsed --device pcm_joshi2020 --training pulsed --optimizer sgd --lr 0.05
-else
-  # At the task's Adam lr 0.01 the mixed scheme diverged on JSB (valid NLL 7,871 after epoch 1,
-  # 2.6e10 after epoch 2); 0.001 is the largest of the two tried that trains.
-  run hil-mixed --device pcm_joshi2020 --training hil --hil-scheme mixed --lr 0.001
-fi
+for name in "${RUNS[@]}"; do
+  case $name in
+    digital) extra=() ;;
+    hwa) extra=(--device pcm_joshi2020 --training hwa) ;;
+    hil-reprogram) extra=(--device pcm_joshi2020 --training hil --hil-scheme reprogram) ;;
+    hil-mixed) extra=(--device pcm_joshi2020 --training hil --hil-scheme mixed) ;;
+    pulsed) extra=(--device pcm_joshi2020 --training pulsed --optimizer sgd --lr 0.05) ;;
+    *) echo "unknown run $name (digital hwa hil-reprogram hil-mixed pulsed)" >&2; exit 2 ;;
+  esac
+  dir="$OUT/$MODEL-$name"
+  /usr/bin/time -f "$MODEL-$name: %e s wall" "$A" train "${COMMON[@]}" "${extra[@]}" --out "$dir"
+  if [ "$name" = digital ]; then
+    "$A" eval "$dir" --device pcm_joshi2020 --drift-times 0 86400 31536000
+  else
+    "$A" eval "$dir" --drift-times 0 86400 31536000
+  fi
+done
