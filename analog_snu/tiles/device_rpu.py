@@ -75,8 +75,8 @@ def _inference_config(device: PCMDevice, hwa: bool) -> Any:
     cls = _configs.TorchInferenceRPUConfig if device.simulator == "torch" else _configs.InferenceRPUConfig
     rpu = cls()
     if device.simulator == "torch":
-        # aihwkit's torch tile, with one crossbar product per call for spike inputs instead of
-        # one per bound-management round (same simulation: analog_snu.tiles.spike_mvm)
+        # aihwkit's torch tile, with bound management per input vector and one crossbar product
+        # per call for spike inputs (analog_snu.tiles.spike_mvm)
         rpu.simulator_tile_class = SpikeTorchSimulatorTile
     rpu.forward = _forward_io(device, _configs.IOParameters)
     rpu.mapping.weight_scaling_omega = device.periphery.weight_scaling_omega
