@@ -121,7 +121,7 @@ def plot(runs: list[dict], tasks: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=None, help="tasks learned in turn (default 5; --quick 2)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=1, help="epochs per task")
     parser.add_argument("--lr", type=float, default=0.05)
@@ -131,10 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=list(OPTIMIZERS))
     parser.add_argument("--out", default="benchmarks/results/forgetting_pmnist")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 1 seed, 500 images, tiny net")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 500 images, tiny net")
     args = parser.parse_args(argv)
     if args.quick:
-        args.tasks, args.seeds, args.train_limit, args.hidden = 2, [0], 500, [16]
+        args.seeds, args.train_limit, args.hidden = [0], 500, [16]
+    if args.tasks is None:
+        args.tasks = 2 if args.quick else 5
     if args.tasks < 1 or args.epochs < 1 or args.lr <= 0 or args.batch < 1 or args.train_limit < 0:
         parser.error("--tasks, --epochs, --batch must be >= 1, --lr > 0, --train-limit >= 0")
     torch.set_num_threads(args.threads)
