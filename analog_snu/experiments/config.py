@@ -48,6 +48,13 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: HIL: default weight range over the initial max|W| per scheme. The reprogram chip re-maps a tile
+#: whose weights outgrow it; a mixed-precision chip cannot (its weights are its conductances), and
+#: trained SNU weights grow to ~5x their initial max (digits: requested max|W| 4.7 after 15 epochs),
+#: so its range must be set for the trained network up front, as in Nandakumar et al. 2020.
+HIL_DEFAULT_HEADROOM = {"reprogram": 1.5, "mixed": 8.0}
+
+
 class TrainingConfig(StrictModel):
     """How the weights are learned."""
 
@@ -85,10 +92,13 @@ class TrainingConfig(StrictModel):
     """HIL only: chip clock advance per batch, seconds (default 1.0)."""
     granularity: float | None = Field(None, gt=0.0, le=1.0)
     """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
+    headroom: float | None = Field(None, ge=1.0, le=1e3)
+    """HIL only: each tile's weight range (mapped to g_max) as a multiple of its max|W| at the first programming
+    (default 1.5 reprogram, re-mapped when outgrown; 8 mixed, whose range is fixed)."""
 
     @model_validator(mode="after")
     def _hil_fields_need_hil(self) -> "TrainingConfig":
-        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch", "granularity")
+        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch", "granularity", "headroom")
                  if getattr(self, name) is not None]
         if given and self.mode != "hil":
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -165,6 +175,8 @@ class RunConfig(StrictModel):
             settings["program_every"] = self.training.program_every or 1
         else:
             settings["granularity"] = self.training.granularity
+        default_headroom = HIL_DEFAULT_HEADROOM[scheme]
+        settings["headroom"] = default_headroom if self.training.headroom is None else self.training.headroom
         return settings
 
 

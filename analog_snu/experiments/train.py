@@ -299,7 +299,8 @@ def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Opt
         return None
     return HILTrainer(model, optimizer, config.device, scheme=settings["scheme"],
                       program_every=settings.get("program_every", 1), granularity=settings.get("granularity"),
-                      chip_seconds_per_batch=settings["chip_seconds_per_batch"], seed=config.training.seed)
+                      chip_seconds_per_batch=settings["chip_seconds_per_batch"], headroom=settings["headroom"],
+                      seed=config.training.seed)
 
 
 def hil_line(summary: dict[str, Any]) -> str:

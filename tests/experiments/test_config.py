@@ -94,7 +94,7 @@ def _full_config() -> RunConfig:
         "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
         "seed": 4, "grapes": "local", "hil-scheme": "mixed", "rule": "fa", "weight-init": "he_uniform",
         "schedule": "plateau", "gamma": 0.5, "patience": 3, "select": "best",
-        "chip-seconds-per-batch": 0.5, "granularity": 0.02,
+        "chip-seconds-per-batch": 0.5, "granularity": 0.02, "headroom": 4.0,
     })
 
 

@@ -10,6 +10,10 @@ from analog_snu.cli import main
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments import build_config, read_checkpoint, train_run
 from analog_snu.experiments.checkpoint import model_tensors
+from analog_snu.experiments.config import spec_for
+from analog_snu.experiments.train import load_task_for
+from analog_snu.models import build_model
+from analog_snu.tiles.tile_access import named_layer_tiles
 
 TINY = {"task": "digits", "layers": [8], "train-limit": 48, "epochs": 2, "device": "pcm_joshi2020",
         "training": "hil"}
@@ -37,7 +41,9 @@ def test_reprogram_run_records_wear_and_checkpoints_the_chip(tmp_path, capsys):
 
 
 def test_mixed_run_counts_pulses_and_refreshes(tmp_path):
-    result = train_run(hil_config(**{"hil-scheme": "mixed", "epochs": 1}), tmp_path / "mixed", progress=False)
+    # a narrow range (fine pulses) so that two batches already owe pulses
+    result = train_run(hil_config(**{"hil-scheme": "mixed", "epochs": 1, "headroom": 1.5}), tmp_path / "mixed",
+                       progress=False)
     wear = json.loads((tmp_path / "mixed" / "hil.json").read_text())
     assert set(wear) == {"scheme", "chip_seconds", "devices", "set_pulses", "refreshes"}
     assert wear["set_pulses"]["max"] > 0 and wear["refreshes"]["total"] >= 0
@@ -67,6 +73,28 @@ def test_hil_resume_continues_bit_identically(tmp_path):
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize(("scheme", "headroom", "expected"), [("mixed", None, 8.0), ("reprogram", None, 1.5),
+                                                            ("mixed", 3.0, 3.0)])
+def test_the_chip_weight_range_follows_the_headroom(tmp_path, scheme, headroom, expected):
+    flags = {"hil-scheme": scheme} | ({} if headroom is None else {"headroom": headroom})
+    config = hil_config(epochs=1, **flags)
+    train_run(config, tmp_path / "r", progress=False)
+    meta = read_checkpoint(tmp_path / "r" / "checkpoint.safetensors").meta["extra"]["hil"]["chip"]
+    assert meta["headroom"] == expected
+    if scheme == "mixed":  # a fixed range: g_max maps to headroom x the initial max|W| of each tile
+        first = _initial_max_weights(config)
+        for tile in meta["tiles"]:
+            assert tile["scale"] == pytest.approx(config.device.conductance.g_max / (expected * first[tile["name"]]),
+                                                  rel=1e-6)
+
+
+def _initial_max_weights(config):
+    task = load_task_for(config)
+    torch.manual_seed(config.training.seed)  # as train_run builds the model
+    model = build_model(spec_for(config, task.head, task.input_size, task.output_size))
+    return {name: float(torch.as_tensor(tile.tile.get_weights()).abs().max()) for _, name, tile in named_layer_tiles(model)}
+
+
 def test_export_maps_of_a_hil_run_holds_the_wear(tmp_path):
     run = tmp_path / "hil"
     train_run(hil_config(epochs=1), run, progress=False)
@@ -85,6 +113,8 @@ def test_export_maps_of_a_hil_run_holds_the_wear(tmp_path):
         ({"program-every": 0}, r"training.program_every: Input should be greater than 0"),
         ({"program-every": 2, "hil-scheme": "mixed"}, r"--program-every applies to --hil-scheme reprogram"),
         ({"training": "hwa", "hil-scheme": "mixed"}, r"--hil-scheme apply to --training hil only"),
+        ({"headroom": 0.5}, r"training.headroom: Input should be greater than or equal to 1"),
+        ({"training": "hwa", "headroom": 2.0}, r"--headroom apply to --training hil only"),
     ],
 )
 def test_bad_hil_settings_are_refused(tmp_path, flags, message):
