@@ -66,6 +66,7 @@ noise management that rescales a 0/1 row) takes the general per-vector path abov
 
 from __future__ import annotations
 
+import math
 from numbers import Number
 from typing import Any
 
@@ -121,8 +122,14 @@ def per_vector_bound_management_applies(io_pars: Any) -> bool:
 
 
 def _is_spikes(x: Tensor) -> bool:
-    """Every entry is exactly 0 or 1. Shape: x (M, F_in)."""
-    return not torch.count_nonzero(x * (x - 1)).item()
+    """Every entry is exactly 0 or 1 (``x (x - 1) == 0``; one temporary, no autograd graph). Shape: x (M, F_in)."""
+    with torch.no_grad():
+        return not torch.count_nonzero((x - 1).mul_(x)).item()
+
+
+def _exact_power_of_two(value: float) -> bool:
+    """``value`` is 2^k with k >= 0, so multiplying a float by it and dividing back is exact (barring overflow)."""
+    return value >= 1.0 and math.frexp(value)[0] == 0.5
 
 
 def _limit_reached(reduction: float, io_pars: Any) -> bool:
@@ -136,33 +143,62 @@ def _limit_reached(reduction: float, io_pars: Any) -> bool:
 class _SpikeRows(torch.autograd.Function):
     """Per-vector bound management of a 0/1 input: one product ``x W^T``, output stage per round on failing rows.
 
-    Returns the clipped ADC outputs ``y`` of each row's last round and that round's reduction
-    ``f`` per row (not differentiable). Gradients are aihwkit's straight-through ones for
-    ``y = out(W prep(x s))`` with ``prep(x s) = q_f x`` and ``s = 1 / (row_scale * f)``
-    (``row_scale`` = 1 in value): with ``G = grad * slope`` (clip mask times output asymmetry),
-    ``dq_f * G W`` for ``x``, ``(q_f G)^T x`` for ``W`` and ``-sum_j G_j (x W^T)_j / (row_scale^2 f)``
-    for the row scale. Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns
-    (M, F_out) and (M, 1).
+    Returns ``out = y * row_scale * out_scale * f``: the clipped ADC outputs ``y`` of each row's
+    last round, rescaled by that round's reduction ``f`` (aihwkit's final rescaling, per row).
+    Gradients are aihwkit's straight-through ones for ``y = out(W prep(x s))`` with
+    ``prep(x s) = q_f x`` and ``s = 1 / (row_scale * f)`` (``row_scale`` = 1 in value): with
+    ``G = grad_out * row_scale * out_scale * f * slope`` (clip mask times output asymmetry),
+    ``dq_f * G W`` for ``x``, ``(q_f G)^T x`` for ``W``, and for the row scale
+    ``-sum_j G_j (x W^T)_j / (row_scale^2 f)`` plus ``out_scale f sum_j grad_out_j y_j`` (the
+    final rescaling), each computed with the operations autograd uses for the unfused
+    expression, so the values are the same bit for bit.
+
+    Memory: besides ``x`` and ``weight`` (both kept by the caller anyway), only the bool clip
+    mask and (M, 1) factors are saved. When the row scale needs a gradient (``x`` requires one),
+    also the output, from which ``y = out / (out_scale f)`` is recovered exactly when
+    ``out_scale`` is a power of two >= 1 (else ``y`` itself is saved), and the product
+    ``x W^T`` is computed again in the backward (the same operands and operation, so the same
+    values) instead of being kept from the forward: (M, F_out) floats saved per call are one,
+    or none when ``x`` needs no gradient (aihwkit's batch-wide path keeps three to five).
+    Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
     """
 
     @staticmethod
     def forward(ctx, x, weight, row_scale, mvm, io_pars, fwd_pars):  # type: ignore[override]
         product = x @ weight.T  # (M, F_out), shared by all rounds
         y, slope, q, dq, reduction = mvm._spike_rounds(product, io_pars, fwd_pars)
-        ctx.save_for_backward(x, weight, row_scale, product, slope, q, dq, reduction)
-        ctx.mark_non_differentiable(reduction)
-        return y, reduction
+        out_factor = io_pars.out_scale * reduction  # (M, 1)
+        scale = row_scale * out_factor  # (M, 1): aihwkit's out_scale / input scale; row_scale is 1 in value
+        ctx.io_pars = io_pars
+        ctx.y_from_out = _exact_power_of_two(io_pars.out_scale)
+        if not ctx.needs_input_grad[2]:
+            ctx.save_for_backward(x, weight, slope, q, dq, scale)
+            return y.mul_(scale)  # (M, F_out): y is not needed for the gradient
+        if ctx.y_from_out:  # y = out / scale exactly (scale = 2^k, k >= 0)
+            out = y.mul_(scale)
+            ctx.save_for_backward(x, weight, slope, q, dq, scale, row_scale, reduction, out)
+        else:
+            out = y * scale
+            ctx.save_for_backward(x, weight, slope, q, dq, scale, row_scale, reduction, y)
+        return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor, _grad_reduction: Tensor):  # type: ignore[override]
-        x, weight, row_scale, product, slope, q, dq, reduction = ctx.saved_tensors
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        x, weight, slope, q, dq, scale, *rest = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad = grad * slope  # (M, F_out): gradient at the crossbar output
+        grad = (grad_out * scale).mul_(slope)  # (M, F_out): gradient at the crossbar output
         grad_x = (grad @ weight).mul_(dq) if needs[0] else None
-        grad_w = (grad * q).T @ x if needs[1] else None
         grad_scale = None
         if needs[2]:
-            grad_scale = (grad * product).sum(1, keepdim=True).div_(row_scale.square() * -reduction)
+            row_scale, reduction, y = rest
+            # the final rescaling y * (row_scale * out_factor), as autograd's two MulBackward nodes
+            weighted = y.div(scale).mul_(grad_out) if ctx.y_from_out else grad_out * y  # (M, F_out)
+            grad_final = weighted.sum(1, keepdim=True) * (ctx.io_pars.out_scale * reduction)
+            del weighted
+            product = (x @ weight.T).mul_(grad)  # the forward's product again, bit for bit, times grad
+            grad_scale = product.sum(1, keepdim=True).div_(row_scale.square() * -reduction) + grad_final
+            del product
+        grad_w = grad.mul_(q).T @ x if needs[1] else None  # grad is not needed after this
         return grad_x, grad_w, grad_scale, None, None, None
 
 
@@ -181,29 +217,43 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
 
     @classmethod
     def _output_stage(cls, out_values: Tensor, io_pars: Any, with_slope: bool = False,
-                      out_noise_values: Tensor | None = None, **_: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+                      out_noise_values: Tensor | None = None, in_place: bool = False,
+                      **_: Any) -> tuple[Tensor, Tensor, Tensor | None]:
         """aihwkit's output stage with a bound test per row: ``(clipped outputs, row passed, clip slope)``.
 
         Output asymmetry, output noise (``out_noise``, or ``out_noise_values`` per output),
         ADC quantisation, then the test (every output of the row within +-``out_bound``) and
         the clip, in aihwkit's order and with its random draws; differentiable as aihwkit's.
         With ``with_slope``, also the clip's derivative as ``torch.clamp`` gives it (1 inside the
-        bound, 0 outside; at the bound as this torch version does), else None.
+        bound, 0 outside; at the bound as this torch version does), else None. With ``in_place``
+        (no autograd; ``out_values`` is the caller's scratch tensor), the same operations run in
+        place: the same values, without a fresh (M, F_out) tensor per operation.
         Shape: out_values (M, F_out); returns (M, F_out), (M,) bool and (M, F_out) bool.
         """
         bound = io_pars.out_bound if io_pars.out_bound > 0 else float("inf")
+        in_place = in_place and not (torch.is_grad_enabled() and out_values.requires_grad)
         if io_pars.out_asymmetry != 0.0:
             out_values = torch.where(out_values < 0, out_values * (1.0 - io_pars.out_asymmetry), out_values)
         if out_noise_values is not None:
-            out_values = out_values + torch.randn_like(out_values) * out_noise_values.view(1, -1)
+            noise = torch.randn_like(out_values).mul_(out_noise_values.view(1, -1))
+            out_values = out_values.add_(noise) if in_place else out_values + noise
         elif io_pars.out_noise > 0.0:
-            out_values = out_values + io_pars.out_noise * torch.randn_like(out_values)
+            noise = torch.randn_like(out_values).mul_(io_pars.out_noise)
+            out_values = out_values.add_(noise) if in_place else out_values + noise
+        noise = None
         if io_pars.out_res > 0:
-            out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)
+            if in_place and not io_pars.out_sto_round:  # UniformQuantize.forward's operations, in place
+                res = 1 / io_pars.out_res if io_pars.out_res > 1.0 else io_pars.out_res
+                res *= 2 * io_pars.out_bound
+                out_values = out_values.div_(res).round_().mul_(res)
+            else:
+                out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)
         inside = (out_values <= bound) & (out_values >= -bound)
         slope = None
         if with_slope:
             slope = inside if _CLAMP_GRAD_AT_BOUND else (out_values < bound) & (out_values > -bound)
+        if in_place:
+            return out_values.clamp_(min=-bound, max=bound), inside.all(1), slope
         return torch.clamp(out_values, min=-bound, max=bound), inside.all(1), slope
 
     @classmethod
@@ -224,10 +274,13 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         reduction = 1.0
         while True:
             q, dq = cls._input_factor(1.0 / reduction, io_pars, product)
-            values = (product if active is None else product[active]) * q
-            out, passed, out_slope = cls._output_stage(values, io_pars, with_slope=True, **fwd_pars)
+            values = (product if active is None else product[active]) * q  # scratch, overwritten in place
+            asymmetry_slope = None
             if asymmetry != 0.0:
-                out_slope = out_slope * torch.full_like(values, 1.0 - asymmetry).masked_fill_(values >= 0, 1.0)
+                asymmetry_slope = torch.full_like(values, 1.0 - asymmetry).masked_fill_(values >= 0, 1.0)
+            out, passed, out_slope = cls._output_stage(values, io_pars, with_slope=True, in_place=True, **fwd_pars)
+            if asymmetry_slope is not None:
+                out_slope = out_slope * asymmetry_slope
             if active is None:
                 y, slope = out, out_slope
                 q_rows.fill_(q)
@@ -307,15 +360,17 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
             return torch.zeros(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
         # Noise management: 1 for every 0/1 row (a silent row's 0 is set to 1, as aihwkit does), but
         # aihwkit differentiates through it (the output noise scales with the row's input range), so
-        # the same tensor is built here and enters the graph exactly where it does there.
+        # the same tensor is built here and enters the graph exactly where it does there. For x >= 0
+        # abs-max is max (|x| = x; the same maxima at the same indices, and |x|'s derivative is 1
+        # there), so aihwkit's MAX rule gives the same values and gradients without an |x| copy.
         if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and x.requires_grad:
-            row_scale = cls._compute_noise_management(input_=x, nm_type=io_pars.noise_management, io_pars=io_pars)
+            row_scale = cls._compute_noise_management(input_=x, nm_type=_NM.MAX, io_pars=io_pars)
             row_scale[row_scale <= 0.0] = 1.0
         else:
             row_scale = x.new_ones(x.shape[0], 1)
-        y, reduction = _SpikeRows.apply(x, weight, row_scale, cls, io_pars, fwd_pars)
-        # aihwkit's final rescaling by out_scale / input scale, per row (row_scale is 1 in value, not in gradient)
-        return y * (row_scale * (io_pars.out_scale * reduction))
+        # includes aihwkit's final rescaling by out_scale / input scale, per row (row_scale is 1 in value,
+        # not in gradient)
+        return _SpikeRows.apply(x, weight, row_scale, cls, io_pars, fwd_pars)
 
 
 class SpikeTorchSimulatorTile(_torch_tile.TorchSimulatorTile):
