@@ -2,7 +2,8 @@
 # The SNU paper's hardware experiment at reduced budget: JSB 88-150-88 on pcm_joshi2020,
 # digital vs HWA vs HIL-reprogram vs HIL-mixed vs pulsed, then test NLL after 0 s, 1 day and 1 year.
 # Usage: benchmarks/hil_jsb.sh MODEL EPOCHS [RUN ...]
-#   MODEL snu|ssnu; RUN any of digital hwa hil-reprogram hil-mixed pulsed (default: all, in that order).
+#   MODEL snu|ssnu; RUN any of digital hwa hil-reprogram hil-mixed pulsed hil-mixed-sgd
+#   (default: the first five, in that order; hil-mixed-sgd: SGD lr 0.5 instead of Adam).
 # Every run is a normal run directory under bench_out/jsb/MODEL-RUN (resumable with --resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,9 @@ for name in "${RUNS[@]}"; do
     hwa) extra=(--device pcm_joshi2020 --training hwa) ;;
     hil-reprogram) extra=(--device pcm_joshi2020 --training hil --hil-scheme reprogram) ;;
     hil-mixed) extra=(--device pcm_joshi2020 --training hil --hil-scheme mixed) ;;
+    hil-mixed-sgd) extra=(--device pcm_joshi2020 --training hil --hil-scheme mixed --optimizer sgd --lr 0.5) ;;
     pulsed) extra=(--device pcm_joshi2020 --training pulsed --optimizer sgd --lr 0.05) ;;
-    *) echo "unknown run $name (digital hwa hil-reprogram hil-mixed pulsed)" >&2; exit 2 ;;
+    *) echo "unknown run $name (digital hwa hil-reprogram hil-mixed pulsed hil-mixed-sgd)" >&2; exit 2 ;;
   esac
   dir="$OUT/$MODEL-$name"
   /usr/bin/time -f "$MODEL-$name: %e s wall" "$A" train "${COMMON[@]}" "${extra[@]}" --out "$dir"
