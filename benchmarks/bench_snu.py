@@ -296,14 +296,27 @@ def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
     return {"rss_before_mib": before, "peak_rise_mib": _status_mib("VmHWM") - before}
 
 
-def run_memory(config: BenchConfig) -> dict:
-    """Peak RSS rise of one step for every path, each in its own interpreter."""
-    out: dict = {"steps": config.steps, "batch": config.batch, "paths": {}}
-    for path in config.paths:
-        args = [sys.executable, __file__, "--memory-path", path, "--steps", str(config.steps),
-                "--batch", str(config.batch), "--threads", str(config.threads)]
-        proc = subprocess.run(args, capture_output=True, text=True, check=True)
-        out["paths"][path] = json.loads(proc.stdout)
+def run_memory(config: BenchConfig, repeats: int = 5) -> dict:
+    """Peak RSS rise of one step for every path, each in its own interpreter, ``repeats`` times.
+
+    A single process is not a measurement: the peak varies by up to ~35 MiB between runs of the
+    same code, following ``PYTHONHASHSEED`` (how the heap gets laid out). So every path runs
+    once per hash seed 0..repeats-1, paths interleaved, and the median is reported (with
+    min/max); ratios are median over digital's median.
+    """
+    out: dict = {"steps": config.steps, "batch": config.batch, "repeats": repeats, "paths": {}}
+    runs: dict[str, list[dict]] = {path: [] for path in config.paths}
+    for seed in range(repeats):
+        for path in config.paths:
+            args = [sys.executable, __file__, "--memory-path", path, "--steps", str(config.steps),
+                    "--batch", str(config.batch), "--threads", str(config.threads)]
+            env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+            proc = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
+            runs[path].append(json.loads(proc.stdout))
+    for path, results in runs.items():
+        rises = [r["peak_rise_mib"] for r in results]
+        out["paths"][path] = {"peak_rise_mib": statistics.median(rises), "min_mib": min(rises), "max_mib": max(rises),
+                              "rss_before_mib": statistics.median(r["rss_before_mib"] for r in results)}
     base = out["paths"].get("digital", {}).get("peak_rise_mib")
     if base:
         out["ratio_to_digital"] = {p: v["peak_rise_mib"] / base for p, v in out["paths"].items()}
@@ -342,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--memory", action="store_true", help="peak RSS rise of one step per path instead of time")
     parser.add_argument("--memory-path", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-repeats", type=int, default=5,
+                        help="--memory: processes per path (hash seeds 0..N-1); the median is reported")
     parser.add_argument("--markdown", metavar="JSON", help="print the README table of a saved --json result")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -354,7 +369,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory_of_path(config, args.memory_path)))
         return
     if args.memory:
-        result = run_memory(config)
+        if args.memory_repeats < 1:
+            parser.error(f"--memory-repeats must be >= 1, got {args.memory_repeats}")
+        result = run_memory(config, args.memory_repeats)
         print(json.dumps(result) if args.json else json.dumps(result, indent=1))
         return
     result = run(config)

@@ -64,3 +64,22 @@ def test_memory_of_one_path_in_process():
 
 def test_functional_benchmark_ways_agree():
     assert load("bench_snu_functional").check_equal(torch.device("cpu")) < 1e-12
+
+
+def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
+    bench = load("bench_snu")
+    rises = {"digital": [50.0, 70.0, 60.0], "preset_hwa": [90.0, 130.0, 100.0]}
+    seen = []
+
+    def fake_run(args, capture_output, text, check, env):
+        path = args[args.index("--memory-path") + 1]
+        seen.append((path, env["PYTHONHASHSEED"]))
+        rise = rises[path][int(env["PYTHONHASHSEED"])]
+        return type("Done", (), {"stdout": json.dumps({"rss_before_mib": 300.0, "peak_rise_mib": rise})})()
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    result = bench.run_memory(toy_config(bench, paths=("digital", "preset_hwa")), repeats=3)
+    assert seen == [("digital", "0"), ("preset_hwa", "0"), ("digital", "1"), ("preset_hwa", "1"),
+                    ("digital", "2"), ("preset_hwa", "2")]  # interleaved, one hash seed per round
+    assert result["paths"]["digital"] == {"peak_rise_mib": 60.0, "min_mib": 50.0, "max_mib": 70.0, "rss_before_mib": 300.0}
+    assert result["ratio_to_digital"]["preset_hwa"] == 100.0 / 60.0
