@@ -17,17 +17,6 @@ def tiny(**flags):
     return build_config(flags={"task": "digits", "layers": [8], "train-limit": 48, "epochs": 2, "seed": 3, **flags})
 
 
-def _stop_after(epoch):
-    class Killed(Exception):
-        pass
-
-    def hook(done, _row):
-        if done == epoch:
-            raise Killed(f"killed after epoch {done}")
-
-    return Killed, hook
-
-
 def _same_weights(a, b):
     expected, got = model_tensors(a), model_tensors(b)
     return sorted(expected) == sorted(got) and all(torch.equal(expected[k], got[k]) for k in expected)
@@ -58,14 +47,14 @@ def test_bad_dropout_in_the_run_config_is_refused(value, match):
         build_config(flags={"task": "digits"}, sets=[("model.dropout", value)])
 
 
-def test_dropout_run_resumes_bit_identically_from_the_checkpointed_rng(tmp_path, monkeypatch):
+def test_dropout_run_resumes_bit_identically_from_the_checkpointed_rng(tmp_path, monkeypatch, stop_after):
     config = tiny(dropout=0.5)
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
     assert uninterrupted.model.dropout == 0.5
     without = train_run(tiny(), tmp_path / "plain", progress=False)
     assert not _same_weights(uninterrupted.model, without.model)  # dropout acted on training
 
-    killed, hook = _stop_after(1)
+    killed, hook = stop_after(1)
     with pytest.raises(killed):
         train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
@@ -81,11 +70,11 @@ def test_dropout_run_resumes_bit_identically_from_the_checkpointed_rng(tmp_path,
     assert not _same_weights(uninterrupted.model, unrestored.model)
 
 
-def test_hwa_dropout_run_on_pcm_tiles_resumes_bit_identically(tmp_path):
+def test_hwa_dropout_run_on_pcm_tiles_resumes_bit_identically(tmp_path, stop_after):
     config = tiny(dropout=0.5, device="pcm_joshi2020", **{"train-limit": 32})
     assert config.training.mode == "hwa"
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = _stop_after(1)
+    killed, hook = stop_after(1)
     with pytest.raises(killed):
         train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)

@@ -23,17 +23,6 @@ def tiny(**flags):
     return build_config(flags={"task": "digits", "layers": [8], "train-limit": 64, "epochs": 1, **flags})
 
 
-def _stop_after(epoch):
-    class Killed(Exception):
-        pass
-
-    def hook(done, _row):
-        if done == epoch:
-            raise Killed(f"killed after epoch {done}")
-
-    return Killed, hook
-
-
 def _assert_same_weights(a, b):
     expected, got = model_tensors(a), model_tensors(b)
     assert sorted(expected) == sorted(got)
@@ -57,10 +46,10 @@ def test_train_writes_the_run_files(tmp_path, capsys):
     assert spec.hidden == (8,) and spec.input_size == 64 and not model.training
 
 
-def test_resume_reaches_the_same_weights_bit_for_bit(tmp_path):
+def test_resume_reaches_the_same_weights_bit_for_bit(tmp_path, stop_after):
     config = tiny(epochs=3, seed=5)
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = _stop_after(2)
+    killed, hook = stop_after(2)
     with pytest.raises(killed):
         train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
     assert not (tmp_path / "b" / "final.json").exists()
@@ -79,10 +68,10 @@ def test_different_seeds_give_different_weights(tmp_path):
     assert not torch.equal(model_tensors(a.model)["model/readout.weight"], model_tensors(b.model)["model/readout.weight"])
 
 
-def test_hwa_resume_on_a_torch_tile_preset_is_bit_exact(tmp_path):
+def test_hwa_resume_on_a_torch_tile_preset_is_bit_exact(tmp_path, stop_after):
     config = tiny(epochs=2, device="pcm_joshi2020", **{"train-limit": 48})
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = _stop_after(1)
+    killed, hook = stop_after(1)
     with pytest.raises(killed):
         train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
@@ -137,10 +126,10 @@ def _poisoned(config, from_epoch):
 
 
 def test_divergence_stops_training_keeps_the_last_good_checkpoint_and_says_how_to_resume(tmp_path, capsys,
-                                                                                           monkeypatch):
+                                                                                           monkeypatch, stop_after):
     run = tmp_path / "run"
     config = tiny(epochs=2, optimizer="sgd", lr=0.5)
-    killed, hook = _stop_after(1)
+    killed, hook = stop_after(1)
     with pytest.raises(killed):
         train_run(config, run, progress=False, on_epoch_end=hook)
     good = (run / "checkpoint.safetensors").read_bytes()
@@ -261,10 +250,10 @@ def evaluate_run_as_trained(run):
     return evaluate_run(run)["as_trained"]
 
 
-def test_feedback_alignment_run_resumes_bit_identically(tmp_path):
+def test_feedback_alignment_run_resumes_bit_identically(tmp_path, stop_after):
     config = tiny(epochs=2, rule="fa", grapes="propagating", **{"weight-init": "he_uniform"})
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = _stop_after(1)
+    killed, hook = stop_after(1)
     with pytest.raises(killed):
         train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
     checkpoint = read_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
