@@ -1,19 +1,25 @@
 import pytest
 
+from analog_snu.experiments import train_run
+
 
 @pytest.fixture
-def stop_after():
-    """``stop_after(n)`` -> ``(Killed, hook)``: an ``on_epoch_end`` hook that raises ``Killed``
-    once epoch ``n`` is checkpointed, as a kill after that epoch would leave the run."""
+def kill_after():
+    """``kill_after(config, run_dir, epoch)``: train ``config`` in ``run_dir`` and stop it once epoch
+    ``epoch`` is checkpointed, as a kill after that epoch would leave the run."""
 
-    def make(epoch):
-        class Killed(Exception):
-            pass
+    class Killed(Exception):
+        pass
 
+    def hook_for(epoch):
         def hook(done, _row):
             if done == epoch:
                 raise Killed(f"killed after epoch {done}")
 
-        return Killed, hook
+        return hook
 
-    return make
+    def kill(config, run_dir, epoch):
+        with pytest.raises(Killed):
+            train_run(config, run_dir, progress=False, on_epoch_end=hook_for(epoch))
+
+    return kill

@@ -47,36 +47,31 @@ def test_bad_dropout_in_the_run_config_is_refused(value, match):
         build_config(flags={"task": "digits"}, sets=[("model.dropout", value)])
 
 
-def test_dropout_run_resumes_bit_identically_from_the_checkpointed_rng(tmp_path, monkeypatch, stop_after):
+def test_dropout_run_resumes_bit_identically_from_the_checkpointed_rng(tmp_path, monkeypatch, kill_after):
     config = tiny(dropout=0.5)
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
     assert uninterrupted.model.dropout == 0.5
     without = train_run(tiny(), tmp_path / "plain", progress=False)
     assert not _same_weights(uninterrupted.model, without.model)  # dropout acted on training
 
-    killed, hook = stop_after(1)
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "b", 1)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
     assert _same_weights(uninterrupted.model, resumed.model)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in uninterrupted.history]
 
     # the masks come from the global torch RNG that the checkpoint saves: resuming without
     # restoring it (the state right after weight init, as at epoch 1) redraws epoch 1's masks
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "c", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "c", 1)
     monkeypatch.setattr("analog_snu.experiments.train.restore_rng", lambda _checkpoint: None)
     unrestored = train_run(config, tmp_path / "c", progress=False, resume=True)
     assert not _same_weights(uninterrupted.model, unrestored.model)
 
 
-def test_hwa_dropout_run_on_pcm_tiles_resumes_bit_identically(tmp_path, stop_after):
+def test_hwa_dropout_run_on_pcm_tiles_resumes_bit_identically(tmp_path, kill_after):
     config = tiny(dropout=0.5, device="pcm_joshi2020", **{"train-limit": 32})
     assert config.training.mode == "hwa"
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = stop_after(1)
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "b", 1)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
     assert any(name.startswith("tile/") for name in model_tensors(uninterrupted.model))
     assert _same_weights(uninterrupted.model, resumed.model)

@@ -50,19 +50,10 @@ def test_mixed_run_counts_pulses_and_refreshes(tmp_path):
     assert result.final["hil"]["scheme"] == "mixed"
 
 
-def test_hil_resume_continues_bit_identically(tmp_path):
+def test_hil_resume_continues_bit_identically(tmp_path, kill_after):
     config = hil_config(**{"chip-seconds-per-batch": 60.0})
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, _row):
-        if epoch == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=kill)
+    kill_after(config, tmp_path / "b", 1)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
     expected, got = model_tensors(uninterrupted.model), model_tensors(resumed.model)
     for name in expected:

@@ -17,7 +17,7 @@ from PIL import Image
 from analog_snu.cli import main
 from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
-from analog_snu.experiments import build_config, evaluate_run, load_run, train_run
+from analog_snu.experiments import evaluate_run, load_run, train_run
 from analog_snu.experiments.checkpoint import model_tensors
 from analog_snu.experiments.sweep import _claim, run_sweep
 from analog_snu.experiments.sweep_results import drift_column

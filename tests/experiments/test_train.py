@@ -46,12 +46,10 @@ def test_train_writes_the_run_files(tmp_path, capsys):
     assert spec.hidden == (8,) and spec.input_size == 64 and not model.training
 
 
-def test_resume_reaches_the_same_weights_bit_for_bit(tmp_path, stop_after):
+def test_resume_reaches_the_same_weights_bit_for_bit(tmp_path, kill_after):
     config = tiny(epochs=3, seed=5)
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = stop_after(2)
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "b", 2)
     assert not (tmp_path / "b" / "final.json").exists()
     assert run_cli("train", "--resume", tmp_path / "b", "--quiet") == 0
     resumed, _ = load_run(tmp_path / "b")
@@ -68,12 +66,10 @@ def test_different_seeds_give_different_weights(tmp_path):
     assert not torch.equal(model_tensors(a.model)["model/readout.weight"], model_tensors(b.model)["model/readout.weight"])
 
 
-def test_hwa_resume_on_a_torch_tile_preset_is_bit_exact(tmp_path, stop_after):
+def test_hwa_resume_on_a_torch_tile_preset_is_bit_exact(tmp_path, kill_after):
     config = tiny(epochs=2, device="pcm_joshi2020", **{"train-limit": 48})
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = stop_after(1)
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "b", 1)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
     assert any(name.startswith("tile/") for name in model_tensors(uninterrupted.model))
     _assert_same_weights(uninterrupted.model, resumed.model)
@@ -126,12 +122,10 @@ def _poisoned(config, from_epoch):
 
 
 def test_divergence_stops_training_keeps_the_last_good_checkpoint_and_says_how_to_resume(tmp_path, capsys,
-                                                                                           monkeypatch, stop_after):
+                                                                                           monkeypatch, kill_after):
     run = tmp_path / "run"
     config = tiny(epochs=2, optimizer="sgd", lr=0.5)
-    killed, hook = stop_after(1)
-    with pytest.raises(killed):
-        train_run(config, run, progress=False, on_epoch_end=hook)
+    kill_after(config, run, 1)
     good = (run / "checkpoint.safetensors").read_bytes()
     with pytest.raises(DivergenceError, match=r"diverged in epoch 2 \(train loss nan; .*checkpoint of epoch 1 is kept; "
                                               r"resume with a lower learning rate: analog-snu train --resume .* --lr 0.05"):
@@ -250,12 +244,10 @@ def evaluate_run_as_trained(run):
     return evaluate_run(run)["as_trained"]
 
 
-def test_feedback_alignment_run_resumes_bit_identically(tmp_path, stop_after):
+def test_feedback_alignment_run_resumes_bit_identically(tmp_path, kill_after):
     config = tiny(epochs=2, rule="fa", grapes="propagating", **{"weight-init": "he_uniform"})
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
-    killed, hook = stop_after(1)
-    with pytest.raises(killed):
-        train_run(config, tmp_path / "b", progress=False, on_epoch_end=hook)
+    kill_after(config, tmp_path / "b", 1)
     checkpoint = read_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
     assert any(name.startswith("feedback/") for name in checkpoint.tensors)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)
