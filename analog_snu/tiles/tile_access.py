@@ -27,6 +27,7 @@ from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 
 __all__ = [
     "named_layer_tiles",
+    "mapping_scales_copy",
     "is_inference_tile",
     "tile_noise_model",
     "attach_noise_model",
@@ -108,9 +109,19 @@ def _exact_readout(weights: Tensor, compensation: str) -> Tensor:
     return absolute.mean().clamp(min=_MIN_READOUT).reshape(1)
 
 
-def _base_scales(tile: Any) -> Tensor:
+def mapping_scales_copy(tile: Any) -> Tensor | None:
+    """A copy of the tile's output (mapping) scales, or ``None``.
+
+    A copy because aihwkit's ``get_mapping_scales()`` returns the live buffer, which
+    ``set_mapping_scales()`` overwrites in place: a "saved" alias would change with it.
+    """
     scales = tile.get_mapping_scales()
-    return torch.ones(1) if scales is None else scales.detach().clone()
+    return None if scales is None else scales.detach().clone()
+
+
+def _base_scales(tile: Any) -> Tensor:
+    scales = mapping_scales_copy(tile)
+    return torch.ones(1) if scales is None else scales
 
 
 def program_tile(tile: Any, noise_model: PCMNoiseModel, generator: torch.Generator, forward_seed: int) -> PCMTileState:
@@ -195,12 +206,12 @@ def has_training_noise(tile: Any) -> bool:
 
 def tile_snapshot(tile: Any) -> dict[str, Tensor | None]:
     """Periphery values that evaluation depends on besides the crossbar weights."""
-    snapshot: dict[str, Tensor | None] = {"mapping_scales": tile.get_mapping_scales()}
+    snapshot: dict[str, Tensor | None] = {"mapping_scales": mapping_scales_copy(tile)}
     if is_inference_tile(tile):
         snapshot["alpha"] = torch.as_tensor(tile.alpha).detach().clone()
         baseline = tile.drift_baseline
         snapshot["drift_baseline"] = None if baseline is None else torch.as_tensor(baseline).detach().clone()
-    return {k: (None if v is None else v.detach().clone()) for k, v in snapshot.items()}
+    return snapshot  # every entry is already a copy
 
 
 @torch.no_grad()
@@ -257,8 +268,7 @@ def suspend_compensation(tile: Any):
             tile.alpha = alpha
 
         return restore
-    scales = tile.get_mapping_scales()
-    scales = None if scales is None else scales.detach().clone()
+    scales = mapping_scales_copy(tile)
     state = getattr(tile_noise_model(tile), "state", None)
     if state is not None and state.output_scales is not None:
         tile.set_mapping_scales(state.output_scales.clone())

@@ -59,7 +59,13 @@ from analog_snu.device_models import PCMDevice, list_presets
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.programming import resolve_device
-from analog_snu.tiles.tile_access import has_training_noise, is_inference_tile, named_layer_tiles, tile_noise_model
+from analog_snu.tiles.tile_access import (
+    has_training_noise,
+    is_inference_tile,
+    mapping_scales_copy,
+    named_layer_tiles,
+    tile_noise_model,
+)
 
 __all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILTrainer"]
 
@@ -188,9 +194,8 @@ class HILTrainer:
             for name, tile in self.tiles:
                 self.chip.program(name, _raw(tile), force=self.program_all or not self.started)
         self.chip.advance(self.chip_seconds_per_batch)
-        # copies: aihwkit returns the live buffer, which set_mapping_scales overwrites in place
-        # (restoring an alias compounded the compensation factor batch after batch)
-        saved_scales = [_scales_copy(tile) for _, tile in self.tiles]
+        # copies, not aliases: restoring an alias compounded the compensation factor batch after batch
+        saved_scales = [mapping_scales_copy(tile) for _, tile in self.tiles]
         if self.scheme == "reprogram":
             self.requested = {name: _raw(tile) for name, tile in self.tiles}  # master W, back before the step
         try:
@@ -198,13 +203,13 @@ class HILTrainer:
                 weights, alpha = self.chip.read(name)
                 _set(tile, weights)
                 if self.device.periphery.drift_compensation != "none":  # digital, on the tile's output scales
-                    base = torch.ones(1) if scales is None else scales.clone()
+                    base = torch.ones(1) if scales is None else scales
                     tile.set_mapping_scales(base * alpha.to(base.device, base.dtype))
             loss = loss_fn(self.model(inputs), targets)
             loss.backward()
         finally:
             for (name, tile), scales in zip(self.tiles, saved_scales):
-                tile.set_mapping_scales(None if scales is None else scales.clone())
+                tile.set_mapping_scales(scales)  # this step's own copy: no later step reuses it
                 _set(tile, self.requested[name])
         if grapes is not None:
             grapes.before_step()
@@ -316,11 +321,6 @@ class HILTrainer:
         self.chi, self.requested = chi, requested
         for name, tile in self.tiles:
             _set(tile, weights[name])
-
-
-def _scales_copy(tile: Any) -> Tensor | None:
-    scales = tile.get_mapping_scales()
-    return None if scales is None else scales.detach().clone()
 
 
 def _raw(tile: Any) -> Tensor:
