@@ -175,8 +175,7 @@ class RunConfig(StrictModel):
             settings["program_every"] = self.training.program_every or 1
         else:
             settings["granularity"] = self.training.granularity
-        default_headroom = HIL_DEFAULT_HEADROOM[scheme]
-        settings["headroom"] = default_headroom if self.training.headroom is None else self.training.headroom
+        settings["headroom"] = HIL_DEFAULT_HEADROOM[scheme] if self.training.headroom is None else self.training.headroom
         return settings
 
 
