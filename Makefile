@@ -12,7 +12,8 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/lint-imports
-	$(PYTHON) -m pytest tests
+	# one process per core (pytest-xdist), one torch thread each: the suite is many small trainings
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n auto tests
 
 bench: setup
 	$(PYTHON) benchmarks/bench_snu.py

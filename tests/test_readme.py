@@ -33,7 +33,14 @@ def test_readme_has_commands_and_no_templates():
 def test_readme_commands_run_at_toy_size(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     device_file = tmp_path / "my_pcm.toml"
+    seen = set()
     for command in readme_commands():
+        # a command that differs from one already run only in its run folder adds nothing (a report
+        # alone takes ~15 s); commands it depends on (train, other flags) still run
+        shape = re.sub(r"runs/\w+", "RUN", command)
+        if shape in seen and not command.startswith("analog-snu train"):
+            continue
+        seen.add(shape)
         argv = shlex.split(command)[1:]
         if argv[0] == "train":
             argv += TOY_TRAIN

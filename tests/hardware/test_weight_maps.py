@@ -49,7 +49,7 @@ def _snapshot(net):
 def test_round_trip_is_bit_identical(tmp_path, mode):
     net = _programmed(mode)
     expected = _eval(net)
-    written = export_weight_maps(net, tmp_path / "maps.npz")
+    written = export_weight_maps(net, tmp_path / "maps.npz", png=False)
     fresh = _net(mode)  # same trained weights, not programmed
     assert not torch.equal(_eval(fresh), expected)
     import_weight_maps(fresh, written["npz"])
@@ -84,7 +84,7 @@ def test_files_contents(tmp_path):
 
 
 def test_corrupt_file_rejected_and_model_untouched(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     raw = bytearray(written["npz"].read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     written["npz"].write_bytes(bytes(raw))
@@ -96,7 +96,7 @@ def test_corrupt_file_rejected_and_model_untouched(tmp_path):
 
 
 def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     written["npz"].write_bytes(b"PK\x03\x04 not a zip")
     meta = json.loads(written["json"].read_text())
     meta["npz_sha256"] = hashlib.sha256(b"PK\x03\x04 not a zip").hexdigest()
@@ -106,7 +106,7 @@ def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
 
 
 def test_sidecar_problems_rejected(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     written["json"].write_text("{not json")
     with pytest.raises(CheckpointError, match="sidecar .* is corrupt"):
         import_weight_maps(_net(), written["npz"])
@@ -119,7 +119,7 @@ def test_sidecar_problems_rejected(tmp_path):
 
 
 def test_mismatched_shapes_rejected_and_model_untouched(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     other = _net(sizes=(8, 7, 3))
     before = _snapshot(other)
     with pytest.raises(CheckpointError, match=r"weight maps have shape \(6, 8\), the model \(7, 8\)"):
@@ -130,7 +130,7 @@ def test_mismatched_shapes_rejected_and_model_untouched(tmp_path):
 
 
 def test_mismatched_device_config_rejected(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     with pytest.raises(CheckpointError, match="programmed with device 'pcm_aged_lowyield'.*uses device 'pcm_joshi2020'"):
         import_weight_maps(_net(name="pcm_joshi2020"), written["npz"])
 
@@ -140,13 +140,13 @@ def test_failed_export_overwrites_nothing(tmp_path):
     for path, data in old.items():
         path.write_bytes(data)
     with pytest.raises(ConfigError, match="is not programmed; call analog_snu.program"):
-        export_weight_maps(_net(), tmp_path / "maps.npz")
+        export_weight_maps(_net(), tmp_path / "maps.npz", png=False)
     assert all(path.read_bytes() == data for path, data in old.items())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.json", "maps.npz"]  # no temporary files left
     with pytest.raises(ConfigError, match="output folder .* does not exist"):
-        export_weight_maps(_programmed(), tmp_path / "missing" / "maps.npz")
+        export_weight_maps(_programmed(), tmp_path / "missing" / "maps.npz", png=False)
     with pytest.raises(ConfigError, match="the model has no analog tiles"):
-        export_weight_maps(SNUNetwork([4, 3, 2]), tmp_path / "maps.npz")
+        export_weight_maps(SNUNetwork([4, 3, 2]), tmp_path / "maps.npz", png=False)
 
 
 # --- issue 10 items 7 and 9: bounded reading, physical ranges, times -------------------------------
@@ -198,7 +198,7 @@ def _set(index, value):
     ],
 )
 def test_physically_impossible_values_are_refused_and_model_unchanged(tmp_path, arrays, meta, match):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     _rewrite(written, arrays, meta)
     target = _net()
     program(target, seed=5)
@@ -210,7 +210,7 @@ def test_physically_impossible_values_are_refused_and_model_unchanged(tmp_path, 
 
 
 def test_unbounded_programming_polynomial_in_the_sidecar_is_refused(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     device = json.loads(written["json"].read_text())["tiles"][0]["device"]
     device["programming"]["coeffs"] = [1e308, 1e308]
     _rewrite(written, meta_changes={"device": device})
@@ -219,7 +219,7 @@ def test_unbounded_programming_polynomial_in_the_sidecar_is_refused(tmp_path):
 
 
 def test_zip_bomb_weight_maps_are_refused_before_inflating(tmp_path):
-    written = export_weight_maps(_programmed(), tmp_path / "maps.npz")
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (4 << 20,)})
     bomb = io.BytesIO()
@@ -242,7 +242,7 @@ def test_zip_bomb_weight_maps_are_refused_before_inflating(tmp_path):
 def test_export_refuses_impossible_times(tmp_path, bad):
     net = _programmed()
     with pytest.raises(ConfigError, match=r"time must be a finite number >= 0 \(seconds after programming\), got "):
-        export_weight_maps(net, tmp_path / "maps.npz", time=bad)
+        export_weight_maps(net, tmp_path / "maps.npz", time=bad, png=False)
     assert not (tmp_path / "maps.npz").exists()
     with pytest.raises(ConfigError, match=r"t_seconds must be a finite number >= 0"):
         drift(net, bad)
@@ -251,7 +251,7 @@ def test_export_refuses_impossible_times(tmp_path, bad):
 def test_export_at_a_time_drifts_there_first(tmp_path):
     net = _net()
     program(net, seed=2)
-    written = export_weight_maps(net, tmp_path / "maps.npz", time=86_400.0)
+    written = export_weight_maps(net, tmp_path / "maps.npz", time=86_400.0, png=False)
     meta = json.loads(written["json"].read_text())
     assert meta["time_since_programming_s"] == 86_400.0
     reference = _net()
@@ -260,10 +260,10 @@ def test_export_at_a_time_drifts_there_first(tmp_path):
     with np.load(written["npz"], allow_pickle=False) as data:
         np.testing.assert_array_equal(data[f"{TILE}/g_plus"], programmed_states(reference)[TILE].g_now[:, 0].numpy())
     # already at that time: exported as is, no second read-noise draw
-    again = export_weight_maps(net, tmp_path / "again.npz", time=86_400.0)
+    again = export_weight_maps(net, tmp_path / "again.npz", time=86_400.0, png=False)
     first, second = load_npz(written["npz"]), load_npz(again["npz"])
     assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
     fresh = _net()
     program(fresh, seed=2)
-    at_zero = export_weight_maps(fresh, tmp_path / "zero.npz", time=0)
+    at_zero = export_weight_maps(fresh, tmp_path / "zero.npz", time=0, png=False)
     assert json.loads(at_zero["json"].read_text())["time_since_programming_s"] == 0.0
