@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from analog_snu.errors import ConfigError
 from analog_snu.experiments.sweep import run_sweep
 from analog_snu.experiments.sweep_results import metric_columns
 from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec
@@ -31,12 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray instance")
     parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                         help="CPUs of the local Ray instance (default: all), or most trials in flight on a cluster")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the trials one after the other in this process, without Ray (same results; on a "
+                             "machine with few cores Ray's own processes take much of one)")
     parser.add_argument("--quiet", action="store_true", help="no line per finished trial")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.in_process and (args.address is not None or args.workers is not None):
+        raise ConfigError("--in-process runs without Ray: --address and --workers do not apply")
     spec = read_sweep_spec(args.spec)
-    result = run_sweep(spec, args.out, address=args.address, workers=args.workers, progress=not args.quiet)
+    result = run_sweep(spec, args.out, address=args.address, workers=args.workers, use_ray=not args.in_process,
+                       progress=not args.quiet)
     keys = list(spec.grid)
     columns = metric_columns(result.rows)
     for entry in result.summary:

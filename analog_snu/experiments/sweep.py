@@ -259,7 +259,8 @@ def run_sweep(
     All trial configs are validated, and existing trial directories checked against them,
     before anything runs. ``workers``: CPUs of a local Ray instance (default: all), or the
     most trials in flight on a cluster at ``address``. ``use_ray=False`` runs the trials one
-    after the other in this process (same results; for tests and debugging).
+    after the other in this process (same results; ``analog-snu sweep --in-process``: for a
+    machine with few cores, tests and debugging).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be an int >= 1, got {workers!r}")

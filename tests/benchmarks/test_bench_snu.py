@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -37,6 +38,20 @@ def test_bench_snu_reports_every_path_rates_and_ratios():
     assert "preset_hwa/digital" in results["ratios"] and "digital/gemm_floor" in results["ratios"]
     json.dumps(results)  # one JSON object
     assert "| preset_hwa |" in bench.markdown(results)
+
+
+def test_cpu_clock_times_process_cpu_and_needs_one_thread(monkeypatch, capsys):
+    bench = load("bench_snu")
+    ticks = iter(range(0, 1000, 2))  # a fake CPU clock: every step takes 2 s
+    monkeypatch.setitem(bench.CLOCKS, "cpu", lambda: next(ticks))
+    assert bench._timed(lambda: None, "cpu") == 2000.0
+    results = bench.run(toy_config(bench, paths=("digital",), clock="cpu"))
+    assert results["clock"] == "cpu" and results["digital_ms"] == 2000.0
+    assert "| path | CPU ms (median of 2 rounds)" in bench.markdown(results)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--clock", "cpu", "--threads", "2"])
+    assert exc.value.code == 2
+    assert "--clock cpu times one thread" in capsys.readouterr().err
 
 
 def test_gemm_floor_covers_the_step_products():

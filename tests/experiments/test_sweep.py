@@ -255,6 +255,29 @@ def test_cli_sweep_on_ray_equals_the_in_process_sweep(tmp_path, capsys):
     assert [r["test_loss"] for r in on_ray] == [r["test_loss"] for r in local.rows]
 
 
+def test_cli_sweep_in_process_starts_no_ray(tmp_path, capsys):
+    import ray
+
+    path = tmp_path / "spec.toml"
+    path.write_text(textwrap.dedent("""
+        seeds = [0, 1]
+        [base]
+        task = "digits"
+        layers = [8]
+        train-limit = 64
+        epochs = 1
+    """))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--in-process"]) == 0
+    assert "trial 2/2" in capsys.readouterr().out and not ray.is_initialized()
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    for row in rows:  # each row is its trial's own run directory's result
+        final = json.loads((tmp_path / "s" / "trials" / row["trial"] / "final.json").read_text())
+        assert row["test_accuracy"] == final["test_accuracy"]
+    assert [row["seed"] for row in rows] == [0, 1]
+    assert main(["sweep", str(path), "--out", str(tmp_path / "t"), "--in-process", "--workers", "2"]) != 0
+    assert "--in-process runs without Ray: --address and --workers do not apply" in capsys.readouterr().err
+
+
 def test_cli_refuses_bad_workers(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"), "--workers", "0"])
