@@ -98,3 +98,12 @@ def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
                     ("digital", "2"), ("preset_hwa", "2")]  # interleaved, one hash seed per round
     assert result["paths"]["digital"] == {"peak_rise_mib": 60.0, "min_mib": 50.0, "max_mib": 70.0, "rss_before_mib": 300.0}
     assert result["ratio_to_digital"]["preset_hwa"] == 100.0 / 60.0
+
+
+def test_bench_peers_setting_at_toy_size_on_the_cpu_clock():
+    peers = load("bench_peers")
+    result = peers.run_setting(steps=2, batch=2, rounds=1, best_of=1, clock="cpu")
+    assert result["steps"] == 2 and result["batch"] == 2 and result["ms"]["analog_snu"] > 0
+    available = {name for name, build in peers.builders().items() if build is not None}
+    assert set(result["ratio_to_analog_snu"]) == available - {"analog_snu"}
+    assert all(result["ms"][name] is None for name in set(result["ms"]) - available)
