@@ -38,14 +38,21 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import aihwkit
-import torch
-from aihwkit.simulator.configs import FloatingPointRPUConfig, InferenceRPUConfig, TorchInferenceRPUConfig
-from torch import nn
+# aihwkit's C++ tiles run their products through OpenBLAS, which starts one thread per core
+# unless told otherwise (torch.set_num_threads does not reach it): measured, the C++ inference
+# step took 129 ms of CPU with OpenBLAS's default threads and 81 ms with one, so the "one
+# thread" benchmark was not. Set before aihwkit loads OpenBLAS; OPENBLAS_NUM_THREADS in the
+# environment wins (--threads does not change it).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS") or "1")
 
-from analog_snu.device_models import preset
-from analog_snu.functional import SNUState, snu_step
-from analog_snu.layers import SNUNetwork
+import aihwkit  # noqa: E402
+import torch  # noqa: E402
+from aihwkit.simulator.configs import FloatingPointRPUConfig, InferenceRPUConfig, TorchInferenceRPUConfig  # noqa: E402
+from torch import nn  # noqa: E402
+
+from analog_snu.device_models import preset  # noqa: E402
+from analog_snu.functional import SNUState, snu_step  # noqa: E402
+from analog_snu.layers import SNUNetwork  # noqa: E402
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital")
 PRESET = "pcm_joshi2020"
