@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from analog_snu.errors import ConfigError
 from analog_snu.experiments.sweep import run_sweep
 from analog_snu.experiments.sweep_results import metric_columns
 from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec
@@ -39,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.in_process and (args.address is not None or args.workers is not None):
-        raise ConfigError("--in-process runs without Ray: --address and --workers do not apply")
     spec = read_sweep_spec(args.spec)
     result = run_sweep(spec, args.out, address=args.address, workers=args.workers, use_ray=not args.in_process,
                        progress=not args.quiet)

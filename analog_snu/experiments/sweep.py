@@ -264,6 +264,8 @@ def run_sweep(
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be an int >= 1, got {workers!r}")
+    if not use_ray and (address is not None or workers is not None):
+        raise ConfigError("--in-process runs without Ray: --address and --workers do not apply")
     trials = expand(spec)
     out = Path(out)
     _claim(out)
