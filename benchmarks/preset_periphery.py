@@ -27,7 +27,7 @@ import bench_snu  # noqa: E402  (the benchmark's network, input and configuratio
 from analog_snu.device_models import preset  # noqa: E402
 from analog_snu.tiles import spike_mvm  # noqa: E402
 
-PRESET = "pcm_joshi2020"
+PRESET = bench_snu.PRESET  # the preset whose variants are compared
 
 #: name -> changes over the preset with the bound raised so far that nothing saturates, so the
 #: parts below are measured without bound-management reruns
