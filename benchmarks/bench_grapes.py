@@ -41,13 +41,19 @@ from torch import nn
 from analog_snu.data import load_digits, load_mnist, rate_encode
 from analog_snu.device_models import preset
 from analog_snu.errors import InputValueError
-from analog_snu.layers import MLP, SNUNetwork
+from analog_snu.layers import CNN, MLP, SNUNetwork
 from analog_snu.tiles import aihwkit_version
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
 from analog_snu.training.feedback_alignment import make_learning_rule
 from analog_snu.training.init import WEIGHT_INITS, init_weights
 
-NETS = ("mlp", "snu")
+NETS = ("mlp", "snu", "cnn")
+DEFAULT_NETS = ("mlp", "snu")
+#: the small ReLU CNN per dataset (conv k x k -> ReLU -> max-pool 2 blocks, dense ReLU, readout)
+CNN_SHAPES = {
+    "digits": {"input_shape": (1, 8, 8), "channels": (16,), "kernel_size": 3, "hidden": (64,)},
+    "mnist": {"input_shape": (1, 28, 28), "channels": (16, 32), "kernel_size": 5, "hidden": (128,)},
+}
 MODES = ("digital", "hwa", "pulsed")
 #: "sgd-2xlr" is a control: plain SGD at twice the learning rate (GRAPES factors lie in [1, 2])
 OPTIMIZERS = ("sgd", "grapes-propagating", "grapes-local", "sgd-2xlr", "fa", "fa-grapes", "dfa", "dfa-grapes")
@@ -62,7 +68,7 @@ RULES = {
 
 @dataclass
 class BenchConfig:
-    nets: tuple[str, ...] = NETS
+    nets: tuple[str, ...] = DEFAULT_NETS
     modes: tuple[str, ...] = MODES
     optimizers: tuple[str, ...] = OPTIMIZERS[:3]
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -78,10 +84,11 @@ class BenchConfig:
         default_factory=lambda: {
             "mlp/digital": 0.05, "mlp/hwa": 0.05, "mlp/pulsed": 0.005,
             "snu/digital": 0.1, "snu/hwa": 0.1, "snu/pulsed": 0.05,
+            "cnn/digital": 0.05, "cnn/hwa": 0.05, "cnn/pulsed": 0.005,
         }
     )
     #: "epochs to reach" this test accuracy
-    target: dict[str, float] = field(default_factory=lambda: {"mlp": 0.90, "snu": 0.85})
+    target: dict[str, float] = field(default_factory=lambda: {"mlp": 0.90, "snu": 0.85, "cnn": 0.90})
     train_limit: int = 0  # 0: all 1,437 training images
     test_limit: int = 0  # 0: all 360 test images
     out: str = "benchmarks/results/grapes"
@@ -134,6 +141,8 @@ def sizes_of(net: str, depth: int | None, config: BenchConfig) -> list[int]:
 
 def build(net: str, mode: str, config: BenchConfig, depth: int | None = None) -> nn.Module:
     rpu = rpu_config(mode)
+    if net == "cnn":  # depth does not apply: one shape per dataset
+        return CNN(**CNN_SHAPES[config.dataset], rpu_config=rpu)
     if net == "mlp":
         return MLP(sizes_of(net, depth, config), activation="relu", rpu_config=rpu)
     return SNUNetwork(sizes_of(net, depth, config), output="mean", rpu_config=rpu, threshold=0.5)
@@ -241,9 +250,9 @@ def plot(runs: list[dict], config: BenchConfig, path: Path) -> None:
     fig, axes = plt.subplots(len(config.nets), len(config.modes), figsize=(4 * len(config.modes), 3.2 * len(config.nets)),
                              squeeze=False)
     chosen = {(r["net"], r["depth"], r["mode"], r["optimizer"]): r["lr"] for r in best_rows(summarise(runs, config))}
-    depth = max((r.get("depth") or 0 for r in runs), default=0) or None  # the deepest nets, if several
     colours = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
     for ax, (net, mode) in zip(axes.flat, cells):
+        depth = max((r.get("depth") or 0 for r in runs if r["net"] == net), default=0) or None  # the deepest
         for opt, colour in zip(OPTIMIZERS, colours):
             lr = chosen.get((net, depth, mode, opt))
             curves = [r["test_accuracy"] for r in runs if _key(r) == (net, depth, mode, opt, lr)]
@@ -288,7 +297,7 @@ def run(config: BenchConfig, verbose: bool = True) -> dict:
                 split["valid"][0], split["valid"][1])
     runs = []
     for net in config.nets:
-        for depth in config.depths or (None,):
+        for depth in (config.depths if net != "cnn" else ()) or (None,):
             for mode in config.modes:
                 for lr in config.lr_sweep or (None,):
                     for seed in config.seeds:
@@ -348,7 +357,8 @@ def markdown_table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(DEFAULT_NETS),
+                        help="mlp, snu (default both) and cnn (a small ReLU CNN)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--epochs", nargs=3, type=int, metavar=("DIGITAL", "HWA", "PULSED"), default=None)

@@ -43,6 +43,8 @@ class ImageTask(Task):
         images, _ = self.data["train"]
         if options.train_limit:
             self.data["train"] = tuple(part[: options.train_limit] for part in self.data["train"])
+        if options.valid_limit:
+            self.data["valid"] = tuple(part[: options.valid_limit] for part in self.data["valid"])
         self.input_size = int(images.shape[1])
         self.output_size = 10
 

@@ -48,9 +48,10 @@ class LanguageTask(Task):
         self.vocab = corpus.vocab
         self.input_size = self.output_size = len(corpus.vocab)
         train = corpus.train[: options.train_limit] if options.train_limit else corpus.train
+        valid = corpus.valid[: options.valid_limit] if options.valid_limit else corpus.valid
         self.streams = {
             "train": batchify(train, options.batch_size),
-            "valid": batchify(corpus.valid, min(options.eval_batch_size, 10)),
+            "valid": batchify(valid, min(options.eval_batch_size, 10)),
             "test": batchify(corpus.test, min(options.eval_batch_size, 10)),
         }
 

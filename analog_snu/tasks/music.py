@@ -64,6 +64,8 @@ class MusicTask(Task):
                 raise DataError(f"music split {split!r} must be a non-empty list of (T, {KEYS}) piano rolls")
         if options.train_limit:
             self.data["train"] = self.data["train"][: options.train_limit]
+        if options.valid_limit:
+            self.data["valid"] = self.data["valid"][: options.valid_limit]
 
     def _batches(self, split: str, batch_size: int, order: Sequence[int]) -> Iterator:
         rolls = self.data[split]

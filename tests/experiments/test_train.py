@@ -261,3 +261,22 @@ def test_schedule_settings_are_checked():
         tiny(schedule="step")
     with pytest.raises(ConfigError, match=r"--gamma applies to --schedule step or plateau only"):
         tiny(gamma=0.5)
+
+
+def test_valid_limit_cuts_only_the_validation_split(tmp_path):
+    from analog_snu.tasks import TaskOptions, load_task
+
+    whole = load_task("digits", TaskOptions())
+    cut = load_task("digits", TaskOptions(valid_limit=40, train_limit=100))
+    assert len(cut.data["valid"][0]) == 40 and torch.equal(cut.data["valid"][1], whole.data["valid"][1][:40])
+    assert len(cut.data["train"][0]) == 100
+    assert torch.equal(cut.data["test"][0], whole.data["test"][0])  # the test split stays whole
+
+    song = [[60, 64, 67], [62], [], [60, 65]]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"train": [song], "valid": [song, song[:2], song[1:]], "test": [song, song]}))
+    music = load_task("jsb", TaskOptions(data=str(path), valid_limit=2))
+    assert (len(music.data["valid"]), len(music.data["test"])) == (2, 2)
+    assert run_cli("train", "--task", "digits", "--layers", 4, "--epochs", 1, "--train-limit", 32,
+                   "--valid-limit", 30, "--out", tmp_path / "run", "--quiet") == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["task"]["valid_limit"] == 30

@@ -61,3 +61,16 @@ def test_diverged_grapes_run_is_recorded_not_fatal():
     assert result["diverged_at_epoch"] in (1, 2)  # detected when the next batch reads the weights
     assert len(result["test_accuracy"]) == config.epochs["digital"]
     assert result["train_loss"][-1] != result["train_loss"][-1]  # NaN after divergence
+
+
+def test_quick_benchmark_cnn_under_every_rule(tmp_path):
+    bench = load_bench()
+    out = tmp_path / "cnn"
+    bench.main(["--quick", "--nets", "cnn", "--modes", "digital", "hwa", "--seeds", "0", "--depths", "2",
+                "--optimizers", "sgd", "grapes-propagating", "fa", "dfa", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert len(report["runs"]) == 2 * 4  # modes x rules; --depths does not apply to the CNN
+    assert {r["depth"] for r in report["runs"]} == {None}
+    losses = {(r["mode"], r["optimizer"]): r["train_loss"][0] for r in report["runs"]}
+    assert len(set(losses.values())) == len(losses)  # every rule trains the CNN its own way
+    assert out.with_suffix(".png").stat().st_size > 0
