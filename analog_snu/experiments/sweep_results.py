@@ -132,7 +132,8 @@ def _plot(key: str, values: Sequence[Any], summary: Sequence[dict[str, Any]], ke
                     ys.append(entry[f"{column}_mean"])
                     errs.append(entry[f"{column}_std"])
             label = ", ".join(f"{k}={format_value(members[0][k])}" for k in others) or None
-            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
+            # categorical values (a model name, a layer list) have no order: points, no line between them
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label, linestyle="-" if numeric else "none")
         ax.set_title(_panel_title(column, metric), fontsize=10)
         ax.set_xlabel(key)
         ax.grid(True, alpha=0.3)

@@ -282,3 +282,18 @@ def test_cli_refuses_bad_workers(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"), "--workers", "0"])
     assert exc.value.code == 2 and "expected an int >= 1, got 0" in capsys.readouterr().err
+
+
+def test_plot_joins_numeric_values_only(monkeypatch):
+    from analog_snu.experiments import sweep_results
+
+    figures = []
+    monkeypatch.setattr(sweep_results, "figure_png", lambda fig, dpi: figures.append(fig) or b"png")
+    summary = [{"model": m, "lr": 0.1, "test_accuracy_mean": a, "test_accuracy_std": 0.01}
+               for m, a in (("snu", 0.9), ("ssnu", 0.8))]
+    sweep_results._plot("model", ["snu", "ssnu"], summary, ["model"], ["test_accuracy"], "accuracy", 50)
+    numeric = [{"lr": lr, "test_accuracy_mean": a, "test_accuracy_std": 0.0} for lr, a in ((0.1, 0.9), (0.2, 0.8))]
+    sweep_results._plot("lr", [0.1, 0.2], numeric, ["lr"], ["test_accuracy"], "accuracy", 50)
+    categorical, ordered = (fig.axes[0].lines[0] for fig in figures)  # the data line (caps come after)
+    assert categorical.get_linestyle() == "None" and ordered.get_linestyle() == "-"
+    assert list(categorical.get_ydata()) == [0.9, 0.8]
