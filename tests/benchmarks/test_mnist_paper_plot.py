@@ -1,0 +1,45 @@
+"""benchmarks/mnist_paper_plot.py on hand-made sweep results: the right rows, means and stds."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mnist_paper_plot.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("mnist_paper_plot", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_from_sweep_results(tmp_path, capsys):
+    script = load_script()
+    deep = [{"layers": [256] * 7, "seed": s, "status": "ok", "test_accuracy": a} for s, a in enumerate((0.90, 0.92, 0.94))]
+    deep += [{"layers": [256] * 2, "seed": 0, "status": "ok", "test_accuracy": 0.95},
+             {"layers": [256] * 2, "seed": 1, "status": "failed", "test_accuracy": 0.10}]
+    conv = [{"conv-channels": [16, 32], "seed": 0, "status": "ok", "test_accuracy": 0.97}]
+    hwa = [{"seed": s, "status": "ok", "test_accuracy": a, "drift_0": a - 0.01, "drift_86400": a - 0.02,
+            "drift_31536000": a - 0.03} for s, a in enumerate((0.90, 0.94))]
+    for folder, rows in (("sweep_mnist_deep_snu", deep), ("sweep_mnist_conv", conv), ("sweep_mnist_deep_snu_hwa", hwa)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps(rows))
+    digital, hwa_rows, missing = script.collect(tmp_path)
+    assert missing == ["sweep_mnist_deep_ssnu", "sweep_mnist_deep_ssnu_hwa"]
+    by_label = {row["label"]: row for row in digital}
+    assert by_label["SNU 7x256"]["mean"] == pytest.approx(92.0) and by_label["SNU 7x256"]["std"] == pytest.approx(2.0)
+    assert by_label["SNU 2x256"]["n"] == 1  # the failed trial is left out
+    assert by_label["conv SNU 16-32-256 (5k images)"]["paper"] == 99.21
+    assert "SNU 256 (5k images)" not in by_label  # no dense trial in that sweep
+    (row,) = hwa_rows
+    assert row["columns"]["1 year"][0] == pytest.approx(89.0) and row["columns"]["0 s"][2] == 2
+    out = tmp_path / "plot.png"
+    script.main(["--sweeps", str(tmp_path), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "| SNU 7x256 | **92.00 +- 2.00** (n = 3) | 90.00, 92.00, 94.00 | 98.47 |" in text
+    assert out.stat().st_size > 0
