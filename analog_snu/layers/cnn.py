@@ -82,7 +82,7 @@ class CNN(AnalogContainerBase, nn.Module):
         return [*self.convs, *self.dense]
 
     def forward(self, x: Tensor) -> Tensor:
-        flat = int(torch.tensor(self.input_shape).prod())
+        flat = self.input_shape[0] * self.input_shape[1] * self.input_shape[2]
         if isinstance(x, Tensor) and x.dim() == 2 and x.shape[-1] == flat:
             x = x.reshape(x.shape[0], *self.input_shape)
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape or not len(x):
