@@ -140,7 +140,7 @@ def _plot(key: str, values: Sequence[Any], summary: Sequence[dict[str, Any]], ke
         if numeric and min(positions) > 0 and max(positions) / min(positions) >= 100:
             ax.set_xscale("log")
         if not numeric or len(values) <= 8:
-            ax.set_xticks(positions, [format_value(v) for v in values])
+            ax.set_xticks(positions, [format_value(v) or "[]" for v in values])  # an empty list has no id text
     axes[0].set_ylabel(metric_axis_label(metric, "test"))
     if others:
         axes[-1].legend(fontsize=8)

@@ -297,3 +297,7 @@ def test_plot_joins_numeric_values_only(monkeypatch):
     categorical, ordered = (fig.axes[0].lines[0] for fig in figures)  # the data line (caps come after)
     assert categorical.get_linestyle() == "None" and ordered.get_linestyle() == "-"
     assert list(categorical.get_ydata()) == [0.9, 0.8]
+    assert [t.get_text() for t in figures[0].axes[0].get_xticklabels()] == ["snu", "ssnu"]
+    sweep_results._plot("layers", [[], [4, 4]], [{"layers": [], "test_accuracy_mean": 0.5, "test_accuracy_std": 0.0}],
+                        ["layers"], ["test_accuracy"], "accuracy", 50)
+    assert [t.get_text() for t in figures[-1].axes[0].get_xticklabels()] == ["[]", "4-4"]
