@@ -6,7 +6,8 @@ draws the mean +- std test accuracy over the seeds next to the paper's figures::
 
     python benchmarks/mnist_paper_plot.py --sweeps bench_out --out benchmarks/results/mnist_paper_reduced.png
 
-Missing sweeps are left out (and named), so the script runs on partial results too.
+Missing sweeps are left out (and named), so the script runs on partial results too; a
+hardware-aware sweep still running contributes the trials whose evaluation is written.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _stats(values: list[float]) -> tuple[float, float, int]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
 
 
+def finished_trials(folder: Path) -> list[dict]:
+    """Rows of the trials of a sweep still running (no results.json yet) whose evaluation is written."""
+    rows = []
+    for report in sorted(folder.glob("trials/*/eval/test_*.json")):
+        data = json.loads(report.read_text())
+        row = {"test_accuracy": data["as_trained"]}
+        row.update({f"drift_{round(float(t))}": value for t, value in data["drift"].items()})  # "3.1536e+07" -> 31536000
+        rows.append(row)
+    return rows
+
+
 def collect(sweeps: Path) -> tuple[list[dict], list[dict], list[str]]:
     """Digital rows, HWA rows (mean, std, n per column) and the sweeps not found."""
     digital, hwa, missing = [], [], []
@@ -59,10 +71,11 @@ def collect(sweeps: Path) -> tuple[list[dict], list[dict], list[str]]:
                             "per_seed": [100.0 * r["test_accuracy"] for r in sorted(rows, key=lambda r: r["seed"])]})
     for label, folder, paper in HWA_ROWS:
         path = sweeps / folder / "results.json"
-        if not path.is_file():
+        rows = ([r for r in json.loads(path.read_text()) if r.get("status") == "ok"] if path.is_file()
+                else finished_trials(sweeps / folder))
+        if not rows:
             missing.append(folder)
             continue
-        rows = [r for r in json.loads(path.read_text()) if r.get("status") == "ok"]
         if rows:
             columns = {name: _stats([r[key] for r in rows]) for name, key in DRIFT_COLUMNS if all(key in r for r in rows)}
             hwa.append({"label": label, "columns": columns, "paper": paper})

@@ -43,3 +43,18 @@ def test_rows_from_sweep_results(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| SNU 7x256 | **92.00 +- 2.00** (n = 3) | 90.00, 92.00, 94.00 | 98.47 |" in text
     assert out.stat().st_size > 0
+
+
+def test_running_hwa_sweep_contributes_its_evaluated_trials(tmp_path):
+    script = load_script()
+    for seed, acc in ((0, 0.70), (1, 0.74)):
+        folder = tmp_path / "sweep_mnist_deep_ssnu_hwa" / "trials" / f"seed={seed}" / "eval"
+        folder.mkdir(parents=True)
+        drift = {"0": acc - 0.01, "86400": acc, "3.1536e+07": acc - 0.02}
+        (folder / f"test_pcm_seed{seed}.json").write_text(json.dumps({"as_trained": acc, "drift": drift}))
+    (tmp_path / "sweep_mnist_deep_ssnu_hwa" / "trials" / "seed=2").mkdir()  # still training: no eval yet
+    _, hwa_rows, missing = script.collect(tmp_path)
+    (row,) = hwa_rows
+    assert row["label"] == "sSNU 4x256, HWA" and "sweep_mnist_deep_snu_hwa" in missing
+    assert row["columns"]["as trained"][0] == pytest.approx(72.0) and row["columns"]["as trained"][2] == 2
+    assert row["columns"]["1 year"][0] == pytest.approx(70.0) and row["columns"]["0 s"][0] == pytest.approx(71.0)
