@@ -114,7 +114,7 @@ def plot(digital: list[dict], hwa: list[dict], out: Path) -> None:
     if papers:
         ax.scatter(*zip(*papers), marker="_", s=600, color="tab:red", zorder=3, label="paper (full scale)")
     ax.set_xticks(list(xs), [r["label"] for r in digital], rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(80, 100)
+    ax.set_ylim(70, 100)
     ax.set_ylabel("MNIST test accuracy (%)")
     ax.set_title("digital, reduced budget (10k images x 3 epochs; conv: 5k x 3)", fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
