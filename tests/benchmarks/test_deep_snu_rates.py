@@ -1,22 +1,8 @@
 """benchmarks/deep_snu_rates.py: silent deep SNUs get no gradient, firing ones do."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "deep_snu_rates.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("deep_snu_rates", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_silent_layers_block_the_gradient_and_firing_layers_pass_it(capsys):
-    script = load_script()
+def test_silent_layers_block_the_gradient_and_firing_layers_pass_it(capsys, load_benchmark):
+    script = load_benchmark("deep_snu_rates")
     rates, gradient = script.rates_and_gradient("snu", [32, 32, 32], "default", threshold=1.0)
     assert len(rates) == 3 and rates[-1] == 0.0 and gradient == 0.0  # nothing reaches the readout
     rates, gradient = script.rates_and_gradient("snu", [32, 32, 32], "he_uniform", threshold=0.25)

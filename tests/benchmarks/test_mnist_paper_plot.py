@@ -1,25 +1,12 @@
 """benchmarks/mnist_paper_plot.py on hand-made sweep results: the right rows, means and stds."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mnist_paper_plot.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("mnist_paper_plot", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_rows_from_sweep_results(tmp_path, capsys):
-    script = load_script()
+def test_rows_from_sweep_results(tmp_path, capsys, load_benchmark):
+    script = load_benchmark("mnist_paper_plot")
     deep = [{"layers": [256] * 7, "seed": s, "status": "ok", "test_accuracy": a} for s, a in enumerate((0.90, 0.92, 0.94))]
     deep += [{"layers": [256] * 2, "seed": 0, "status": "ok", "test_accuracy": 0.95},
              {"layers": [256] * 2, "seed": 1, "status": "failed", "test_accuracy": 0.10}]
@@ -45,8 +32,8 @@ def test_rows_from_sweep_results(tmp_path, capsys):
     assert out.stat().st_size > 0
 
 
-def test_running_hwa_sweep_contributes_its_evaluated_trials(tmp_path):
-    script = load_script()
+def test_running_hwa_sweep_contributes_its_evaluated_trials(tmp_path, load_benchmark):
+    script = load_benchmark("mnist_paper_plot")
     for seed, acc in ((0, 0.70), (1, 0.74)):
         folder = tmp_path / "sweep_mnist_deep_ssnu_hwa" / "trials" / f"seed={seed}" / "eval"
         folder.mkdir(parents=True)

@@ -1,26 +1,13 @@
 """Smoke run of benchmarks/bench_forgetting.py at toy size, and its bookkeeping (not an accuracy test)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_forgetting.py"
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_forgetting", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_permutations_are_seeded_and_task_0_is_plain_mnist():
-    bench = load_bench()
+def test_permutations_are_seeded_and_task_0_is_plain_mnist(load_benchmark):
+    bench = load_benchmark("bench_forgetting")
     perms = bench.permutations(4, 784, seed=3)
     assert torch.equal(perms[0], torch.arange(784))
     for perm in perms[1:]:
@@ -29,8 +16,8 @@ def test_permutations_are_seeded_and_task_0_is_plain_mnist():
     assert not torch.equal(perms[1], bench.permutations(4, 784, seed=4)[1])
 
 
-def test_quick_run_writes_the_accuracy_matrix_and_forgetting(tmp_path):
-    bench = load_bench()
+def test_quick_run_writes_the_accuracy_matrix_and_forgetting(tmp_path, load_benchmark):
+    bench = load_benchmark("bench_forgetting")
     out = tmp_path / "forgetting"
     bench.main(["--quick", "--tasks", "3", "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())

@@ -1,23 +1,10 @@
 """Smoke run of benchmarks/bench_grapes.py at toy size (not a timing or accuracy test)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_grapes.py"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_grapes", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_benchmark_writes_results(tmp_path, capsys):
-    bench = load_bench()
+def test_quick_benchmark_writes_results(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("bench_grapes")
     out = tmp_path / "grapes"
     bench.main(["--quick", "--seeds", "0", "1", "--modes", "digital", "pulsed", "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())
@@ -34,8 +21,8 @@ def test_quick_benchmark_writes_results(tmp_path, capsys):
     assert "epochs to target" in capsys.readouterr().out
 
 
-def test_quick_benchmark_rules_depths_and_lr_sweep(tmp_path, capsys):
-    bench = load_bench()
+def test_quick_benchmark_rules_depths_and_lr_sweep(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("bench_grapes")
     out = tmp_path / "rules"
     bench.main(["--quick", "--nets", "mlp", "--modes", "digital", "--seeds", "0", "1", "--depths", "2", "3",
                 "--width", "8", "--optimizers", "sgd", "fa", "dfa-grapes", "--lr-sweep", "0.05", "0.2",
@@ -52,8 +39,8 @@ def test_quick_benchmark_rules_depths_and_lr_sweep(tmp_path, capsys):
     assert "best lr" in capsys.readouterr().out
 
 
-def test_diverged_grapes_run_is_recorded_not_fatal():
-    bench = load_bench()
+def test_diverged_grapes_run_is_recorded_not_fatal(load_benchmark):
+    bench = load_benchmark("bench_grapes")
     config = bench.quick_config("unused")
     split = bench.load_digits()
     data = (split["train"][0][:64], split["train"][1][:64], split["test"][0][:32], split["test"][1][:32])
@@ -63,8 +50,8 @@ def test_diverged_grapes_run_is_recorded_not_fatal():
     assert result["train_loss"][-1] != result["train_loss"][-1]  # NaN after divergence
 
 
-def test_quick_benchmark_cnn_under_every_rule(tmp_path):
-    bench = load_bench()
+def test_quick_benchmark_cnn_under_every_rule(tmp_path, load_benchmark):
+    bench = load_benchmark("bench_grapes")
     out = tmp_path / "cnn"
     bench.main(["--quick", "--nets", "cnn", "--modes", "digital", "hwa", "--seeds", "0", "--depths", "2",
                 "--optimizers", "sgd", "grapes-propagating", "fa", "dfa", "--out", str(out)])
