@@ -10,7 +10,7 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 
-__all__ = ["check_size", "check_layer_sizes", "check_unit_interval", "check_finite_float", "check_sequence"]
+__all__ = ["check_size", "check_layer_sizes", "check_image_layers", "check_unit_interval", "check_finite_float", "check_sequence"]
 
 
 def check_size(name: str, value: object) -> int:
@@ -20,6 +20,16 @@ def check_size(name: str, value: object) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be a positive int, got {value}")
     return value
+
+
+def check_image_layers(input_shape: object, channels: object, what: str) -> tuple[tuple[int, int, int], list[int]]:
+    """An image network's ``(C, H, W)`` input shape and its non-empty list of ``what`` channel widths."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
+    shape = tuple(check_size(f"input_shape[{i}]", v) for i, v in enumerate(input_shape))
+    if not isinstance(channels, (tuple, list)) or not channels:
+        raise ConfigError(f"channels must be a non-empty list of {what} widths, got {channels!r}")
+    return shape, [check_size(f"channels[{i}]", v) for i, v in enumerate(channels)]
 
 
 def check_layer_sizes(sizes: object) -> list[int]:

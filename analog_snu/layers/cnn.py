@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 from analog_snu.functional import check_dropout, variational_dropout
-from analog_snu.layers.checks import check_size
+from analog_snu.layers.checks import check_image_layers, check_size
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
 
 __all__ = ["CNN"]
@@ -54,11 +54,7 @@ class CNN(AnalogContainerBase, nn.Module):
         dropout: float = 0.0,
     ) -> None:
         nn.Module.__init__(self)
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-            raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
-        if not isinstance(channels, (tuple, list)) or not channels:
-            raise ConfigError(f"channels must be a non-empty list of convolution widths, got {channels!r}")
-        self.input_shape = tuple(check_size(f"input_shape[{i}]", v) for i, v in enumerate(input_shape))
+        self.input_shape, channels = check_image_layers(input_shape, channels, "convolution")
         self.pool = check_size("pool", pool)
         self.dropout = check_dropout(dropout)
         kernel_size = check_size("kernel_size", kernel_size)
@@ -66,7 +62,7 @@ class CNN(AnalogContainerBase, nn.Module):
             readout_rpu_config = rpu_config
         convs, (c, h, w) = [], self.input_shape
         for i, out_channels in enumerate(channels):
-            convs.append(make_conv2d(c, check_size(f"channels[{i}]", out_channels), kernel_size, rpu_config,
+            convs.append(make_conv2d(c, out_channels, kernel_size, rpu_config,
                                      padding=padding, bias=True))
             h, w = (h + 2 * padding - kernel_size + 1) // self.pool, (w + 2 * padding - kernel_size + 1) // self.pool
             if h < 1 or w < 1:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 from analog_snu.functional import cell_sequence, check_dropout, neuron_cell, variational_dropout
-from analog_snu.layers.checks import check_finite_float, check_size, check_unit_interval
+from analog_snu.layers.checks import check_finite_float, check_image_layers, check_size, check_unit_interval
 from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
 
@@ -189,19 +189,15 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
     ) -> None:
         nn.Module.__init__(self)
         self.dropout = check_dropout(dropout)
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-            raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
-        shape = [check_size(f"input_shape[{i}]", v) for i, v in enumerate(input_shape)]
-        if not isinstance(channels, (tuple, list)) or not channels:
-            raise ConfigError(f"channels must be a non-empty list of conv-SNU widths, got {channels!r}")
+        shape, channels = check_image_layers(input_shape, channels, "conv-SNU")
         self.pool = check_size("pool", pool)
         if readout_rpu_config is _UNSET:
             readout_rpu_config = rpu_config
-        self.input_shape = tuple(shape)
+        self.input_shape = shape
         convs = []
         c, h, w = shape
         for i, out in enumerate(channels):
-            layer = ConvSNU(c, check_size(f"channels[{i}]", out), kernel_size, padding=padding,
+            layer = ConvSNU(c, out, kernel_size, padding=padding,
                             rpu_config=rpu_config, **snu_kwargs)
             h, w = layer.output_size(h, w)
             h, w = h // self.pool, w // self.pool
