@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -110,11 +111,24 @@ class _SNUSequence(torch.autograd.Function):
         dL/ds_t = h'_t dL/dy_t + decay (1 - y_t) dL/da_{t+1},   dL/da_t = g'_t dL/ds_t
 
     Gradients match :func:`snu_step` unrolled by autograd (tested).
+
+    On CPU (float32/float64) the same loops run compiled (:mod:`analog_snu.functional.snu_loops`):
+    a whole step in one pass over memory, the spiking forward keeping the outputs ``y`` instead of
+    the gates; the torch loops below serve every other device and dtype.
     """
 
     @staticmethod
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):  # type: ignore[override]
+        ctx.config = (g, soft, surrogate)
         s_all = torch.empty_like(current)
+        if not soft and _compiled_loops_apply(current):
+            snu_loops = _snu_loops()
+            y_all = torch.empty_like(current)
+            snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), _per_neuron(decay, current),
+                                    snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, current), _np(s_all), _np(y_all))
+            ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
+            ctx.reset_is_output = True
+            return y_all, s_all[-1].clone()
         gate_all = torch.empty_like(current)  # 1 - y_t
         scalar = decay.dim() == 0
         d = float(decay) if scalar else 1.0  # a scalar decay rides on addcmul's value
@@ -131,55 +145,115 @@ class _SNUSequence(torch.autograd.Function):
             else:  # 1 - H(s - threshold)
                 gate = torch.le(s, threshold, out=gate_all[t])
         ctx.save_for_backward(s_all, gate_all, s0, y0, threshold, decay)
-        ctx.config = (g, soft, surrogate)
+        ctx.reset_is_output = False
         # y = 1 - gate exactly for spikes; the sSNU's y straight from the sigmoid (no cancellation)
         y_all = torch.sigmoid(s_all - threshold) if soft else torch.sub(1.0, gate_all)
         return y_all, s_all[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y_all, grad_s_last):  # type: ignore[override]
-        s_all, gate_all, s0, y0, threshold, decay = ctx.saved_tensors
+        s_all, reset, s0, y0, threshold, decay = ctx.saved_tensors
         g, soft, surrogate = ctx.config
         needs = ctx.needs_input_grad
         scalar = decay.dim() == 0
-        d = float(decay) if scalar else 1.0
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
-        grad_pre = torch.empty_like(s_all)  # dL/d(s_t - threshold), reduced once at the end
-        grad_a_next = None
-        for t in range(s_all.shape[0] - 1, -1, -1):
-            s, gate = s_all[t], gate_all[t]
-            # h'(s_t - threshold): exact sigmoid derivative y (1 - y) (sSNU) or the surrogate (SNU)
-            slope = gate * (1.0 - gate) if soft else SURROGATES[surrogate](s - threshold)
-            grad_y = grad_y_all[t] if grad_y_all is not None else torch.zeros_like(s)
-            if grad_a_next is None:
-                torch.mul(grad_y, slope, out=grad_pre[t])
-                grad_s = grad_pre[t] if grad_s_last is None else grad_pre[t] + grad_s_last
-            else:
-                torch.mul(torch.addcmul(grad_y, grad_a_next, s if scalar else decay * s, value=-d), slope,
-                          out=grad_pre[t])
-                grad_s = torch.addcmul(grad_pre[t], grad_a_next, gate if scalar else decay * gate, value=d)
-            grad_a_next = grad_a[t]
-            if g == "relu":  # g' = 1[s > 0], written into the output buffer first
-                torch.mul(grad_s, torch.gt(s, 0.0, out=grad_a_next), out=grad_a_next)
-            elif g == "leaky_relu":
-                slope_g = torch.gt(s, 0.0, out=grad_a_next).mul_(1.0 - LEAKY_RELU_SLOPE).add_(LEAKY_RELU_SLOPE)
-                torch.mul(grad_s, slope_g, out=grad_a_next)
-            else:
-                grad_a_next.copy_(grad_s)
+        if _compiled_loops_apply(s_all):
+            grad_threshold = _compiled_backward(s_all, reset, ctx.reset_is_output, threshold, decay, grad_y_all,
+                                                grad_s_last, g, soft, surrogate, grad_a)
+        else:
+            gate_all = torch.sub(1.0, reset) if ctx.reset_is_output else reset
+            grad_threshold = _torch_backward(s_all, gate_all, threshold, decay, grad_y_all, grad_s_last, g, soft,
+                                             surrogate, grad_a)
         grad_decay = None
         if needs[4]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}
+            gate_all = torch.sub(1.0, reset) if ctx.reset_is_output else reset
             grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1)) + (grad_a[0] * s0 * (1.0 - y0)).sum(0)
             grad_decay = (grad_decay.sum() if scalar else grad_decay).to(decay.dtype)
         return (
             grad_a,
             grad_a[0] * decay * (1.0 - y0) if needs[1] else None,
             -grad_a[0] * decay * s0 if needs[2] else None,
-            -grad_pre.sum((0, 1)).to(threshold.dtype) if needs[3] else None,
+            grad_threshold.to(threshold.dtype) if needs[3] else None,
             grad_decay,
             None,
             None,
             None,
         )
+
+
+def _torch_backward(s_all, gate_all, threshold, decay, grad_y_all, grad_s_last, g, soft, surrogate, grad_a):
+    """The BPTT loop of :class:`_SNUSequence` in torch kernels (any device); fills ``grad_a``, returns dL/d threshold."""
+    scalar = decay.dim() == 0
+    d = float(decay) if scalar else 1.0
+    grad_pre = torch.empty_like(s_all)  # dL/d(s_t - threshold), reduced once at the end
+    grad_a_next = None
+    for t in range(s_all.shape[0] - 1, -1, -1):
+        s, gate = s_all[t], gate_all[t]
+        # h'(s_t - threshold): exact sigmoid derivative y (1 - y) (sSNU) or the surrogate (SNU)
+        slope = gate * (1.0 - gate) if soft else SURROGATES[surrogate](s - threshold)
+        grad_y = grad_y_all[t] if grad_y_all is not None else torch.zeros_like(s)
+        if grad_a_next is None:
+            torch.mul(grad_y, slope, out=grad_pre[t])
+            grad_s = grad_pre[t] if grad_s_last is None else grad_pre[t] + grad_s_last
+        else:
+            torch.mul(torch.addcmul(grad_y, grad_a_next, s if scalar else decay * s, value=-d), slope,
+                      out=grad_pre[t])
+            grad_s = torch.addcmul(grad_pre[t], grad_a_next, gate if scalar else decay * gate, value=d)
+        grad_a_next = grad_a[t]
+        if g == "relu":  # g' = 1[s > 0], written into the output buffer first
+            torch.mul(grad_s, torch.gt(s, 0.0, out=grad_a_next), out=grad_a_next)
+        elif g == "leaky_relu":
+            slope_g = torch.gt(s, 0.0, out=grad_a_next).mul_(1.0 - LEAKY_RELU_SLOPE).add_(LEAKY_RELU_SLOPE)
+            torch.mul(grad_s, slope_g, out=grad_a_next)
+        else:
+            grad_a_next.copy_(grad_s)
+    return -grad_pre.sum((0, 1))
+
+
+def _compiled_loops_apply(tensor: Tensor) -> bool:
+    """The numba loops serve CPU float32/float64 tensors; anything else (CUDA, half) takes the torch loops."""
+    return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
+
+
+def _snu_loops():
+    """The compiled loops, imported on first use (numba's import and cache load take seconds)."""
+    from analog_snu.functional import snu_loops
+
+    return snu_loops
+
+
+def _np(tensor: Tensor):
+    """A C-ordered numpy view of a CPU tensor (a copy only if it is not contiguous)."""
+    return tensor.detach().contiguous().numpy()
+
+
+def _per_neuron(decay: Tensor, like: Tensor):
+    return _np(decay.to(like.dtype).expand(like.shape[-1]))
+
+
+def _float(value: float, like: Tensor):
+    """``value`` in the array's own float type: a Python float would make numba widen float32 arithmetic."""
+    return np.dtype(str(like.dtype).removeprefix("torch.")).type(value)
+
+
+def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all, grad_s_last, g, soft, surrogate,
+                       grad_a):
+    """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a``, returns dL/d threshold."""
+    snu_loops = _snu_loops()
+    # h'(s_t - threshold) of the spiking cell for all steps at once, in torch (vectorised sigmoid)
+    if soft:
+        slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
+    elif surrogate == "tanh":  # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop
+        slope, kind = torch.sub(s_all, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+    else:
+        slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
+    grad_y = torch.zeros_like(s_all) if grad_y_all is None else grad_y_all
+    carry = torch.zeros_like(s_all[0]) if grad_s_last is None else grad_s_last.to(s_all.dtype)
+    grad_threshold = np.zeros(s_all.shape[-1], dtype=np.float64)
+    snu_loops.recurrence_backward(_np(grad_y), _np(slope), kind, _np(s_all), _np(reset), reset_is_output,
+                                  _per_neuron(decay, s_all), _np(carry), snu_loops.G_CODES[g],
+                                  _float(LEAKY_RELU_SLOPE, s_all), _np(grad_a), grad_threshold)
+    return torch.from_numpy(grad_threshold)
 
 
 def snu_sequence(
