@@ -184,3 +184,21 @@ def test_unknown_names_raise():
         snu_sequence(torch.zeros(1, 1, 1), zero_state(dtype=torch.float32), torch.ones(1), 0.8, g="tanh")
     with pytest.raises(ConfigError, match="surrogate must be one of"):
         snu_sequence(torch.zeros(1, 1, 1), zero_state(dtype=torch.float32), torch.ones(1), 0.8, surrogate="x")
+
+
+def test_spiking_sequence_keeps_two_sequence_tensors_one_of_them_its_output():
+    """The CPU spiking path saves s and its own output y (alive anyway), not a separate gate tensor."""
+    steps, batch, feat = 5, 3, 4
+    saved = []
+
+    def pack(tensor):
+        saved.append((tuple(tensor.shape), tensor.data_ptr()))
+        return tensor
+
+    current = torch.randn(steps, batch, feat, requires_grad=True)
+    zero = torch.zeros(batch, feat)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y, _ = snu_sequence(current, SNUState(zero, zero), torch.full((feat,), 0.5), 0.8)
+    sequence_sized = [ptr for shape, ptr in saved if shape == (steps, batch, feat)]
+    assert len(sequence_sized) == 2
+    assert y.data_ptr() in sequence_sized
