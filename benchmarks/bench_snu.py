@@ -9,6 +9,8 @@ Paths (``*_ms`` keys of the JSON object):
 - ``torch_inference`` / ``cpp_inference`` / ``cpp_float``: stock aihwkit
   ``TorchInferenceRPUConfig``, ``InferenceRPUConfig`` (C++ tiles), ``FloatingPointRPUConfig``;
 - ``naive_digital``: the digital network as a per-step, per-layer loop under autograd;
+- ``digital_torch_loops``: the digital network with its recurrence in torch kernels (what a GPU
+  runs) instead of the compiled CPU loops of ``analog_snu.functional.snu_loops``;
 - ``gemm_floor``: the step's matrix products alone (3 forward, 5 backward), each on the fastest
   backend measured here (MKL through ``torch.mm`` or oneDNN through
   ``torch.ops.mkldnn._linear_pointwise``), operands already in that backend's best layout.
@@ -52,9 +54,11 @@ from torch import nn  # noqa: E402
 
 from analog_snu.device_models import preset  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
+from analog_snu.functional import snu as snu_module  # noqa: E402
 from analog_snu.layers import SNUNetwork  # noqa: E402
 
-PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital")
+PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
+         "digital_torch_loops")
 PRESET = "pcm_joshi2020"
 
 
@@ -97,6 +101,16 @@ def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
     return net.readout(total / x.shape[0])
 
 
+def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the SNU recurrence in torch kernels (the backward follows the forward's choice)."""
+    compiled = snu_module._compiled_loops_apply
+    snu_module._compiled_loops_apply = lambda tensor: False
+    try:
+        return net(x)
+    finally:
+        snu_module._compiled_loops_apply = compiled
+
+
 def _rpu_config(path: str):
     return {
         "preset_hwa": lambda: preset(PRESET).rpu_config("hwa"),
@@ -112,11 +126,12 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
     digital = None
     for path in config.paths:
         torch.manual_seed(config.seed)
-        if path in ("digital", "naive_digital"):
+        if path in ("digital", "naive_digital", "digital_torch_loops"):
             if digital is None:
                 digital = SNUNetwork(list(config.sizes), threshold=config.threshold)
             net = digital
-            forward = net if path == "digital" else (lambda inp, net=net: naive_forward(net, inp))
+            forward = {"digital": net, "naive_digital": lambda inp, net=net: naive_forward(net, inp),
+                       "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp)}[path]
         else:
             net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
             forward = net
@@ -244,7 +259,8 @@ def run(config: BenchConfig) -> dict:
     x, labels = make_input(config)
     paths = build_paths(config)
     floor = GemmFloor(config)
-    rates = {path: spike_rates(net, x) for path, (_, net) in paths.items() if path != "naive_digital"}
+    rates = {path: spike_rates(net, x) for path, (_, net) in paths.items()
+             if path not in ("naive_digital", "digital_torch_loops")}
 
     times: dict[str, list[float]] = {f"{path}_ms": [] for path in paths}
     times["gemm_floor_ms"] = []

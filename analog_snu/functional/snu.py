@@ -120,8 +120,9 @@ class _SNUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):  # type: ignore[override]
         ctx.config = (g, soft, surrogate)
+        ctx.compiled = _compiled_loops_apply(current)  # the backward follows the forward's choice
         s_all = torch.empty_like(current)
-        if not soft and _compiled_loops_apply(current):
+        if not soft and ctx.compiled:
             snu_loops = _snu_loops()
             y_all = torch.empty_like(current)
             snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), _per_neuron(decay, current),
@@ -157,7 +158,7 @@ class _SNUSequence(torch.autograd.Function):
         needs = ctx.needs_input_grad
         scalar = decay.dim() == 0
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
-        if _compiled_loops_apply(s_all):
+        if ctx.compiled:
             grad_threshold = _compiled_backward(s_all, reset, ctx.reset_is_output, threshold, decay, grad_y_all,
                                                 grad_s_last, g, soft, surrogate, grad_a)
         else:

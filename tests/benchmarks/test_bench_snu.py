@@ -31,7 +31,7 @@ def test_bench_snu_reports_every_path_rates_and_ratios():
     assert times == {f"{p}_ms" for p in bench.PATHS} | {"gemm_floor_ms"}
     assert all(results[key] > 0 for key in times)
     assert len(results["spike_rates"]) == 2 and all(0 < r <= 1 for r in results["spike_rates"])
-    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital"}
+    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital", "digital_torch_loops"}
     assert results["threads"] == 1
     for spread in results["ratios"].values():
         assert spread["min"] <= spread["median"] <= spread["max"]
@@ -107,3 +107,23 @@ def test_bench_peers_setting_at_toy_size_on_the_cpu_clock():
     available = {name for name, build in peers.builders().items() if build is not None}
     assert set(result["ratio_to_analog_snu"]) == available - {"analog_snu"}
     assert all(result["ms"][name] is None for name in set(result["ms"]) - available)
+
+
+def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(monkeypatch):
+    bench = load("bench_snu")
+    from analog_snu.functional import snu_loops
+    from analog_snu.layers import SNUNetwork
+
+    def refuse(*args):
+        raise AssertionError("compiled loop called")
+
+    net = SNUNetwork([6, 5, 3], threshold=0.5)
+    x = (torch.rand(4, 2, 6) < 0.5).float()
+    expected = net(x)
+    for name in ("spike_forward", "recurrence_backward"):
+        monkeypatch.setattr(snu_loops, name, refuse)
+    out = bench.with_torch_loops(net, x)
+    out.sum().backward()  # the backward too follows the forward's choice
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(AssertionError, match="compiled loop called"):
+        net(x)
