@@ -316,10 +316,15 @@ def _reset_peak() -> None:
 def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
     """Peak RSS rise (MiB) during the first training step of ``path`` (network and input built).
 
-    The peak resident set (``VmHWM``) is reset just before the step. The first step counts:
+    The peak resident set (``VmHWM``) is reset just before the step, after one step of a toy-sized
+    network of the same path (lazy set-up is not the step's memory). The first full step counts:
     after it the allocator keeps its freed pages resident, so later steps show no rise. Run once
     per path in a fresh process (``--memory`` does) so that no other path's pages are resident."""
     torch.set_num_threads(config.threads or torch.get_num_threads())
+    # one step of a toy network of the same path first: lazy set-up (numba loading the compiled
+    # loops, aihwkit's first tile call) would otherwise count as the step's memory
+    toy = BenchConfig(**{**asdict(config), "paths": (path,), "steps": 2, "batch": 2, "sizes": (4, 3, 3, 2)})
+    train_step(*build_paths(toy)[path], *make_input(toy))
     x, labels = make_input(config)
     forward, net = build_paths(BenchConfig(**{**asdict(config), "paths": (path,)}))[path]
     before = _status_mib("VmRSS")
