@@ -27,6 +27,7 @@ Shape letters: T time steps, N batch, F neurons (F_out of the layer).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -211,8 +212,15 @@ def _torch_backward(s_all, gate_all, threshold, decay, grad_y_all, grad_s_last, 
     return -grad_pre.sum((0, 1))
 
 
+TORCH_LOOPS_ENV = "ANALOG_SNU_TORCH_LOOPS"
+"""Set this environment variable to ``1`` to run the recurrence in torch kernels on CPU too
+(to compare, or to debug without numba's compiled loops)."""
+
+
 def _compiled_loops_apply(tensor: Tensor) -> bool:
     """The numba loops serve CPU float32/float64 tensors; anything else (CUDA, half) takes the torch loops."""
+    if os.environ.get(TORCH_LOOPS_ENV) == "1":
+        return False
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 

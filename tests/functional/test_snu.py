@@ -202,3 +202,20 @@ def test_spiking_sequence_keeps_two_sequence_tensors_one_of_them_its_output():
     sequence_sized = [ptr for shape, ptr in saved if shape == (steps, batch, feat)]
     assert len(sequence_sized) == 2
     assert y.data_ptr() in sequence_sized
+
+
+def test_environment_switch_selects_the_torch_loops_on_cpu(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("compiled loop called")
+
+    monkeypatch.setattr(snu_loops, "spike_forward", refuse)
+    monkeypatch.setattr(snu_loops, "recurrence_backward", refuse)
+    monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
+    current = torch.randn(3, 2, 4, requires_grad=True)
+    zero = torch.zeros(2, 4)
+    y, _ = snu_sequence(current, SNUState(zero, zero), torch.full((4,), 0.5), 0.8)
+    y.sum().backward()
+    assert current.grad is not None
+    monkeypatch.delenv(snu_module.TORCH_LOOPS_ENV)
+    with pytest.raises(AssertionError, match="compiled loop called"):
+        snu_sequence(current, SNUState(zero, zero), torch.full((4,), 0.5), 0.8)
