@@ -103,12 +103,15 @@ def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
 
 def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` with the SNU recurrence in torch kernels (the backward follows the forward's choice)."""
-    compiled = snu_module._compiled_loops_apply
-    snu_module._compiled_loops_apply = lambda tensor: False
+    before = os.environ.get(snu_module.TORCH_LOOPS_ENV)
+    os.environ[snu_module.TORCH_LOOPS_ENV] = "1"
     try:
         return net(x)
     finally:
-        snu_module._compiled_loops_apply = compiled
+        if before is None:
+            del os.environ[snu_module.TORCH_LOOPS_ENV]
+        else:
+            os.environ[snu_module.TORCH_LOOPS_ENV] = before
 
 
 def _rpu_config(path: str):

@@ -128,8 +128,7 @@ class _SNUSequence(torch.autograd.Function):
             y_all = torch.empty_like(current)
             snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), _per_neuron(decay, current),
                                     snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, current), _np(s_all), _np(y_all))
-            ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
-            ctx.reset_is_output = True
+            ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)  # y in place of the gates
             return y_all, s_all[-1].clone()
         gate_all = torch.empty_like(current)  # 1 - y_t
         scalar = decay.dim() == 0
@@ -147,7 +146,6 @@ class _SNUSequence(torch.autograd.Function):
             else:  # 1 - H(s - threshold)
                 gate = torch.le(s, threshold, out=gate_all[t])
         ctx.save_for_backward(s_all, gate_all, s0, y0, threshold, decay)
-        ctx.reset_is_output = False
         # y = 1 - gate exactly for spikes; the sSNU's y straight from the sigmoid (no cancellation)
         y_all = torch.sigmoid(s_all - threshold) if soft else torch.sub(1.0, gate_all)
         return y_all, s_all[-1].clone()
@@ -158,17 +156,17 @@ class _SNUSequence(torch.autograd.Function):
         g, soft, surrogate = ctx.config
         needs = ctx.needs_input_grad
         scalar = decay.dim() == 0
+        reset_is_output = ctx.compiled and not soft  # the compiled spiking forward saved y, not 1 - y
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
         if ctx.compiled:
-            grad_threshold = _compiled_backward(s_all, reset, ctx.reset_is_output, threshold, decay, grad_y_all,
+            grad_threshold = _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all,
                                                 grad_s_last, g, soft, surrogate, grad_a)
         else:
-            gate_all = torch.sub(1.0, reset) if ctx.reset_is_output else reset
-            grad_threshold = _torch_backward(s_all, gate_all, threshold, decay, grad_y_all, grad_s_last, g, soft,
+            grad_threshold = _torch_backward(s_all, reset, threshold, decay, grad_y_all, grad_s_last, g, soft,
                                              surrogate, grad_a)
         grad_decay = None
         if needs[4]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}
-            gate_all = torch.sub(1.0, reset) if ctx.reset_is_output else reset
+            gate_all = torch.sub(1.0, reset) if reset_is_output else reset
             grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1)) + (grad_a[0] * s0 * (1.0 - y0)).sum(0)
             grad_decay = (grad_decay.sum() if scalar else grad_decay).to(decay.dtype)
         return (

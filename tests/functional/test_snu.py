@@ -81,7 +81,7 @@ def _unrolled(current, s0, y0, threshold, decay, g, soft, surrogate):
 def loops(request, monkeypatch):
     """Run the fused recurrence through the numba loops (the CPU default) or the torch loops (GPU's)."""
     if request.param == "torch":
-        monkeypatch.setattr(snu_module, "_compiled_loops_apply", lambda tensor: False)
+        monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
     return request.param
 
 
