@@ -25,6 +25,7 @@ inputs, which would flatter the analog paths).
     python benchmarks/bench_snu.py                  # table
     python benchmarks/bench_snu.py --json           # one JSON object
     python benchmarks/bench_snu.py --memory --steps 80 --json   # peak RSS of one step per path
+    python benchmarks/bench_snu.py --memory --steps 80 --json --malloc-mmap-threshold 131072
     python benchmarks/bench_snu.py --markdown results.json      # README table from a JSON file
 """
 
@@ -316,13 +317,43 @@ def _reset_peak() -> None:
         handle.write("5")
 
 
+class SavedForBackward:
+    """Context manager: MiB of the distinct storages autograd saves for the backward inside it.
+
+    Counted through ``torch.autograd.graph.saved_tensors_hooks`` (each storage once, however many
+    nodes save it or views of it): the memory the backward needs, independent of the allocator.
+    Keeps no reference to the tensors (only their storage addresses and sizes)."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[int, int] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        self._sizes[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    @property
+    def mib(self) -> float:
+        return sum(self._sizes.values()) / 2**20
+
+    def __enter__(self) -> SavedForBackward:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+
 def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
     """Peak RSS rise (MiB) during the first training step of ``path`` (network and input built).
 
     The peak resident set (``VmHWM``) is reset just before the step, after one step of a toy-sized
     network of the same path (lazy set-up is not the step's memory). The first full step counts:
     after it the allocator keeps its freed pages resident, so later steps show no rise. Run once
-    per path in a fresh process (``--memory`` does) so that no other path's pages are resident."""
+    per path in a fresh process (``--memory`` does) so that no other path's pages are resident.
+    Also ``saved_mib``: what the step's forward saves for its backward (:class:`SavedForBackward`),
+    the part of the peak that does not depend on how the C library's allocator lays out its heap."""
     torch.set_num_threads(config.threads or torch.get_num_threads())
     # one step of a toy network of the same path first: lazy set-up (numba loading the compiled
     # loops, aihwkit's first tile call) would otherwise count as the step's memory
@@ -332,34 +363,44 @@ def memory_of_path(config: BenchConfig, path: str) -> dict[str, float]:
     forward, net = build_paths(BenchConfig(**{**asdict(config), "paths": (path,)}))[path]
     before = _status_mib("VmRSS")
     _reset_peak()
-    train_step(forward, net, x, labels)
-    return {"rss_before_mib": before, "peak_rise_mib": _status_mib("VmHWM") - before}
+    with SavedForBackward() as saved:
+        train_step(forward, net, x, labels)
+    return {"rss_before_mib": before, "peak_rise_mib": _status_mib("VmHWM") - before, "saved_mib": saved.mib}
 
 
-def run_memory(config: BenchConfig, repeats: int = 5) -> dict:
+def run_memory(config: BenchConfig, repeats: int = 5, mmap_threshold: int | None = None) -> dict:
     """Peak RSS rise of one step for every path, each in its own interpreter, ``repeats`` times.
 
-    A single process is not a measurement: the peak varies by up to ~35 MiB between runs of the
-    same code, following ``PYTHONHASHSEED`` (how the heap gets laid out). So every path runs
-    once per hash seed 0..repeats-1, paths interleaved, and the median is reported (with
-    min/max); ratios are median over digital's median.
+    A single process is not a measurement: with glibc's default ``malloc`` the peak varies by up
+    to ~35 MiB between runs of the same code, following ``PYTHONHASHSEED`` (how the heap gets laid
+    out). So every path runs once per hash seed 0..repeats-1, paths interleaved, and the median is
+    reported (with min/max); ratios are median over digital's median. ``mmap_threshold`` (bytes)
+    sets glibc's ``MALLOC_MMAP_THRESHOLD_`` in those processes: blocks from that size on are
+    mapped and returned to the system when freed, and the dynamic threshold, which lets freed
+    large blocks stay in a fragmented heap, is off. The peak is then what the step's tensors need.
+    ``saved_mib`` (what the forward saves for the backward) is reported either way.
     """
-    out: dict = {"steps": config.steps, "batch": config.batch, "repeats": repeats, "paths": {}}
+    out: dict = {"steps": config.steps, "batch": config.batch, "repeats": repeats,
+                 "malloc_mmap_threshold": mmap_threshold, "paths": {}}
     runs: dict[str, list[dict]] = {path: [] for path in config.paths}
     for seed in range(repeats):
         for path in config.paths:
             args = [sys.executable, __file__, "--memory-path", path, "--steps", str(config.steps),
                     "--batch", str(config.batch), "--threads", str(config.threads)]
             env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+            if mmap_threshold is not None:
+                env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
             proc = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
             runs[path].append(json.loads(proc.stdout))
     for path, results in runs.items():
         rises = [r["peak_rise_mib"] for r in results]
         out["paths"][path] = {"peak_rise_mib": statistics.median(rises), "min_mib": min(rises), "max_mib": max(rises),
-                              "rss_before_mib": statistics.median(r["rss_before_mib"] for r in results)}
-    base = out["paths"].get("digital", {}).get("peak_rise_mib")
-    if base:
-        out["ratio_to_digital"] = {p: v["peak_rise_mib"] / base for p, v in out["paths"].items()}
+                              "rss_before_mib": statistics.median(r["rss_before_mib"] for r in results),
+                              "saved_mib": statistics.median(r["saved_mib"] for r in results)}
+    if "digital" in out["paths"]:
+        base = out["paths"]["digital"]
+        out["ratio_to_digital"] = {p: v["peak_rise_mib"] / base["peak_rise_mib"] for p, v in out["paths"].items()}
+        out["saved_ratio_to_digital"] = {p: v["saved_mib"] / base["saved_mib"] for p, v in out["paths"].items()}
     return out
 
 
@@ -400,6 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-path", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--memory-repeats", type=int, default=5,
                         help="--memory: processes per path (hash seeds 0..N-1); the median is reported")
+    parser.add_argument("--malloc-mmap-threshold", type=int, metavar="BYTES",
+                        help="--memory: glibc MALLOC_MMAP_THRESHOLD_ for the measured processes (e.g. 131072: "
+                             "freed large blocks go back to the system, no heap fragmentation in the peak)")
     parser.add_argument("--markdown", metavar="JSON", help="print the README table of a saved --json result")
     args = parser.parse_args(argv)
     if args.markdown:
@@ -416,7 +460,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory:
         if args.memory_repeats < 1:
             parser.error(f"--memory-repeats must be >= 1, got {args.memory_repeats}")
-        result = run_memory(config, args.memory_repeats)
+        if args.malloc_mmap_threshold is not None and args.malloc_mmap_threshold < 0:
+            parser.error(f"--malloc-mmap-threshold must be >= 0 bytes, got {args.malloc_mmap_threshold}")
+        result = run_memory(config, args.memory_repeats, args.malloc_mmap_threshold)
         print(json.dumps(result) if args.json else json.dumps(result, indent=1))
         return
     result = run(config)

@@ -73,8 +73,26 @@ def test_naive_loop_is_the_same_network():
 
 def test_memory_of_one_path_in_process():
     bench = load("bench_snu")
-    result = bench.memory_of_path(toy_config(bench), "digital")
+    config = toy_config(bench)
+    result = bench.memory_of_path(config, "digital")
     assert result["peak_rise_mib"] >= 0 and result["rss_before_mib"] > 0
+    # at least the input (T, N, 12) and each SNU layer's spikes and outputs (T, N, 8) and (T, N, 6), float32
+    steps, batch = config.steps, config.batch
+    at_least = 4 * steps * batch * (12 + 2 * 8 + 2 * 6)
+    assert at_least <= result["saved_mib"] * 2**20 < 4 * at_least
+
+
+def test_saved_for_backward_counts_each_storage_once():
+    bench = load("bench_snu")
+    x = torch.randn(1024, requires_grad=True)  # 4 KiB
+    with bench.SavedForBackward() as saved:
+        y = x.exp()  # saves its result: 4 KiB
+        z = x * x  # saves x (twice, one storage): 4 KiB
+        w = x[:10].sin()  # saves a view of x: no new storage
+        k = torch.ones(256) * 2.0  # nothing needs a gradient: nothing saved
+    assert saved.mib * 2**20 == 2 * 4096
+    (y.sum() + z.sum() + w.sum() + k.sum()).backward()  # the saved tensors are unpacked unchanged
+    torch.testing.assert_close(x.grad[:10], x.detach()[:10].exp() + 2 * x.detach()[:10] + x.detach()[:10].cos())
 
 
 def test_functional_benchmark_ways_agree():
@@ -84,20 +102,29 @@ def test_functional_benchmark_ways_agree():
 def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
     bench = load("bench_snu")
     rises = {"digital": [50.0, 70.0, 60.0], "preset_hwa": [90.0, 130.0, 100.0]}
+
+    saved = {"digital": 20.0, "preset_hwa": 30.0}
     seen = []
 
     def fake_run(args, capture_output, text, check, env):
         path = args[args.index("--memory-path") + 1]
-        seen.append((path, env["PYTHONHASHSEED"]))
+        seen.append((path, env["PYTHONHASHSEED"], env.get("MALLOC_MMAP_THRESHOLD_")))
         rise = rises[path][int(env["PYTHONHASHSEED"])]
-        return type("Done", (), {"stdout": json.dumps({"rss_before_mib": 300.0, "peak_rise_mib": rise})})()
+        stdout = json.dumps({"rss_before_mib": 300.0, "peak_rise_mib": rise, "saved_mib": saved[path]})
+        return type("Done", (), {"stdout": stdout})()
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     result = bench.run_memory(toy_config(bench, paths=("digital", "preset_hwa")), repeats=3)
-    assert seen == [("digital", "0"), ("preset_hwa", "0"), ("digital", "1"), ("preset_hwa", "1"),
-                    ("digital", "2"), ("preset_hwa", "2")]  # interleaved, one hash seed per round
-    assert result["paths"]["digital"] == {"peak_rise_mib": 60.0, "min_mib": 50.0, "max_mib": 70.0, "rss_before_mib": 300.0}
+    assert seen == [("digital", "0", None), ("preset_hwa", "0", None), ("digital", "1", None),
+                    ("preset_hwa", "1", None), ("digital", "2", None), ("preset_hwa", "2", None)]  # interleaved
+    assert result["paths"]["digital"] == {"peak_rise_mib": 60.0, "min_mib": 50.0, "max_mib": 70.0,
+                                          "rss_before_mib": 300.0, "saved_mib": 20.0}
     assert result["ratio_to_digital"]["preset_hwa"] == 100.0 / 60.0
+    assert result["saved_ratio_to_digital"]["preset_hwa"] == 1.5
+    seen.clear()
+    result = bench.run_memory(toy_config(bench, paths=("digital",)), repeats=1, mmap_threshold=131072)
+    assert seen == [("digital", "0", "131072")] and result["malloc_mmap_threshold"] == 131072
 
 
 def test_bench_peers_setting_at_toy_size_on_the_cpu_clock():
