@@ -75,8 +75,8 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "per_vector_bound_management_applies",
-           "spike_shortcut_applies"]
+__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "adc_codes_limit", "adc_step",
+           "per_vector_bound_management_applies", "spike_shortcut_applies"]
 
 _mvm = aihwkit_module("simulator.tiles.analog_mvm")
 _enums = aihwkit_module("simulator.parameters.enums")
@@ -127,6 +127,21 @@ def _is_spikes(x: Tensor) -> bool:
         return not torch.count_nonzero((x - 1).mul_(x)).item()
 
 
+def adc_step(io_pars: Any) -> float:
+    """The ADC's step in output units, as aihwkit's ``UniformQuantize`` computes it (``out_res`` > 0)."""
+    res = 1 / io_pars.out_res if io_pars.out_res > 1.0 else io_pars.out_res
+    return res * (2 * io_pars.out_bound)  # the order of UniformQuantize.forward: same float
+
+
+def adc_codes_limit(io_pars: Any) -> int | None:
+    """Clamp for int16 ADC codes (:meth:`SpikeAnalogMVM._output_stage`): the least L with ``L * step``
+    past the bound, plus one; None when the ADC is not deterministic or L does not fit in int16."""
+    if io_pars.out_res <= 0 or io_pars.out_sto_round or io_pars.out_bound <= 0:
+        return None
+    limit = math.ceil(io_pars.out_bound / adc_step(io_pars)) + 1
+    return limit if limit <= torch.iinfo(torch.int16).max else None
+
+
 def _exact_power_of_two(value: float) -> bool:
     """``value`` is 2^k with k >= 0, so multiplying a float by it and dividing back is exact (barring overflow)."""
     return value >= 1.0 and math.frexp(value)[0] == 0.5
@@ -166,7 +181,7 @@ class _SpikeRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, row_scale, mvm, io_pars, fwd_pars):  # type: ignore[override]
         product = x @ weight.T  # (M, F_out), shared by all rounds
-        y, slope, q, dq, reduction = mvm._spike_rounds(product, io_pars, fwd_pars)
+        y, slope, q, dq, reduction, _ = mvm._spike_rounds(product, io_pars, fwd_pars)
         out_factor = io_pars.out_scale * reduction  # (M, 1)
         scale = row_scale * out_factor  # (M, 1): aihwkit's out_scale / input scale; row_scale is 1 in value
         ctx.io_pars = io_pars
@@ -218,7 +233,7 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
     @classmethod
     def _output_stage(cls, out_values: Tensor, io_pars: Any, with_slope: bool = False,
                       out_noise_values: Tensor | None = None, in_place: bool = False,
-                      **_: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+                      codes_limit: int | None = None, **_: Any) -> tuple[Tensor, ...]:
         """aihwkit's output stage with a bound test per row: ``(clipped outputs, row passed, clip slope)``.
 
         Output asymmetry, output noise (``out_noise``, or ``out_noise_values`` per output),
@@ -228,7 +243,12 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         bound, 0 outside; at the bound as this torch version does), else None. With ``in_place``
         (no autograd; ``out_values`` is the caller's scratch tensor), the same operations run in
         place: the same values, without a fresh (M, F_out) tensor per operation.
-        Shape: out_values (M, F_out); returns (M, F_out), (M,) bool and (M, F_out) bool.
+        With ``codes_limit`` L (in place, deterministic ADC only), also the ADC codes: the quantised
+        values in units of the ADC step before the clip, clamped at +-L, as int16. Choose L with
+        ``L * step > out_bound``: then ``codes * step``, clipped, is the output bit for bit, and
+        the bound test on it gives the same slope (:func:`adc_codes_limit`).
+        Shape: out_values (M, F_out); returns (M, F_out), (M,) bool and (M, F_out) bool
+        [, (M, F_out) int16].
         """
         bound = io_pars.out_bound if io_pars.out_bound > 0 else float("inf")
         in_place = in_place and not (torch.is_grad_enabled() and out_values.requires_grad)
@@ -240,36 +260,43 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         elif io_pars.out_noise > 0.0:
             noise = torch.randn_like(out_values).mul_(io_pars.out_noise)
             out_values = out_values.add_(noise) if in_place else out_values + noise
-        noise = None
+        noise = codes = None
         if io_pars.out_res > 0:
             if in_place and not io_pars.out_sto_round:  # UniformQuantize.forward's operations, in place
-                res = 1 / io_pars.out_res if io_pars.out_res > 1.0 else io_pars.out_res
-                res *= 2 * io_pars.out_bound
-                out_values = out_values.div_(res).round_().mul_(res)
+                res = adc_step(io_pars)
+                out_values = out_values.div_(res).round_()
+                if codes_limit is not None:
+                    codes = out_values.clamp(-codes_limit, codes_limit).to(torch.int16)
+                out_values = out_values.mul_(res)
             else:
                 out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)
         inside = (out_values <= bound) & (out_values >= -bound)
         slope = None
         if with_slope:
             slope = inside if _CLAMP_GRAD_AT_BOUND else (out_values < bound) & (out_values > -bound)
+        if codes_limit is not None:
+            if codes is None:
+                raise ValueError("ADC codes need the in-place output stage and a deterministic ADC (out_res > 0)")
+            return out_values.clamp_(min=-bound, max=bound), inside.all(1), slope, codes
         if in_place:
             return out_values.clamp_(min=-bound, max=bound), inside.all(1), slope
         return torch.clamp(out_values, min=-bound, max=bound), inside.all(1), slope
 
     @classmethod
-    def _spike_rounds(cls, product: Tensor, io_pars: Any,
-                      fwd_pars: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Per-row rounds on ``q_f * product``: ``(y, slope, q, dq, f)`` of each row's last round.
+    def _spike_rounds(cls, product: Tensor, io_pars: Any, fwd_pars: dict[str, Any],
+                      codes_limit: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        """Per-row rounds on ``q_f * product``: ``(y, slope, q, dq, f, codes)`` of each row's last round.
 
         ``slope`` is the output stage's straight-through derivative (0 where clipped, ``1 - a``
-        where output asymmetry ``a`` scaled a negative output). Shape: product (M, F_out);
-        returns (M, F_out), (M, F_out), (M, 1), (M, 1), (M, 1).
+        where output asymmetry ``a`` scaled a negative output); ``codes`` the ADC codes of
+        :meth:`_output_stage` with ``codes_limit`` (None without). Shape: product (M, F_out);
+        returns (M, F_out), (M, F_out), (M, 1), (M, 1), (M, 1), (M, F_out) int16 or None.
         """
         asymmetry = io_pars.out_asymmetry
         iterative = io_pars.bound_management == _BM.ITERATIVE
         rows = product.shape[0]
         q_rows, dq_rows, reduction_rows = (product.new_empty(rows, 1) for _ in range(3))
-        y = slope = None
+        y = slope = codes = None
         active: Tensor | None = None  # rows still converting (None: all of them)
         reduction = 1.0
         while True:
@@ -278,19 +305,23 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
             asymmetry_slope = None
             if asymmetry != 0.0:
                 asymmetry_slope = torch.full_like(values, 1.0 - asymmetry).masked_fill_(values >= 0, 1.0)
-            out, passed, out_slope = cls._output_stage(values, io_pars, with_slope=True, in_place=True, **fwd_pars)
+            out, passed, out_slope, *round_codes = cls._output_stage(
+                values, io_pars, with_slope=True, in_place=True, codes_limit=codes_limit, **fwd_pars)
             if asymmetry_slope is not None:
                 out_slope = out_slope * asymmetry_slope
             if active is None:
                 y, slope = out, out_slope
+                codes = round_codes[0] if round_codes else None
                 q_rows.fill_(q)
                 dq_rows.fill_(dq)
                 reduction_rows.fill_(reduction)
             else:
                 y[active], slope[active] = out, out_slope
+                if codes is not None:
+                    codes[active] = round_codes[0]
                 q_rows[active], dq_rows[active], reduction_rows[active] = q, dq, reduction
             if not iterative or _limit_reached(reduction, io_pars) or bool(passed.all()):
-                return y, slope, q_rows, dq_rows, reduction_rows
+                return y, slope, q_rows, dq_rows, reduction_rows, codes
             failing = (~passed).nonzero().squeeze(1)
             active = failing if active is None else active[failing]
             reduction *= 2.0
