@@ -23,6 +23,7 @@ from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.spike_mvm import SpikeTorchSimulatorTile
+from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
 
 __all__ = ["PCMPulsedRPUConfig", "device_rpu_config", "drift_compensation_of", "pcm_noise_model_of"]
 
@@ -76,8 +77,10 @@ def _inference_config(device: PCMDevice, hwa: bool) -> Any:
     rpu = cls()
     if device.simulator == "torch":
         # aihwkit's torch tile, with bound management per input vector and one crossbar product
-        # per call for spike inputs (analog_snu.tiles.spike_mvm)
+        # per call for spike inputs (analog_snu.tiles.spike_mvm), keeping ADC codes rather than
+        # float outputs for the backward of spike inputs (analog_snu.tiles.spike_tile)
         rpu.simulator_tile_class = SpikeTorchSimulatorTile
+        rpu.tile_class = SpikeTorchInferenceTile
     rpu.forward = _forward_io(device, _configs.IOParameters)
     rpu.mapping.weight_scaling_omega = device.periphery.weight_scaling_omega
     rpu.mapping.weight_scaling_columnwise = False

@@ -389,6 +389,13 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not x.any():
             # aihwkit's own shortcut (every row's noise-management scale is 0): no output, no noise drawn
             return torch.zeros(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+        # includes aihwkit's final rescaling by out_scale / input scale, per row (row_scale is 1 in value,
+        # not in gradient)
+        return _SpikeRows.apply(x, weight, cls._spike_row_scale(x, io_pars), cls, io_pars, fwd_pars)
+
+    @classmethod
+    def _spike_row_scale(cls, x: Tensor, io_pars: Any) -> Tensor:
+        """The noise-management scale of each 0/1 row: 1 in value, aihwkit's in gradient. Shape: (M, F_in) -> (M, 1)."""
         # Noise management: 1 for every 0/1 row (a silent row's 0 is set to 1, as aihwkit does), but
         # aihwkit differentiates through it (the output noise scales with the row's input range), so
         # the same tensor is built here and enters the graph exactly where it does there. For x >= 0
@@ -397,11 +404,8 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
         if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and x.requires_grad:
             row_scale = cls._compute_noise_management(input_=x, nm_type=_NM.MAX, io_pars=io_pars)
             row_scale[row_scale <= 0.0] = 1.0
-        else:
-            row_scale = x.new_ones(x.shape[0], 1)
-        # includes aihwkit's final rescaling by out_scale / input scale, per row (row_scale is 1 in value,
-        # not in gradient)
-        return _SpikeRows.apply(x, weight, row_scale, cls, io_pars, fwd_pars)
+            return row_scale
+        return x.new_ones(x.shape[0], 1)
 
 
 class SpikeTorchSimulatorTile(_torch_tile.TorchSimulatorTile):

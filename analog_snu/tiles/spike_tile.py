@@ -1,0 +1,177 @@
+r"""aihwkit's torch inference tile whose spike-input forward keeps ADC codes, not float outputs, for the backward.
+
+For a (T*N, F_in) block of 0/1 inputs, aihwkit's ``TorchInferenceTile`` runs the analog MVM
+(here :class:`~analog_snu.tiles.spike_mvm.SpikeAnalogMVM`: one crossbar product, per-vector bound
+management), multiplies by the mapping scale and then by the learned output scales
+:math:`\alpha`. Autograd keeps, per tile call, the (T*N, F_out) float product before
+:math:`\alpha` (for :math:`\alpha`'s gradient), the MVM's clip mask, and, when the input needs a
+gradient, the MVM output too: at T = 80, N = 64 and 256 outputs, 5 + 1.25 (+ 5) MiB per tile.
+
+All of these follow from the ADC codes: the ADC output is a code :math:`c` times the ADC step,
+clipped at the output bound, so with the per-row factors (bound-management reduction, input
+factor) the MVM output, the clip mask and the product before :math:`\alpha` are recomputed in
+the backward, bit for bit, from one int16 tensor (2.5 MiB). :class:`_ScaledSpikeRows` is that
+forward and backward as one autograd node; its values and gradients are those of aihwkit's
+path (the same operations in the same order, tested bit for bit), and so are its random draws
+(the weight noise of hardware-aware training, then the output noise of each round).
+
+Any other input or configuration (non-binary input, stochastic or no ADC rounding, output
+asymmetry, a learned input range, no gradient needed) takes aihwkit's path unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from analog_snu.tiles.backend import aihwkit_module
+from analog_snu.tiles.spike_mvm import (
+    _CLAMP_GRAD_AT_BOUND,
+    _NM,
+    SpikeAnalogMVM,
+    _is_spikes,
+    adc_codes_limit,
+    adc_step,
+    spike_shortcut_applies,
+)
+
+__all__ = ["SpikeTorchInferenceTile"]
+
+_inference_torch = aihwkit_module("simulator.tiles.inference_torch")
+_torch_tile = aihwkit_module("simulator.tiles.torch_tile")
+
+
+class _ScaledSpikeRows(torch.autograd.Function):
+    """``((y * scale) * mapping) * alpha`` of the spike MVM, saving ADC codes (module docstring).
+
+    ``y``: clipped ADC outputs of each row's last bound-management round; ``scale`` =
+    ``row_scale * out_scale * f`` per row (aihwkit's final rescaling); ``mapping`` the tile's
+    mapping scale and ``alpha`` its learned output scales (either may be None). The backward
+    is :class:`~analog_snu.tiles.spike_mvm._SpikeRows`'s, after the two column scalings' own
+    (``alpha``'s gradient: ``grad * (y * scale * mapping)`` summed to ``alpha``'s shape).
+    Shape: x (M, F_in) of 0/1, weight (F_out, F_in), row_scale (M, 1), mapping and alpha (1,) or
+    (F_out,) (one per tile or per column); returns (M, F_out).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, row_scale, mapping, alpha, io_pars, fwd_pars, codes_limit):  # type: ignore[override]
+        product = x @ weight.T  # (M, F_out), shared by all rounds
+        y, _, q, dq, reduction, codes = SpikeAnalogMVM._spike_rounds(product, io_pars, fwd_pars, codes_limit)
+        del product
+        scale = row_scale * (io_pars.out_scale * reduction)  # (M, 1)
+        out = _column_scalings(y.mul_(scale), mapping, alpha)  # in y's memory: y is not kept
+        ctx.io_pars = io_pars
+        if not ctx.needs_input_grad[2]:  # the row scale's gradient is the only one that needs these
+            row_scale = reduction = None
+        ctx.save_for_backward(x, weight, q, dq, scale, row_scale, reduction, codes, mapping, alpha)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        x, weight, q, dq, scale, row_scale, reduction, codes, mapping, alpha = ctx.saved_tensors
+        io_pars, needs = ctx.io_pars, ctx.needs_input_grad
+        y, slope = _outputs_from_codes(codes, io_pars, grad_out.dtype)
+        del codes
+        grad_alpha = None
+        if alpha is not None:
+            if needs[4]:  # as autograd's MulBackward for the broadcast factor alpha.view(1, -1)
+                # the product before alpha, in y's memory when y is not needed again (no row-scale gradient)
+                before_alpha = y * scale if needs[2] else y.mul_(scale)
+                if mapping is not None:
+                    before_alpha = before_alpha.mul_(mapping.view(1, -1))
+                grad_alpha = (grad_out * before_alpha).sum_to_size(alpha.view(1, -1).shape).view(alpha.shape)
+                del before_alpha
+            grad_out = grad_out * alpha.view(1, -1)
+            if mapping is not None:
+                grad_out = grad_out.mul_(mapping.view(1, -1))
+        elif mapping is not None:
+            grad_out = grad_out * mapping.view(1, -1)
+        # from here on _SpikeRows.backward, with y and the clip slope from the codes; the (M, F_out)
+        # temporaries are freed as soon as they are used (the layer's backward is the step's peak)
+        grad_final = None
+        if needs[2]:
+            grad_final = (grad_out * y).sum(1, keepdim=True) * (io_pars.out_scale * reduction)
+        del y
+        grad = (grad_out * scale).mul_(slope)  # (M, F_out): gradient at the crossbar output
+        del slope, grad_out
+        grad_x = (grad @ weight).mul_(dq) if needs[0] else None
+        grad_scale = None
+        if needs[2]:
+            product = (x @ weight.T).mul_(grad)  # the forward's product again, bit for bit, times grad
+            grad_scale = product.sum(1, keepdim=True).div_(row_scale.square() * -reduction) + grad_final
+            del product
+        grad_w = grad.mul_(q).T @ x if needs[1] else None
+        return grad_x, grad_w, grad_scale, None, grad_alpha, None, None, None
+
+
+def _column_scalings(out: Tensor, mapping: Tensor | None, alpha: Tensor | None) -> Tensor:
+    """aihwkit's post-MVM scalings in its order, in place: the mapping scale (``post_forward``), then ``alpha``."""
+    if mapping is not None:
+        out = out.mul_(mapping.view(1, -1))
+    if alpha is not None:
+        out = out.mul_(alpha.view(1, -1))
+    return out
+
+
+def _outputs_from_codes(codes: Tensor, io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(y, clip slope)`` of the output stage from its ADC codes, bit for bit. Shape: (M, F_out) each."""
+    bound = io_pars.out_bound
+    values = codes.to(dtype).mul_(adc_step(io_pars))  # the quantised values before the clip
+    if _CLAMP_GRAD_AT_BOUND:
+        slope = (values <= bound) & (values >= -bound)
+    else:
+        slope = (values < bound) & (values > -bound)
+    return values.clamp_(min=-bound, max=bound), slope
+
+
+class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
+    """aihwkit's ``TorchInferenceTile`` with the spike forward of :class:`_ScaledSpikeRows` (set as ``rpu_config.tile_class``).
+
+    Needs :class:`~analog_snu.tiles.spike_mvm.SpikeTorchSimulatorTile` as the simulator tile.
+    """
+
+    def forward(self, x_input: Tensor, tensor_view: tuple | None = None) -> Tensor:
+        self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
+        codes_limit = self._codes_limit(x_input)
+        if codes_limit is None:
+            return super().forward(x_input, tensor_view)
+        is_test = not self.training
+        x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
+        tile = self.tile
+        # TorchSimulatorTile.forward's weight noise (hardware-aware training), drawn first as there
+        weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
+            tile.weight, tile._modifier, x_input.shape[0])
+        x = x_input.reshape(-1, x_input.shape[-1])
+        row_scale = SpikeAnalogMVM._spike_row_scale(x, tile._f_io)
+        out = _ScaledSpikeRows.apply(x, weight, row_scale, self.get_mapping_scales(), self.out_scaling_alpha,
+                                     tile._f_io, {"out_noise_values": tile.out_noise_values}, codes_limit)
+        out = out.reshape(*x_input.shape[:-1], out.shape[-1])
+        if self.digital_bias:
+            tensor_view = tensor_view if tensor_view is not None else self.get_tensor_view(out.dim())
+            return out + self.bias.view(*tensor_view)
+        return out
+
+    def _codes_limit(self, x_input: Tensor) -> int | None:
+        """The int16 code clamp when this call can keep ADC codes (a gradient is taken, a spike input
+        on the spike shortcut, deterministic ADC, aihwkit's scalings only), else None."""
+        io_pars = self.tile._f_io
+        mapping = self.get_mapping_scales()
+        if not torch.is_grad_enabled() or not isinstance(self.tile._analog_mvm, type) \
+                or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
+            return None
+        if self.input_range is not None or hasattr(self.rpu_config.pre_post, "periph_quant") \
+                or (mapping is not None and mapping.requires_grad) or self.tile.weight.dim() != 2:
+            return None
+        if not spike_shortcut_applies(io_pars) or io_pars.out_asymmetry != 0.0:
+            return None
+        limit = adc_codes_limit(io_pars)
+        if limit is None or x_input.dim() == 0 or x_input.numel() == 0:
+            return None
+        x = x_input.reshape(-1, x_input.shape[-1])
+        if not _is_spikes(x):
+            return None
+        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not x.any():
+            return None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
+        return limit
