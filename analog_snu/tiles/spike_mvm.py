@@ -75,7 +75,7 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "adc_codes_limit", "adc_step",
+__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "adc_codes_limit", "adc_step", "crossbar_gradients",
            "per_vector_bound_management_applies", "spike_shortcut_applies"]
 
 _mvm = aihwkit_module("simulator.tiles.analog_mvm")
@@ -200,21 +200,35 @@ class _SpikeRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         x, weight, slope, q, dq, scale, *rest = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        grad = (grad_out * scale).mul_(slope)  # (M, F_out): gradient at the crossbar output
-        grad_x = (grad @ weight).mul_(dq) if needs[0] else None
-        grad_scale = None
-        if needs[2]:
+        row_scale = reduction = grad_final = None
+        if ctx.needs_input_grad[2]:
             row_scale, reduction, y = rest
             # the final rescaling y * (row_scale * out_factor), as autograd's two MulBackward nodes
             weighted = y.div(scale).mul_(grad_out) if ctx.y_from_out else grad_out * y  # (M, F_out)
             grad_final = weighted.sum(1, keepdim=True) * (ctx.io_pars.out_scale * reduction)
-            del weighted
-            product = (x @ weight.T).mul_(grad)  # the forward's product again, bit for bit, times grad
-            grad_scale = product.sum(1, keepdim=True).div_(row_scale.square() * -reduction) + grad_final
-            del product
-        grad_w = grad.mul_(q).T @ x if needs[1] else None  # grad is not needed after this
-        return grad_x, grad_w, grad_scale, None, None, None
+            del weighted, y
+        grad = (grad_out * scale).mul_(slope)  # (M, F_out): gradient at the crossbar output
+        del slope
+        grads = crossbar_gradients(grad, x, weight, q, dq, ctx.needs_input_grad, row_scale, reduction, grad_final)
+        return *grads, None, None, None
+
+
+def crossbar_gradients(grad: Tensor, x: Tensor, weight: Tensor, q: Tensor, dq: Tensor, needs: tuple[bool, ...],
+                       row_scale: Tensor | None = None, reduction: Tensor | None = None,
+                       grad_final: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of the spike path's ``x``, ``weight`` and row scale (where ``needs`` them, in that order).
+
+    ``grad``: the gradient at the crossbar output (M, F_out), consumed (scaled in place);
+    ``grad_final``: the row scale's gradient through the final rescaling (M, 1), added to the one
+    through the input factor (see :class:`_SpikeRows`)."""
+    grad_x = (grad @ weight).mul_(dq) if needs[0] else None
+    grad_scale = None
+    if needs[2]:
+        product = (x @ weight.T).mul_(grad)  # the forward's product again, bit for bit, times grad
+        grad_scale = product.sum(1, keepdim=True).div_(row_scale.square() * -reduction) + grad_final
+        del product
+    grad_w = grad.mul_(q).T @ x if needs[1] else None
+    return grad_x, grad_w, grad_scale
 
 
 class SpikeAnalogMVM(_mvm.AnalogMVM):
@@ -265,8 +279,8 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
             if in_place and not io_pars.out_sto_round:  # UniformQuantize.forward's operations, in place
                 res = adc_step(io_pars)
                 out_values = out_values.div_(res).round_()
-                if codes_limit is not None:
-                    codes = out_values.clamp(-codes_limit, codes_limit).to(torch.int16)
+                if codes_limit is not None:  # clamping at +-L changes no output or slope: L * res is past the bound
+                    codes = out_values.clamp_(-codes_limit, codes_limit).to(torch.int16)
                 out_values = out_values.mul_(res)
             else:
                 out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)

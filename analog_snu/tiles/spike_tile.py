@@ -34,6 +34,7 @@ from analog_snu.tiles.spike_mvm import (
     _is_spikes,
     adc_codes_limit,
     adc_step,
+    crossbar_gradients,
     spike_shortcut_applies,
 )
 
@@ -96,13 +97,7 @@ class _ScaledSpikeRows(torch.autograd.Function):
         del y
         grad = (grad_out * scale).mul_(slope)  # (M, F_out): gradient at the crossbar output
         del slope, grad_out
-        grad_x = (grad @ weight).mul_(dq) if needs[0] else None
-        grad_scale = None
-        if needs[2]:
-            product = (x @ weight.T).mul_(grad)  # the forward's product again, bit for bit, times grad
-            grad_scale = product.sum(1, keepdim=True).div_(row_scale.square() * -reduction) + grad_final
-            del product
-        grad_w = grad.mul_(q).T @ x if needs[1] else None
+        grad_x, grad_w, grad_scale = crossbar_gradients(grad, x, weight, q, dq, needs, row_scale, reduction, grad_final)
         return grad_x, grad_w, grad_scale, None, grad_alpha, None, None, None
 
 
