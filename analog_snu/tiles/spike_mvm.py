@@ -75,7 +75,7 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "adc_codes_limit", "adc_step", "crossbar_gradients",
+__all__ = ["SpikeAnalogMVM", "SpikeTorchSimulatorTile", "adc_codes_limit", "adc_step", "clip_slope", "crossbar_gradients",
            "per_vector_bound_management_applies", "spike_shortcut_applies"]
 
 _mvm = aihwkit_module("simulator.tiles.analog_mvm")
@@ -125,6 +125,12 @@ def _is_spikes(x: Tensor) -> bool:
     """Every entry is exactly 0 or 1 (``x (x - 1) == 0``; one temporary, no autograd graph). Shape: x (M, F_in)."""
     with torch.no_grad():
         return not torch.count_nonzero((x - 1).mul_(x)).item()
+
+
+def clip_slope(values: Tensor, bound: float, inside: Tensor) -> Tensor:
+    """``torch.clamp(values, -bound, bound)``'s derivative as a mask, given ``inside`` = ``|values| <= bound``
+    (at the bound itself as this torch version has it)."""
+    return inside if _CLAMP_GRAD_AT_BOUND else (values < bound) & (values > -bound)
 
 
 def adc_step(io_pars: Any) -> float:
@@ -285,16 +291,13 @@ class SpikeAnalogMVM(_mvm.AnalogMVM):
             else:
                 out_values = _quantize.apply(out_values, io_pars.out_res, io_pars.out_bound, io_pars.out_sto_round)
         inside = (out_values <= bound) & (out_values >= -bound)
-        slope = None
-        if with_slope:
-            slope = inside if _CLAMP_GRAD_AT_BOUND else (out_values < bound) & (out_values > -bound)
-        if codes_limit is not None:
-            if codes is None:
-                raise ValueError("ADC codes need the in-place output stage and a deterministic ADC (out_res > 0)")
-            return out_values.clamp_(min=-bound, max=bound), inside.all(1), slope, codes
-        if in_place:
-            return out_values.clamp_(min=-bound, max=bound), inside.all(1), slope
-        return torch.clamp(out_values, min=-bound, max=bound), inside.all(1), slope
+        slope = clip_slope(out_values, bound, inside) if with_slope else None
+        clipped = out_values.clamp_(min=-bound, max=bound) if in_place else torch.clamp(out_values, min=-bound, max=bound)
+        if codes_limit is None:
+            return clipped, inside.all(1), slope
+        if codes is None:
+            raise ValueError("ADC codes need the in-place output stage and a deterministic ADC (out_res > 0)")
+        return clipped, inside.all(1), slope, codes
 
     @classmethod
     def _spike_rounds(cls, product: Tensor, io_pars: Any, fwd_pars: dict[str, Any],

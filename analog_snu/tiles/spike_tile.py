@@ -28,12 +28,12 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import (
-    _CLAMP_GRAD_AT_BOUND,
     _NM,
     SpikeAnalogMVM,
     _is_spikes,
     adc_codes_limit,
     adc_step,
+    clip_slope,
     crossbar_gradients,
     spike_shortcut_applies,
 )
@@ -114,10 +114,7 @@ def _outputs_from_codes(codes: Tensor, io_pars: Any, dtype: torch.dtype) -> tupl
     """``(y, clip slope)`` of the output stage from its ADC codes, bit for bit. Shape: (M, F_out) each."""
     bound = io_pars.out_bound
     values = codes.to(dtype).mul_(adc_step(io_pars))  # the quantised values before the clip
-    if _CLAMP_GRAD_AT_BOUND:
-        slope = (values <= bound) & (values >= -bound)
-    else:
-        slope = (values < bound) & (values > -bound)
+    slope = clip_slope(values, bound, (values <= bound) & (values >= -bound))
     return values.clamp_(min=-bound, max=bound), slope
 
 

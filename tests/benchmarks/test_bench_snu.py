@@ -102,7 +102,6 @@ def test_functional_benchmark_ways_agree():
 def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
     bench = load("bench_snu")
     rises = {"digital": [50.0, 70.0, 60.0], "preset_hwa": [90.0, 130.0, 100.0]}
-
     saved = {"digital": 20.0, "preset_hwa": 30.0}
     seen = []
 
