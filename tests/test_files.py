@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from analog_snu.errors import AnalogSNUError
-from analog_snu.files import atomic_write_bytes, to_json, write_json
+from analog_snu.files import atomic_write_bytes, replace_files, to_json, write_json
 
 
 def test_write_replaces_atomically_and_follows_the_umask(tmp_path):
@@ -50,3 +50,70 @@ def test_nan_is_refused_and_a_missing_directory_is_named(tmp_path):
         to_json({"loss": float("nan")})
     with pytest.raises(AnalogSNUError, match=r"cannot write .*missing/out.bin"):
         atomic_write_bytes(tmp_path / "missing" / "out.bin", b"x")
+
+
+# --- replace_files: several files, all or nothing -------------------------------------------------
+
+
+def _fail_on(monkeypatch, name, function="replace", errno_=28):
+    """Make ``os.<function>`` fail (errno ``errno_``, 28 = ENOSPC) for paths named ``name``, as a full
+    disk, a missing permission or an immutable file would."""
+    real = getattr(os, function)
+
+    def failing(*args, **kwargs):
+        target = args[1] if function == "replace" else args[0]
+        if os.path.basename(target) == name:
+            raise OSError(errno_, os.strerror(errno_), target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, function, failing)
+
+
+def _state(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("failing", ["a", "b", "c"])
+def test_replace_files_changes_nothing_when_any_rename_fails(tmp_path, monkeypatch, failing):
+    (tmp_path / "a").write_bytes(b"old a")
+    (tmp_path / "b").write_bytes(b"old b")
+    (tmp_path / "gone").write_bytes(b"to be removed")
+    before = _state(tmp_path)
+    _fail_on(monkeypatch, failing, errno_=1)
+    with pytest.raises(AnalogSNUError, match=rf"cannot write .*/{failing}: .*no file was changed"):
+        replace_files({tmp_path / "a": b"new a", tmp_path / "b": b"new b", tmp_path / "c": b"new c"},
+                      remove=[tmp_path / "gone"])
+    assert _state(tmp_path) == before  # "c" did not exist and does not now; no temporaries left
+    monkeypatch.undo()
+    replace_files({tmp_path / "a": b"new a", tmp_path / "c": b"new c"}, remove=[tmp_path / "gone"])
+    assert _state(tmp_path) == {"a": b"new a", "b": b"old b", "c": b"new c"}
+
+
+def test_replace_files_puts_everything_back_when_a_removal_fails(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"old a")
+    (tmp_path / "final").write_bytes(b"result")
+    before = _state(tmp_path)
+    _fail_on(monkeypatch, "final", function="unlink", errno_=1)
+    with pytest.raises(AnalogSNUError, match=r"cannot write .*/final: Operation not permitted"):
+        replace_files({tmp_path / "a": b"new a", tmp_path / "b": b"new b"}, remove=[tmp_path / "final"])
+    assert _state(tmp_path) == before
+
+
+def test_replace_files_on_a_full_disk_leaves_the_old_files(tmp_path):
+    """A real write failure: the file-size limit (as a full disk) stops the second, larger file."""
+    import resource
+    import signal
+
+    (tmp_path / "small").write_bytes(b"old small")
+    (tmp_path / "large").write_bytes(b"old large")
+    before = _state(tmp_path)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of the signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits[1]))
+    try:
+        with pytest.raises(AnalogSNUError, match=r"cannot write .*/large: File too large"):
+            replace_files({tmp_path / "small": b"new", tmp_path / "large": b"x" * 100_000})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert _state(tmp_path) == before

@@ -43,6 +43,7 @@ from analog_snu.tiles import is_analog
 __all__ = [
     "CHECKPOINT_NAME",
     "Checkpoint",
+    "checkpoint_bytes",
     "tensor_digest",
     "transfer_weights",
     "load_checkpoint",
@@ -160,6 +161,32 @@ def _to_json(meta: dict[str, Any]) -> str:
         raise CheckpointError(f"cannot store checkpoint metadata: {exc} (a NaN or infinite metric?)") from None
 
 
+def checkpoint_bytes(
+    model: nn.Module,
+    spec: ModelSpec,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+    save_rng: bool = True,
+    state_tensors: dict[str, Tensor] | None = None,
+) -> bytes:
+    """The checkpoint file :func:`save_checkpoint` writes, as bytes (to write it together with other files)."""
+    tensors = model_tensors(model)
+    for name, tensor in (state_tensors or {}).items():
+        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
+            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
+        tensors[name] = tensor.detach().cpu().contiguous()
+    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
+    if optimizer is not None:
+        optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
+        tensors.update(optim_tensors)
+    if save_rng:
+        tensors["rng/torch"] = torch.get_rng_state().clone()
+    meta["sha256"] = tensor_digest(tensors)
+    # JSON first: a metadata error must not leave a half-made file behind.
+    return safetensors_bytes(tensors, metadata={_META_KEY: _to_json(meta)})
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -175,21 +202,8 @@ def save_checkpoint(
     ``state_tensors``: more named tensors to keep (e.g. the ``hil/...`` chip state of a
     hardware-in-the-loop run), covered by the same SHA-256.
     """
-    tensors = model_tensors(model)
-    for name, tensor in (state_tensors or {}).items():
-        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
-            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
-        tensors[name] = tensor.detach().cpu().contiguous()
-    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
-    if optimizer is not None:
-        optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
-        tensors.update(optim_tensors)
-    if save_rng:
-        tensors["rng/torch"] = torch.get_rng_state().clone()
-    meta["sha256"] = tensor_digest(tensors)
-    # JSON first: a metadata error must not leave a half-made file behind.
-    data = safetensors_bytes(tensors, metadata={_META_KEY: _to_json(meta)})
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, checkpoint_bytes(model, spec, optimizer=optimizer, extra=extra, save_rng=save_rng,
+                                              state_tensors=state_tensors))
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from torch import nn
 
 from analog_snu.errors import CheckpointError
 from analog_snu.experiments.config import RunConfig, config_differences
-from analog_snu.files import write_json
+from analog_snu.files import atomic_write_bytes, to_json
 from analog_snu.hardware import derive_seed
 from analog_snu.tasks import Task
 
-__all__ = ["write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
+__all__ = ["record_bytes", "write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
 
 #: stream id mixed into the seed of evaluation noise (see :func:`evaluate_split`)
 EVAL_STREAM = 7
@@ -29,10 +29,15 @@ def versions() -> dict[str, str]:
     return {"analog_snu": __version__, "torch": torch.__version__, "aihwkit": aihwkit_version()}
 
 
+def record_bytes(config: RunConfig, *, device_source: str | None = None) -> bytes:
+    """The content of ``config.json``: the run config (device by value), where the device came from, versions."""
+    return (to_json({"config": config.to_dict(), "device_source": device_source, "versions": versions()})
+            + "\n").encode()
+
+
 def write_record(run_dir: Path, config: RunConfig, *, device_source: str | None = None) -> None:
-    """Write ``config.json``: the run config (device by value), where the device came from, versions."""
-    write_json(run_dir / "config.json", {"config": config.to_dict(), "device_source": device_source,
-                                         "versions": versions()})
+    """Write ``config.json`` (see :func:`record_bytes`)."""
+    atomic_write_bytes(run_dir / "config.json", record_bytes(config, device_source=device_source))
 
 
 def read_record(run_dir: Path, expect: RunConfig | None = None) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from torch import nn
 
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
+from analog_snu.files import replace_files
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
-from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
+from analog_snu.hardware.weight_maps import _package_version
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
     set_tile_compensation,
@@ -167,7 +168,7 @@ class DriftStudyResult:
         if plot:
             paths["png"] = out_dir / f"{stem}.png"
             files[paths["png"]] = self._plot()
-        _write_all_atomic(files)
+        replace_files(files)
         return paths
 
     def _plot(self) -> bytes:

@@ -16,10 +16,10 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   (heatmaps of G+ and G- now, per pair, at the layer's global indices; see
   :mod:`analog_snu.hardware.map_plots`).
 
-Every file is written to a temporary file and renamed into place only after all of them were
-produced. :func:`import_weight_maps` checks everything before it changes the model: the
-checksum, the archive's member sizes against a cap before inflating them (no zip bombs), shapes
-and dtypes, and physical ranges (finite, conductances and drift exponents >= 0, device maxima
+All files are written together by :func:`analog_snu.files.replace_files` (all of them or none).
+:func:`import_weight_maps` checks everything before it changes the model: the checksum, the
+archive's member sizes against a cap before inflating them (no zip bombs), shapes and dtypes,
+and physical ranges (finite, conductances and drift exponents >= 0, device maxima
 > 0, stuck codes in {0, 1, 2}, a finite time >= 0, seeds ints >= 0 or null).
 """
 
@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from torch import nn
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
-from analog_snu.files import current_umask
+from analog_snu.files import replace_files
 from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
@@ -133,24 +132,6 @@ def _csv_text(layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _write_all_atomic(files: dict[Path, bytes]) -> None:
-    temps: list[tuple[str, Path]] = []
-    try:
-        for target, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            temps.append((tmp, target))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; follow the umask like open()
-        for tmp, target in temps:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in temps:
-            Path(tmp).unlink(missing_ok=True)
-
-
 def _npz_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
@@ -228,7 +209,7 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
             target = npz_path.with_name(stem + ".png")
             files[target] = conductance_maps_png(layer_maps_from_states(layer, layer_tiles))
             written["png"].append(target)
-    _write_all_atomic(files)
+    replace_files(files)
     return written
 
 
