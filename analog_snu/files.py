@@ -12,6 +12,11 @@ Several files that must agree with each other (a checkpoint, the ``config.json``
 its metrics) are written by :func:`replace_files`: all or none of them change, so a failed write
 (disk full, permission denied, an immutable file) leaves the previous set whole.
 
+Reading is one way too: :func:`read_regular_file` opens without blocking and reads only a
+regular file (a FIFO, a device or a socket given where a file is expected is refused, never
+waited on), and :func:`load_json` parses strict JSON (a key twice in one object, ``NaN`` and
+``Infinity`` are refused, not silently resolved).
+
 Rank 0 of the package (imports only :mod:`analog_snu.errors`): every layer may use it.
 """
 
@@ -19,14 +24,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from analog_snu.errors import AnalogSNUError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "write_json", "to_json", "current_umask"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "write_json", "to_json", "current_umask",
+           "open_regular_file", "read_regular_file", "read_text_file", "read_json_file", "load_json"]
 
 _TMP_PREFIX = ".analog_snu-tmp-"
 
@@ -182,3 +189,93 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON (NaN/inf refused), atomically."""
     atomic_write_text(path, to_json(data) + "\n")
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular_file(path: str | os.PathLike, what: str = "file", *,
+                      error: type[AnalogSNUError] = AnalogSNUError) -> BinaryIO:
+    """The regular file at ``path`` opened for binary reading; anything else raises ``error`` naming it as ``what``.
+
+    The file is opened with ``O_NONBLOCK`` and checked with ``fstat`` before anything is read, so
+    a FIFO (or a device, a socket, a directory) is refused at once instead of blocking.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise error(f"{what} {path} is a directory, not a file")
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise error(f"{what} {path} is {kind}, not a regular file; give a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular_file(path: str | os.PathLike, what: str = "file", *, error: type[AnalogSNUError] = AnalogSNUError,
+                      max_bytes: int | None = None) -> bytes:
+    """The bytes of the regular file at ``path`` (see :func:`open_regular_file`); a file larger
+    than ``max_bytes`` is refused before it is read."""
+    with open_regular_file(path, what, error=error) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise error(f"{what} {path} has {size} bytes, more than the {max_bytes} allowed")
+        try:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise error(f"{what} {path} has more than the {max_bytes} bytes allowed")
+    return data
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file", *, error: type[AnalogSNUError] = AnalogSNUError,
+                   max_bytes: int | None = None) -> str:
+    """:func:`read_regular_file` decoded as UTF-8 (invalid UTF-8 raises ``error``)."""
+    data = read_regular_file(path, what, error=error, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise _DuplicateKey(f"key {twice!r} appears twice in one object")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(data: str | bytes, where: str, *, error: type[AnalogSNUError] = AnalogSNUError) -> Any:
+    """Parse strict JSON: a key repeated in one object, ``NaN`` and ``Infinity`` raise ``error`` naming ``where``."""
+    try:
+        return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise error(f"{where} is not valid JSON: {exc}") from None
+
+
+def read_json_file(path: str | os.PathLike, what: str = "file", *, error: type[AnalogSNUError] = AnalogSNUError,
+                   max_bytes: int | None = None) -> Any:
+    """:func:`read_regular_file` parsed by :func:`load_json` (errors name ``what`` and the path)."""
+    return load_json(read_regular_file(path, what, error=error, max_bytes=max_bytes), f"{what} {path}", error=error)

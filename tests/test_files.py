@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from analog_snu.errors import AnalogSNUError
-from analog_snu.files import atomic_write_bytes, replace_files, to_json, write_json
+from analog_snu.files import atomic_write_bytes, load_json, read_regular_file, read_text_file, replace_files, to_json, write_json
 
 
 def test_write_replaces_atomically_and_follows_the_umask(tmp_path):
@@ -117,3 +117,54 @@ def test_replace_files_on_a_full_disk_leaves_the_old_files(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, handler)
     assert _state(tmp_path) == before
+
+
+# --- reading: regular files only, strict JSON ------------------------------------------------------
+
+
+@pytest.fixture
+def no_hang():
+    """Turn a read that blocks into a test failure after 20 s instead of a hung test run."""
+    import signal
+
+    def hung(*_):
+        raise AssertionError("a read blocked (a FIFO was opened as a file?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_only_regular_files_are_read(tmp_path, no_hang):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(AnalogSNUError, match=r"^run record .*fifo\.json is a FIFO, not a regular file"):
+        read_regular_file(fifo, "run record")
+    with pytest.raises(AnalogSNUError, match=r"^input /dev/zero is a character device, not a regular file"):
+        read_regular_file("/dev/zero", "input")  # would never end
+    with pytest.raises(AnalogSNUError, match=r"is a directory, not a file"):
+        read_regular_file(tmp_path, "input")
+    with pytest.raises(AnalogSNUError, match=r"missing\.txt does not exist"):
+        read_regular_file(tmp_path / "missing.txt")
+    (tmp_path / "big").write_bytes(b"x" * 101)
+    with pytest.raises(AnalogSNUError, match=r"big has 101 bytes, more than the 100 allowed"):
+        read_regular_file(tmp_path / "big", max_bytes=100)
+    assert read_regular_file(tmp_path / "big", max_bytes=101) == b"x" * 101
+    (tmp_path / "link").symlink_to(tmp_path / "big")  # a symlink to a regular file is a regular file
+    assert read_text_file(tmp_path / "link") == "x" * 101
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"a": 1, "a": 2}', r"key 'a' appears twice in one object"),
+    ('{"x": {"b": [1, {"c": 1, "c": 1}]}}', r"key 'c' appears twice"),
+    ('{"loss": NaN}', r"NaN is not a JSON number"),
+    ('[Infinity]', r"Infinity is not a JSON number"),
+    ('{"a": 1', r"Expecting"),
+    ("[" * 100_000, r"recursion|Expecting"),
+])
+def test_strict_json_refuses_what_plain_json_resolves_silently(text, problem):
+    with pytest.raises(AnalogSNUError, match=rf"^device file x\.json is not valid JSON: .*{problem}"):
+        load_json(text, "device file x.json")
+    assert load_json('{"a": 1, "b": {"a": 2}}', "ok") == {"a": 1, "b": {"a": 2}}

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError, DataError
+from analog_snu.files import read_regular_file
 
 __all__ = ["IDX_DTYPES", "load_idx", "load_idx_dataset"]
 
@@ -53,9 +54,9 @@ def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
             the header (truncated or trailing bytes); the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
+    raw = read_regular_file(path, "IDX file", error=DataError)
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

@@ -7,7 +7,7 @@ or splits never overwrite each other; repeating the same evaluation replaces its
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.records import evaluate_split, versions
 from analog_snu.experiments.run_dir import RunDirectory
-from analog_snu.files import write_json
+from analog_snu.files import read_json_file, write_json
 from analog_snu.hardware import drift, program
 from analog_snu.hardware.programming import seconds_after_programming
 
@@ -33,12 +33,12 @@ def check_times(times: list[float] | None, flag: str = "--drift-times") -> list[
 
 def _final_figure(run_path: Path, split: str, metric: str) -> float | None:
     final = run_path / "final.json"
-    if split != "test" or not final.is_file():
+    if split != "test" or not os.path.lexists(final):
         return None
     try:
-        value = json.loads(final.read_text()).get(f"test_{metric}")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"{final} is corrupt ({type(exc).__name__}); retrain or remove it") from None
+        value = read_json_file(final, "final.json", error=CheckpointError).get(f"test_{metric}")
+    except (CheckpointError, AttributeError) as exc:
+        raise CheckpointError(f"{final} is corrupt ({exc}); retrain or remove it") from None
     return value if isinstance(value, (int, float)) else None
 
 

@@ -31,6 +31,7 @@ import html
 import io
 import json
 import math
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -39,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.files import atomic_write_bytes, atomic_write_text
+from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
+from analog_snu.files import atomic_write_bytes, atomic_write_text, read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
 
@@ -84,11 +85,11 @@ def loss_axis_label(task: str | None, split: str | None = None) -> str:
 
 
 def _read_json(path: Path, notes: list[str]) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:
+        return read_json_file(path, path.name)
+    except AnalogSNUError as exc:
         notes.append(f"{path.name}: could not be read ({exc})")
         return None
 
@@ -101,13 +102,14 @@ def _number(text: str) -> float | str:
 
 
 def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [{key: _number(value) for key, value in row.items() if key} for row in csv.DictReader(handle)]
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         notes.append("metrics.csv: none (no epoch finished yet?): no training curves")
         return []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    try:
+        text = read_text_file(path, path.name)
+        rows = [{key: _number(value) for key, value in row.items() if key}
+                for row in csv.DictReader(io.StringIO(text, newline=""))]
+    except (AnalogSNUError, csv.Error) as exc:
         notes.append(f"metrics.csv: could not be read ({exc})")
         return []
     if not rows:
@@ -133,7 +135,7 @@ def _device_name(record: Any) -> str:
 
 def _load_maps(json_path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     npz_path = json_path.with_name(str(meta.get("npz_file") or json_path.with_suffix(".npz").name))
-    raw = npz_path.read_bytes()
+    raw = read_regular_file(npz_path, npz_path.name, error=CheckpointError)
     if isinstance(meta.get("npz_sha256"), str) and hashlib.sha256(raw).hexdigest() != meta["npz_sha256"]:
         raise CheckpointError(f"{npz_path.name}: SHA-256 differs from its sidecar's (a corrupt or replaced file)")
     try:
@@ -150,8 +152,8 @@ def _result_jsons(run_dir: Path, out_dir: Path) -> list[tuple[Path, Any]]:
         if out_dir in path.parents or path.parent == run_dir or path.name.startswith("."):
             continue
         try:
-            found.append((path, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            found.append((path, read_json_file(path, path.name)))
+        except AnalogSNUError:
             continue
     return found
 

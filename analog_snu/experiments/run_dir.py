@@ -19,6 +19,7 @@ own files, and only after the new run has been validated and built.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -127,13 +128,13 @@ class RunDirectory:
 
     @property
     def started(self) -> bool:
-        """A checkpoint exists (at least one epoch finished)."""
-        return self.checkpoint.is_file()
+        """A checkpoint exists (at least one epoch finished; it is checked when read)."""
+        return os.path.lexists(self.checkpoint)
 
     @property
     def finished(self) -> bool:
         """``final.json`` exists."""
-        return (self.path / "final.json").is_file()
+        return os.path.lexists(self.path / "final.json")
 
     def check_request(self, *, resume: bool, force: bool) -> None:
         """Refuse a request that does not fit what the directory holds (nothing is changed)."""

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
+from analog_snu.files import read_text_file
 from analog_snu.experiments.config import RunConfig, TrainingConfig, flatten
 from analog_snu.models import ModelConfig
 from analog_snu.schema import merge, validate
@@ -64,6 +65,8 @@ def _flag_paths() -> dict[str, str]:
 
 #: flag name -> dotted path, for every leaf of the run config
 FLAG_PATHS: dict[str, str] = _flag_paths()
+#: a run config or sweep spec is a few KB; anything far larger is not one
+MAX_TOML_BYTES = 1 << 20
 #: keys of a TOML config that are not config fields
 _TOML_EXTRAS = ("out", "set")
 
@@ -126,14 +129,10 @@ def read_toml(path: str | Path, what: str = "--config file") -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a directory, not a TOML file")
+    text = read_text_file(path, what, error=ConfigError, max_bytes=MAX_TOML_BYTES)
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 

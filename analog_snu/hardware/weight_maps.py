@@ -42,7 +42,7 @@ from torch import nn
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
-from analog_snu.files import replace_files
+from analog_snu.files import read_json_file, read_regular_file, replace_files
 from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
@@ -218,12 +218,12 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
 
 def _read_meta(npz_path: Path) -> dict[str, Any]:
     json_path = npz_path.with_suffix(".json")
+    if not os.path.lexists(json_path):
+        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is missing (export writes <stem>.npz and <stem>.json)")
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is missing (export writes <stem>.npz and <stem>.json)") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is corrupt: {exc}") from exc
+        meta = read_json_file(json_path, "weight-map sidecar", error=CheckpointError)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (a corrupt sidecar)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(json_path)!r} is not an analog_snu weight-map sidecar (format {FORMAT!r})")
     if meta.get("version") != VERSION:
@@ -236,11 +236,11 @@ def _read_meta(npz_path: Path) -> dict[str, Any]:
 def _read_arrays(npz_path: Path, sha256: str, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         size = npz_path.stat().st_size
-        if size > max_bytes:
-            raise CheckpointError(f"weight maps {str(npz_path)!r} have {size} bytes, more than max_bytes={max_bytes}")
-        raw = npz_path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read weight maps {str(npz_path)!r}: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise CheckpointError(f"weight maps {str(npz_path)!r} have {size} bytes, more than max_bytes={max_bytes}")
+    raw = read_regular_file(npz_path, "weight maps", error=CheckpointError, max_bytes=max_bytes)
     if hashlib.sha256(raw).hexdigest() != sha256:
         raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: SHA-256 differs from the sidecar's")
     try:

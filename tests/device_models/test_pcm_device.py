@@ -287,7 +287,7 @@ def test_bad_files_rejected(tmp_path):
         PCMDevice.from_file(tmp_path / "missing.toml")
     folder = tmp_path / "folder.json"
     folder.mkdir()
-    with pytest.raises(ConfigError, match=r"cannot read device config file '.*folder\.json': Is a directory"):
+    with pytest.raises(ConfigError, match=r"device config file .*folder\.json is a directory, not a file"):
         PCMDevice.from_file(folder)
     out_of_range = tmp_path / "hot.toml"
     out_of_range.write_text("[drift]\nt0 = -3.0\n")

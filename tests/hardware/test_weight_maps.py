@@ -108,7 +108,7 @@ def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
 def test_sidecar_problems_rejected(tmp_path):
     written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     written["json"].write_text("{not json")
-    with pytest.raises(CheckpointError, match="sidecar .* is corrupt"):
+    with pytest.raises(CheckpointError, match="sidecar .* is not valid JSON: .*corrupt sidecar"):
         import_weight_maps(_net(), written["npz"])
     written["json"].write_text(json.dumps({"format": "other"}))
     with pytest.raises(CheckpointError, match="is not an analog_snu weight-map sidecar"):
@@ -191,7 +191,7 @@ def _set(index, value):
         ({"stuck": _set((0, 0, 0, 0), 3)}, {}, r"stuck holds flags other than 0, 1, 2"),
         ({"stuck": _set((0, 0, 0, 0), -1)}, {}, r"stuck holds flags other than 0, 1, 2"),
         ({}, {"time_since_programming_s": -5.0}, r"time_since_programming_s must be a finite number >= 0, got -5\.0"),
-        ({}, {"time_since_programming_s": float("nan")}, r"time_since_programming_s must be a finite number >= 0, got nan"),
+        ({}, {"time_since_programming_s": float("nan")}, r"maps\.json is not valid JSON: NaN is not a JSON number"),
         ({}, {"time_since_programming_s": "86400"}, r"time_since_programming_s must be a finite number >= 0, got '86400'"),
         ({}, {"program_seed": -2}, r"program_seed must be an int >= 0 or null, got -2"),
         ({}, {"drift_seed": 1.5}, r"drift_seed must be an int >= 0 or null, got 1\.5"),
