@@ -18,7 +18,7 @@ from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.records import evaluate_split, versions
-from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.experiments.run_dir import RunDirectory, result_folder
 from analog_snu.files import read_json_file, write_json
 from analog_snu.hardware import drift, program
 from analog_snu.hardware.programming import seconds_after_programming
@@ -90,8 +90,7 @@ def evaluate_run(
                     drift(model, seconds)
                     results["drift"][f"{seconds:g}"] = evaluate_split(task, model, split, seed)[task.metric]
         name = f"{split}_{results.get('device_label', 'as_trained')}_seed{seed}.json"
-        out = run.path / "eval" / name
-        out.parent.mkdir(exist_ok=True)
+        out = result_folder(run.path, "eval") / name
         results["path"] = str(out)
         write_json(out, results)
     return results

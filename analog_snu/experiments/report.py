@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
+from analog_snu.experiments.run_dir import check_no_links, result_folder
 from analog_snu.files import atomic_write_bytes, atomic_write_text, read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
@@ -247,8 +248,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
         raise ConfigError(f"RUN {str(run_dir)!r} holds none of {list(_RUN_PARTS)}; is it a run directory?")
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < PLOT_DPI:
         raise ConfigError(f"dpi must be an int >= {PLOT_DPI}, got {dpi!r}")
-    out_dir = Path(out) if out is not None else run_dir / REPORT_FOLDER
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_no_links(run_dir)
+    if out is not None:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        out_dir = result_folder(run_dir, REPORT_FOLDER)
     notes: list[str] = []
     report = Report(out_dir=out_dir, html=out_dir / "index.html", notes=notes)
     sections: list[str] = []

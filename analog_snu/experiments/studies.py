@@ -20,7 +20,7 @@ from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
 from analog_snu.experiments.records import evaluate_split
-from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.experiments.run_dir import RunDirectory, result_folder
 from analog_snu.hardware import device_count, drift_study, export_weight_maps, program
 from analog_snu.hardware.map_plots import WEAR_FIELDS
 
@@ -63,8 +63,11 @@ def run_drift_study(
 
         result = drift_study(model, evaluate, times=times, seeds=seeds, compensation=compensation, metric=task.metric)
         label = result_label(opened, device_source, used)
-        folder = Path(out) if out else run.path / "drift_study" / f"{label}_seeds{'-'.join(map(str, seeds))}"
-        folder.mkdir(parents=True, exist_ok=True)
+        if out:
+            folder = Path(out)
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = result_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
         written = result.save(folder, plot=plot, run=run.path.name, split=split)
     return result, written
 
@@ -89,8 +92,11 @@ def run_export_maps(
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         label = result_label(opened, device_source, used)
-        path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{time:g}" / "maps.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if out:
+            path = Path(out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            path = result_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{time:g}") / "maps.npz"
         program(model, seed=seed)
         written = export_weight_maps(model, path, csv=csv, png=png, time=time, wear=_wear(opened.checkpoint))
         task = opened.task
