@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
-from analog_snu.experiments.run_dir import check_no_links, result_folder
-from analog_snu.files import atomic_write_bytes, atomic_write_text, read_json_file, read_regular_file, read_text_file
+from analog_snu.experiments.outputs import output_folder
+from analog_snu.experiments.run_dir import check_no_links
+from analog_snu.files import read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
 
@@ -233,8 +234,12 @@ font-size:.9em}th{background:#f4f4f4}code,pre{font-size:.85em}pre{background:#f7
 # --- the report ---------------------------------------------------------------------------------------
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int = PLOT_DPI) -> Report:
+def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int = PLOT_DPI,
+                 force: bool = False) -> Report:
     """Write the report of ``run_dir`` into ``out`` (default ``RUN/report``); see the module docstring.
+
+    ``out`` is owned as :mod:`~analog_snu.experiments.outputs` says: a new or empty folder, or one
+    analog_snu wrote before, never inside another run; ``force`` writes into any other folder.
 
     Raises:
         ConfigError: ``run_dir`` is not a directory or holds none of a run's files
@@ -249,18 +254,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < PLOT_DPI:
         raise ConfigError(f"dpi must be an int >= {PLOT_DPI}, got {dpi!r}")
     check_no_links(run_dir)
-    if out is not None:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        out_dir = result_folder(run_dir, REPORT_FOLDER)
+    output = output_folder(run_dir, REPORT_FOLDER, out=out, force=force)
+    out_dir = output.path
     notes: list[str] = []
     report = Report(out_dir=out_dir, html=out_dir / "index.html", notes=notes)
     sections: list[str] = []
 
     def add_figure(name: str, png: bytes, caption: str) -> str:
         path = out_dir / f"{name}.png"
-        atomic_write_bytes(path, png)
+        output.write({path: png})
         report.figures[name] = path
         return _image(name, png, caption)
 
@@ -343,5 +345,5 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>Run directory <code>{html.escape(str(run_dir))}</code>. Figures at {dpi} dpi, also saved as PNG "
             f"files next to this page.</p>{''.join(sections)}{notes_html}</body></html>\n")
-    atomic_write_text(report.html, page)
+    output.write({report.html: page.encode()})
     return report

@@ -31,9 +31,13 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.files import to_json, atomic_write_text
 
 __all__ = ["RunDirectory", "RUN_FILES", "RUN_FOLDERS", "MARKER_NAME", "CHECKPOINT_NAME", "BEST_CHECKPOINT_NAME",
-           "is_run_directory", "check_no_links", "result_folder"]
+           "is_run_directory", "check_no_links", "result_folder", "SWEEP_MARKER", "OWNED_MARKERS"]
 
 MARKER_NAME = ".analog_snu-run"
+#: marker of a sweep directory (:mod:`analog_snu.experiments.sweep`)
+SWEEP_MARKER = ".analog_snu-sweep"
+#: markers of the directories analog_snu owns as a whole: nothing else may write into them
+OWNED_MARKERS = (MARKER_NAME, SWEEP_MARKER)
 LOCK_NAME = ".lock"
 CHECKPOINT_NAME = "checkpoint.safetensors"
 #: copy of the checkpoint of the epoch with the lowest validation loss

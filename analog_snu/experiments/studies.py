@@ -20,9 +20,11 @@ from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
 from analog_snu.experiments.records import evaluate_split
-from analog_snu.experiments.run_dir import RunDirectory, result_folder
-from analog_snu.hardware import device_count, drift_study, export_weight_maps, program
+from analog_snu.experiments.outputs import output_folder
+from analog_snu.experiments.run_dir import RunDirectory
+from analog_snu.hardware import device_count, drift_study, program
 from analog_snu.hardware.map_plots import WEAR_FIELDS
+from analog_snu.hardware.weight_maps import weight_map_files
 
 __all__ = ["run_drift_study", "run_export_maps"]
 
@@ -49,11 +51,17 @@ def run_drift_study(
     split: str = "test",
     plot: bool = True,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
     """Program the run's network on ``device`` at each seed and evaluate it at each time after
-    programming, with and without drift compensation. Returns the study and the files written."""
+    programming, with and without drift compensation. Returns the study and the files written.
+
+    ``out``: a folder instead of ``RUN/drift_study/<label>``, owned as
+    :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
+    """
     times = check_times(times, "--times")
     with RunDirectory(run_dir) as run:
+        target = None if out is None else output_folder(run.path, "drift_study", out=out, force=force)
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         task = opened.task
@@ -63,12 +71,10 @@ def run_drift_study(
 
         result = drift_study(model, evaluate, times=times, seeds=seeds, compensation=compensation, metric=task.metric)
         label = result_label(opened, device_source, used)
-        if out:
-            folder = Path(out)
-            folder.mkdir(parents=True, exist_ok=True)
-        else:
-            folder = result_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
-        written = result.save(folder, plot=plot, run=run.path.name, split=split)
+        if target is None:
+            target = output_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
+        files, written = result.files(target.path, plot=plot, run=run.path.name, split=split)
+        target.write(files)
     return result, written
 
 
@@ -84,21 +90,28 @@ def run_export_maps(
     csv: bool = False,
     png: bool = True,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Program the run's network on ``device``, drift it to ``time`` seconds after programming and
-    export its weight and conductance maps. Returns the written files, the metric and device counts."""
+    export its weight and conductance maps. Returns the written files, the metric and device counts.
+
+    ``out``: a ``.npz`` path instead of ``RUN/weight_maps/<label>/maps.npz``; its folder is owned as
+    :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
+    """
     (time,) = check_times([time], "--time")
     with RunDirectory(run_dir) as run:
+        name = "maps.npz" if out is None else Path(out).name
+        name = name if name.endswith(".npz") else f"{name}.npz"
+        target = None if out is None else output_folder(run.path, "weight_maps", out=Path(out).parent, force=force)
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         label = result_label(opened, device_source, used)
-        if out:
-            path = Path(out)
-            path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            path = result_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{time:g}") / "maps.npz"
+        if target is None:
+            target = output_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{time:g}")
         program(model, seed=seed)
-        written = export_weight_maps(model, path, csv=csv, png=png, time=time, wear=_wear(opened.checkpoint))
+        files, written = weight_map_files(model, target.path / name, csv=csv, png=png, time=time,
+                                          wear=_wear(opened.checkpoint))
+        target.write(files)
         task = opened.task
         metric = float(evaluate_split(task, model, split, opened.config.training.seed)[task.metric])
     return {"written": written, "metric": task.metric, "value": metric, "counts": device_count(model), "time": time}

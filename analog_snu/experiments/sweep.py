@@ -39,7 +39,7 @@ from analog_snu.errors import AnalogSNUError, BackendError, CheckpointError, Con
 from analog_snu.experiments.config import RunConfig, config_differences
 from analog_snu.experiments.evaluate import evaluate_run
 from analog_snu.experiments.records import read_record
-from analog_snu.experiments.run_dir import CHECKPOINT_NAME, is_run_directory
+from analog_snu.experiments.run_dir import CHECKPOINT_NAME, SWEEP_MARKER, is_run_directory
 from analog_snu.experiments.sources import device_value
 from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
@@ -49,7 +49,6 @@ from analog_snu.training.loop import ProgressMode, format_duration
 
 __all__ = ["SweepResult", "run_sweep", "run_trial", "SWEEP_MARKER", "MAX_RETRIES"]
 
-SWEEP_MARKER = ".analog_snu-sweep"
 #: times Ray starts a trial again after its worker died
 MAX_RETRIES = 3
 _QUIET = ProgressMode(bars=False, epoch_lines=False)

@@ -149,12 +149,20 @@ class DriftStudyResult:
         ``run`` (the run's name or directory) and ``split`` (the evaluated split), when given,
         are stored in ``meta`` and shown in the plot's title and axis label.
         """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files, paths = self.files(out_dir, stem, plot, run=run, split=split)
+        replace_files(files)
+        return paths
+
+    def files(self, out_dir: str | Path, stem: str = "drift_study", plot: bool = True,
+              run: str | None = None, split: str | None = None) -> tuple[dict[Path, bytes], dict[str, Path]]:
+        """What :meth:`save` writes, not written yet: ``(path -> content, kind -> path)``."""
         if run is not None:
             self.meta["run"] = str(run)
         if split is not None:
             self.meta["split"] = str(split)
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = {
             "csv": out_dir / f"{stem}.csv",
             "runs_csv": out_dir / f"{stem}_runs.csv",
@@ -168,8 +176,7 @@ class DriftStudyResult:
         if plot:
             paths["png"] = out_dir / f"{stem}.png"
             files[paths["png"]] = self._plot()
-        replace_files(files)
-        return paths
+        return files, paths
 
     def _plot(self) -> bytes:
         return plot_drift_study(self.to_dict())

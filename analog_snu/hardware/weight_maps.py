@@ -56,7 +56,7 @@ from analog_snu.tiles.tile_access import (
     tile_snapshot,
 )
 
-__all__ = ["export_weight_maps", "import_weight_maps", "FORMAT", "VERSION"]
+__all__ = ["export_weight_maps", "weight_map_files", "import_weight_maps", "FORMAT", "VERSION"]
 
 FORMAT = "analog_snu.weight_maps"
 VERSION = 1
@@ -137,7 +137,6 @@ def _npz_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-@torch.no_grad()
 def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
                        time: float | None = None,
                        wear: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> dict[str, Any]:
@@ -151,10 +150,20 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
 
     Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
     """
+    if not _npz_path(path).parent.is_dir():
+        raise ConfigError(f"output folder {str(_npz_path(path).parent)!r} does not exist")
+    files, written = weight_map_files(model, path, csv, png, time=time, wear=wear)
+    replace_files(files)
+    return written
+
+
+@torch.no_grad()
+def weight_map_files(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
+                     time: float | None = None, wear: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                     ) -> tuple[dict[Path, bytes], dict[str, Any]]:
+    """What :func:`export_weight_maps` writes, not written yet: ``(path -> content, which is which)``."""
     time = None if time is None else seconds_after_programming(time, "time")
     npz_path = _npz_path(path)
-    if not npz_path.parent.is_dir():
-        raise ConfigError(f"output folder {str(npz_path.parent)!r} does not exist")
     tiles = _programmed_tiles(model)
     if time is not None and any(state.t_now != time for *_, state in tiles):
         drift(model, time)
@@ -209,8 +218,7 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
             target = npz_path.with_name(stem + ".png")
             files[target] = conductance_maps_png(layer_maps_from_states(layer, layer_tiles))
             written["png"].append(target)
-    replace_files(files)
-    return written
+    return files, written
 
 
 # --- import ------------------------------------------------------------------------------------------

@@ -66,8 +66,8 @@ def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "accuracy before programming" in out and "1 d" in out
     assert (tmp_path / "ds" / "drift_study.csv").is_file() and (tmp_path / "ds" / "drift_study.png").is_file()
-    assert main(["export-maps", *common, "--out", str(tmp_path / "m.npz"), "--time", "3600", "--no-png"]) == 0
-    meta = json.loads((tmp_path / "m.json").read_text())
+    assert main(["export-maps", *common, "--out", str(tmp_path / "maps" / "m.npz"), "--time", "3600", "--no-png"]) == 0
+    meta = json.loads((tmp_path / "maps" / "m.json").read_text())
     assert meta["time_since_programming_s"] == 3600.0 and meta["device"]["name"] == "pcm_joshi2020"
     assert "PCM devices: 1,184" in capsys.readouterr().out  # 2 * (64*8 + 8*10)
 
