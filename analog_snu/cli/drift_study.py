@@ -8,6 +8,7 @@ from analog_snu.cli.demo_target import add_demo_arguments, run_dir_or_demo
 from analog_snu.cli.device_args import add_device_arguments, device_from_args
 from analog_snu.experiments import run_drift_study
 from analog_snu.hardware import DEFAULT_TIMES
+from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_study_times(args.times), check_study_seeds(args.seeds)  # before --demo trains anything
     run_dir = run_dir_or_demo(args)
     result, written = run_drift_study(run_dir, times=args.times, seeds=args.seeds, compensation=args.compensation,
                                       split=args.split, plot=not args.no_plot, out=args.out, force=args.force,

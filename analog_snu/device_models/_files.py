@@ -45,6 +45,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{where} is not valid TOML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"device config file {str(path)!r} must hold a table of fields, got {type(data).__name__}")
+    if not data:  # an empty (or truncated) file would silently be the default device
+        raise ConfigError(f"device config file {str(path)!r} holds no fields; a device file names its parameters "
+                          "(write one with PCMDevice.save, or start from a preset's)")
     return data
 
 

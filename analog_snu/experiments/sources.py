@@ -117,6 +117,10 @@ def parse_set(option: str) -> tuple[str, Any]:
     path = path.strip()
     if not sep or not path:
         raise ConfigError(f"--set takes dotted.key=value, got {option!r}")
+    control = sorted({repr(ch) for ch in option if (ord(ch) < 32 and ch != "\t") or ord(ch) == 127})
+    if control:  # a second line would be read as another key and dropped, or change the value unseen
+        raise ConfigError(f"--set {option!r} holds a line break or control character ({', '.join(control)}); "
+                          "give one dotted.key=value per --set")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

@@ -23,6 +23,7 @@ from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.hardware import device_count, drift_study, program
+from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.hardware.map_plots import WEAR_FIELDS
 from analog_snu.hardware.weight_maps import weight_map_files
 
@@ -59,7 +60,7 @@ def run_drift_study(
     ``out``: a folder instead of ``RUN/drift_study/<label>``, owned as
     :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
     """
-    times = check_times(times, "--times")
+    times, seeds = check_study_times(check_times(times, "--times")), check_study_seeds(seeds)
     with RunDirectory(run_dir) as run:
         target = None if out is None else output_folder(run.path, "drift_study", out=out, force=force)
         opened = open_run(run.path)

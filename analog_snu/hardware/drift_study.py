@@ -36,7 +36,7 @@ from analog_snu.tiles.tile_access import (
 )
 
 __all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "metric_axis_label", "time_ticks",
-           "plot_drift_study"]
+           "plot_drift_study", "check_study_times", "check_study_seeds"]
 
 #: 1 s, 1 h, 1 day, 30 days, 1 year, 10 years after programming
 DEFAULT_TIMES = (1.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0)
@@ -231,17 +231,24 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _check_times(times: Sequence[float]) -> list[float]:
+def check_study_times(times: Sequence[float]) -> list[float]:
+    """Times after programming of a study: finite, >= 0, at least one, none twice."""
     out = [seconds_after_programming(t, "times") for t in times]
     if not out:
         raise ConfigError("times must list at least one time after programming")
+    if len(set(out)) != len(out):  # a repeated time would count its evaluations twice
+        raise ConfigError(f"times must not repeat, got {list(times)!r}")
     return out
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
+def check_study_seeds(seeds: Sequence[int]) -> list[int]:
+    """Programming seeds of a study: ints >= 0, at least one, none twice."""
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:  # the same programming twice would count as two samples: n too large, std too small
+        raise ConfigError(f"seeds must not repeat, got {seeds!r} (repeated: {repeated})")
     return seeds
 
 
@@ -271,7 +278,7 @@ def drift_study(
         metric: name of what ``evaluate`` returns, for the table and plot.
         eval_seed: torch seed set before every evaluation (same input spikes and forward noise).
     """
-    times, seeds = _check_times(times), _check_seeds(seeds)
+    times, seeds = check_study_times(times), check_study_seeds(seeds)
     if compensation is not None and compensation not in DRIFT_COMPENSATIONS[1:]:
         raise ConfigError(f"compensation must be one of {list(DRIFT_COMPENSATIONS[1:])} or None, got {compensation!r}")
     device = None if device is None else resolve_device(device)

@@ -94,7 +94,7 @@ def seconds_after_programming(value: object, name: str = "t_seconds") -> float:
     :class:`~analog_snu.errors.ConfigError` that names ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be a finite number >= 0 (seconds after programming), got {value!r}")
-    return float(value)
+    return float(value) + 0.0  # -0.0 becomes 0.0: a time is stored and compared without a sign
 
 
 def _time_bits(t_seconds: float) -> int:

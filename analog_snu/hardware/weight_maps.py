@@ -43,7 +43,7 @@ from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
 from analog_snu.files import read_json_file, read_regular_file, replace_files
-from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
+from analog_snu.hardware.map_plots import WEAR_FIELDS, conductance_maps_png, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -61,6 +61,10 @@ __all__ = ["export_weight_maps", "weight_map_files", "import_weight_maps", "FORM
 FORMAT = "analog_snu.weight_maps"
 VERSION = 1
 _OPTIONAL = ("mapping_scales", "alpha", "drift_baseline", "output_scales", "compensation_reference")
+#: arrays every tile has in the npz
+_REQUIRED = ("weights_target", "weights_programmed", "weights_now", "g_plus_target", "g_minus_target",
+             "g_plus_programmed", "g_minus_programmed", "g_plus", "g_minus", "g_max_device", "nu", "stuck",
+             "scale_ratio")
 
 
 def _package_version() -> str:
@@ -280,15 +284,20 @@ def _check_range(name: str, value: torch.Tensor, what: str, *, positive: bool = 
     return value
 
 
+def _where(name: str) -> str:
+    return "weight-map sidecar" if name == "(file)" else f"tile {name!r}"
+
+
 def _check_entry(name: str, entry: dict[str, Any]) -> tuple[float, int | None, int | None]:
     t_now = entry.get("time_since_programming_s", 0.0)
-    if isinstance(t_now, bool) or not isinstance(t_now, (int, float)) or not math.isfinite(t_now) or t_now < 0:
-        raise CheckpointError(f"tile {name!r}: time_since_programming_s must be a finite number >= 0, got {t_now!r}")
+    if (isinstance(t_now, bool) or not isinstance(t_now, (int, float)) or not math.isfinite(t_now)
+            or math.copysign(1.0, t_now) < 0):  # -0.0 too: a negative time, whatever its size
+        raise CheckpointError(f"{_where(name)}: time_since_programming_s must be a finite number >= 0, got {t_now!r}")
     seeds = []
     for key in ("program_seed", "drift_seed"):
         seed = entry.get(key)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise CheckpointError(f"tile {name!r}: {key} must be an int >= 0 or null, got {seed!r}")
+            raise CheckpointError(f"{_where(name)}: {key} must be an int >= 0 or null, got {seed!r}")
         seeds.append(seed)
     return float(t_now), seeds[0], seeds[1]
 
@@ -365,6 +374,16 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
     saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
     if names != saved_names:
         raise CheckpointError(f"weight maps hold tiles {saved_names[:6]}, the model has {names[:6]} (another architecture?)")
+    known = {f"{name}/{key}" for name in names for key in (*_REQUIRED, *_OPTIONAL, *WEAR_FIELDS)}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise CheckpointError(f"weight maps hold array(s) {unknown[:5]} that no export writes (a changed or "
+                              "foreign file?); refusing them")
+    if meta["tiles"]:  # the file-level copy of the first tile's time and seeds must be valid and agree
+        summary = _check_entry("(file)", meta)
+        if summary != _check_entry(names[0], meta["tiles"][0]):
+            raise CheckpointError(f"weight-map sidecar: time_since_programming_s / program_seed / drift_seed "
+                                  f"{summary} differ from tile {names[0]!r}'s")
     plans = []
     for (_, name, tile), entry in zip(tiles, meta["tiles"]):
         weight, _ = tile.get_weights(apply_weight_scaling=False)
