@@ -22,6 +22,7 @@ from analog_snu.experiments.run_dir import RunDirectory, result_folder
 from analog_snu.files import read_json_file, write_json
 from analog_snu.hardware import drift, program
 from analog_snu.hardware.programming import seconds_after_programming
+from analog_snu.schema import check_seed
 
 __all__ = ["evaluate_run", "check_times"]
 
@@ -58,8 +59,7 @@ def evaluate_run(
     Returns the result dict, also written to ``RUN/eval/`` (its ``"path"`` says where).
     """
     drift_times = check_times(drift_times)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"--seed must be an int >= 0, got {seed!r}")
+    check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
         opened = open_run(run.path)
         task = opened.task

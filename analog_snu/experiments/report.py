@@ -45,7 +45,7 @@ from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.run_dir import check_no_links
 from analog_snu.files import read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
-from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
+from analog_snu.hardware.map_plots import MAX_DPI, PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
 
 __all__ = ["Report", "write_report", "REPORT_FOLDER", "loss_axis_label"]
 
@@ -243,7 +243,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
 
     Raises:
         ConfigError: ``run_dir`` is not a directory or holds none of a run's files
-            (``config.json``, ``metrics.csv``, ``final.json``, the checkpoint), or ``dpi`` < 150.
+            (``config.json``, ``metrics.csv``, ``final.json``, the checkpoint), or ``dpi`` is not in [150, 600].
         AnalogSNUError: the report folder cannot be written.
     """
     run_dir = Path(run_dir)
@@ -251,8 +251,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
         raise ConfigError(f"RUN must be a run directory of `analog-snu train`, got {str(run_dir)!r} (not a directory)")
     if not any((run_dir / name).exists() for name in _RUN_PARTS):
         raise ConfigError(f"RUN {str(run_dir)!r} holds none of {list(_RUN_PARTS)}; is it a run directory?")
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < PLOT_DPI:
-        raise ConfigError(f"dpi must be an int >= {PLOT_DPI}, got {dpi!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not PLOT_DPI <= dpi <= MAX_DPI:
+        raise ConfigError(f"dpi must be an int from {PLOT_DPI} to {MAX_DPI}, got {dpi!r}")
     check_no_links(run_dir)
     output = output_folder(run_dir, REPORT_FOLDER, out=out, force=force)
     out_dir = output.path

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.files import read_text_file
-from analog_snu.experiments.config import RunConfig, TrainingConfig, flatten
+from analog_snu.experiments.config import RunConfig, TrainingConfig, check_key_depth, flatten
 from analog_snu.models import ModelConfig
 from analog_snu.schema import merge, validate
 from analog_snu.tasks import TaskConfig
@@ -95,7 +95,7 @@ def to_toml(config: RunConfig) -> str:
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """``tree`` with ``value`` at dotted ``path`` (intermediate tables created; validation later)."""
-    head, _, rest = path.partition(".")
+    head, _, rest = check_key_depth(path).partition(".")
     if not head:
         raise ConfigError(f"empty key in {path!r}")
     if not rest:
@@ -121,10 +121,13 @@ def parse_set(option: str) -> tuple[str, Any]:
     if control:  # a second line would be read as another key and dropped, or change the value unseen
         raise ConfigError(f"--set {option!r} holds a line break or control character ({', '.join(control)}); "
                           "give one dotted.key=value per --set")
+    check_key_depth(path)
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise ConfigError(f"--set {path}=...: the value is nested too deeply to be a config value") from None
     return path, value
 
 

@@ -26,6 +26,7 @@ from analog_snu.hardware import device_count, drift_study, program
 from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.hardware.map_plots import WEAR_FIELDS
 from analog_snu.hardware.weight_maps import weight_map_files
+from analog_snu.schema import check_seed
 
 __all__ = ["run_drift_study", "run_export_maps"]
 
@@ -100,6 +101,7 @@ def run_export_maps(
     :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
     """
     (time,) = check_times([time], "--time")
+    check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
         name = "maps.npz" if out is None else Path(out).name
         name = name if name.endswith(".npz") else f"{name}.npz"

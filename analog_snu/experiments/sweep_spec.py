@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, model_validator
+from pydantic import Field, model_validator
 
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, flatten
 from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
-from analog_snu.schema import StrictModel, validate
+from analog_snu.schema import Seed, StrictModel, validate
 
 __all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "expand", "trial_id", "format_value"]
 
@@ -79,7 +79,7 @@ class EvalSpec(StrictModel):
 class SweepSpec(StrictModel):
     """A parsed sweep spec (see the module docstring). ``base`` and ``grid`` hold flat keys."""
 
-    seeds: list[NonNegativeInt] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1, max_length=10_000)
     """Training seeds; every grid point is trained once per seed."""
     base: dict[str, Any] = {}
     """Run-config keys shared by all trials (flag names or dotted paths) -> value."""

@@ -26,6 +26,7 @@ from analog_snu.files import replace_files
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version
+from analog_snu.schema import check_seed
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
     set_tile_compensation,
@@ -244,8 +245,10 @@ def check_study_times(times: Sequence[float]) -> list[float]:
 def check_study_seeds(seeds: Sequence[int]) -> list[int]:
     """Programming seeds of a study: ints >= 0, at least one, none twice."""
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds:
         raise ConfigError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    for seed in seeds:
+        check_seed(seed, "each of seeds")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:  # the same programming twice would count as two samples: n too large, std too small
         raise ConfigError(f"seeds must not repeat, got {seeds!r} (repeated: {repeated})")

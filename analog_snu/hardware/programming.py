@@ -16,6 +16,7 @@ from torch import nn
 
 from analog_snu.device_models import PCMDevice, list_presets, resolve_device
 from analog_snu.errors import ConfigError
+from analog_snu.schema import check_seed
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 from analog_snu.tiles.tile_access import (
     attach_noise_model,
@@ -47,9 +48,7 @@ def _forward_seed(seed: int | None, *parts: int) -> int:
 
 
 def _check_seed(seed: object) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative int or None, got {seed!r}")
-    return seed  # type: ignore[return-value]
+    return check_seed(seed, optional=True)
 
 
 def _analog_tiles(model: nn.Module):
