@@ -32,10 +32,12 @@ from typing import Any, BinaryIO
 
 from analog_snu.errors import AnalogSNUError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "write_json", "to_json", "current_umask",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "finish_interrupted_writes", "write_json", "to_json", "current_umask",
            "open_regular_file", "read_regular_file", "read_text_file", "read_json_file", "load_json"]
 
 _TMP_PREFIX = ".analog_snu-tmp-"
+#: name ending of the journal replace_files writes before its renames
+_JOURNAL = "-journal"
 
 
 def current_umask() -> int:
@@ -55,19 +57,41 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_orphans(directory: Path) -> None:
-    """Remove temporaries of processes that no longer exist (never follows symlinks)."""
+def _dead_owner(name: str) -> bool:
+    """A temporary name of a process that no longer exists."""
+    pid_text = name[len(_TMP_PREFIX):].split("-", 1)[0]
+    return pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+
+
+def _finish(directory: Path, journal: str) -> None:
+    """Complete the renames a killed :func:`replace_files` had planned in ``journal`` (roll forward:
+    every temporary named there was written whole before the journal was)."""
     try:
-        entries = list(os.scandir(directory))
+        plan = json.loads((directory / journal).read_text(encoding="utf-8"))
+        for temporary, target in plan["renames"]:
+            if os.path.lexists(directory / temporary):
+                os.replace(directory / temporary, directory / target)
+        for target in plan["removals"]:
+            if os.path.lexists(directory / target):
+                os.unlink(directory / target)
+        os.unlink(directory / journal)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # unreadable: left to the orphan clean-up below; the old files stay
+
+
+def _clean_orphans(directory: Path) -> None:
+    """Finish the writes and remove the temporaries of processes that no longer exist (never follows symlinks)."""
+    try:
+        entries = [entry.name for entry in os.scandir(directory) if entry.name.startswith(_TMP_PREFIX)]
     except OSError:
         return
-    for entry in entries:
-        if not entry.name.startswith(_TMP_PREFIX):
-            continue
-        pid_text = entry.name[len(_TMP_PREFIX):].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+    for name in entries:
+        if name.endswith(_JOURNAL) and _dead_owner(name):
+            _finish(directory, name)
+    for name in entries:
+        if _dead_owner(name) and os.path.lexists(directory / name):
             try:
-                os.unlink(entry.path)
+                os.unlink(directory / name)
             except OSError:
                 pass
 
@@ -124,22 +148,33 @@ def replace_files(writes: Mapping[str | os.PathLike, bytes], remove: Iterable[st
 
     Every new content is first written to a temporary (as :func:`atomic_write_bytes` does) and
     every file to be replaced or removed gets a second name; only then are the temporaries
-    renamed into place and the removals done. When any step fails, what was already done is
-    undone from the second names and :class:`~analog_snu.errors.AnalogSNUError` names the file:
-    the previous files are then as they were.
+    renamed into place and the removals done. When any step fails (or the process is
+    interrupted), what was already done is undone from the second names and
+    :class:`~analog_snu.errors.AnalogSNUError` names the file: the previous files are as they
+    were. For files in one directory a journal of the planned renames is written first, so a
+    process killed between two renames is completed by the next write into that directory (or
+    :func:`finish_interrupted_writes`): never a mix of old and new files.
     """
     targets = [Path(p) for p in writes]
     removals = [Path(p) for p in remove if os.path.lexists(p)]
-    for directory in {p.parent if str(p.parent) else Path(".") for p in targets}:
+    directories = {p.parent if str(p.parent) else Path(".") for p in [*targets, *removals]}
+    for directory in directories:
         _clean_orphans(directory)
     staged: dict[Path, str] = {}
     backups: dict[Path, str | None] = {}
+    journal: Path | None = None
     try:
         for path, data in zip(targets, writes.values()):
             staged[path] = _stage(path, data)
         if len(targets) + len(removals) > 1:  # one rename alone is atomic: nothing to undo
             for path in [*targets, *removals]:
                 backups[path] = _backup(path)
+            if len(directories) == 1:
+                (directory,) = directories
+                journal = directory / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}{_JOURNAL}"
+                plan = {"renames": [[Path(staged[p]).name, p.name] for p in targets],
+                        "removals": [p.name for p in removals]}
+                os.replace(_stage(journal, json.dumps(plan).encode()), journal)
         done: list[Path] = []
         try:
             for path in targets:
@@ -149,8 +184,9 @@ def replace_files(writes: Mapping[str | os.PathLike, bytes], remove: Iterable[st
             for path in removals:
                 os.unlink(path)
                 done.append(path)
-        except OSError as exc:
-            failed = next(p for p in [*targets, *removals] if p not in done)
+        except BaseException as exc:  # an error, or Ctrl-C between two renames
+            if journal is not None:
+                _remove_quietly([str(journal)])  # from here on, nothing may roll the set forward
             for path in reversed(done):  # put the previous files back
                 kept = backups.get(path)
                 if kept is not None:
@@ -158,10 +194,22 @@ def replace_files(writes: Mapping[str | os.PathLike, bytes], remove: Iterable[st
                     backups[path] = None
                 elif path in targets:
                     os.unlink(path)
+            if not isinstance(exc, OSError):
+                raise
+            failed = next(p for p in [*targets, *removals] if p not in done)
             raise AnalogSNUError(f"cannot write {failed}: {exc.strerror or exc}; no file was changed") from exc
+    except OSError as exc:  # staging, second names or the journal: nothing was changed yet
+        raise AnalogSNUError(f"cannot write {next(iter(targets or removals))}: {exc.strerror or exc}; "
+                             "no file was changed") from exc
     finally:
+        _remove_quietly([str(journal)] if journal is not None else [])
         _remove_quietly(staged.values())
         _remove_quietly(backups.values())
+
+
+def finish_interrupted_writes(directory: str | os.PathLike) -> None:
+    """Complete a :func:`replace_files` in ``directory`` whose process was killed between renames."""
+    _clean_orphans(Path(directory))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from analog_snu.errors import AnalogSNUError
-from analog_snu.files import atomic_write_bytes, load_json, read_regular_file, read_text_file, replace_files, to_json, write_json
+from analog_snu.files import atomic_write_bytes, finish_interrupted_writes, load_json, read_regular_file, read_text_file, replace_files, to_json, write_json
 
 
 def test_write_replaces_atomically_and_follows_the_umask(tmp_path):
@@ -168,3 +168,58 @@ def test_strict_json_refuses_what_plain_json_resolves_silently(text, problem):
     with pytest.raises(AnalogSNUError, match=rf"^device file x\.json is not valid JSON: .*{problem}"):
         load_json(text, "device file x.json")
     assert load_json('{"a": 1, "b": {"a": 2}}', "ok") == {"a": 1, "b": {"a": 2}}
+
+
+# a process killed between two renames of replace_files: the next write completes the set
+_KILLED_MID_COMMIT = """
+import os, signal, sys
+from analog_snu import files
+
+real, calls = os.replace, []
+
+def replace(src, dst, *args, **kwargs):
+    if not os.path.basename(str(dst)).startswith(".analog_snu-tmp-"):
+        calls.append(dst)
+        if len(calls) == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)  # as kill -9 or a power cut would
+    return real(src, dst, *args, **kwargs)
+
+os.replace = replace
+folder = sys.argv[1]
+files.replace_files({f"{folder}/a": b"new a", f"{folder}/b": b"new b", f"{folder}/c": b"new c"},
+                    remove=[f"{folder}/gone"])
+"""
+
+
+@pytest.mark.parametrize("killed_at", [1, 2, 3])
+def test_a_process_killed_between_renames_is_completed_by_the_next_write(tmp_path, killed_at):
+    for name in ("a", "b", "gone"):
+        (tmp_path / name).write_bytes(f"old {name}".encode())
+    done = subprocess.run([sys.executable, "-c", _KILLED_MID_COMMIT, str(tmp_path), str(killed_at)],
+                          env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True)
+    assert done.returncode == -9, done.stderr
+    assert any(p.name.endswith("-journal") for p in tmp_path.iterdir())  # the plan survived the kill
+    finish_interrupted_writes(tmp_path)
+    assert _state(tmp_path) == {"a": b"new a", "b": b"new b", "c": b"new c"}  # all new, nothing left over
+
+
+def test_ctrl_c_between_two_renames_puts_the_old_files_back(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"old a")
+    (tmp_path / "b").write_bytes(b"old b")
+    before = _state(tmp_path)
+    real, calls = os.replace, []
+
+    def interrupted(src, dst, *args, **kwargs):
+        if not os.path.basename(str(dst)).startswith(".analog_snu-tmp-"):
+            calls.append(dst)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        replace_files({tmp_path / "a": b"new a", tmp_path / "b": b"new b"})
+    monkeypatch.undo()
+    assert _state(tmp_path) == before
+    finish_interrupted_writes(tmp_path)  # no journal is left that could roll the set forward later
+    assert _state(tmp_path) == before

@@ -28,7 +28,7 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.files import to_json, atomic_write_text
+from analog_snu.files import atomic_write_text, finish_interrupted_writes, to_json
 
 __all__ = ["RunDirectory", "RUN_FILES", "RUN_FOLDERS", "MARKER_NAME", "CHECKPOINT_NAME", "BEST_CHECKPOINT_NAME",
            "is_run_directory", "check_no_links", "result_folder", "SWEEP_MARKER", "OWNED_MARKERS"]
@@ -144,6 +144,7 @@ class RunDirectory:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        finish_interrupted_writes(self.path)  # a set of files a killed process was renaming into place
         foreign = self.foreign_files()
         if foreign:
             self._lock.release()

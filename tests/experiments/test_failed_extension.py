@@ -112,3 +112,36 @@ def test_a_failed_resume_of_an_unfinished_run_with_more_epochs_can_be_resumed(ru
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     assert json.loads((run / "final.json").read_text())["epochs"] == 2
+
+
+_KILLED_TRAINING = """
+import os, signal, sys
+real, calls = os.replace, []
+
+def replace(src, dst, *args, **kwargs):
+    if not os.path.basename(str(dst)).startswith(".analog_snu-tmp-"):
+        calls.append(dst)
+        if len(calls) == 2:  # the checkpoint is in place, config.json not yet
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *args, **kwargs)
+
+os.replace = replace
+from analog_snu.cli import main
+sys.exit(main(["train", "--resume", sys.argv[1], "--epochs", "2", "--quiet"]))
+"""
+
+
+def test_a_kill_between_the_renames_of_an_epoch_is_completed_when_the_run_is_opened(run):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _KILLED_TRAINING, str(run)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == -9, done.stderr
+    assert evaluate_run(run)["epoch"] == 2  # opening the run finished the epoch's files: they agree
+    assert json.loads((run / "config.json").read_text())["config"]["training"]["epochs"] == 2
+    assert not (run / "final.json").exists()  # removed with the epoch's files; the run is unfinished
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    assert json.loads((run / "final.json").read_text())["epochs"] == 2
