@@ -92,9 +92,9 @@ def output_folder(run: Path, folder: str, *default: str, out: str | Path | None 
         inside = target.relative_to(owner).parts
         if owner == run.resolve() and inside[:1] == (folder,):
             return OutputFolder(result_folder(run, *inside), claimed=False)
-        raise ConfigError(f"--out folder {out} is inside the analog_snu directory {owner}; writing there would change "
-                          f"another run or sweep (even with --force): choose a folder outside it, or leave out "
-                          f"--out to write into {run / folder}")
+        raise ConfigError(f"--out folder {out} is inside the analog_snu directory {owner}; nothing is written into a "
+                          f"run or sweep directory but its own result folders (not even with --force): choose a "
+                          f"folder outside it, or leave out --out to write into {run / folder}")
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out folder {out} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()):
