@@ -145,3 +145,33 @@ def test_a_kill_between_the_renames_of_an_epoch_is_completed_when_the_run_is_ope
     assert not (run / "final.json").exists()  # removed with the epoch's files; the run is unfinished
     assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     assert json.loads((run / "final.json").read_text())["epochs"] == 2
+
+
+def _permissions_bind_us() -> bool:
+    """False for root (or CAP_DAC_OVERRIDE): it writes into read-only directories anyway."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o555)
+        try:
+            open(os.path.join(folder, "probe"), "w").close()
+        except PermissionError:
+            return True
+        finally:
+            os.chmod(folder, 0o755)
+    return False
+
+
+@pytest.mark.skipif(not _permissions_bind_us(), reason="this user writes into read-only directories (root)")
+def test_a_read_only_run_directory_keeps_the_run(run, capsys):
+    before = _files(run)
+    run.chmod(0o555)
+    try:
+        code = main(["train", "--resume", str(run), "--epochs", "3", "--quiet"])
+    finally:
+        run.chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Permission denied" in err, err
+    assert _files(run) == before
+    assert evaluate_run(run)["epoch"] == 1
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
