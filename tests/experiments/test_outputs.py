@@ -129,3 +129,15 @@ def test_inside_a_sweep_directory_is_refused(ws, capsys):
     sweep.mkdir()
     (sweep / ".analog_snu-sweep").write_text("{}")
     _refused(capsys, _argv("report", ws / "a", sweep / "plots", "--force"), f"is inside the analog_snu directory {sweep}")
+
+
+@pytest.mark.parametrize("marker", ["{", '{"format": "other", "files": []}', '{"format": "analog_snu.output", "files": [1]}'])
+def test_a_damaged_output_marker_is_not_taken_as_ownership(ws, marker):
+    out = ws / "r"
+    out.mkdir()
+    (out / OUTPUT_MARKER).write_text(marker)
+    (out / "index.html").write_text("whose?")
+    with pytest.raises(ConfigError, match=r"(output marker .* is not valid JSON|is not an analog_snu output marker)"
+                                          r".*pass --force to write into"):
+        write_report(ws / "a", out)
+    assert (out / "index.html").read_text() == "whose?"
