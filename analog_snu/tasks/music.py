@@ -76,7 +76,8 @@ class MusicTask(Task):
             yield inputs, (targets, mask)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, tuple[Tensor, Tensor]]]:
-        order = torch.randperm(len(self.data["train"]), generator=generator).tolist()
+        count = len(self.data["train"])
+        order = torch.randperm(count, generator=generator).tolist() if self.options.shuffle else list(range(count))
         count = -(-len(order) // self.options.batch_size)
         return SizedBatches(self._batches("train", self.options.batch_size, order), count)
 
