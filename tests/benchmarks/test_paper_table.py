@@ -14,9 +14,11 @@ def test_rows_from_sweep_results(tmp_path, load_benchmark):
         {"model": "snu", "hil-scheme": "reprogram", "seed": 1, "status": "ok", "test_nll": 9.0, "drift_31536000": 9.5,
          "test_nll_no_first": 8.9, "test_nll_per_sequence": 9.1, "test_nll_per_sequence_no_first": 9.2},
         {"model": "snu", "hil-scheme": "reprogram", "seed": 2, "status": "failed"},
-        {"model": "snu", "hil-scheme": "mixed", "seed": 0, "status": "ok", "test_nll": 20.0},
     ]
     (hil / "results.json").write_text(json.dumps(results))
+    (tmp_path / "jsb_mixed").mkdir()
+    mixed = [{"model": "snu", "hil-scheme": "mixed", "seed": 0, "status": "ok", "test_nll": 20.0}]
+    (tmp_path / "jsb_mixed" / "results.json").write_text(json.dumps(mixed))
     table = paper_table.build(tmp_path)
     rows = {row["id"]: row for row in table["rows"]}
     row = rows["jsb_snu_hil"]
