@@ -8,13 +8,14 @@ against 14.6 s at a load of 3-5. Small products gain nothing from threads on any
 
 The decision for ``threads="auto"`` (:func:`decide_threads`)::
 
-    threads = max(1, min(cpus, work // WORK_PER_THREAD, round(cpus - other_load)))
+    threads = max(1, min(cpus, work // WORK_PER_THREAD, round(machine - other_load)))
 
-- ``cpus``: the CPUs this process may use: its affinity (``os.sched_getaffinity``), within a
-  cgroup CPU quota (containers), within a sweep trial's share (:func:`cpu_share`);
+- ``machine``: the CPUs this process may run on: its affinity (``os.sched_getaffinity``) within a
+  cgroup CPU quota (containers); ``cpus``: those it may use, within a sweep trial's share of them
+  (:func:`cpu_share`);
 - ``work``: multiply-accumulates of the largest matrix product of one batch; every thread gets at
   least :data:`WORK_PER_THREAD` of it (smaller pieces cost more in fork/join than they save);
-- ``other_load``: how many of those CPUs other processes keep busy now (:func:`other_load`). A
+- ``other_load``: how many of ``machine`` other processes keep busy now (:func:`other_load`). A
   neighbour busy on half a CPU or more takes that CPU away: one busy process beside a 2-CPU run
   leaves it one thread.
 
@@ -23,11 +24,10 @@ environment is respected: ``OMP_NUM_THREADS`` (else ``MKL_NUM_THREADS``, as torc
 the count, and a library whose own variable is set (``OPENBLAS_NUM_THREADS``,
 ``MKL_NUM_THREADS``, ``BLIS_NUM_THREADS``, ``NUMBA_NUM_THREADS``) is left as that variable says.
 
-:func:`apply_threads` sets the count in every library already loaded (threadpoolctl for the
+:func:`apply_threads` sets the count at run time in every library loaded (threadpoolctl for the
 OpenMP and BLAS pools: torch's and the system's libgomp, aihwkit's and numpy's OpenBLAS; torch's
-intra-op and inter-op pools; numba's pool if it runs) and ``OPENBLAS_NUM_THREADS`` for an
-OpenBLAS loaded later (aihwkit loads its own with the first tile). Rank: imports only
-:mod:`analog_snu.errors`.
+intra-op and inter-op pools; numba's pool if it runs); no environment variable is written, so
+child processes decide for themselves. Rank: imports only :mod:`analog_snu.errors`.
 """
 
 from __future__ import annotations
@@ -80,8 +80,6 @@ _OWN_VARIABLES = {
 #: variables whose value is the process's thread count under "auto", in torch's order
 _COUNT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-#: environment values this module wrote (so a later decision does not take them for the user's)
-_WRITTEN: dict[str, str] = {}
 #: the CPUs a sweep granted this process (:func:`cpu_share`); None: no share
 _share: int | None = None
 
@@ -112,20 +110,14 @@ def check_threads(value: Any, what: str = "threads") -> str | int:
     raise ConfigError(f"{what} must be {THREADS_RULE}, got {value!r}")
 
 
-def _parse_count(text: str | None) -> int | None:
-    """A thread variable's count (``"4"``; OpenMP's nested ``"4,2"`` -> 4); None if unset or not a count."""
-    if text is None:
-        return None
-    head = text.split(",")[0].strip()
-    return int(head) if head.isdigit() and int(head) > 0 else None
-
-
 def _user_value(name: str, environ: Mapping[str, str]) -> int | None:
-    """The count the user set in variable ``name`` (None if unset, invalid or written by this module)."""
+    """The count variable ``name`` sets (``"4"``; OpenMP's nested ``"4,2"`` -> 4); None if unset or not a count."""
     text = environ.get(name)
-    if text is None or _WRITTEN.get(name) == text:
+    try:
+        value = int(text.split(",")[0]) if text is not None else 0
+    except ValueError:
         return None
-    return _parse_count(text)
+    return value if value > 0 else None
 
 
 def _environment_count(environ: Mapping[str, str]) -> tuple[str, int] | None:
@@ -191,15 +183,19 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path(
     return min(quotas) if quotas else None
 
 
-def usable_cpus() -> int:
-    """How many CPUs this process may use: its affinity, within a cgroup quota and a sweep's :func:`cpu_share`."""
+def _machine_cpus() -> int:
+    """The CPUs this process may run on: its affinity, within a cgroup quota."""
     count = len(_affinity())
     quota = _cgroup_quota()
     if quota is not None:
         count = min(count, max(1, math.ceil(quota)))
-    if _share is not None:
-        count = min(count, _share)
     return max(1, count)
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may use: its affinity, within a cgroup quota and a sweep's :func:`cpu_share`."""
+    count = _machine_cpus()
+    return count if _share is None else max(1, min(count, _share))
 
 
 def _cpu_ticks(cpus: set[int], stat: Path = Path("/proc/stat")) -> dict[int, tuple[int, int]]:
@@ -218,15 +214,17 @@ def _cpu_ticks(cpus: set[int], stat: Path = Path("/proc/stat")) -> dict[int, tup
 
 
 def other_load(window: float = LOAD_WINDOW) -> float:
-    """How many of this process's CPUs other processes keep busy now (0 .. their number).
+    """How many of the CPUs this process may run on other processes keep busy now (0 .. their number).
 
-    Linux: the CPUs' busy time in ``/proc/stat`` over ``window`` seconds, less this process's own
-    CPU time (all its threads). Elsewhere: the 1-minute load average, scaled to the CPUs this
-    process may use. Not the load average on Linux: it lags a minute behind (a neighbour started
-    10 s ago shows as 0.15), counts the whole machine rather than our CPUs, and counts this
-    process's own work of the last minute (a sweep's second trial would see its first as a neighbour).
+    Linux: the busy time of its affinity CPUs in ``/proc/stat`` over ``window`` seconds, less this
+    process's own CPU time (all its threads), scaled down where a cgroup quota grants fewer CPUs
+    than the affinity names. Elsewhere: the 1-minute load average, scaled to the process's CPUs.
+    Not the load average on Linux: it lags a minute behind (a neighbour started 10 s ago shows as
+    0.15), counts the whole machine rather than our CPUs, and counts this process's own work of
+    the last minute (a sweep's second trial would see its first as a neighbour).
     """
     cpus = _affinity()
+    scale = _machine_cpus() / len(cpus)
     try:
         before, own_before, wall_before = _cpu_ticks(cpus), time.process_time(), time.perf_counter()
         time.sleep(window)
@@ -236,14 +234,14 @@ def other_load(window: float = LOAD_WINDOW) -> float:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):
             return 0.0
-        return max(0.0, load * len(cpus) / (os.cpu_count() or len(cpus)))
+        return max(0.0, load * scale * len(cpus) / (os.cpu_count() or len(cpus)))
     busy = 0.0
     for cpu, (busy_after, total_after) in after.items():
         busy_before, total_before = before.get(cpu, (busy_after, total_after))
         if total_after > total_before:
             busy += (busy_after - busy_before) / (total_after - total_before)
     own = (own_after - own_before) / max(wall_after - wall_before, 1e-9)
-    return max(0.0, busy - own)
+    return max(0.0, busy * scale - own)
 
 
 @contextmanager
@@ -276,9 +274,10 @@ def decide_threads(
     """The thread count for ``setting`` (see the module docstring).
 
     ``work``: multiply-accumulates of the largest matrix product of one batch (None: unknown, no
-    limit from it); ``cpus``: the CPUs this process may use (default :func:`usable_cpus`); ``load``:
-    how many of them other processes keep busy (default :func:`other_load`, sampled only when it
-    can change the answer); ``environ``: the environment to respect (default ``os.environ``).
+    limit from it); ``cpus``: the CPUs this process may use (default: :func:`usable_cpus`, where a
+    sweep trial's share leaves the others' load measured on all the process's CPUs); ``load``: how
+    many of them other processes keep busy (default :func:`other_load`, sampled only when it can
+    change the answer); ``environ``: the environment to respect (default ``os.environ``).
     """
     setting = check_threads(setting)
     if isinstance(setting, int):
@@ -287,15 +286,17 @@ def decide_threads(
     if found is not None:
         name, count = found
         return ThreadDecision(count, "environment", f"{name}={count}")
-    cpus = usable_cpus() if cpus is None else max(1, cpus)
+    # the load is measured on all the CPUs the process may run on, of which a sweep trial may use a share
+    machine = _machine_cpus() if cpus is None else max(1, cpus)
+    cpus = usable_cpus() if cpus is None else machine
     by_work = cpus if work is None else max(1, work // WORK_PER_THREAD)
     threads = min(cpus, by_work)
-    parts = [f"{cpus} CPU{'s' if cpus > 1 else ''}"]
+    parts = [f"{cpus} CPU{'s' if cpus > 1 else ''}" + (f" of {machine}" if machine != cpus else "")]
     if work is not None:
         parts.append(f"work {_mega(work)} -> {by_work}")
     if threads > 1:
         load = other_load() if load is None else load
-        threads = max(1, min(threads, math.floor(cpus - load + 0.5)))
+        threads = max(1, min(threads, math.floor(machine - load + 0.5)))
         parts.append(f"{load:.1f} busy with other work")
     return ThreadDecision(threads, "auto", f"auto: {', '.join(parts)}: {threads}")
 
@@ -314,19 +315,14 @@ def _numba_threads(threads: int, environ: Mapping[str, str]) -> None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def _pool_threads(threads: int, environ: Mapping[str, str], keep_user: bool) -> None:
-    """Every OpenMP/BLAS pool loaded in this process (threadpoolctl), but those the user set under "auto"."""
+def _pool_threads(threads: int, environ: Mapping[str, str]) -> None:
+    """Every OpenMP/BLAS pool loaded in this process (threadpoolctl), but those whose own variable ``environ`` sets."""
     from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - scanning the loaded libraries takes ms
 
-    controller = ThreadpoolController()
-    kept = {api for api, names in _OWN_VARIABLES.items()
-            if keep_user and any(_user_value(name, environ) is not None for name in names)}
-    chosen = [lib for lib in controller.lib_controllers if lib.internal_api not in kept]
-    for lib in chosen:
-        lib.set_num_threads(threads)
-    openblas_user = keep_user and any(_user_value(n, environ) is not None for n in _OWN_VARIABLES["openblas"])
-    if not openblas_user:  # for an OpenBLAS loaded later (aihwkit's, with its first tile)
-        os.environ["OPENBLAS_NUM_THREADS"] = _WRITTEN["OPENBLAS_NUM_THREADS"] = str(threads)
+    kept = {api for api, names in _OWN_VARIABLES.items() if any(_user_value(name, environ) is not None for name in names)}
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.internal_api not in kept:
+            lib.set_num_threads(threads)
 
 
 def _torch_threads(threads: int) -> None:
@@ -347,13 +343,13 @@ def apply_threads(
 ) -> ThreadDecision:
     """Decide (:func:`decide_threads`) and set the count in torch, the OpenMP/BLAS pools and numba.
 
-    Call it after the model is built: libraries loaded later start with their own defaults (but
-    for OpenBLAS, which reads the ``OPENBLAS_NUM_THREADS`` this sets).
+    It reaches the libraries loaded when it is called (``analog_snu.experiments`` loads aihwkit's
+    OpenBLAS on import); one loaded later starts with its own default. An explicit ``setting``
+    overrides the libraries' own variables too; ``"auto"`` leaves a library whose variable is set.
     """
     decision = decide_threads(setting, work=work, cpus=cpus)
-    environ = os.environ
-    keep_user = decision.source != "setting"
-    _numba_threads(decision.threads, environ if keep_user else {})
-    _pool_threads(decision.threads, environ, keep_user)
+    environ: Mapping[str, str] = os.environ if decision.source != "setting" else {}
+    _numba_threads(decision.threads, environ)
+    _pool_threads(decision.threads, environ)
     _torch_threads(decision.threads)
     return decision

@@ -42,8 +42,11 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _thread_setting(text: str) -> int | str:
-    """``--threads``: digits become an int; anything else stays text, for the config's one-line error."""
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    """``--threads``: an int where the text is one; anything else stays text, for the config's one-line error."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:

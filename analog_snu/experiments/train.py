@@ -150,7 +150,7 @@ def train_run(
         run.check_request(resume=resume, force=force)
         task = task or load_task_for(config)
         spec = spec_for(config, task.head, task.input_size, task.output_size)
-        apply_run_threads(config, task)  # before the seed: its first-batch peek draws from its own generator
+        apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
 
         torch.manual_seed(config.training.seed)
         model = build_model(spec).to(accelerator)
