@@ -319,7 +319,8 @@ def _pool_threads(threads: int, environ: Mapping[str, str]) -> None:
     """Every OpenMP/BLAS pool loaded in this process (threadpoolctl), but those whose own variable ``environ`` sets."""
     from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - scanning the loaded libraries takes ms
 
-    kept = {api for api, names in _OWN_VARIABLES.items() if any(_user_value(name, environ) is not None for name in names)}
+    kept = {api for api, names in _OWN_VARIABLES.items()
+            if any(_user_value(name, environ) is not None for name in names)}
     for lib in ThreadpoolController().lib_controllers:
         if lib.internal_api not in kept:
             lib.set_num_threads(threads)
