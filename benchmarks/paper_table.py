@@ -53,22 +53,19 @@ def _jsb(id_: str, sweep: str, grid: dict[str, Any], paper: float | None, note: 
     return Row(id_, sweep, grid, "test_nll", paper, note, column, {} if column else averages)
 
 
-#: the IBM recipe for the digital JSB rows (Glorot init, the data's own order; see RESULTS.md)
-JSB_RECIPE = {"weight-init": "xavier_uniform", "shuffle": False}
-
 ROWS: tuple[Row, ...] = (
     Row("mnist_snu_7x256", "mnist_snu_full", {}, "test_accuracy", 0.9847, "SNU 784-256x7-10, digital"),
     Row("mnist_ssnu_4x256", "mnist_ssnu_full", {}, "test_accuracy", 0.9850, "sSNU 784-256x4-10, digital"),
     Row("mnist_conv_snu", "mnist_conv_full", {}, "test_accuracy", 0.9921, "conv SNU 32c5-p2-64c5-p2-256-10, digital"),
-    _jsb("jsb_snu", "jsb_digital_recipes", {"model": "snu", **JSB_RECIPE}, 8.72, "SNU 88-150-88, digital"),
-    _jsb("jsb_ssnu", "jsb_digital_recipes", {"model": "ssnu", **JSB_RECIPE}, 8.39, "sSNU 88-150-88, digital"),
-    _jsb("jsb_snu_default_init", "jsb_digital_recipes", {"model": "snu", "weight-init": "default", "shuffle": True},
+    _jsb("jsb_snu", "jsb_digital", {"model": "snu"}, 8.72, "SNU 88-150-88, digital"),
+    _jsb("jsb_ssnu", "jsb_digital", {"model": "ssnu"}, 8.39, "sSNU 88-150-88, digital"),
+    _jsb("jsb_snu_default_init", "jsb_digital_ablation", {"model": "snu", "weight-init": "default", "shuffle": True},
          8.72, "SNU, torch's default init, shuffled chorales"),
-    _jsb("jsb_ssnu_default_init", "jsb_digital_recipes", {"model": "ssnu", "weight-init": "default", "shuffle": True},
+    _jsb("jsb_ssnu_default_init", "jsb_digital_ablation", {"model": "ssnu", "weight-init": "default", "shuffle": True},
          8.39, "sSNU, torch's default init, shuffled chorales"),
-    _jsb("jsb_snu_on_chip_1y", "jsb_digital_recipes", {"model": "snu", **JSB_RECIPE}, None,
+    _jsb("jsb_snu_on_chip_1y", "jsb_digital", {"model": "snu"}, None,
          "digital SNU programmed onto pcm_joshi2020, 1 year later", drift_column(YEAR)),
-    _jsb("jsb_ssnu_on_chip_1y", "jsb_digital_recipes", {"model": "ssnu", **JSB_RECIPE}, None,
+    _jsb("jsb_ssnu_on_chip_1y", "jsb_digital", {"model": "ssnu"}, None,
          "digital sSNU programmed onto pcm_joshi2020, 1 year later", drift_column(YEAR)),
     _jsb("jsb_snu_hil", "jsb_hil", {"model": "snu", "hil-scheme": "reprogram"}, None,
          "SNU, PCM chip in the loop (reprogram), as trained"),
