@@ -2,6 +2,8 @@
 
 Reference: aihwkit's ``TorchInferenceTile`` over the same simulator tile (``SpikeTorchSimulatorTile``),
 i.e. the same MVM with aihwkit's mapping scale and learned output scaling applied by autograd.
+These tests run the tile's torch-operation periphery (aihwkit's operations and random draws,
+``ANALOG_SNU_TORCH_PERIPHERY=1``); tests/tiles/test_fused_periphery.py tests the compiled one.
 """
 
 import dataclasses
@@ -14,7 +16,13 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from analog_snu.device_models import preset
 from analog_snu.layers import SNUNetwork
 from analog_snu.tiles import spike_tile
+from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
+
+
+@pytest.fixture(autouse=True)
+def _torch_periphery(monkeypatch):
+    monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
 
 
 def hwa_config(tile_class, columnwise=False, **forward_change):

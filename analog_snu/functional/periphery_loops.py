@@ -1,0 +1,220 @@
+r"""A crossbar's simulated periphery as compiled CPU loops (numba): one pass per tile call, forward and backward.
+
+aihwkit's torch tile simulates the output side of an analog matrix-vector product as a chain of
+tensor operations over the whole (M, F_out) output block: a normal draw per output, a scaled
+add, a divide, a round, a multiply, two comparisons, a clamp, then, if a vector saturated, the
+same again on the vectors converted once more, and finally the digital scalings (mapping scale,
+learned output scale). On a CPU each operation is a pass over memory and the draws come from a
+separate kernel; :func:`spike_rounds` does the whole output stage of one vector in registers,
+vector by vector, with the draws made in the loop (numpy's ``Generator``, whose ziggurat normal
+numba compiles in), and decides bound management per vector as it goes:
+
+- round :math:`k` of vector :math:`m` converts :math:`q_k\,p_m` (:math:`p = W x` the crossbar
+  product, :math:`q_k` the DAC's value of a 1 at input scale :math:`2^{-k}`), adds output noise
+  :math:`\sigma_j \xi` (:math:`\xi \sim \mathcal N(0, 1)`), quantises to the ADC code
+  :math:`c = \mathrm{rint}(v / \Delta)` and tests :math:`|c \Delta| \le b` for every output;
+- a vector that fails is converted again at round :math:`k + 1` with fresh draws (the loop
+  leaves the failed conversion at its first saturating output: its remaining draws would be
+  thrown away, so not making them changes no distribution); the last allowed round is kept
+  whatever it gives;
+- the output is :math:`\mathrm{clip}(c \Delta, \pm b)\, s_m` times the column factors in order
+  (:math:`s_m` the vector's final rescaling: noise-management scale times ``out_scale`` times
+  :math:`2^k`).
+
+Every floating-point operation is the one aihwkit's tensors do, in the same type and order, so
+with the noise off the codes and outputs are aihwkit's bit for bit; with noise on they have its
+distribution (the draws differ). :func:`spike_rows_backward` and :func:`input_gradients` are the
+straight-through gradients of the same stage (see :mod:`analog_snu.tiles.fused_periphery`).
+Arrays are C-ordered numpy views of CPU tensors; per-column vectors are (F_out,), per-row ones (M,).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["add_normal", "binary_state", "input_gradients", "spike_rounds", "spike_rows_backward"]
+
+NOT_BINARY, ALL_ZERO, BINARY = 0, 1, 2
+"""What :func:`binary_state` finds: some entry is neither 0 nor 1; every entry is 0; 0/1 with some 1."""
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _dot(a, b):  # pragma: no cover
+    """``sum_i a_i b_i`` in float64, summed in any order (so the compiler vectorises it). Shape: (F,) each."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += np.float64(a[i]) * np.float64(b[i])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def binary_state(x):  # pragma: no cover
+    """:data:`NOT_BINARY`, :data:`ALL_ZERO` or :data:`BINARY` for a 2-D array (stops at the first non-0/1 entry)."""
+    rows, width = x.shape
+    zero = x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    any_one = False
+    for m in range(rows):
+        row = x[m]
+        ones = 0
+        others = 0
+        for i in range(width):  # branch-free counts: the compiler vectorises this loop
+            value = row[i]
+            ones += value == one
+            others += (value != one) & (value != zero)
+        if others:
+            return NOT_BINARY
+        any_one = any_one or ones > 0
+    return BINARY if any_one else ALL_ZERO
+
+
+@njit(cache=True, nogil=True)
+def add_normal(weight, sigma, rng, out):  # pragma: no cover
+    """``out = weight + sigma * xi``, one standard normal ``xi`` per entry (``sigma`` in the array's type). Shape: 2-D."""
+    rows, width = weight.shape
+    cast = weight.dtype.type
+    for m in range(rows):
+        for i in range(width):
+            out[m, i] = weight[m, i] + sigma * cast(rng.standard_normal())
+
+
+@njit(cache=True, nogil=True)
+def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, bound, codes_limit, row_scale,
+                 factors, rng, codes, rounds, scale, out):  # pragma: no cover
+    """Output stage with per-vector bound management, then the digital scalings (module docstring).
+
+    ``product`` (M, F_out): the crossbar product at input scale 1; ``q_of_round`` (K,): the
+    input factor of each allowed round (one entry: no bound management); ``out_factor_of_round``
+    (K,): ``out_scale * 2^k``; ``sigma`` (F_out,): output noise per column, used when ``noisy``;
+    ``step``, ``bound``: the ADC step and the output bound; ``codes_limit``: codes are clamped to
+    +-L for int16 storage (L * step > bound, so no output changes); ``row_scale`` (M,): the
+    noise-management scale; ``factors`` (C, F_out): column factors applied in order.
+    Fills ``codes`` (M, F_out) int16, ``rounds`` (M,) (each vector's last round), ``scale`` (M,)
+    (its final rescaling) and ``out`` (M, F_out).
+    """
+    rows, width = product.shape
+    last = q_of_round.shape[0] - 1
+    cast = product.dtype.type
+    limit = cast(codes_limit)
+    n_factors = factors.shape[0]
+    noise = np.zeros(width, dtype=product.dtype)  # one conversion's output noise
+    values = np.empty(width, dtype=product.dtype)  # its ADC codes, as floats
+    for m in range(rows):
+        p = product[m]
+        k = 0
+        while True:
+            if noisy:
+                for j in range(width):
+                    noise[j] = sigma[j] * cast(rng.standard_normal())
+            q = q_of_round[k]
+            outside = 0
+            for j in range(width):  # branch-free: the compiler vectorises this loop
+                c = np.rint((p[j] * q + noise[j]) / step)
+                values[j] = c
+                value = c * step
+                outside += not (value <= bound and value >= -bound)
+            if outside == 0 or k == last:
+                break
+            k += 1
+        rounds[m] = k
+        s = row_scale[m] * out_factor_of_round[k]
+        scale[m] = s
+        c_row = codes[m]
+        o_row = out[m]
+        for j in range(width):
+            c = values[j]
+            c_row[j] = np.int16(min(max(c, -limit), limit))
+            o_row[j] = min(max(c * step, -bound), bound) * s
+        for f in range(n_factors):
+            factor = factors[f]
+            for j in range(width):
+                o_row[j] = o_row[j] * factor[j]
+
+
+@njit(cache=True, nogil=True)
+def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, alpha_grad, out_factor, q_rows,
+                        grad, grad_alpha, grad_final):  # pragma: no cover
+    """Gradient at the crossbar output of :func:`spike_rounds`, the learned output scale's and the final rescaling's.
+
+    ``factors`` (C, F_out) as in the forward; with ``alpha_grad`` the last one is the learned
+    output scale and its gradient, summed over the vectors, goes to ``grad_alpha`` (F_out,)
+    float64. ``strict``: the clip passes no gradient at the bound itself (``torch.clamp``'s
+    rule in this torch version), else it does. ``out_factor`` (M,): ``out_scale * 2^k`` of each
+    vector, for ``grad_final`` (M,) = d loss / d (noise-management scale) through the final
+    rescaling (empty: not wanted). ``q_rows`` (M,): if not empty, the gradient is also
+    multiplied by each vector's input factor (the weight gradient's operand, when no input
+    gradient needs the plain one). Fills ``grad`` (M, F_out).
+    """
+    rows, width = grad_out.shape
+    cast = grad_out.dtype.type
+    zero = cast(0.0)
+    one = cast(1.0)
+    n_factors = factors.shape[0]
+    n_before = n_factors - 1 if alpha_grad else n_factors  # factors applied before the learned one
+    want_final = grad_final.shape[0] > 0
+    with_q = q_rows.shape[0] > 0
+    y = np.empty(width, dtype=grad_out.dtype)  # the clipped ADC outputs of a vector
+    slope = np.empty(width, dtype=grad_out.dtype)  # the clip's derivative, 1 or 0
+    before = np.empty(width, dtype=grad_out.dtype)  # the output before the learned scale
+    for m in range(rows):
+        s = scale[m]
+        g_row = grad_out[m]
+        c_row = codes[m]
+        out_row = grad[m]
+        for j in range(width):
+            value = cast(c_row[j]) * step
+            inside = (value < bound and value > -bound) if strict else (value <= bound and value >= -bound)
+            slope[j] = one if inside else zero
+            y[j] = min(max(value, -bound), bound)
+            out_row[j] = g_row[j]
+        if alpha_grad:
+            for j in range(width):
+                before[j] = y[j] * s
+            for f in range(n_before):
+                factor = factors[f]
+                for j in range(width):
+                    before[j] = before[j] * factor[j]
+            for j in range(width):
+                grad_alpha[j] += out_row[j] * before[j]
+        for f in range(n_factors - 1, -1, -1):  # d/d(output before the factors): the factors in reverse order
+            factor = factors[f]
+            for j in range(width):
+                out_row[j] = out_row[j] * factor[j]
+        if want_final:
+            grad_final[m] = cast(_dot(out_row, y)) * out_factor[m]
+        if with_q:
+            q = q_rows[m]
+            for j in range(width):
+                out_row[j] = out_row[j] * s * slope[j] * q
+        else:
+            for j in range(width):
+                out_row[j] = out_row[j] * s * slope[j]
+
+
+@njit(cache=True, nogil=True)
+def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale, reduction, grad_final,
+                    grad_scale):  # pragma: no cover
+    """The input's and the noise-management scale's gradients from ``grad_at_input`` = G W, in one pass.
+
+    ``grad_at_input`` (M, F_in) becomes the input gradient ``G W dq`` in place; ``grad_scale``
+    (M,) gets ``-sum_i x_i (G W)_i / (row_scale^2 f) + grad_final`` (the scale enters the
+    product as 1 / row_scale: ``sum_j G_j (W x)_j = sum_i x_i (G W)_i``) when it is not empty;
+    ``grad_w_operand`` (M, F_out), the gradient G at the crossbar output, is multiplied by each
+    vector's input factor ``q`` in place (the weight gradient is ``(q G)^T x``).
+    """
+    rows, width = grad_at_input.shape
+    want_scale = grad_scale.shape[0] > 0
+    for m in range(rows):
+        gw = grad_at_input[m]
+        dq = dq_rows[m]
+        if want_scale:
+            xr = x[m]
+            r = row_scale[m]
+            grad_scale[m] = grad_final.dtype.type(_dot(xr, gw)) / (r * r * -reduction[m]) + grad_final[m]
+        for i in range(width):
+            gw[i] = gw[i] * dq
+        q = q_rows[m]
+        g = grad_w_operand[m]
+        for j in range(g.shape[0]):
+            g[j] = g[j] * q
