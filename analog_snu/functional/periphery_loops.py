@@ -6,8 +6,8 @@ add, a divide, a round, a multiply, two comparisons, a clamp, then, if a vector 
 same again on the vectors converted once more, and finally the digital scalings (mapping scale,
 learned output scale). On a CPU each operation is a pass over memory and the draws come from a
 separate kernel; :func:`spike_rounds` does the whole output stage of one vector in registers,
-vector by vector, with the draws made in the loop (numpy's ``Generator``, whose ziggurat normal
-numba compiles in), and decides bound management per vector as it goes:
+vector by vector, with the draws made in the loop (:mod:`analog_snu.functional.normal_draws`),
+and decides bound management per vector as it goes:
 
 - round :math:`k` of vector :math:`m` converts :math:`q_k\,p_m` (:math:`p = W x` the crossbar
   product, :math:`q_k` the DAC's value of a 1 at input scale :math:`2^{-k}`), adds output noise
@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from analog_snu.functional.normal_draws import fill_normals
 
 __all__ = ["add_normal", "binary_state", "input_gradients", "spike_rounds", "spike_rows_backward"]
 
@@ -70,18 +72,26 @@ def binary_state(x):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def add_normal(weight, sigma, rng, out):  # pragma: no cover
-    """``out = weight + sigma * xi``, one standard normal ``xi`` per entry (``sigma`` in the array's type). Shape: 2-D."""
+def add_normal(weight, sigma, key, stream, out):  # pragma: no cover
+    """``out = weight + sigma * xi``, one standard normal ``xi`` per entry (``sigma`` in the array's type).
+
+    ``key``, ``stream``: the draws (:func:`~analog_snu.functional.normal_draws.new_streams`). Shape: 2-D.
+    """
     rows, width = weight.shape
-    cast = weight.dtype.type
+    normals = np.empty(width, dtype=weight.dtype)
+    rejected = np.empty(width, dtype=np.uint8)
+    start = np.uint64(0)
     for m in range(rows):
+        start = fill_normals(key, start, normals, stream, rejected)
+        w_row = weight[m]
+        o_row = out[m]
         for i in range(width):
-            out[m, i] = weight[m, i] + sigma * cast(rng.standard_normal())
+            o_row[i] = w_row[i] + sigma * normals[i]
 
 
 @njit(cache=True, nogil=True)
 def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, bound, codes_limit, row_scale,
-                 factors, rng, codes, rounds, scale, out):  # pragma: no cover
+                 factors, key, stream, codes, rounds, scale, out):  # pragma: no cover
     """Output stage with per-vector bound management, then the digital scalings (module docstring).
 
     ``product`` (M, F_out): the crossbar product at input scale 1; ``q_of_round`` (K,): the
@@ -100,13 +110,16 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
     n_factors = factors.shape[0]
     noise = np.zeros(width, dtype=product.dtype)  # one conversion's output noise
     values = np.empty(width, dtype=product.dtype)  # its ADC codes, as floats
+    rejected = np.empty(width, dtype=np.uint8)
+    start = np.uint64(0)
     for m in range(rows):
         p = product[m]
         k = 0
         while True:
             if noisy:
+                start = fill_normals(key, start, noise, stream, rejected)
                 for j in range(width):
-                    noise[j] = sigma[j] * cast(rng.standard_normal())
+                    noise[j] = noise[j] * sigma[j]
             q = q_of_round[k]
             outside = 0
             for j in range(width):  # branch-free: the compiler vectorises this loop

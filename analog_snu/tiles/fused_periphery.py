@@ -19,10 +19,11 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
   computed again) and one GEMM for the weight gradient.
 
 Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
-numbers, as in the torch-operation path. The random draws come from numpy's ``Generator``
-(SFC64 bit generator), seeded per call from torch's default generator, so ``torch.manual_seed``
-makes runs repeatable; the draws are not torch's, so outputs equal aihwkit's in distribution,
-and bit for bit when the simulated noise is off (tests/tiles/test_fused_periphery.py).
+numbers, as in the torch-operation path. The normal draws are made in the loops
+(:mod:`analog_snu.functional.normal_draws`), keyed per call by one draw of torch's default
+generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's draws, so outputs
+equal aihwkit's in distribution, and bit for bit when the simulated noise is off
+(tests/tiles/test_fused_periphery.py).
 
 Set the environment variable ``ANALOG_SNU_TORCH_PERIPHERY=1`` for the torch-operation path
 (aihwkit's own operations and random draws), e.g. to compare the two.
@@ -82,15 +83,16 @@ def _scalar(value: float, dtype: torch.dtype) -> Any:
     return np.dtype(str(dtype).removeprefix("torch.")).type(value)
 
 
-def _generator() -> np.random.Generator:
-    """A numpy generator seeded from torch's default generator (one draw from it per call)."""
-    seed = int(torch.randint(0, 2**62, (1,)))
-    return np.random.Generator(np.random.SFC64(seed))
+def _streams() -> tuple[np.uint64, np.ndarray]:
+    """Keys of the compiled loops' normal draws, from one draw of torch's default generator."""
+    from analog_snu.functional.normal_draws import new_streams
+
+    return new_streams(int(torch.randint(0, 2**62, (1,))))
 
 
-_UNUSED_GENERATOR = np.random.Generator(np.random.SFC64(0))
-"""Passed where the loops make no draw (the compiled loop takes a generator either way); torch's
-generator is then left alone, as aihwkit's path leaves it."""
+def _no_streams() -> tuple[np.uint64, np.ndarray]:
+    """Placeholder keys where the loops draw nothing: torch's generator is left alone, as aihwkit's path leaves it."""
+    return np.uint64(0), np.zeros(2, dtype=np.uint64)
 
 
 _TABLES: dict[tuple, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
@@ -133,7 +135,7 @@ def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
         w_max = weight.abs().max() if modifier.rel_to_actual_wmax else modifier.assumed_wmax
         sigma = modifier.std_dev * torch.as_tensor(w_max, dtype=weight.dtype)  # aihwkit's order: std_dev * w_max
         noisy = torch.empty_like(weight)
-        _loops().add_normal(_np(weight), _scalar(float(sigma), weight.dtype), _generator(), noisy.numpy())
+        _loops().add_normal(_np(weight), _scalar(float(sigma), weight.dtype), *_streams(), noisy.numpy())
     return _AddNoise.apply(weight, noisy)
 
 
@@ -189,7 +191,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         out = torch.empty_like(product)
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rounds(_np(product), _np(q), _np(out_factor), _np(sigma), noisy, step, bound, codes_limit,
-                           _np(row_scale.reshape(-1)), _np(column_factors), _generator() if noisy else _UNUSED_GENERATOR,
+                           _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
         del product
         ctx.io_pars = io_pars

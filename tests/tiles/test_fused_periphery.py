@@ -126,7 +126,7 @@ def record_rounds(monkeypatch):
 
     def recording(*args):
         original(*args)
-        calls.append(torch.from_numpy(args[12].copy()))  # the ``rounds`` argument
+        calls.append(torch.from_numpy(args[-3].copy()))  # the ``rounds`` argument
 
     monkeypatch.setattr(periphery_loops, "spike_rounds", recording)
     return calls
