@@ -101,7 +101,8 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
     +-L for int16 storage (L * step > bound, so no output changes); ``row_scale`` (M,): the
     noise-management scale; ``factors`` (C, F_out): column factors applied in order.
     Fills ``codes`` (M, F_out) int16, ``rounds`` (M,) (each vector's last round), ``scale`` (M,)
-    (its final rescaling) and ``out`` (M, F_out).
+    (its final rescaling) and ``out`` (M, F_out), which may be ``product`` itself (a row of the
+    product is read before that row's output is written).
     """
     rows, width = product.shape
     last = q_of_round.shape[0] - 1

@@ -69,7 +69,7 @@ def fused_periphery_applies(tensor: Tensor) -> bool:
 
 def spike_input_state(x: Tensor) -> tuple[bool, bool]:
     """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in)."""
-    state = _loops().binary_state(_np(x))
+    state = _loops().binary_state(x.detach().numpy())  # a strided view as it is (a tile's share of the input)
     return state != _loops().NOT_BINARY, state == _loops().BINARY
 
 
@@ -178,7 +178,6 @@ class _FusedSpikeRows(torch.autograd.Function):
         loops = _loops()
         dtype = x.dtype
         q, dq, reduction, out_factor = round_tables(io_pars, dtype)
-        x = x.contiguous()
         product = x @ weight.T  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
         if out_noise_values is not None:
@@ -188,12 +187,11 @@ class _FusedSpikeRows(torch.autograd.Function):
         codes = torch.empty(rows, f_out, dtype=torch.int16)
         rounds = torch.empty(rows, dtype=torch.int16)
         scale = product.new_empty(rows)
-        out = torch.empty_like(product)
+        out = product  # written over row by row: each row of the product is read before its output is written
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rounds(_np(product), _np(q), _np(out_factor), _np(sigma), noisy, step, bound, codes_limit,
                            _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
-        del product
         ctx.io_pars = io_pars
         ctx.alpha_shape = None if alpha is None else alpha.shape
         ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] else None, column_factors, codes,

@@ -110,6 +110,19 @@ def test_noise_off_equals_aihwkits_tile_module(input_grad, shape, columnwise):
         assert got[1] is None
 
 
+def test_layer_split_over_tiles_equals_aihwkits_tile_modules():
+    """600 inputs: aihwkit maps the layer onto two tiles, each converting its share of every input vector
+    (a strided view of the input, taken as it is)."""
+    weight, alpha, _ = saturating_case(f_in=600)
+    x = spikes(200, 600, 0.05, seed=4)
+    config = {"weight_noise": False, "out_noise": 0.0}
+    expected = run_layer(hwa_config(TorchInferenceTile, **config), x, weight, alpha, True)
+    got = run_layer(hwa_config(**config), x, weight, alpha, True)
+    assert float(expected[0].abs().max()) > 0
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[2], expected[2])
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5 * float(expected[1].abs().max()))
+
+
 def test_float64_noise_off_equals_aihwkits_tile_module():
     weight, alpha, x = saturating_case(dtype=torch.float64)
     config = {"weight_noise": False, "out_noise": 0.0}
