@@ -66,7 +66,8 @@ def run_layer(rpu, x, weight, alpha, input_grad, train=True):
     out = layer(x)
     grad_out = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
     (out * grad_out).sum().backward()
-    return out.detach(), x.grad, tile.tile.weight.grad, tile.out_scaling_alpha.grad
+    alpha_grad = None if tile.out_scaling_alpha is None else tile.out_scaling_alpha.grad
+    return out.detach(), x.grad, tile.tile.weight.grad, alpha_grad
 
 
 def saturating_case(f_in=80, f_out=24, dtype=torch.float32):
@@ -121,6 +122,22 @@ def test_layer_split_over_tiles_equals_aihwkits_tile_modules():
     assert float(expected[0].abs().max()) > 0
     assert torch.equal(got[0], expected[0]) and torch.equal(got[2], expected[2])
     torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5 * float(expected[1].abs().max()))
+
+
+@pytest.mark.parametrize("omega", [1.0, 0.0])  # mapping scale or none
+def test_inference_config_without_learned_scales_equals_aihwkits_tile_module(omega):
+    weight, _, x = saturating_case()
+    outs = []
+    for tile_class in (TorchInferenceTile, SpikeTorchInferenceTile):
+        rpu = preset("pcm_joshi2020").rpu_config("inference")
+        rpu.tile_class = tile_class
+        rpu.forward.out_noise = 0.0
+        rpu.mapping.weight_scaling_omega = omega
+        layer, tile = make_layer(rpu, weight)
+        assert tile.out_scaling_alpha is None and (tile.get_mapping_scales() is None) == (omega == 0.0)
+        outs.append(run_layer(rpu, x, weight, None, True))
+    assert torch.equal(outs[1][0], outs[0][0]) and torch.equal(outs[1][2], outs[0][2])
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=1e-5, atol=1e-5 * float(outs[0][1].abs().max()))
 
 
 def test_float64_noise_off_equals_aihwkits_tile_module():
