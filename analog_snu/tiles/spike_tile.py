@@ -15,8 +15,16 @@ forward and backward as one autograd node; its values and gradients are those of
 path (the same operations in the same order, tested bit for bit), and so are its random draws
 (the weight noise of hardware-aware training, then the output noise of each round).
 
+On CPU (float32/float64) the spike forward and backward run as compiled loops
+(:mod:`analog_snu.tiles.fused_periphery`: the same simulation, output noise and HWA weight noise
+drawn by the loops, so equal to aihwkit's in distribution and bit for bit with the noise off),
+also without a gradient and in eval mode (drift compensation applied as aihwkit's
+``post_forward`` does). With ``ANALOG_SNU_TORCH_PERIPHERY=1``, or on other devices, it runs
+:class:`_ScaledSpikeRows` (aihwkit's torch operations and random draws) where a gradient is
+taken and, in eval mode, no drift compensation is to be applied.
+
 Any other input or configuration (non-binary input, stochastic or no ADC rounding, output
-asymmetry, a learned input range, no gradient needed) takes aihwkit's path unchanged.
+asymmetry, a learned input range) takes aihwkit's path unchanged.
 """
 
 from __future__ import annotations

@@ -123,6 +123,24 @@ def test_other_inputs_and_settings_take_aihwkits_path(monkeypatch):
     assert calls == [1]
 
 
+def test_eval_mode_with_drift_compensation_and_gradient_takes_aihwkits_path():
+    """aihwkit's post_forward scales by the drift-compensation factor in eval mode; the code tile does not
+    apply it, so such a call is aihwkit's."""
+    gen = torch.Generator().manual_seed(5)
+    weight = (torch.rand(24, 80, generator=gen) * 2 - 1) * 0.5
+    x = spikes(60, 80, 0.3)
+    outs = []
+    for tile_class in (TorchInferenceTile, SpikeTorchInferenceTile):
+        torch.manual_seed(0)
+        layer = AnalogLinear(80, 24, bias=False, rpu_config=hwa_config(tile_class))
+        layer.set_weights(weight)
+        next(layer.analog_tiles()).alpha = torch.tensor([0.75])  # as drift_analog_weights sets it
+        layer.eval()
+        torch.manual_seed(1)
+        outs.append(layer(x.clone().requires_grad_()).detach())
+    assert torch.equal(outs[1], outs[0])
+
+
 def test_preset_network_trains_through_the_code_tile():
     rpu = preset("pcm_joshi2020").rpu_config("hwa")
     assert rpu.tile_class is SpikeTorchInferenceTile
