@@ -20,7 +20,7 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
 
 Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
 numbers, as in the torch-operation path. The normal draws are made in the loops
-(:mod:`analog_snu.functional.normal_draws`), keyed per call by one draw of torch's default
+(:mod:`analog_snu.functional.periphery_loops`), keyed per call by one draw of torch's default
 generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's draws, so outputs
 equal aihwkit's in distribution, and bit for bit when the simulated noise is off
 (tests/tiles/test_fused_periphery.py).
@@ -85,9 +85,7 @@ def _scalar(value: float, dtype: torch.dtype) -> Any:
 
 def _streams() -> tuple[np.uint64, np.ndarray]:
     """Keys of the compiled loops' normal draws, from one draw of torch's default generator."""
-    from analog_snu.functional.normal_draws import new_streams
-
-    return new_streams(int(torch.randint(0, 2**62, (1,))))
+    return _loops().new_streams(int(torch.randint(0, 2**62, (1,))))
 
 
 def _no_streams() -> tuple[np.uint64, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The compiled normal draws: the ziggurat tables from their defining equations, the samples against N(0, 1)."""
+"""The compiled normal draws of the periphery loops: the ziggurat tables from their defining equations, the samples against N(0, 1)."""
 
 import math
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from analog_snu.functional import normal_draws
+from analog_snu.functional import periphery_loops
 
 
 def draws(n, seed=0, dtype=np.float64, start=0):
     out = np.empty(n, dtype=dtype)
-    key, stream = normal_draws.new_streams(seed)
-    normal_draws.fill_normals(key, start, out, stream, np.empty(n, dtype=np.uint8))
+    key, stream = periphery_loops.new_streams(seed)
+    periphery_loops.fill_normals(key, start, out, stream, np.empty(n, dtype=np.uint8))
     return out
 
 
@@ -21,7 +21,7 @@ def density(x):
 
 
 def test_ziggurat_layers_have_equal_areas_and_the_acceptance_ratios():
-    k, w, f = normal_draws.ziggurat_tables()
+    k, w, f = periphery_loops.ziggurat_tables()
     x = w * 2.0**52  # x_i, the right edge of layer i (x_0: the base layer's width with the tail folded in)
     r, area = x[-1], 4.92867323399e-3
     tail = math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))  # integral of exp(-t^2/2) beyond r
@@ -83,12 +83,12 @@ def test_tail_beyond_the_base_layer_is_the_normal_tail(sample):
 
 def test_draws_are_a_function_of_key_and_counter():
     whole = draws(10_000, seed=3)
-    key, stream = normal_draws.new_streams(3)
+    key, stream = periphery_loops.new_streams(3)
     parts = np.empty(10_000)
     flags = np.empty(10_000, dtype=np.uint8)
-    nxt = normal_draws.fill_normals(key, 0, parts[:4_000], stream, flags)
+    nxt = periphery_loops.fill_normals(key, 0, parts[:4_000], stream, flags)
     assert int(nxt) == 4_000
-    normal_draws.fill_normals(key, nxt, parts[4_000:], stream, flags)
+    periphery_loops.fill_normals(key, nxt, parts[4_000:], stream, flags)
     assert np.array_equal(parts, whole)  # filled in two calls or one: the same draws
     assert not np.array_equal(draws(10_000, seed=4), whole)
     # from a later counter: the same draws where the fast test accepts (about 99 %; a rejected one takes
