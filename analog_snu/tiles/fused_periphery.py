@@ -130,8 +130,8 @@ def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
     if modifier.type != _MOD.ADD_NORMAL or modifier.per_batch_sample or not fused_periphery_applies(weight):
         return _torch_tile.TorchSimulatorTile.modify_weight(weight, modifier, 1)
     with torch.no_grad():
-        w_max = weight.abs().max() if modifier.rel_to_actual_wmax else modifier.assumed_wmax
-        sigma = modifier.std_dev * torch.as_tensor(w_max, dtype=weight.dtype)  # aihwkit's order: std_dev * w_max
+        # aihwkit's std_dev * w_max: in the tensor's type for the measured max|W|, in double for the assumed one
+        sigma = modifier.std_dev * (weight.abs().max() if modifier.rel_to_actual_wmax else modifier.assumed_wmax)
         noisy = torch.empty_like(weight)
         _loops().add_normal(_np(weight), _scalar(float(sigma), weight.dtype), *_streams(), noisy.numpy())
     return _AddNoise.apply(weight, noisy)

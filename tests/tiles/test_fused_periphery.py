@@ -293,13 +293,17 @@ def test_vectors_saturate_with_the_exact_probability_and_are_converted_again(tor
     assert abs(fraction - p_fail) <= 5 * math.sqrt(p_fail * (1 - p_fail) / rows)
 
 
-def test_weight_noise_is_normal_with_aihwkits_scale():
+@pytest.mark.parametrize("relative", [True, False])
+def test_weight_noise_is_normal_with_aihwkits_scale(relative):
     gen = torch.Generator().manual_seed(2)
     weight = (torch.rand(300, 400, generator=gen) * 2 - 1).requires_grad_()
-    modifier = hwa_config().modifier  # additive normal, std_dev relative to max |W|
+    modifier = hwa_config().modifier  # additive normal, std_dev relative to max |W| ...
+    if not relative:  # ... or to an assumed w_max
+        modifier = dataclasses.replace(modifier, rel_to_actual_wmax=False, assumed_wmax=2.5)
+    w_max = float(weight.detach().abs().max()) if relative else 2.5
     torch.manual_seed(0)
     noisy = noisy_weight(weight, modifier)
-    noise = (noisy - weight).detach().double().flatten() / (modifier.std_dev * float(weight.detach().abs().max()))
+    noise = (noisy - weight).detach().double().flatten() / (modifier.std_dev * w_max)
     n = noise.numel()
     assert abs(float(noise.mean())) < 5 / math.sqrt(n)
     assert abs(float(noise.var()) - 1) < 5 * math.sqrt(2 / n)
