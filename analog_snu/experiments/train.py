@@ -35,6 +35,7 @@ from analog_snu.experiments.checkpoint import (
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
 from analog_snu.experiments.records import evaluate_split, read_record, record_bytes, write_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
+from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
@@ -156,6 +157,7 @@ def train_run(
         run.check_request(resume=resume, force=force)
         task = task or load_task_for(config)
         spec = spec_for(config, task.head, task.input_size, task.output_size)
+        apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
 
         torch.manual_seed(config.training.seed)
         model = build_model(spec).to(accelerator)
@@ -260,6 +262,8 @@ def train_run(
             restore_model(model, read_checkpoint(run.path / BEST_CHECKPOINT_NAME))
             test = evaluate_split(task, model, "test", config.training.seed)
         final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
+                 # every figure the task reports (JSB: the four NLL averages papers use)
+                 **{f"test_{key}": value for key, value in test.items()},
                  "test_loss": test["loss"], "epochs": epochs,
                  "epoch": best_epoch if config.training.select == "best" else last["epoch"],
                  "select": config.training.select, "best_valid_epoch": best_epoch, "last": last,

@@ -86,6 +86,13 @@ def test_resume_extends_a_finished_run_to_the_same_weights(tmp_path):
     assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 4
 
 
+def test_resume_accepts_another_thread_count(tmp_path, monkeypatch):
+    monkeypatch.setattr("analog_snu.experiments.run_threads.apply_threads", lambda setting, work: None)
+    assert run_cli("train", *TINY, "--epochs", 1, "--out", tmp_path / "a") == 0
+    assert run_cli("train", "--resume", tmp_path / "a", "--epochs", 2, "--threads", 2, "--quiet") == 0
+    assert json.loads((tmp_path / "a" / "final.json").read_text())["epochs"] == 2
+
+
 def test_resume_refuses_a_different_config(tmp_path):
     train_run(tiny(epochs=1), tmp_path / "a", progress=False)
     with pytest.raises(CheckpointError, match=r"different config \(model.layers: checkpoint \[8\] vs now \[9\]"):
@@ -185,13 +192,17 @@ def test_music_task_end_to_end_and_uniform_model_nll(tmp_path):
     assert run_cli("train", "--task", "jsb", "--data", path, "--layers", 6, "--epochs", 1, "--out", out, "--quiet") == 0
     final = json.loads((out / "final.json").read_text())
     assert final["metric"] == "nll" and 0 < final["test_nll"] < 200
+    for average in ("nll_no_first", "nll_per_sequence", "nll_per_sequence_no_first"):  # one test sequence:
+        assert 0 < final[f"test_{average}"] < 200  # per sequence == per frame
+    assert final["test_nll_per_sequence"] == pytest.approx(final["test_nll"])
     task = load_task("jsb", TaskOptions(data=str(path)))
 
     class Uniform(torch.nn.Module):  # p = 1/2 for every key: NLL = 88 ln 2 per frame
         def forward(self, x):
             return torch.zeros_like(x)
 
-    assert task.evaluate(Uniform(), "test")["nll"] == pytest.approx(88 * math.log(2))
+    for value in task.evaluate(Uniform(), "test").values():  # every average of a constant NLL
+        assert value == pytest.approx(88 * math.log(2))
 
 
 def test_language_task_uniform_model_has_vocabulary_perplexity(tmp_path):
