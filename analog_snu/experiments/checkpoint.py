@@ -246,8 +246,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
     meta_json = metadata.get(_META_KEY)
     try:
-        meta = json.loads(meta_json) if isinstance(meta_json, str) else None
-    except json.JSONDecodeError:
+        meta = load_json(meta_json, "metadata", error=CheckpointError) if isinstance(meta_json, str) else None
+    except CheckpointError:  # not JSON, or JSON with a key twice
         meta = None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} holds no analog_snu metadata; is it an analog_snu checkpoint?")
