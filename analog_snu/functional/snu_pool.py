@@ -1,0 +1,182 @@
+"""The SNU recurrence over a channels-last grid of neurons with max pooling fused in (convolutional layers).
+
+:func:`snu_pool_sequence` is :func:`~analog_snu.functional.snu.snu_sequence` on the neurons of a
+convolutional layer followed by ``k x k`` max pooling of the output, as one autograd node. The
+dynamics are those of :func:`~analog_snu.functional.snu.snu_step`, with one threshold and one
+decay per channel. Neurons are laid out channels-last, (T, N, H, W, C): the layout in which
+oneDNN convolves fastest on a CPU (measured, one thread, 1280 28x28 images, 32 5x5 filters:
+forward 86 -> 51 ms), so the convolution's output is read as it comes, without a copy.
+
+On CPU (float32/float64) the loops of :mod:`analog_snu.functional.snu_pool_loops` run: the
+spiking forward writes the membrane and the pooled spikes but never the full-size spikes, the
+backward routes the pooled gradient and runs the BPTT step in one pass. Elsewhere (GPU, or
+``ANALOG_SNU_TORCH_LOOPS=1``) the same values come from ``snu_sequence`` and ``max_pool2d``.
+
+Shape letters: T time steps, N batch, H x W positions, C channels, k the pooling window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from analog_snu.errors import ConfigError, ShapeError
+from analog_snu.functional.activations import LEAKY_RELU_SLOPE, check_activation
+from analog_snu.functional.snu import SNUState, _compiled_loops_apply, _float, _np, snu_sequence
+from analog_snu.functional.surrogates import SURROGATES, check_surrogate
+
+__all__ = ["snu_pool_compiled", "snu_pool_sequence"]
+
+
+def _loops():
+    """The compiled loops, imported on first use (numba's import and cache load take seconds)."""
+    from analog_snu.functional import snu_loops, snu_pool_loops
+
+    return snu_loops, snu_pool_loops
+
+
+def _per_channel(vector: Tensor, like: Tensor):
+    """A per-channel (or scalar) vector as a (C,) array in the dtype of ``like`` (..., C)."""
+    return _np(vector.detach().to(like.dtype).expand(like.shape[-1]))
+
+
+class _SNUPoolSequence(torch.autograd.Function):
+    """SNU recurrence + max pooling over (T, N, H, W, C) currents, compiled CPU loops (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, current, s0, y0, threshold, decay, pool, g, soft, surrogate):  # type: ignore[override]
+        snu_loops, pool_loops = _loops()
+        ctx.config = (pool, g, soft, surrogate)
+        steps, batch, height, width, channels = current.shape
+        pooled = current.new_empty(steps, batch, height // pool, width // pool, channels)
+        s_all = torch.empty_like(current)
+        if soft:  # a sigmoid a step: torch's vectorised kernels beat numba's scalar exp (see snu_loops)
+            y_all = _soft_forward(current, s0, y0, threshold, decay, g, s_all)
+            pool_loops.max_pool_forward(_np(y_all), pool, _np(pooled))
+            y_last = y_all[-1].clone()
+        else:
+            y_all = None
+            y_last = torch.empty_like(s0)
+            pool_loops.spike_pool_forward(_np(current), _np(s0), _np(y0), _per_channel(threshold, current),
+                                          _per_channel(decay, current), snu_loops.G_CODES[g],
+                                          _float(LEAKY_RELU_SLOPE, current), pool, _np(s_all), _np(pooled),
+                                          _np(y_last))
+        ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
+        return pooled, s_all[-1].clone(), y_last
+
+    @staticmethod
+    def backward(ctx, grad_pooled, grad_s_last, grad_y_last):  # type: ignore[override]
+        snu_loops, pool_loops = _loops()
+        s_all, y_all, s0, y0, threshold, decay = ctx.saved_tensors
+        pool, g, soft, surrogate = ctx.config
+        needs = ctx.needs_input_grad
+        steps, batch, height, width, channels = s_all.shape
+        grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
+        if soft:
+            slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
+        elif surrogate == "tanh":  # z = sigmoid(2 (s - threshold)) = sigmoid(-2 threshold + 2 s), into grad_a
+            torch.add(threshold.to(s_all.dtype).mul(-2.0), s_all, alpha=2.0, out=grad_a).sigmoid_()
+            slope, kind = grad_a, snu_loops.SLOPE_TANH
+        else:
+            slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
+        grad_threshold = np.zeros((height, width, channels), dtype=np.float64)
+        pool_loops.pool_recurrence_backward(
+            _np(grad_pooled), _np(grad_y_last.to(s_all.dtype)), _np(grad_s_last.to(s_all.dtype)), _np(s_all),
+            _np(s_all if y_all is None else y_all), not soft, _per_channel(threshold, s_all), _np(slope), kind,
+            _per_channel(decay, s_all), snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool, _np(grad_a),
+            grad_threshold)
+        grad_a0 = grad_a[0]
+        grad_decay = None
+        if needs[4]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}; summed over all but the channels
+            gate_all = torch.le(s_all, threshold).to(s_all.dtype) if y_all is None else torch.sub(1.0, y_all)
+            grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1, 2, 3)) + (grad_a0 * s0 * (1.0 - y0)).sum(
+                (0, 1, 2))
+            grad_decay = (grad_decay.sum() if decay.dim() == 0 else grad_decay).to(decay.dtype)
+        return (
+            grad_a,
+            grad_a0 * decay * (1.0 - y0) if needs[1] else None,
+            -grad_a0 * decay * s0 if needs[2] else None,
+            torch.from_numpy(grad_threshold.sum((0, 1))).to(threshold.dtype) if needs[3] else None,
+            grad_decay,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _soft_forward(current, s0, y0, threshold, decay, g, s_all):
+    """The sSNU forward of ``_SNUSequence``'s torch loops on the grid; fills ``s_all``, returns ``y`` (T, N, H, W, C)."""
+    y_all = torch.empty_like(current)
+    gate = torch.sub(1.0, y0)
+    s = s0
+    scalar = decay.dim() == 0
+    d = float(decay) if scalar else 1.0
+    for t in range(current.shape[0]):
+        s = torch.addcmul(current[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
+        if g == "relu":
+            s.relu_()
+        elif g == "leaky_relu":
+            torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
+        torch.sigmoid(torch.sub(s, threshold, out=y_all[t]), out=y_all[t])
+        gate = torch.sigmoid(torch.sub(threshold, s, out=gate), out=gate)  # 1 - y_t without the cancellation
+    return y_all
+
+
+def _torch_pool_sequence(current, state, threshold, decay, pool, g, soft, surrogate):
+    """The same through ``snu_sequence`` and ``max_pool2d`` (any device)."""
+    steps, batch, height, width, channels = current.shape
+    per_neuron = lambda v: v.expand(channels).repeat(height * width) if v.dim() else v  # noqa: E731
+    flat = lambda v: v.reshape(*v.shape[:-3], -1)  # noqa: E731
+    y, final = snu_sequence(flat(current), SNUState(flat(state.s), flat(state.y)), per_neuron(threshold),
+                            per_neuron(decay), g, soft, surrogate)
+    y = y.reshape(steps * batch, height, width, channels).permute(0, 3, 1, 2)
+    pooled = torch.nn.functional.max_pool2d(y, pool) if pool > 1 else y
+    pooled = pooled.permute(0, 2, 3, 1).reshape(steps, batch, height // pool, width // pool, channels)
+    grid = (batch, height, width, channels)
+    return pooled, SNUState(final.s.reshape(grid), final.y.reshape(grid))
+
+
+def snu_pool_sequence(
+    current: Tensor,
+    state: SNUState,
+    threshold: Tensor,
+    decay: Tensor | float,
+    pool: int = 1,
+    g: str = "relu",
+    soft: bool = False,
+    surrogate: str = "tanh",
+) -> tuple[Tensor, SNUState]:
+    """The SNU recurrence of every neuron of a (H, W, C) grid, then ``pool x pool`` max pooling of the output.
+
+    ``pooled[t] = max_pool2d(y_t, pool)`` with ``y`` the outputs of
+    :func:`~analog_snu.functional.snu.snu_sequence` (floor mode: positions past the last full
+    window are dropped), gradients routed to each window's first maximum as torch's
+    ``max_pool2d`` does. Valid when the current does not depend on the state (a feed-forward
+    convolution of the layer's input).
+
+    Shape:
+        current: (T, N, H, W, C), channels last; state: :class:`SNUState` of two (N, H, W, C)
+        tensors; threshold: (C,); decay: () or (C,); pool: k >= 1.
+        Returns ``pooled`` (T, N, H // k, W // k, C) and the final :class:`SNUState` (N, H, W, C).
+    """
+    check_activation(g)
+    check_surrogate(surrogate)
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise ConfigError(f"pool must be a positive int, got {pool!r}")
+    if current.dim() != 5 or current.shape[2] < pool or current.shape[3] < pool:
+        raise ShapeError(f"current must have shape (T, N, H, W, C) with H, W >= pool={pool}, got {tuple(current.shape)}")
+    decay = torch.as_tensor(decay, dtype=current.dtype, device=current.device)
+    if not _compiled_loops_apply(current):
+        return _torch_pool_sequence(current, state, threshold, decay, pool, g, soft, surrogate)
+    current = current.contiguous()
+    s0, y0 = (v.to(current.dtype).contiguous() for v in state)
+    pooled, s_last, y_last = _SNUPoolSequence.apply(current, s0, y0, threshold, decay, pool, g, soft, surrogate)
+    return pooled, SNUState(s_last, y_last)
+
+
+def snu_pool_compiled(like: Tensor) -> bool:
+    """Whether :func:`snu_pool_sequence` runs its compiled loops on tensors like ``like`` (CPU float32/float64,
+    ``ANALOG_SNU_TORCH_LOOPS`` unset); otherwise it runs ``snu_sequence`` and ``max_pool2d``."""
+    return _compiled_loops_apply(like)
