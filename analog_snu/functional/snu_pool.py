@@ -45,33 +45,45 @@ class _SNUPoolSequence(torch.autograd.Function):
     """SNU recurrence + max pooling over (T, N, H, W, C) currents, compiled CPU loops (module docstring)."""
 
     @staticmethod
-    def forward(ctx, current, s0, y0, threshold, decay, pool, g, soft, surrogate):  # type: ignore[override]
+    def forward(ctx, current, base, s0, y0, threshold, decay, pool, g, soft, surrogate):  # type: ignore[override]
         snu_loops, pool_loops = _loops()
+        ctx.set_materialize_grads(False)
         ctx.config = (pool, g, soft, surrogate)
         steps, batch, height, width, channels = current.shape
         pooled = current.new_empty(steps, batch, height // pool, width // pool, channels)
-        s_all = torch.empty_like(current)
+        # the loops write the membrane over the currents: into ``base``'s memory, of which ``current``
+        # is a view (an in-place operation that autograd is told of), or into a copy
+        s_all = current if base is not None else current.clone()
         if soft:  # a sigmoid a step: torch's vectorised kernels beat numba's scalar exp (see snu_loops)
-            y_all = _soft_forward(current, s0, y0, threshold, decay, g, s_all)
+            y_all = _soft_forward(s_all, s0, y0, threshold, decay, g)
             pool_loops.max_pool_forward(_np(y_all), pool, _np(pooled))
             y_last = y_all[-1].clone()
         else:
             y_all = None
             y_last = torch.empty_like(s0)
-            pool_loops.spike_pool_forward(_np(current), _np(s0), _np(y0), _per_channel(threshold, current),
-                                          _per_channel(decay, current), snu_loops.G_CODES[g],
-                                          _float(LEAKY_RELU_SLOPE, current), pool, _np(s_all), _np(pooled),
-                                          _np(y_last))
-        ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
-        return pooled, s_all[-1].clone(), y_last
+            pool_loops.spike_pool_forward(_np(s0), _np(y0), _per_channel(threshold, s_all), _per_channel(decay, s_all),
+                                          snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool, _np(s_all),
+                                          _np(pooled), _np(y_last))
+        membrane = s_all if base is None else base
+        if base is not None:
+            ctx.mark_dirty(base)
+        ctx.membrane_view = (s_all.shape, s_all.stride(), s_all.storage_offset())
+        ctx.save_for_backward(membrane, y_all, s0, y0, threshold, decay)
+        return pooled, s_all[-1].clone(), y_last, membrane
 
     @staticmethod
-    def backward(ctx, grad_pooled, grad_s_last, grad_y_last):  # type: ignore[override]
+    def backward(ctx, grad_pooled, grad_s_last, grad_y_last, grad_membrane):  # type: ignore[override]
+        # grad_membrane: the membrane output only carries the in-place operation; snu_pool_sequence does not return it
         snu_loops, pool_loops = _loops()
-        s_all, y_all, s0, y0, threshold, decay = ctx.saved_tensors
+        membrane, y_all, s0, y0, threshold, decay = ctx.saved_tensors
+        s_all = membrane.as_strided(*ctx.membrane_view)  # (T, N, H, W, C)
         pool, g, soft, surrogate = ctx.config
         needs = ctx.needs_input_grad
         steps, batch, height, width, channels = s_all.shape
+        if grad_pooled is None:
+            grad_pooled = s_all.new_zeros(steps, batch, height // pool, width // pool, channels)
+        grad_s_last, grad_y_last = (torch.zeros_like(s0) if grad is None else grad.to(s0.dtype)
+                                    for grad in (grad_s_last, grad_y_last))
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
         if soft:
             slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
@@ -82,22 +94,23 @@ class _SNUPoolSequence(torch.autograd.Function):
             slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
         grad_threshold = np.zeros((height, width, channels), dtype=np.float64)
         pool_loops.pool_recurrence_backward(
-            _np(grad_pooled), _np(grad_y_last.to(s_all.dtype)), _np(grad_s_last.to(s_all.dtype)), _np(s_all),
+            _np(grad_pooled), _np(grad_y_last), _np(grad_s_last), _np(s_all),
             _np(s_all if y_all is None else y_all), not soft, _per_channel(threshold, s_all), _np(slope), kind,
             _per_channel(decay, s_all), snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool, _np(grad_a),
             grad_threshold)
         grad_a0 = grad_a[0]
         grad_decay = None
-        if needs[4]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}; summed over all but the channels
+        if needs[5]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}; summed over all but the channels
             gate_all = torch.le(s_all, threshold).to(s_all.dtype) if y_all is None else torch.sub(1.0, y_all)
             grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1, 2, 3)) + (grad_a0 * s0 * (1.0 - y0)).sum(
                 (0, 1, 2))
             grad_decay = (grad_decay.sum() if decay.dim() == 0 else grad_decay).to(decay.dtype)
         return (
             grad_a,
-            grad_a0 * decay * (1.0 - y0) if needs[1] else None,
-            -grad_a0 * decay * s0 if needs[2] else None,
-            torch.from_numpy(grad_threshold.sum((0, 1))).to(threshold.dtype) if needs[3] else None,
+            None,
+            grad_a0 * decay * (1.0 - y0) if needs[2] else None,
+            -grad_a0 * decay * s0 if needs[3] else None,
+            torch.from_numpy(grad_threshold.sum((0, 1))).to(threshold.dtype) if needs[4] else None,
             grad_decay,
             None,
             None,
@@ -106,15 +119,16 @@ class _SNUPoolSequence(torch.autograd.Function):
         )
 
 
-def _soft_forward(current, s0, y0, threshold, decay, g, s_all):
-    """The sSNU forward of ``_SNUSequence``'s torch loops on the grid; fills ``s_all``, returns ``y`` (T, N, H, W, C)."""
-    y_all = torch.empty_like(current)
+def _soft_forward(s_all, s0, y0, threshold, decay, g):
+    """The sSNU forward of ``_SNUSequence``'s torch loops on the grid, the membrane written over the currents
+    in ``s_all``; returns ``y`` (T, N, H, W, C)."""
+    y_all = torch.empty_like(s_all)
     gate = torch.sub(1.0, y0)
     s = s0
     scalar = decay.dim() == 0
     d = float(decay) if scalar else 1.0
-    for t in range(current.shape[0]):
-        s = torch.addcmul(current[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
+    for t in range(s_all.shape[0]):
+        s = torch.addcmul(s_all[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
         if g == "relu":
             s.relu_()
         elif g == "leaky_relu":
@@ -147,6 +161,7 @@ def snu_pool_sequence(
     g: str = "relu",
     soft: bool = False,
     surrogate: str = "tanh",
+    overwrite: bool = False,
 ) -> tuple[Tensor, SNUState]:
     """The SNU recurrence of every neuron of a (H, W, C) grid, then ``pool x pool`` max pooling of the output.
 
@@ -155,6 +170,12 @@ def snu_pool_sequence(
     window are dropped), gradients routed to each window's first maximum as torch's
     ``max_pool2d`` does. Valid when the current does not depend on the state (a feed-forward
     convolution of the layer's input).
+
+    ``overwrite=True`` lets the compiled loops write the membrane potentials over ``current``
+    (or the tensor it is a view of, when the view covers all of it): an in-place operation that
+    autograd tracks, as ``relu_``, which saves allocating and first touching a tensor of the
+    size of ``current`` (a conv layer's largest). For currents nothing else reads afterwards,
+    such as a convolution's output.
 
     Shape:
         current: (T, N, H, W, C), channels last; state: :class:`SNUState` of two (N, H, W, C)
@@ -170,10 +191,24 @@ def snu_pool_sequence(
     decay = torch.as_tensor(decay, dtype=current.dtype, device=current.device)
     if not _compiled_loops_apply(current):
         return _torch_pool_sequence(current, state, threshold, decay, pool, g, soft, surrogate)
-    current = current.contiguous()
+    base = _writable_base(current) if overwrite else None
+    if base is None:
+        current = current.contiguous()
     s0, y0 = (v.to(current.dtype).contiguous() for v in state)
-    pooled, s_last, y_last = _SNUPoolSequence.apply(current, s0, y0, threshold, decay, pool, g, soft, surrogate)
+    pooled, s_last, y_last, _ = _SNUPoolSequence.apply(current, base, s0, y0, threshold, decay, pool, g, soft,
+                                                       surrogate)
     return pooled, SNUState(s_last, y_last)
+
+
+def _writable_base(current: Tensor) -> Tensor | None:
+    """The tensor whose memory ``current`` may be overwritten in: ``current`` itself or the tensor it views,
+    if ``current`` is contiguous and covers all of it; ``None`` if neither (then the loops work on a copy)."""
+    base = current if current._base is None else current._base
+    if not current.is_contiguous() or base._base is not None or base.numel() != current.numel():
+        return None
+    if base.is_leaf and base.requires_grad:  # autograd forbids writing into a leaf that requires grad
+        return None
+    return base
 
 
 def snu_pool_compiled(like: Tensor) -> bool:

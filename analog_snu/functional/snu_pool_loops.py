@@ -31,19 +31,18 @@ __all__ = ["max_pool_forward", "pool_recurrence_backward", "spike_pool_forward"]
 
 
 @njit(cache=True, nogil=True)
-def spike_pool_forward(current, s0, y0, threshold, decay, g_code, leaky_slope, k, s_all, pooled,
-                       y_last):  # pragma: no cover
-    """Spiking SNU forward with pooled output.
+def spike_pool_forward(s0, y0, threshold, decay, g_code, leaky_slope, k, s_all, pooled, y_last):  # pragma: no cover
+    """Spiking SNU forward with pooled output, in place: ``s_all`` holds the currents and receives the membrane.
 
-    ``current``, ``s_all`` (T, N, H, W, C); ``s0``, ``y0``, ``y_last`` (N, H, W, C);
-    ``threshold``, ``decay`` (C,); ``pooled`` (T, N, H // k, W // k, C). Fills ``s_all``,
-    ``pooled`` and the last step's spikes ``y_last``.
+    ``s_all`` (T, N, H, W, C); ``s0``, ``y0``, ``y_last`` (N, H, W, C); ``threshold``, ``decay``
+    (C,); ``pooled`` (T, N, H // k, W // k, C). Fills ``s_all``, ``pooled`` and the last step's
+    spikes ``y_last``.
     """
-    steps, batch, height, width, channels = current.shape
+    steps, batch, height, width, channels = s_all.shape
     pooled_h = pooled.shape[2]
     pooled_w = pooled.shape[3]
-    one = current.dtype.type(1.0)
-    zero = current.dtype.type(0.0)
+    one = s_all.dtype.type(1.0)
+    zero = s_all.dtype.type(0.0)
     for t in range(steps):
         for n in range(batch):
             for pi in range(pooled_h):
@@ -57,7 +56,7 @@ def spike_pool_forward(current, s0, y0, threshold, decay, g_code, leaky_slope, k
                     in_pool = i < pooled_h * k and j < pooled_w * k
                     if t == 0:
                         for c in range(channels):
-                            a = current[t, n, i, j, c] + decay[c] * (one - y0[n, i, j, c]) * s0[n, i, j, c]
+                            a = s_all[t, n, i, j, c] + decay[c] * (one - y0[n, i, j, c]) * s0[n, i, j, c]
                             if g_code == 0:
                                 a = a if a > zero else zero
                             elif g_code == 1:
@@ -66,7 +65,7 @@ def spike_pool_forward(current, s0, y0, threshold, decay, g_code, leaky_slope, k
                     else:  # the reset gate from s_{t-1}: the comparison that made y_{t-1}
                         for c in range(channels):
                             s_prev = s_all[t - 1, n, i, j, c]
-                            a = current[t, n, i, j, c] + decay[c] * (zero if s_prev > threshold[c] else one) * s_prev
+                            a = s_all[t, n, i, j, c] + decay[c] * (zero if s_prev > threshold[c] else one) * s_prev
                             if g_code == 0:
                                 a = a if a > zero else zero
                             elif g_code == 1:

@@ -172,7 +172,10 @@ class ConvSNU(AnalogContainerBase, nn.Module):
         grid = current.permute(0, 2, 3, 1).reshape(steps, batch, out_h, out_w, self.out_channels)
         start = self._start(state, batch, (out_h, out_w, self.out_channels), grid, channels_last=True)
         parameters = dataclasses.asdict(self.cell_parameters)
-        pooled, final = snu_pool_sequence(grid, start, self.threshold, self._decay(), self.pool, **parameters)
+        # the membrane overwrites the convolution's output, which nothing else reads, unless a forward
+        # hook of the map handed on a view of it (feedback alignment does)
+        pooled, final = snu_pool_sequence(grid, start, self.threshold, self._decay(), self.pool, **parameters,
+                                          overwrite=current._base is None)
         return pooled.permute(0, 1, 4, 2, 3), tuple(t.permute(0, 3, 1, 2) for t in final)
 
     def _decay(self) -> Tensor:

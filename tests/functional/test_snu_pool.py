@@ -154,3 +154,55 @@ def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         snu_pool_sequence(args["current"], SNUState(zero, zero), torch.ones(1), 0.8, args["pool"], g=args["g"],
                           surrogate=args["surrogate"])
+
+
+def _grid_inputs(seed=3):
+    torch.manual_seed(seed)
+    weight = torch.randn(5, 3, 4, 4, 2, dtype=torch.float64).requires_grad_(True)
+    zero = torch.zeros(3, 4, 4, 2, dtype=torch.float64)
+    threshold = torch.full((2,), 0.5, dtype=torch.float64, requires_grad=True)
+    return weight, SNUState(zero, zero), threshold
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_overwrite_writes_the_membrane_over_the_current_with_the_same_values_and_gradients(soft):
+    weight, state, threshold = _grid_inputs()
+    results = []
+    for overwrite in (False, True):
+        current = weight * 2.0  # an intermediate: mul saves its inputs, not its output
+        pooled, final = snu_pool_sequence(current, state, threshold, 0.8, 2, soft=soft, overwrite=overwrite)
+        if overwrite:  # the last step's membrane now sits in the current's memory
+            torch.testing.assert_close(current[-1].detach(), final.s.detach())
+        else:
+            torch.testing.assert_close(current.detach(), weight.detach() * 2.0)
+        (pooled.sum() + final.s.sum()).backward()
+        results.append((pooled.detach(), weight.grad.clone(), threshold.grad.clone()))
+        weight.grad, threshold.grad = None, None
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
+def test_overwrite_covers_a_whole_base_through_a_view_and_survives_retain_graph():
+    weight, state, threshold = _grid_inputs(4)
+    image = (weight * 1.5).permute(0, 1, 4, 2, 3).contiguous()  # (T, N, C, H, W), what a conv's output is like
+    current = image.permute(0, 1, 3, 4, 2)  # not contiguous: not written over
+    snu_pool_sequence(current, state, threshold, 0.8, 2, overwrite=True)
+    torch.testing.assert_close(image.detach(), (weight * 1.5).permute(0, 1, 4, 2, 3).detach())
+    base = weight * 1.5
+    pooled, _ = snu_pool_sequence(base.view(base.shape), state, threshold, 0.8, 2, overwrite=True)
+    assert not torch.equal(base.detach(), (weight * 1.5).detach())  # the view covered it: written over
+    pooled.sum().backward(retain_graph=True)
+    first = weight.grad.clone()
+    pooled.sum().backward()  # the saved membrane is still intact for a second backward
+    torch.testing.assert_close(weight.grad, 2 * first)
+
+
+def test_overwrite_leaves_a_leaf_alone_and_autograd_catches_a_current_that_was_needed():
+    weight, state, threshold = _grid_inputs(5)
+    before = weight.detach().clone()
+    snu_pool_sequence(weight, state, threshold, 0.8, 2, overwrite=True)[0].sum().backward()
+    torch.testing.assert_close(weight.detach(), before)  # a leaf that requires grad is never written over
+    current = torch.exp(weight)  # exp saves its output for the backward
+    pooled, _ = snu_pool_sequence(current, state, threshold, 0.8, 2, overwrite=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        pooled.sum().backward()

@@ -307,6 +307,7 @@ def test_digital_convolution_runs_channels_last_without_copies():
     assert images.is_contiguous(memory_format=torch.channels_last) and images.stride(1) == 1
     assert current.is_contiguous(memory_format=torch.channels_last)
     assert y.shape == (3, 2, 4, 3, 3) and s_last.shape == (2, 4, 6, 6)
+    torch.testing.assert_close(current[-2:], s_last)  # the membrane was written over the convolution's output
     # the next layer reads the pooled channels-last output as it is
     nxt = ConvSNU(4, 2, 2)
     nxt.weight_ih.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
