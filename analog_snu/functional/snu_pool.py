@@ -36,6 +36,16 @@ def _loops():
     return snu_loops, snu_pool_loops
 
 
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``): saved tensors are then needed again.
+
+    torch's private query, which its AOT autograd uses to donate saved tensors; ``True`` (keep them)
+    where it is missing.
+    """
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if query is None else bool(query())
+
+
 def _per_channel(vector: Tensor, like: Tensor):
     """A per-channel (or scalar) vector as a (C,) array in the dtype of ``like`` (..., C)."""
     return _np(vector.detach().to(like.dtype).expand(like.shape[-1]))
@@ -84,26 +94,38 @@ class _SNUPoolSequence(torch.autograd.Function):
             grad_pooled = s_all.new_zeros(steps, batch, height // pool, width // pool, channels)
         grad_s_last, grad_y_last = (torch.zeros_like(s0) if grad is None else grad.to(s0.dtype)
                                     for grad in (grad_s_last, grad_y_last))
-        grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
-        if soft:
-            slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
-        elif surrogate == "tanh":  # z = sigmoid(2 (s - threshold)) = sigmoid(-2 threshold + 2 s), into grad_a
-            torch.add(threshold.to(s_all.dtype).mul(-2.0), s_all, alpha=2.0, out=grad_a).sigmoid_()
-            slope, kind = grad_a, snu_loops.SLOPE_TANH
-        else:
-            slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
+        # dL/da_t = dL/d current_t. Unless the graph is kept for another backward, it is written over the
+        # membrane, step by step as each step's membrane is used up (torch's AOT autograd likewise donates
+        # saved tensors used once): no fresh tensor of the membrane's size to allocate and first touch
+        donate = not _graph_kept()
+        grad_a = s_all if donate else torch.empty_like(s_all)
         grad_threshold = np.zeros((height, width, channels), dtype=np.float64)
-        pool_loops.pool_recurrence_backward(
-            _np(grad_pooled), _np(grad_y_last), _np(grad_s_last), _np(s_all),
-            _np(s_all if y_all is None else y_all), not soft, _per_channel(threshold, s_all), _np(slope), kind,
-            _per_channel(decay, s_all), snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool, _np(grad_a),
-            grad_threshold)
+        grad_decay = torch.zeros(channels, dtype=torch.float64) if needs[5] else None
+        arrays = [_np(v) for v in (grad_pooled, grad_y_last, grad_s_last, s_all, s_all if y_all is None else y_all)]
+        threshold_c, decay_c = _per_channel(threshold, s_all), _per_channel(decay, s_all)
+        slope_t = torch.empty_like(s0)  # one step's h' (or what it is formed from), reused: it stays in cache
+        minus_two_threshold = threshold.to(s_all.dtype).mul(-2.0)
+        for t in range(steps - 1, -1, -1):
+            if grad_decay is not None and t < steps - 1:  # a_{t+1} depends on decay through decay (1 - y_t) s_t
+                gate_t = torch.le(s_all[t], threshold).to(s_all.dtype) if y_all is None else torch.sub(1.0, y_all[t])
+                grad_decay += (grad_a[t + 1] * s_all[t] * gate_t).sum((0, 1, 2))
+            if soft:
+                kind = snu_loops.SLOPE_SIGMOID_OUTPUT  # from y in the loop (slope_t unused)
+            elif surrogate == "tanh":  # z = sigmoid(2 (s - threshold)) = sigmoid(-2 threshold + 2 s)
+                torch.add(minus_two_threshold, s_all[t], alpha=2.0, out=slope_t).sigmoid_()
+                kind = snu_loops.SLOPE_TANH
+            else:
+                torch.sub(s_all[t], threshold, out=slope_t)
+                slope_t.copy_(SURROGATES[surrogate](slope_t))
+                kind = snu_loops.SLOPE_GIVEN
+            pool_loops.pool_recurrence_backward(t, *arrays, not soft, threshold_c, _np(slope_t), kind, decay_c,
+                                                snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool,
+                                                _np(grad_a), grad_threshold)
+        if donate:
+            torch.autograd.graph.increment_version(membrane)  # its values are gone: any other saved use fails loudly
         grad_a0 = grad_a[0]
-        grad_decay = None
-        if needs[5]:  # a_t depends on decay through decay (1 - y_{t-1}) s_{t-1}; summed over all but the channels
-            gate_all = torch.le(s_all, threshold).to(s_all.dtype) if y_all is None else torch.sub(1.0, y_all)
-            grad_decay = (grad_a[1:] * s_all[:-1] * gate_all[:-1]).sum((0, 1, 2, 3)) + (grad_a0 * s0 * (1.0 - y0)).sum(
-                (0, 1, 2))
+        if grad_decay is not None:  # a_0 depends on decay through the initial state
+            grad_decay += (grad_a0 * s0 * (1.0 - y0)).sum((0, 1, 2))
             grad_decay = (grad_decay.sum() if decay.dim() == 0 else grad_decay).to(decay.dtype)
         return (
             grad_a,

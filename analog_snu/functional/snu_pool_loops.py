@@ -101,54 +101,56 @@ def max_pool_forward(y_all, k, pooled):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def pool_recurrence_backward(grad_pooled, grad_y_last, grad_s_last, s_all, y_all, spiking, threshold, slope,
+def pool_recurrence_backward(t, grad_pooled, grad_y_last, grad_s_last, s_all, y_all, spiking, threshold, slope_t,
                              slope_kind, decay, g_code, leaky_slope, k, grad_a, grad_threshold):  # pragma: no cover
-    """BPTT through the pooling and the recurrence, last step first (formulas of ``_SNUSequence``).
+    """Step ``t`` of BPTT through the pooling and the recurrence (formulas of ``_SNUSequence``); call it for
+    t = T-1 down to 0.
 
     ``grad_pooled`` dL/d pooled (T, N, H // k, W // k, C); ``grad_y_last``, ``grad_s_last``
     dL/dy and dL/ds of the last step from outside (N, H, W, C); ``s_all`` (T, N, H, W, C);
     ``y_all`` the outputs for the sSNU, unused when ``spiking`` (the spikes are recomputed as
-    ``s > threshold``); ``threshold``, ``decay`` (C,); ``slope`` as in
-    :func:`~analog_snu.functional.snu_loops.recurrence_backward` (kinds ``SLOPE_GIVEN``,
-    ``SLOPE_TANH``, ``SLOPE_SIGMOID_OUTPUT`` of that module); it may be ``grad_a`` itself: each
-    element is read before it is overwritten. Fills ``grad_a`` = dL/d current_t
-    (T, N, H, W, C) and adds dL/d threshold per neuron into ``grad_threshold`` (H, W, C), float64.
+    ``s > threshold``); ``threshold``, ``decay`` (C,); ``slope_t`` the step's slope (N, H, W, C),
+    read as in :func:`~analog_snu.functional.snu_loops.recurrence_backward` (kinds
+    ``SLOPE_GIVEN``, ``SLOPE_TANH``, ``SLOPE_SIGMOID_OUTPUT`` of that module). Fills
+    ``grad_a[t]`` = dL/d current_t (T, N, H, W, C) from ``grad_a[t + 1]`` and adds dL/d threshold
+    per neuron into ``grad_threshold`` (H, W, C), float64. ``grad_a`` may be ``s_all`` itself
+    (the membrane of a step is read before its gradient overwrites it).
 
-    Each (step, sample) block is done a band of k rows at a time (one row of windows), so the
-    band is read from memory once and then stays in cache for the three passes over it. The
-    innermost loops run over the channels with no branch inside (the compiler then vectorises
-    them): the per-element choices are made once per position, in the first two passes.
+    Each sample is done a band of k rows at a time (one row of windows), so the band is read
+    from memory once and then stays in cache for the three passes over it. The innermost loops
+    run over the channels with no branch inside (the compiler then vectorises them): the
+    per-element choices are made once per position, in the first two passes.
     """
     steps, batch, height, width, channels = s_all.shape
     pooled_h = grad_pooled.shape[2]
     # g'(s) = 1 for s > 0, else ``below``
     below = s_all.dtype.type(0.0) if g_code == 0 else (leaky_slope if g_code == 1 else s_all.dtype.type(1.0))
-    # scratch of one band: h'(s_t - threshold), the reset gate 1 - y_t, and the position in its
+    # scratch of one band: s_t, h'(s_t - threshold), the reset gate 1 - y_t, and the position in its
     # window (row-major, 0 .. k*k - 1) of each window's first maximum, which takes its gradient
+    s_band = np.empty((k, width, channels), dtype=s_all.dtype)
     h_band = np.empty((k, width, channels), dtype=s_all.dtype)
     gate_band = np.empty((k, width, channels), dtype=s_all.dtype)
     first = np.zeros((grad_pooled.shape[3], channels), dtype=s_all.dtype)
-    for t in range(steps - 1, -1, -1):
-        for n in range(batch):
-            s_t = s_all[t, n]
-            y_t = y_all[t, n]
-            for band in range((height + k - 1) // k):
-                top = band * k
-                end = min(top + k, height)
-                rows = end - top
-                pooled_row = band if band < pooled_h else -1  # -1: rows past the last window
-                if pooled_row >= 0:
-                    _first_maxima(s_t[top:end], y_t[top:end], spiking, threshold, first)
-                _slope_and_gate(slope[t, n, top:end], s_t[top:end], y_t[top:end], spiking, threshold, slope_kind,
-                                h_band[:rows], gate_band[:rows])
-                if t == steps - 1:  # constant flags: the compiler specialises each call
-                    _band_backward(s_t[top:end], h_band[:rows], gate_band[:rows], grad_pooled[t, n], pooled_row,
-                                   first, k, grad_y_last[n, top:end], grad_s_last[n, top:end], True, decay, below,
-                                   grad_a[t, n, top:end], grad_threshold[top:end])
-                else:
-                    _band_backward(s_t[top:end], h_band[:rows], gate_band[:rows], grad_pooled[t, n], pooled_row,
-                                   first, k, grad_y_last[n, top:end], grad_a[t + 1, n, top:end], False, decay, below,
-                                   grad_a[t, n, top:end], grad_threshold[top:end])
+    for n in range(batch):
+        s_t = s_all[t, n]
+        y_t = y_all[t, n]
+        for band in range((height + k - 1) // k):
+            top = band * k
+            end = min(top + k, height)
+            rows = end - top
+            pooled_row = band if band < pooled_h else -1  # -1: rows past the last window
+            if pooled_row >= 0:
+                _first_maxima(s_t[top:end], y_t[top:end], spiking, threshold, first)
+            _slope_and_gate(slope_t[n, top:end], s_t[top:end], y_t[top:end], spiking, threshold, slope_kind,
+                            s_band[:rows], h_band[:rows], gate_band[:rows])
+            if t == steps - 1:  # constant flags: the compiler specialises each call
+                _band_backward(s_band[:rows], h_band[:rows], gate_band[:rows], grad_pooled[t, n], pooled_row,
+                               first, k, grad_y_last[n, top:end], grad_s_last[n, top:end], True, decay, below,
+                               grad_a[t, n, top:end], grad_threshold[top:end])
+            else:
+                _band_backward(s_band[:rows], h_band[:rows], gate_band[:rows], grad_pooled[t, n], pooled_row,
+                               first, k, grad_y_last[n, top:end], grad_a[t + 1, n, top:end], False, decay, below,
+                               grad_a[t, n, top:end], grad_threshold[top:end])
 
 
 @njit(cache=True, nogil=True)
@@ -181,11 +183,14 @@ def _first_maxima(s_band, y_band, spiking, threshold, first):  # pragma: no cove
 
 
 @njit(cache=True, nogil=True)
-def _slope_and_gate(slope_band, s_band, y_band, spiking, threshold, slope_kind, h_band, gate_band):  # pragma: no cover
-    """``gate_band`` = 1 - y_t and ``h_band`` = h'(s_t - threshold) (the slope kinds of ``snu_loops``) of a band.
+def _slope_and_gate(slope_band, s_band, y_band, spiking, threshold, slope_kind, s_copy, h_band,
+                    gate_band):  # pragma: no cover
+    """``s_copy`` = s_t, ``gate_band`` = 1 - y_t and ``h_band`` = h'(s_t - threshold) (the slope kinds of
+    ``snu_loops``) of a band.
 
-    Written to scratch rather than computed in the main loop: ``slope`` may be ``grad_a``, and a
-    loop that reads and writes the same memory runs scalar (the compiler's alias check fails).
+    Written to scratch first, so that the main loop's innermost loop has no branch, and reads
+    nothing it writes (a loop that reads and writes the same memory runs scalar: the compiler's
+    run-time alias check fails).
     """
     rows, width, channels = h_band.shape
     one = h_band.dtype.type(1.0)
@@ -193,6 +198,8 @@ def _slope_and_gate(slope_band, s_band, y_band, spiking, threshold, slope_kind, 
     four = h_band.dtype.type(4.0)
     for i in range(rows):
         for j in range(width):
+            for c in range(channels):
+                s_copy[i, j, c] = s_band[i, j, c]
             if spiking:
                 for c in range(channels):
                     gate_band[i, j, c] = zero if s_band[i, j, c] > threshold[c] else one

@@ -117,7 +117,7 @@ def test_cpu_runs_the_compiled_loops_and_the_switch_turns_them_off(monkeypatch):
     for soft in (False, True):
         pooled, _ = snu_pool_sequence(current, SNUState(zero, zero), torch.full((2,), 0.5), 0.8, 2, soft=soft)
         pooled.sum().backward()
-    assert calls == ["spike_pool_forward", "pool_recurrence_backward", "max_pool_forward", "pool_recurrence_backward"]
+    assert calls == ["spike_pool_forward"] + ["pool_recurrence_backward"] * 3 + ["max_pool_forward"] + ["pool_recurrence_backward"] * 3  # one call a step
     assert snu_pool_compiled(current)
     monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
     assert not snu_pool_compiled(current)
@@ -206,3 +206,14 @@ def test_overwrite_leaves_a_leaf_alone_and_autograd_catches_a_current_that_was_n
     pooled, _ = snu_pool_sequence(current, state, threshold, 0.8, 2, overwrite=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         pooled.sum().backward()
+
+
+def test_backward_writes_the_gradient_over_the_saved_membrane_unless_the_graph_is_kept():
+    weight, state, threshold = _grid_inputs(6)
+    current = weight * 2.0
+    pooled, final = snu_pool_sequence(current, state, threshold, 0.8, 2, overwrite=True)
+    pooled.sum().backward(retain_graph=True)  # kept: the membrane stays for the next backward
+    torch.testing.assert_close(current[-1].detach(), final.s.detach())
+    weight.grad = None
+    pooled.sum().backward()  # the last use: dL/d current goes where the membrane was
+    torch.testing.assert_close(current.detach(), weight.grad / 2.0)
