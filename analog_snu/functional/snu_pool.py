@@ -5,11 +5,15 @@ convolutional layer followed by ``k x k`` max pooling of the output, as one auto
 dynamics are those of :func:`~analog_snu.functional.snu.snu_step`, with one threshold and one
 decay per channel. Neurons are laid out channels-last, (T, N, H, W, C): the layout in which
 oneDNN convolves fastest on a CPU (measured, one thread, 1280 28x28 images, 32 5x5 filters:
-forward 86 -> 51 ms), so the convolution's output is read as it comes, without a copy.
+forward 85 -> 50 ms of CPU), so the convolution's output is read as it comes, without a copy.
 
 On CPU (float32/float64) the loops of :mod:`analog_snu.functional.snu_pool_loops` run: the
 spiking forward writes the membrane and the pooled spikes but never the full-size spikes, the
-backward routes the pooled gradient and runs the BPTT step in one pass. Elsewhere (GPU, or
+backward routes the pooled gradient and runs the BPTT step in one pass. Tensors of the
+membrane's size are the largest of a conv layer (94 MiB at 32 channels, T = 20, N = 64), and a
+fresh one costs more to map and first touch than the loops take to fill it, so the membrane can
+be written over the currents (``overwrite``) and the backward writes dL/d current over the
+saved membrane once the graph is not kept for another backward. Elsewhere (GPU, or
 ``ANALOG_SNU_TORCH_LOOPS=1``) the same values come from ``snu_sequence`` and ``max_pool2d``.
 
 Shape letters: T time steps, N batch, H x W positions, C channels, k the pooling window.
@@ -196,8 +200,9 @@ def snu_pool_sequence(
     ``overwrite=True`` lets the compiled loops write the membrane potentials over ``current``
     (or the tensor it is a view of, when the view covers all of it): an in-place operation that
     autograd tracks, as ``relu_``, which saves allocating and first touching a tensor of the
-    size of ``current`` (a conv layer's largest). For currents nothing else reads afterwards,
-    such as a convolution's output.
+    size of ``current`` (a conv layer's largest); after a backward that does not keep the graph
+    that memory holds dL/d current. For currents nothing else reads afterwards, such as a
+    convolution's output.
 
     Shape:
         current: (T, N, H, W, C), channels last; state: :class:`SNUState` of two (N, H, W, C)
