@@ -1,40 +1,73 @@
-"""The README's shell commands run as written (at toy size), so they cannot go stale."""
+"""The README's and the user guide's snippets run as written (at toy size), so they cannot go stale.
+
+Shell blocks: every ``analog-snu ...`` line runs through :func:`analog_snu.cli.main`, ``train``
+made toy-sized by flags appended after the written ones (later flags win). Python blocks: the
+README's quickstart runs with ``build_config`` made toy-sized the same way; the guide's blocks run
+page by page in a folder that holds a toy run named as the pages name it.
+"""
 
 import re
 import shlex
 from pathlib import Path
 
+import pytest
+
+import analog_snu.experiments
 from analog_snu.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+GUIDE = sorted((ROOT / "docs" / "guide").glob("*.md"))
 #: appended to every `train` (later flags win): the same commands, toy-sized
 TOY_TRAIN = ["--train-limit", "48", "--epochs", "1", "--layers", "8", "--quiet"]
 TOY_DEMO = ["--epochs", "1", "--hidden", "8"]
+#: merged into every build_config(flags=...) of a Python snippet
+TOY_FLAGS = {"train-limit": 48, "epochs": 1, "layers": [8]}
 
 
-def readme_commands() -> list[str]:
-    """Every `analog-snu ...` line of the README's bash blocks (continuations joined, comments cut)."""
-    commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+def blocks(path: Path, language: str) -> list[str]:
+    """The fenced code blocks of one language in a Markdown file, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def commands(path: Path) -> list[str]:
+    """Every `analog-snu ...` line of a file's bash blocks (continuations joined, comments cut)."""
+    found = []
+    for block in blocks(path, "bash"):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#", 1)[0].strip()
             if line.startswith("analog-snu "):
-                commands.append(line)
-    return commands
+                found.append(line)
+    return found
 
 
-def test_readme_has_commands_and_no_templates():
-    commands = readme_commands()
-    assert len(commands) >= 6
-    for command in commands:
+def test_readme_has_both_quickstarts_and_no_templates():
+    readme = commands(README)
+    assert len(readme) >= 6
+    assert {"train", "eval", "drift-study", "export-maps", "report"} <= {c.split()[1] for c in readme}
+    assert len(blocks(README, "python")) == 1
+    for command in [*readme, *(c for page in GUIDE for c in commands(page))]:
         assert not re.search(r"[{}<>\[\]]", command), f"not runnable as written: {command}"
 
 
-def test_readme_commands_run_at_toy_size(tmp_path, monkeypatch, capsys):
+def test_readme_stays_short_and_for_users():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    # no dates, commit hashes or issue numbers in the README
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text)
+    assert not re.search(r"\bcommit [0-9a-f]{7,}\b", text)
+    assert not re.search(r"\bissue \d+", text, flags=re.I)
+
+
+def test_readme_and_guide_commands_run_at_toy_size(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     device_file = tmp_path / "my_pcm.toml"
-    seen = set()
-    for command in readme_commands():
+    ran: set[str] = set()
+    seen: set[str] = set()
+    for command in [c for path in [README, *GUIDE] for c in commands(path)]:
+        if command in ran:
+            continue  # the same line on another page (its run folder exists already)
+        ran.add(command)
         # a command that differs from one already run only in its run folder adds nothing (a report
         # alone takes ~15 s); commands it depends on (train, other flags) still run
         shape = re.sub(r"runs/\w+", "RUN", command)
@@ -53,3 +86,33 @@ def test_readme_commands_run_at_toy_size(tmp_path, monkeypatch, capsys):
 
             preset("pcm_joshi2020").save(device_file)
         assert main(argv) == 0, f"{command}\n{capsys.readouterr().err}"
+
+
+def _toy_build_config(**kwargs):
+    return _BUILD_CONFIG(**{**kwargs, "flags": {**(kwargs.get("flags") or {}), **TOY_FLAGS}})
+
+
+_BUILD_CONFIG = analog_snu.experiments.build_config
+
+
+def test_readme_python_quickstart_runs_at_toy_size(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(analog_snu.experiments, "build_config", _toy_build_config)
+    (source,) = blocks(README, "python")
+    exec(compile(source, "README.md", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    # device_count: two PCM devices per weight, 64 x 128 + 128 x 10 weights
+    assert "'total': 18944" in printed
+    assert (tmp_path / "runs" / "py_digits" / "final.json").is_file()
+    assert list((tmp_path / "runs" / "py_digits" / "eval").glob("test_*.json"))
+
+
+@pytest.mark.parametrize("page", [p for p in GUIDE if blocks(p, "python")], ids=lambda p: p.stem)
+def test_guide_python_snippets_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "runs/digits_hwa" in page.read_text():  # the pages' trained run, toy-sized
+        argv = ["train", "--task", "digits", "--device", "pcm_joshi2020", "--out", "runs/digits_hwa", *TOY_TRAIN]
+        assert main(argv) == 0
+    namespace = {"__name__": page.stem}  # a page's blocks share names, as a reader's session does
+    for index, source in enumerate(blocks(page, "python")):
+        exec(compile(source, f"{page.name}, python block {index + 1}", "exec"), namespace)
