@@ -7,7 +7,8 @@ import argparse
 
 from analog_snu.experiments.sweep import run_sweep
 from analog_snu.experiments.sweep_results import metric_columns
-from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec
+from analog_snu.experiments import parse_set
+from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec, with_base
 
 __all__ = ["add_arguments", "run"]
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds = [...], [base] run-config keys, [grid] key = [values], optional [eval] times = [...]")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="sweep directory (trials/, results.csv, summary.csv, plots); calling again resumes")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="add or replace a [base] key of the spec for every trial, e.g. --set "
+                             "data=path/to/jsb-chorales-quarter.json (repeatable; VALUE is read as TOML)")
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray instance")
     parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
@@ -39,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = read_sweep_spec(args.spec)
+    if args.set:
+        spec = with_base(spec, [parse_set(option) for option in args.set])
     result = run_sweep(spec, args.out, address=args.address, workers=args.workers, use_ray=not args.in_process,
                        progress=not args.quiet)
     keys = list(spec.grid)
