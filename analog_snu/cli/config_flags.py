@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
+from analog_snu.cli.time_args import time_arg
 from analog_snu.device_models import list_presets
 from analog_snu.experiments import FLAG_PATHS, SECTIONS, TASK_DEFAULTS, RunConfig, build_config, parse_set, read_toml
+from analog_snu.times import TimeSeconds
 
 __all__ = ["add_config_arguments", "add_set_argument", "config_from_args", "flag_values"]
 
@@ -41,6 +43,11 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _is_time(annotation: Any) -> bool:
+    """A :data:`~analog_snu.times.TimeSeconds` field (or ``TimeSeconds | None``): the flag takes ``1s``, ``1h``, ..."""
+    return annotation == TimeSeconds or TimeSeconds in typing.get_args(annotation)
+
+
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     info = _field(path)
     annotation = _unwrap(info.annotation)
@@ -63,6 +70,8 @@ def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
         kwargs.update(nargs="+", type=_unwrap(typing.get_args(annotation)[0]), metavar="N")
     elif origin is Literal:
         kwargs["choices"] = list(typing.get_args(annotation))
+    elif _is_time(info.annotation):
+        kwargs.update(type=time_arg, metavar="TIME")
     elif annotation in (int, float):
         kwargs["type"] = annotation
     parser.add_argument(f"--{flag}", **kwargs)

@@ -25,7 +25,7 @@ def report(results: dict) -> None:
     print(f"PCM SNU, HWA-trained   test accuracy: {100 * results['hwa_accuracy']:.1f} %"
           f"  (trained in {results['hwa_train_s']:.0f} s, before programming)")
     print(f"PCM SNU, 1 day drift   test accuracy: {100 * results['pcm_accuracy_1day']:.1f} %"
-          "  (programmed, drifted 86,400 s, global drift compensation)")
+          "  (programmed, drifted 1d, global drift compensation)")
     if results.get("runs"):
         print(f"runs in {results['runs']}")
 

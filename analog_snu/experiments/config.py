@@ -26,6 +26,7 @@ from analog_snu.device_models import PCMDevice
 from analog_snu.models import ModelConfig, ModelSpec
 from analog_snu.schema import StrictModel
 from analog_snu.tasks import TaskConfig
+from analog_snu.times import TimeSeconds
 from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
@@ -88,8 +89,8 @@ class TrainingConfig(StrictModel):
     """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
     program_every: PositiveInt | None = None
     """HIL reprogram only: reprogram the chip every N batches (default 1)."""
-    chip_seconds_per_batch: float | None = Field(None, ge=0.0)
-    """HIL only: chip clock advance per batch, seconds (default 1.0)."""
+    chip_seconds_per_batch: TimeSeconds | None = Field(None, ge=0.0)
+    """HIL only: chip clock advance per batch, seconds; a time such as 1s, 1min, 1h is accepted (default 1s)."""
     granularity: float | None = Field(None, gt=0.0, le=1.0)
     """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
     headroom: float | None = Field(None, ge=1.0, le=1e3)

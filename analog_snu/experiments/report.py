@@ -41,6 +41,7 @@ import numpy as np
 
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.files import atomic_write_bytes, atomic_write_text
+from analog_snu.times import format_time
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
 
@@ -315,7 +316,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
             notes.append(f"{path.relative_to(run_dir)}: weight maps not readable ({exc})")
             continue
         part.append(f"<h3>{html.escape(label)}</h3><p>{html.escape(str(path.relative_to(run_dir)))}, "
-                    f"{meta.get('time_since_programming_s', 0):g} s after programming, program seed "
+                    f"{format_time(meta.get('time_since_programming_s', 0))} after programming, program seed "
                     f"{html.escape(str(meta.get('program_seed')))}</p>")
         for maps in layers:
             part.append(f"<h4>{html.escape(maps.layer)} ({maps.shape[0]} x {maps.shape[1]}, {maps.pairs} pair(s) "

@@ -16,7 +16,7 @@ A spec has four parts::
     lr = [0.01, 0.001]
 
     [eval]                                # optional: after training, program with the trial's seed
-    times = [86400, 31536000]             # and drift to these seconds after programming
+    times = ["1d", "1y"]                  # and drift this long after programming (or seconds: 86400)
     device = "pcm_joshi2020"              # optional: evaluate on this device (needed for digital trials)
 
 A key is a flag name (``lr``, ``train-limit``, ``layers``; underscores work too) or a dotted
@@ -49,6 +49,7 @@ from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, flatten
 from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
 from analog_snu.schema import StrictModel, validate
+from analog_snu.times import TimeSeconds
 
 __all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "with_base", "expand", "trial_id", "format_value"]
 
@@ -59,8 +60,9 @@ MAX_ID_LENGTH = 120
 class EvalSpec(StrictModel):
     """Evaluation of every trial after training (``[eval]``)."""
 
-    times: list[float] = Field(min_length=1)
-    """Seconds after programming (each finite and >= 0) at which the test metric is measured."""
+    times: list[TimeSeconds] = Field(min_length=1)
+    """Times after programming (each finite and >= 0) at which the test metric is measured: seconds, or
+    text such as ``"1d"``, ``"1y"``."""
     device: str | None = None
     """Preset name or device file to evaluate on; default: the trial's own PCM device."""
     split: Literal["train", "valid", "test"] = "test"

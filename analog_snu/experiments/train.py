@@ -32,6 +32,7 @@ from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.files import atomic_write_bytes, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
+from analog_snu.times import format_time
 from analog_snu.tiles.tile_access import named_layer_tiles
 from analog_snu.training import (
     GRAPES,
@@ -305,7 +306,7 @@ def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Opt
 
 def hil_line(summary: dict[str, Any]) -> str:
     """Device wear of a HIL run in one line."""
-    parts = [f"HIL ({summary['scheme']}): {summary['devices']:,} devices, chip clock {summary['chip_seconds']:g} s"]
+    parts = [f"HIL ({summary['scheme']}): {summary['devices']:,} devices, chip clock {format_time(summary['chip_seconds'])}"]
     if "programming_events" in summary:
         events = summary["programming_events"]
         parts.append(f"programming events per device mean {events['mean']:.2f}, max {events['max']}")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import CheckpointError
+from analog_snu.times import format_time
 
 __all__ = [
     "PLOT_DPI",
@@ -251,7 +252,7 @@ def _index_axes(ax, maps: LayerMaps) -> None:
 
 
 def _when(maps: LayerMaps) -> str:
-    return "as programmed" if maps.t_now == 0 else f"{maps.t_now:g} s after programming"
+    return "as programmed" if maps.t_now == 0 else f"{format_time(maps.t_now)} after programming"
 
 
 def _heatmap(fig, ax, maps: LayerMaps, image: np.ndarray, title: str, label: str, **kwargs) -> None:
@@ -281,7 +282,7 @@ def weight_scatter_png(maps: LayerMaps, dpi: int = PLOT_DPI, seed: int = 0) -> b
     target = maps.weights_target.ravel()
     series = [("as programmed", maps.weights_programmed.ravel())]
     if maps.t_now > 0:
-        series.append((f"at {maps.t_now:g} s", maps.weights_now.ravel()))
+        series.append((f"at {format_time(maps.t_now)}", maps.weights_now.ravel()))
     pick = np.arange(target.size)
     if target.size > _SCATTER_POINTS:
         pick = np.random.default_rng(seed).choice(target.size, _SCATTER_POINTS, replace=False)
