@@ -392,20 +392,29 @@ def stuck_map_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes:
     return figure_png(fig, dpi)
 
 
+_WEAR_LABELS = {"programming_events": "programming events", "set_pulses": "SET pulses", "refreshes": "refreshes"}
+
+
 def wear_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes | None:
-    """Maps of the per-weight wear (sum over the weight's devices), one panel per counter; ``None``
-    when the maps hold no wear counters."""
-    if not maps.wear:
+    """Per-weight maps of the wear counters the run used, one panel per counter that is not zero
+    everywhere (a reprogramming run sends no SET pulses, a mixed-precision run counts them);
+    ``None`` when there is none. Every figure is per weight, title and colour bar alike: the sum
+    over the weight's devices (2K of them; refreshes count per pair, K of them)."""
+    used = {name: counts for name, counts in maps.wear.items() if np.any(counts)}
+    if not used:
         return None
-    fig = new_figure(6.0 * len(maps.wear), 4.8)
-    axes = fig.subplots(1, len(maps.wear), squeeze=False)[0]
-    for ax, (name, counts) in zip(axes, maps.wear.items()):
-        per_weight = counts.reshape(-1, *maps.shape).sum(axis=0)
-        per_device = counts.reshape(-1, *maps.shape)
-        _heatmap(fig, ax, maps, per_weight, f"{name.replace('_', ' ')}: mean {per_device.mean():.3g}, "
-                 f"max {per_device.max():g} per device", f"{name.replace('_', ' ')} per weight (count)",
-                 cmap="magma")
-    fig.suptitle(f"Device wear of {maps.layer} ({maps.device})")
+    fig = new_figure(6.0 * len(used), 4.8)
+    axes = fig.subplots(1, len(used), squeeze=False)[0]
+    for ax, (name, counts) in zip(axes, used.items()):
+        per_member = counts.reshape(-1, *maps.shape)
+        per_weight = per_member.sum(axis=0)
+        label = _WEAR_LABELS.get(name, name.replace("_", " "))
+        members = f"{per_member.shape[0]} pair{'s' if per_member.shape[0] != 1 else ''}" if name == "refreshes" \
+            else f"{per_member.shape[0]} devices"
+        _heatmap(fig, ax, maps, per_weight, f"{label} per weight (sum over its {members}):\n"
+                 f"mean {per_weight.mean():.3g}, max {per_weight.max():g}", f"{label} per weight", cmap="magma")
+    unused = [_WEAR_LABELS.get(name, name) for name in maps.wear if name not in used]
+    fig.suptitle(f"Device wear of {maps.layer} ({maps.device})" + (f"; no {', no '.join(unused)}" if unused else ""))
     return figure_png(fig, dpi)
 
 

@@ -237,3 +237,29 @@ def test_weight_scatter_is_in_network_units_with_the_compensation(monkeypatch):
     assert float(legend[1].split("RMS error ")[1].split()[0]) < 1e-5
     assert "tile units" not in ax.get_xlabel() + ax.get_ylabel()
 
+
+def test_wear_shows_only_counters_in_use_per_weight_in_title_and_colour_bar(monkeypatch):
+    meta, arrays, full = _maps_files(cols=(7, 7), wear=True)
+    for tile in meta["tiles"]:  # a reprogramming run: its chip counted no SET pulses and no refreshes
+        rows, cols = tile["shape"]
+        arrays[f"{tile['name']}/set_pulses"] = np.zeros((1, 2, rows, cols), dtype=np.int64)
+        arrays[f"{tile['name']}/refreshes"] = np.zeros((1, rows, cols), dtype=np.int64)
+    layer = layers_from_maps(meta, arrays)[0]
+    assert set(layer.wear) == {"programming_events", "set_pulses", "refreshes"}
+    figures = _captured(monkeypatch)
+    map_plots.wear_png(layer)
+    fig = figures[0]
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert len(heatmaps) == 1  # no empty panels for the counters of the other scheme
+    per_weight = full["programming_events"].sum(axis=(0, 1))
+    np.testing.assert_array_equal(heatmaps[0].images[0].get_array(), per_weight)
+    title = heatmaps[0].get_title()
+    assert title.startswith("programming events per weight (sum over its 2 devices)")
+    assert f"mean {per_weight.mean():.3g}, max {per_weight.max():g}" in title
+    colour_bar = [ax for ax in fig.axes if not ax.images][0]
+    assert colour_bar.get_ylabel() == "programming events per weight"
+    assert fig.get_suptitle().endswith("; no SET pulses, no refreshes")
+    for name in ("programming_events",):
+        layer.wear[name] = np.zeros_like(layer.wear[name])
+    assert map_plots.wear_png(layer) is None
+    assert "wear" not in layer_figures(layer)
