@@ -12,7 +12,8 @@
   ``maps_<name>_<layer>_{conductance,weights,histograms,stuck[,wear]}.png``: G+/G- maps at
   the layer's global indices, programmed vs target weights, conductance and drift-exponent
   histograms, stuck devices, and device wear where the maps hold it;
-- ``index.html``: the config, final and evaluation results, the hardware-in-the-loop wear
+- ``index.html``: the config, final results, the evaluations on PCM devices (``eval/*.json``,
+  :mod:`~analog_snu.experiments.report_tables`), the hardware-in-the-loop wear
   summary (``hil.json``) and every figure, embedded as base64 ``data:`` images (the page
   references no file and no URL, so it can be mailed or archived alone).
 
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.experiments.report_tables import eval_table
 from analog_snu.files import atomic_write_bytes, atomic_write_text
 from analog_snu.times import format_time
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
@@ -272,20 +274,32 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
     if rows:
         part.append(add_figure("training_curves", _training_curves(rows, task, f"Training curves of run {run_name}", dpi),
                                f"Loss and validation metric per epoch ({len(rows)} epochs)."))
-    for name, heading in (("final.json", "Final test results"), ("eval.json", "Evaluation")):
-        data = _read_json(run_dir / name, notes)
-        if isinstance(data, dict):
-            part.append(f"<h3>{heading} ({name})</h3>{_table(data)}")
-        elif data is None and name == "final.json":
-            notes.append("final.json: none (the run has not finished)")
+    final = _read_json(run_dir / "final.json", notes)
+    if isinstance(final, dict):
+        part.append(f"<h3>Final test results (final.json)</h3>{_table(final)}")
+    elif final is None:
+        notes.append("final.json: none (the run has not finished)")
     sections.append("".join(part))
+
+    # evaluations on PCM devices (analog-snu eval), and the single file of older versions
+    results = _result_jsons(run_dir, out_dir)
+    evaluations = [(p, d) for p, d in results if p.parent == run_dir / "eval" and isinstance(d, dict)
+                   and {"split", "metric", "as_trained"} <= set(d)]
+    legacy = _read_json(run_dir / "eval.json", notes)
+    if isinstance(legacy, dict) and {"metric", "as_trained"} <= set(legacy):
+        evaluations.insert(0, (run_dir / "eval.json", legacy))
+    if evaluations:
+        sections.append("<h2>Evaluations (eval/)</h2><p>The trained network as trained and after programming on a "
+                        "PCM device with the row's seed, drifted to each time after programming (drift "
+                        f"compensation as the device says).</p>{eval_table(evaluations)}")
+    else:
+        notes.append("evaluations: none (run `analog-snu eval RUN --drift-times 1d 1y`)")
 
     # hardware-in-the-loop wear
     hil = _read_json(run_dir / "hil.json", notes)
     if isinstance(hil, dict):
         sections.append(f"<h2>Device wear (hil.json)</h2>{_table(hil)}")
 
-    results = _result_jsons(run_dir, out_dir)
     # drift studies
     studies = [(p, d) for p, d in results if isinstance(d, dict) and {"metric", "summary", "times"} <= set(d)]
     part = ["<h2>Drift studies</h2>"]

@@ -118,7 +118,7 @@ def test_report_files_images_and_html(tiny_run, tmp_path):
         assert f"<h4>{layer} (" in page
     assert "analog_module" not in page and ".array." not in page
     assert "Run " + run.name in page and "test_accuracy" in page and "programming_events" in page
-    assert report.notes == []
+    assert report.notes == ["evaluations: none (run `analog-snu eval RUN --drift-times 1d 1y`)"]
 
 
 def test_report_maps_use_global_indices_of_split_tiles(tiny_run):
@@ -150,6 +150,40 @@ def test_files_follow_the_umask(tiny_run, tmp_path):
     finally:
         os.umask(old)
     assert {_mode(p) for p in [report.html, *report.figures.values()]} == {0o640}
+
+
+def _copy_run(tiny_run, run, names=("config.json", "metrics.csv")):
+    run.mkdir()
+    for name in names:
+        (run / name).write_text((tiny_run["run"] / name).read_text())
+    return run
+
+
+def test_report_shows_eval_results(tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path / "run")
+    (run / "eval").mkdir()
+    # as `analog-snu eval` writes them: times as 1d, 1y; and one of an older version, in seconds
+    write_json(run / "eval" / "test_pcm_joshi2020-1a2b3c4d_seed0.json", {
+        "split": "test", "metric": "accuracy", "epoch": 15, "seed": 0, "as_trained": 0.9277777777777778,
+        "drift": {"0s": 0.925, "1d": 0.9194444444444444, "1y": 0.8805555555555555},
+        "device_label": "pcm_joshi2020-1a2b3c4d"})
+    write_json(run / "eval" / "test_pcm_aged_lowyield-5e6f7a8b_seed1.json", {
+        "split": "test", "metric": "accuracy", "epoch": 15, "seed": 1, "as_trained": 0.9277777777777778,
+        "drift": {"86400": 0.6111111111111112, "3.1536e+07": 0.5}, "device_label": "pcm_aged_lowyield-5e6f7a8b",
+        "note": "as_trained differs from final.json only through the evaluation noise seed"})
+    report = write_report(run)
+    page = report.html.read_text()
+    # the evaluations, one row per file, a column per time after programming
+    table = re.search(r"<h2>Evaluations \(eval/\)</h2>.*?</table>", page, flags=re.S).group(0)
+    assert re.findall(r"<th>(.*?)</th>", table) == ["split", "device", "seed", "epoch", "as trained", "drift 0s",
+                                                    "drift 1d", "drift 1y"]
+    assert "<td>pcm_joshi2020-1a2b3c4d</td><td>0</td><td>15</td><td>92.78 %</td><td>92.50 %</td><td>91.94 %</td>" \
+           "<td>88.06 %</td>" in table
+    assert "<td>pcm_aged_lowyield-5e6f7a8b</td><td>1</td><td>15</td><td>92.78 %</td><td></td><td>61.11 %</td>" \
+           "<td>50.00 %</td>" in table
+    assert "note: as_trained differs from final.json only through the evaluation noise seed" in table
+    assert not any("evaluations: none" in note for note in report.notes)
+    assert any("evaluations: none" in note for note in write_report(_copy_run(tiny_run, tmp_path / "bare")).notes)
 
 
 def test_default_folder_and_missing_optional_parts(tiny_run, tmp_path):
