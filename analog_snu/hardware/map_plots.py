@@ -419,14 +419,15 @@ def wear_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes | None:
 
 
 def layer_figures(maps: LayerMaps, dpi: int = PLOT_DPI) -> dict[str, bytes]:
-    """Every figure of a layer: ``conductance``, ``weights``, ``histograms``, ``stuck`` and,
-    where the maps hold wear counters, ``wear``."""
+    """Every figure of a layer: ``conductance``, ``weights``, ``histograms``; ``stuck`` where a
+    device is stuck; ``wear`` where the maps hold wear counters that are not all zero."""
     figures = {
         "conductance": conductance_maps_png(maps, dpi),
         "weights": weight_scatter_png(maps, dpi),
         "histograms": histograms_png(maps, dpi),
-        "stuck": stuck_map_png(maps, dpi),
     }
+    if np.any(maps.stuck):
+        figures["stuck"] = stuck_map_png(maps, dpi)
     wear = wear_png(maps, dpi)
     if wear is not None:
         figures["wear"] = wear

@@ -102,8 +102,9 @@ def test_report_files_images_and_html(tiny_run, tmp_path):
     names = set(report.figures)
     layers = ("layers.0.weight_ih", "readout")
     expected = {"training_curves", f"drift_{DEVICE}_seeds0-1"}
+    # no stuck map: pcm_joshi2020 has no stuck devices
     expected |= {f"maps_{DEVICE}_seed0_t3600_{layer}_{kind}" for layer in layers
-                 for kind in ("conductance", "weights", "histograms", "stuck")}
+                 for kind in ("conductance", "weights", "histograms")}
     assert names == expected
     for path in report.figures.values():
         assert path.parent == tmp_path / "report" and path.stat().st_size > 1000
@@ -117,7 +118,8 @@ def test_report_files_images_and_html(tiny_run, tmp_path):
     for layer in layers:
         assert f"<h4>{layer} (" in page
     assert "analog_module" not in page and ".array." not in page
-    assert "Run " + run.name in page and "test_accuracy" in page and "programming_events" in page
+    assert "Run " + run.name in page and "test accuracy" in page and "programming events per device" in page
+    assert page.count("<p>No stuck devices.</p>") == len(layers)
     assert report.notes == ["evaluations: none (run `analog-snu eval RUN --drift-times 1d 1y`)"]
 
 
@@ -159,6 +161,10 @@ def _copy_run(tiny_run, run, names=("config.json", "metrics.csv")):
     return run
 
 
+def _without_details(page):
+    return re.sub(r"<details>.*?</details>", "", page, flags=re.S)
+
+
 def test_report_shows_eval_results(tiny_run, tmp_path):
     run = _copy_run(tiny_run, tmp_path / "run")
     (run / "eval").mkdir()
@@ -184,6 +190,50 @@ def test_report_shows_eval_results(tiny_run, tmp_path):
     assert "note: as_trained differs from final.json only through the evaluation noise seed" in table
     assert not any("evaluations: none" in note for note in report.notes)
     assert any("evaluations: none" in note for note in write_report(_copy_run(tiny_run, tmp_path / "bare")).notes)
+
+
+def test_report_tables_are_readable(tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path / "run")
+    write_json(run / "final.json", {
+        "task": "digits", "metric": "accuracy", "test_accuracy": 0.9277777777777778, "test_loss": 0.2534567891234,
+        "epochs": 15, "epoch": 15, "select": "last", "best_valid_epoch": 14,
+        "last": {"epoch": 15, "test_accuracy": 0.9277777777777778, "test_loss": 0.2534567891234},
+        "stopped_early": False, "mean_train_s_per_epoch": 2.1234567,
+        "hil": {"scheme": "reprogram", "chip_seconds": 1500.0, "devices": 2368,
+                "programming_events": {"mean": 12.456789, "max": 40}}})
+    write_json(run / "hil.json", {"scheme": "reprogram", "chip_seconds": 1500.0, "devices": 2368,
+                                  "programming_events": {"mean": 12.456789, "max": 40}})
+    report = write_report(run)
+    page = report.html.read_text()
+    shown = _without_details(page)
+    # final.json and hil.json rounded for people, labelled in words; no 16-digit floats anywhere shown
+    assert not re.search(r"\d\.\d{6,}", shown)
+    assert "<tr><th>test accuracy</th><td>92.78 %</td></tr>" in page
+    assert "<tr><th>test loss</th><td>0.2535</td></tr>" in page
+    assert "<tr><th>training time per epoch (mean)</th><td>2.1 s</td></tr>" in page
+    assert "<tr><th>last epoch</th><td>test accuracy 92.78 %, test loss 0.2535, epoch 15</td></tr>" in page
+    assert "<tr><th>chip clock at the end</th><td>25min</td></tr>" in page
+    assert "<tr><th>PCM devices</th><td>2,368</td></tr>" in page
+    assert "<tr><th>programming events per device</th><td>mean 12.46, max 40</td></tr>" in page
+    assert page.count("programming events per device") == 1  # final.json's copy of hil.json is not repeated
+    # the config: a summary of what was trained, the JSON behind a fold
+    assert "<h2>What was trained</h2>" in page and f"<b>{DEVICE}</b>" in page and "<b>hwa</b>" in page
+    assert "<pre>" not in shown and re.search(r"<details><summary>.*?</summary><pre>\{", page)
+
+
+def test_hints_for_a_digital_run_name_a_device(tiny_run, tmp_path):
+    run = tmp_path / "digital"
+    run.mkdir()
+    record = json.loads((tiny_run["run"] / "config.json").read_text())
+    record["config"]["device"] = None
+    record["config"]["training"]["mode"] = "digital"
+    write_json(run / "config.json", {**record, "device_source": None})
+    notes = write_report(run).notes
+    assert "drift study: none (run `analog-snu drift-study RUN --device PRESET|FILE`)" in notes
+    assert "weight maps: none (run `analog-snu export-maps RUN --device PRESET|FILE`)" in notes
+    assert "evaluations: none (run `analog-snu eval RUN --device PRESET|FILE --drift-times 1d 1y`)" in notes
+    page = write_report(run).html.read_text()
+    assert "none: trained digitally" in page
 
 
 def test_default_folder_and_missing_optional_parts(tiny_run, tmp_path):

@@ -263,3 +263,11 @@ def test_wear_shows_only_counters_in_use_per_weight_in_title_and_colour_bar(monk
         layer.wear[name] = np.zeros_like(layer.wear[name])
     assert map_plots.wear_png(layer) is None
     assert "wear" not in layer_figures(layer)
+
+
+def test_no_stuck_map_without_stuck_devices():
+    meta, arrays, _ = _maps_files(cols=(7, 7))
+    layer = layers_from_maps(meta, arrays)[0]
+    assert "stuck" in layer_figures(layer)
+    layer.stuck = np.zeros_like(layer.stuck)
+    assert list(layer_figures(layer)) == ["conductance", "weights", "histograms"]
