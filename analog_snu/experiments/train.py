@@ -142,7 +142,8 @@ def train_run(
     :data:`RESUMABLE_CHANGES`); ``force`` replaces an existing run, but only after the new one
     has been validated and built. ``on_epoch_end(epoch, row)`` is called after each epoch's
     checkpoint is on disk. ``task`` reuses already loaded data; ``device_source`` (the preset
-    name or device file the device came from) is recorded for people, not used.
+    name or device file the device came from) is recorded for people and names result folders
+    (a resumed run keeps the one it has when none is given).
     """
     mode = progress if isinstance(progress, ProgressMode) else progress_mode(no_progress=not progress)
     accelerator = resolve_accelerator(config.accelerator)
@@ -164,7 +165,9 @@ def train_run(
         if resume:
             checkpoint = read_checkpoint(run.checkpoint)
             stored = RunConfig.from_dict(checkpoint.meta["extra"].get("config"), where=f"{run.checkpoint} config")
-            read_record(run.path, expect=stored)
+            record = read_record(run.path, expect=stored)
+            if device_source is None:  # the device is the checkpoint's: so is the name it came by
+                device_source = record.get("device_source")
             _check_resumable(stored, config)
             restore_model(model, checkpoint)
             if scheduler is not None:  # the schedule's state, replayed from the history

@@ -86,6 +86,17 @@ def test_resume_extends_a_finished_run_to_the_same_weights(tmp_path):
     assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 4
 
 
+def test_resume_keeps_the_device_name(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli("train", *TINY, "--epochs", 1, "--device", "pcm_joshi2020", "--out", run) == 0
+    assert run_cli("train", "--resume", run, "--epochs", 2, "--quiet") == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["device_source"] == "pcm_joshi2020"
+    assert run_cli("eval", run, "--drift-times", "1d") == 0  # results are named after the device, not "own"
+    assert [p.name.split("-")[0] for p in (run / "eval").iterdir()] == ["test_pcm_joshi2020"]
+    assert "on pcm_joshi2020-" in capsys.readouterr().out
+
+
 def test_resume_refuses_a_different_config(tmp_path):
     train_run(tiny(epochs=1), tmp_path / "a", progress=False)
     with pytest.raises(CheckpointError, match=r"different config \(model.layers: checkpoint \[8\] vs now \[9\]"):
