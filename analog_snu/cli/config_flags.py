@@ -7,6 +7,7 @@ names every leaf, and each field's type, default and docstring make its flag.
 from __future__ import annotations
 
 import argparse
+import re
 import types
 import typing
 from typing import Any, Literal
@@ -28,9 +29,37 @@ def _field(path: str) -> FieldInfo:
     return SECTIONS[section][0].model_fields[name]
 
 
-def _task_defaults(path: str) -> str:
-    values = {task: defaults[path] for task, defaults in TASK_DEFAULTS.items() if path in defaults}
-    return ", ".join(f"{task} {' '.join(map(str, v)) if isinstance(v, list) else v}" for task, v in values.items())
+def _shown(value: Any) -> str:
+    """A default as a user types it: ``128 128``, ``on``/``off``, ``none``, ``0.8``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(_shown, value)) if value else "none"
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _task_defaults(path: str, default: Any) -> str:
+    """``digits 15; others 1``: the default of every task where one differs, else ``""``."""
+    if not any(path in defaults for defaults in TASK_DEFAULTS.values()):
+        return ""
+    values = {task: _shown(defaults.get(path, default)) for task, defaults in TASK_DEFAULTS.items()}
+    common = max(set(values.values()), key=list(values.values()).count)
+    special = [f"{task} {value}" for task, value in values.items() if value != common]
+    if len(special) == len(values) - 1 or not special:  # one value each, or all alike
+        return ", ".join(f"{task} {value}" for task, value in values.items())
+    return f"{', '.join(special)}; other tasks {common}"
+
+
+def _help_text(info: FieldInfo, default_text: str) -> str:
+    """The field's description without reST markup (``x`` -> x), and its default, said once."""
+    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", info.description or "")
+    text = re.sub(r"``([^`]*)``", r"\1", text).strip().rstrip(".")
+    text = re.sub(r"\s*\(default per task\)", "", text)
+    if re.search(r"\bdefault\b", text):  # the description says it (e.g. "default 1.5 reprogram; 8 mixed")
+        return text
+    return f"{text} (default: {default_text})"
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -51,14 +80,14 @@ def _is_time(annotation: Any) -> bool:
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     info = _field(path)
     annotation = _unwrap(info.annotation)
-    per_task = _task_defaults(path)
+    per_task = _task_defaults(path, None if info.is_required() else info.default)
     if per_task:
         default_text = f"per task: {per_task}"
     elif info.is_required():
         default_text = "required"
     else:
-        default_text = "none" if info.default is None else str(info.default)
-    help_text = f"{(info.description or '').rstrip('.')} (default: {default_text})"
+        default_text = _shown(info.default)
+    help_text = _help_text(info, default_text)
     kwargs: dict[str, Any] = {"default": None, "help": help_text.replace("%", "%%"), "dest": flag.replace("-", "_")}
     origin = typing.get_origin(annotation)
     if flag == "device":

@@ -60,7 +60,7 @@ class TrainingConfig(StrictModel):
     """How the weights are learned."""
 
     mode: Literal["digital", "hwa", "pulsed", "hil"] = "digital"
-    """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software."""
+    """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software (default: digital, or hwa with a device)."""
     optimizer: Literal[tuple(OPTIMIZERS)] = "adam"  # type: ignore[valid-type]
     """Optimizer."""
     lr: float = Field(1e-3, gt=0.0, le=1e4)

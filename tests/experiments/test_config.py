@@ -133,3 +133,27 @@ def test_help_shows_every_flag_with_its_default(capsys):
     for flag in FLAG_PATHS:
         assert f"--{flag}" in text, flag
     assert "(default: per task: digits 128, mnist 256 256, jsb 150, ptb 200)" in " ".join(text.split())
+
+
+def _flag_help() -> dict[str, str]:
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    return {action.option_strings[0]: " ".join((action.help or "").replace("%%", "%").split())
+            for action in train._actions if action.option_strings}
+
+
+def test_help_says_each_default_once_in_words_for_every_task():
+    helps = _flag_help()
+    for flag, text in helps.items():
+        assert text.count("(default") <= 1 and text.count("default:") <= 1, (flag, text)  # never "(default 0.1) (default: none)"
+        assert "``" not in text and ":class:" not in text and ":func:" not in text, (flag, text)  # no raw reST
+    assert helps["--gamma"] == "step / plateau schedules: decay factor (default 0.1)"
+    assert helps["--patience"].endswith("(default: never)")
+    # the default mode follows the device
+    assert helps["--training"].endswith("(default: digital, or hwa with a device)")
+    # per-task defaults name every task
+    assert helps["--epochs"] == "Training epochs (default: per task: digits 15; other tasks 1)"
+    assert helps["--lr"].endswith("(default: per task: digits 0.005, jsb 0.01; other tasks 0.001)")
+    assert helps["--rate"].endswith("(default: per task: digits 10; other tasks 6)")
+    assert helps["--recurrent"].endswith("(default: off)") and helps["--conv-channels"].endswith("(default: none)")
+    assert helps["--data"].startswith("Path of the data file or directory (default: the task's own data; see ")
