@@ -63,7 +63,7 @@ def test_readme_hil_mixed_command_is_the_one_of_its_quoted_figure():
     """The README quotes 88.9 % for mixed-precision HIL on digits, measured with SGD at lr 0.5
     (benchmarks/hil_digits.sh hil-mixed-sgd05); with the task's Adam 0.005 the same command reaches
     77 %. The command it gives must be the one of the figure it quotes."""
-    assert "mixed precision\n  88.9 % with SGD at lr 0.5" in README.read_text()
+    assert "mixed precision 88.9 % with SGD at lr 0.5" in " ".join(README.read_text().split())
     (command,) = [c for c in readme_commands() if "--hil-scheme mixed" in c]
     assert "--task digits" in command and "--optimizer sgd --lr 0.5" in command
 
