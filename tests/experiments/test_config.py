@@ -157,3 +157,17 @@ def test_help_says_each_default_once_in_words_for_every_task():
     assert helps["--rate"].endswith("(default: per task: digits 10; other tasks 6)")
     assert helps["--recurrent"].endswith("(default: off)") and helps["--conv-channels"].endswith("(default: none)")
     assert helps["--data"].startswith("Path of the data file or directory (default: the task's own data; see ")
+
+
+def test_flag_names_take_underscores_everywhere_as_toml_does():
+    dashed = build_config(flags={"task": "digits", "train-limit": 5, "eval-batch-size": 7})
+    assert build_config(flags={"task": "digits", "train_limit": 5, "eval_batch_size": 7}) == dashed
+    assert build_config(flags={"task": "digits"}, sets=[("train_limit", 5), ("eval-batch-size", 7)]) == dashed
+    assert build_config(toml=tomllib.loads('task = "digits"\ntrain_limit = 5\neval-batch-size = 7')) == dashed
+    assert dashed.task.train_limit == 5
+    with pytest.raises(ConfigError, match=r"'train-limit' and 'train_limit' are the same key 'train-limit'; give it once"):
+        build_config(flags={"task": "digits", "train-limit": 5, "train_limit": 6})
+    with pytest.raises(ConfigError, match=r"'train_limit' and 'train-limit' are the same key"):
+        build_config(toml=tomllib.loads('task = "digits"\ntrain_limit = 5\n"train-limit" = 6'))
+    with pytest.raises(ConfigError, match=r"unknown key 'train_limits'"):
+        build_config(flags={"task": "digits", "train_limits": 5})
