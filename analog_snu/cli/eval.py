@@ -7,6 +7,7 @@ import argparse
 from analog_snu.cli.device_args import add_device_arguments, device_from_args
 from analog_snu.cli.time_args import TIME_HELP, time_arg
 from analog_snu.experiments import evaluate_run
+from analog_snu.metrics import format_metric
 
 __all__ = ["add_arguments", "run"]
 
@@ -25,10 +26,11 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_run(args.run_dir, drift_times=args.drift_times, split=args.split, seed=args.seed,
                            **device_from_args(args))
     split, metric = results["split"], results["metric"]
-    print(f"{split} {metric} as trained: {results['as_trained']:.4f}")
+    print(f"{split} {metric} as trained: {format_metric(metric, results['as_trained'])}")
     if "note" in results:
         print(f"note: {results['note']}")
     for time, value in results["drift"].items():
-        print(f"{split} {metric} on {results['device_label']} after programming, drift {time}: {value:.4f}")
+        print(f"{split} {metric} on {results['device_label']} after programming, drift {time}: "
+              f"{format_metric(metric, value)}")
     print(f"wrote {results['path']}")
     return 0

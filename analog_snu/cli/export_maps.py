@@ -8,6 +8,7 @@ from analog_snu.cli.demo_target import add_demo_arguments, run_dir_or_demo
 from analog_snu.cli.device_args import add_device_arguments, device_from_args
 from analog_snu.cli.time_args import TIME_HELP, time_arg
 from analog_snu.experiments import run_export_maps
+from analog_snu.metrics import format_metric
 from analog_snu.times import format_time
 
 __all__ = ["add_arguments", "run"]
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_export_maps(run_dir, seed=args.seed, time=args.time, split=args.split, csv=args.csv,
                              png=not args.no_png, out=args.out, **device_from_args(args))
     counts, written = result["counts"], result["written"]
-    print(f"{result['metric']} after programming (t = {format_time(result['time'])}): {result['value']:.4f}")
+    print(f"{result['metric']} after programming (t = {format_time(result['time'])}): "
+          f"{format_metric(result['metric'], result['value'])}")
     print(f"PCM devices: {counts['total']:,} ({', '.join(f'{k}: {v:,}' for k, v in counts.items() if k != 'total')})")
     for kind in ("npz", "json"):
         print(f"wrote {written[kind]}")

@@ -9,6 +9,7 @@ from analog_snu.experiments.sweep import run_sweep
 from analog_snu.experiments.sweep_results import metric_columns
 from analog_snu.experiments import parse_set
 from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec, with_base
+from analog_snu.metrics import format_metric
 
 __all__ = ["add_arguments", "run"]
 
@@ -21,6 +22,11 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
     return value
+
+
+def _metric(column: str, metric: str) -> str:
+    """The metric a results column holds: ``test_loss`` a loss, ``drift_1d`` the run's metric."""
+    return metric if column.startswith("drift_") else column
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
                        progress=not args.quiet)
     keys = list(spec.grid)
     columns = metric_columns(result.rows)
+    metric = next((str(row.get("metric")) for row in result.rows if row.get("status") == "ok"), "")
     for entry in result.summary:
         point = ", ".join(f"{k}={format_value(entry[k])}" for k in keys) or "all"
-        figures = ", ".join(f"{c} {entry[f'{c}_mean']:.4f} +- {entry[f'{c}_std']:.4f}"
+        figures = ", ".join(f"{c} {format_metric(_metric(c, metric), entry[f'{c}_mean'])} +- "
+                            f"{format_metric(_metric(c, metric), entry[f'{c}_std'])}"
                             for c in columns if f"{c}_mean" in entry)
         print(f"{point} (n={entry['n']}): {figures}")
     for path in result.files:

@@ -24,7 +24,7 @@ from analog_snu.experiments.train import train_run
 from analog_snu.times import format_time
 from analog_snu.training.loop import ProgressMode
 
-__all__ = ["run_demo", "demo_config", "demo_run", "PCM_PRESET", "ONE_DAY_S"]
+__all__ = ["run_demo", "demo_config", "demo_run", "PCM_PRESET", "ONE_DAY_S", "LABELS"]
 
 PCM_PRESET = "pcm_joshi2020"
 ONE_DAY_S = 86_400.0
@@ -40,16 +40,21 @@ def demo_config(training: str, epochs: int = 15, seed: int = 0, hidden: int = 12
     })
 
 
+#: what the demo's lines call its two trainings
+LABELS = {"digital": "digital SNU", "hwa": "PCM SNU, HWA-trained"}
+
+
 def demo_run(out: Path, training: str, *, epochs: int = 15, seed: int = 0, hidden: int = 128,
              device: str = PCM_PRESET, progress: bool | ProgressMode = False) -> tuple[Path, dict[str, Any]]:
-    """Train the demo run in ``out`` unless it holds that finished run already; its final metrics."""
+    """Train the demo run in ``out`` unless it holds that finished run already; its final metrics.
+    Its lines are labelled (:data:`LABELS`)."""
     config = demo_config(training, epochs, seed, hidden, device)
     run = RunDirectory(out)
     if run.path.is_dir() and run.finished:
         if RunConfig.from_dict(read_record(run.path)["config"]) == config:
             return out, json.loads((run.path / "final.json").read_text())
     result = train_run(config, out, progress=progress, force=run.path.is_dir() and run.started,
-                       device_source=None if training == "digital" else device)
+                       device_source=None if training == "digital" else device, label=LABELS.get(training, training))
     return out, result.final
 
 

@@ -9,11 +9,11 @@ with a column per time after programming; ``config.json`` a short summary of wha
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from analog_snu.metrics import format_metric as _plain_metric
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.sources import SECTIONS
 from analog_snu.times import format_time, parse_time
@@ -51,20 +51,8 @@ def _ordered(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def format_metric(metric: str, value: Any) -> str:
-    """A metric value for people: accuracy in percent, NLL and losses to 4 decimals, perplexity to 2.
-
-    >>> format_metric("accuracy", 0.92777), format_metric("nll", 8.71234), format_metric("perplexity", 137.712)
-    ('92.78 %', '8.7123', '137.71')
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return html.escape(str(value))
-    if not math.isfinite(value):
-        return str(value)
-    if metric.endswith("accuracy"):
-        return f"{100 * value:.2f} %"
-    if metric.endswith("perplexity"):
-        return f"{value:.2f}"
-    return f"{value:.4f}"
+    """:func:`analog_snu.metrics.format_metric` for HTML (anything else escaped as text)."""
+    return html.escape(_plain_metric(metric, value))
 
 
 def _value(key: str, value: Any) -> str:

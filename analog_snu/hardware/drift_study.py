@@ -23,6 +23,7 @@ from torch import nn
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 from analog_snu.errors import ConfigError
+from analog_snu.metrics import format_metric
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
@@ -119,13 +120,17 @@ class DriftStudyResult:
     def table(self) -> str:
         """Plain-text table: one line per time, mean +- std without and with compensation."""
         by_key = {(s["time_s"], s["compensated"]): s for s in self.summary()}
+
+        def cell(entry: dict[str, Any], width: int) -> str:  # accuracy in percent, as every printed line
+            text = f"{format_metric(self.metric, entry['mean'])} +- {format_metric(self.metric, entry['std'])}"
+            return f"{text:>{width}}"
+
         head = f"{'time after programming':>24} | {'no compensation':>20} | {self.compensation + ' compensation':>24}"
-        lines = [f"{self.metric} before programming: {self.reference:.4f}   ({len(self.seeds)} programming seeds)",
-                 head, "-" * len(head)]
+        lines = [f"{self.metric} before programming: {format_metric(self.metric, self.reference)}   "
+                 f"({len(self.seeds)} programming seeds)", head, "-" * len(head)]
         for t in self.times:
             plain, comp = by_key[(t, False)], by_key[(t, True)]
-            lines.append(f"{format_time(t):>24} | {plain['mean']:>11.4f} +- {plain['std']:.4f} | "
-                         f"{comp['mean']:>15.4f} +- {comp['std']:.4f}")
+            lines.append(f"{format_time(t):>24} | {cell(plain, 20)} | {cell(comp, 24)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

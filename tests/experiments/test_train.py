@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -291,3 +292,18 @@ def test_valid_limit_cuts_only_the_validation_split(tmp_path):
     assert run_cli("train", "--task", "digits", "--layers", 4, "--epochs", 1, "--train-limit", 32,
                    "--valid-limit", 30, "--out", tmp_path / "run", "--quiet") == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["task"]["valid_limit"] == 30
+
+
+def test_train_says_what_it_trains_before_the_first_epoch_and_accuracy_in_percent(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("train", "--task", "digits", "--layers", "8", "--train-limit", "64", "--epochs", "1",
+                   "--device", "pcm_joshi2020", "--no-progress", "--out", out) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"training digits: snu 64-8-10, hwa on pcm_joshi2020; adam lr 0.005, 1 epoch, seed 0; "
+                        f"run directory {out}")
+    assert re.match(r"epoch 1/1: train loss \d\.\d{4}, valid loss \d\.\d{4}, valid accuracy \d+\.\d\d % \(", lines[1])
+    final = json.loads((out / "final.json").read_text())
+    assert lines[-1] == (f"digits snu (hwa): test accuracy {100 * final['test_accuracy']:.2f} %; run in {out}")
+    assert 0.0 <= final["test_accuracy"] <= 1.0  # files keep fractions
+    assert run_cli("eval", out) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"test accuracy as trained: {100 * final['test_accuracy']:.2f} %"
