@@ -127,9 +127,8 @@ def test_times_are_taken_printed_and_named_in_units(digital_run, capsys):
     assert "(t = 1d)" in capsys.readouterr().out
     assert any(p.name.endswith("_seed0_t1d") for p in (digital_run / "weight_maps").iterdir())
     assert run_cli("eval", digital_run, "--device", "pcm_joshi2020", "--drift-times", "1 week") == 2
-    assert capsys.readouterr().err.strip().endswith(
-        "argument --drift-times: expected a time such as 1s, 1h, 1d, 1y or a number of seconds (units: s, min, h, "
-        "d, y), got '1 week'")
+    assert ("argument --drift-times: expected a time such as 1s, 1h, 1d, 1y or a number of seconds (units: s, min, h, "
+            "d, y), got '1 week'; see analog-snu eval --help") in capsys.readouterr().err
 
 
 def test_hwa_as_trained_matches_final_json(tmp_path):

@@ -75,5 +75,5 @@ def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys, monke
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["drift-study", str(tmp_path), "--device", "nope"]) == 2
     assert "device 'nope' is neither a preset nor a device file" in capsys.readouterr().err
-    assert main(["export-maps", str(tmp_path)]) == 1
+    assert main(["export-maps", str(tmp_path)]) == 2  # a RUN that holds no run: a usage error, as in every command
     assert "is empty; it holds no run" in capsys.readouterr().err
