@@ -28,6 +28,7 @@ from analog_snu.schema import StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.times import TimeSeconds
 from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
+from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
            "config_differences"]
@@ -108,6 +109,8 @@ class TrainingConfig(StrictModel):
             raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
         if self.granularity is not None and self.hil_scheme != "mixed":
             raise ValueError("--granularity applies to --hil-scheme mixed only")
+        if self.rule == "dfa" and self.grapes == "local":
+            raise ValueError(DFA_LOCAL_REFUSAL)
         if self.schedule == "step" and self.step_size is None:
             raise ValueError("--schedule step needs --step-size N (epochs between decays)")
         if self.step_size is not None and self.schedule != "step":

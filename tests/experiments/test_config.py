@@ -171,3 +171,10 @@ def test_flag_names_take_underscores_everywhere_as_toml_does():
         build_config(toml=tomllib.loads('task = "digits"\ntrain_limit = 5\n"train-limit" = 6'))
     with pytest.raises(ConfigError, match=r"unknown key 'train_limits'"):
         build_config(flags={"task": "digits", "train_limits": 5})
+
+
+def test_dfa_with_local_grapes_is_refused_in_one_line(capsys):
+    with pytest.raises(ConfigError, match=r"--grapes local does not apply to --rule dfa: .* use --grapes propagating"):
+        build_config(flags={"task": "digits", "rule": "dfa", "grapes": "local"})
+    assert build_config(flags={"task": "digits", "rule": "dfa", "grapes": "propagating"}).training.grapes == "propagating"
+    assert build_config(flags={"task": "digits", "rule": "fa", "grapes": "local"}).training.grapes == "local"
