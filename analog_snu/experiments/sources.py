@@ -59,6 +59,7 @@ def _flag_paths() -> dict[str, str]:
             paths[flag] = f"{section}.{name}"
     paths["device"] = "device"
     paths["accelerator"] = "accelerator"
+    paths["threads"] = "threads"
     return paths
 
 

@@ -21,6 +21,10 @@ and a spec with more seeds or grid values only runs the new trials.
 Ray runs locally (``ray.init(num_cpus=workers)``) unless ``address`` names an existing
 cluster (``ray.init(address=...)``; then analog_snu must be installed on its nodes and
 ``DIR`` must be on a file system they share).
+
+Threads: trials that run side by side on a local Ray instance share its CPUs, each deciding its
+threads (:mod:`analog_snu.threads`) within ``usable CPUs // trials in flight`` (at least 1);
+trials run one at a time in this process may use them all.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
 from analog_snu.files import atomic_write_text, to_json, write_json
+from analog_snu.threads import cpu_share, environment_threads, usable_cpus
 from analog_snu.times import parse_time
 from analog_snu.training.loop import ProgressMode, format_duration
 
@@ -113,18 +118,31 @@ def _drift_by_seconds(result: dict[str, Any]) -> dict[float, Any]:
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume, or skip) one trial and evaluate it; returns its results row.
 
-    ``payload``: ``id``, ``point``, ``seed``, ``config`` (a RunConfig dict), ``device_source``,
-    ``run_dir`` and ``eval`` (an EvalSpec dict or ``None``). Errors of analog_snu (divergence,
-    a broken checkpoint) give a row with ``status = "failed"`` and the message.
+    ``payload``: ``id``, ``point``, ``seed``, ``config`` (a RunConfig dict), ``threads`` (the
+    config's thread setting, which its dict leaves out), ``cpus`` (the trial's share of the CPUs,
+    see :func:`_cpu_share`), ``device_source``, ``run_dir`` and ``eval`` (an EvalSpec dict or
+    ``None``). Errors of analog_snu (divergence, a broken checkpoint) give a row with
+    ``status = "failed"`` and the message.
     """
+    share = payload.get("cpus")
+    if share is not None:
+        # the driver's environment set no thread count, so the OMP_NUM_THREADS a Ray worker sees is
+        # Ray's default for a one-CPU task; the trial's share replaces it
+        os.environ.pop("OMP_NUM_THREADS", None)
+    with cpu_share(share):
+        return _run_trial(payload)
+
+
+def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = Path(payload["run_dir"])
     row: dict[str, Any] = {**payload["point"], "seed": payload["seed"], "trial": payload["id"]}
     try:
-        config = RunConfig.from_dict(payload["config"], where=f"trial {payload['id']}")
+        config = RunConfig.from_dict({**payload["config"], "threads": payload.get("threads", "auto")},
+                                     where=f"trial {payload['id']}")
         stored = _stored_config(run_dir)
         finished = (run_dir / "final.json").is_file()
-        if finished and stored == config:
+        if finished and stored is not None and not config_differences(stored, config):
             state = "done"
         else:
             resume = (run_dir / CHECKPOINT_NAME).is_file()
@@ -189,9 +207,19 @@ def _check_existing(trials: Sequence[Trial], out: Path) -> None:
                               f"{trial.config.training.epochs}; use a new --out")
 
 
-def _payload(trial: Trial, out: Path, spec: SweepSpec) -> dict[str, Any]:
+def _cpu_share(in_flight: int | None) -> int | None:
+    """Each trial's share of this machine's CPUs when ``in_flight`` trials run side by side here
+    (None: not limited, as for trials run one at a time in this process, on a cluster's nodes, or
+    where the user's OMP_NUM_THREADS/MKL_NUM_THREADS decides)."""
+    if in_flight is None or in_flight <= 1 or environment_threads() is not None:
+        return None
+    return max(1, usable_cpus() // in_flight)
+
+
+def _payload(trial: Trial, out: Path, spec: SweepSpec, cpus: int | None) -> dict[str, Any]:
     return {"id": trial.id, "point": trial.point, "seed": trial.seed, "config": trial.config.to_dict(),
-            "device_source": trial.device_source, "run_dir": str((out / "trials" / trial.id).resolve()),
+            "threads": trial.config.threads, "cpus": cpus, "device_source": trial.device_source,
+            "run_dir": str((out / "trials" / trial.id).resolve()),
             "eval": None if spec.eval is None else spec.eval.to_dict()}
 
 
@@ -293,7 +321,9 @@ def run_sweep(
         _check_existing(trials, out)
         write_json(out / "sweep.json", {"spec": spec.to_dict(), "trials": [
             {"id": t.id, "point": t.point, "seed": t.seed} for t in trials]})
-        payloads = [_payload(trial, out, spec) for trial in trials]
+        in_flight = min(workers or os.cpu_count() or 1, len(trials)) if use_ray and address is None else None
+        share = _cpu_share(in_flight)
+        payloads = [_payload(trial, out, spec, share) for trial in trials]
         rows: dict[str, dict[str, Any]] = {}
         keys = list(spec.grid)
         started = time.perf_counter()

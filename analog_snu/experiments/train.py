@@ -29,6 +29,7 @@ from analog_snu.experiments.checkpoint import read_checkpoint, restore_model, re
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
 from analog_snu.experiments.records import evaluate_split, read_record, write_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
+from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import atomic_write_bytes, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
@@ -154,6 +155,7 @@ def train_run(
         run.check_request(resume=resume, force=force)
         task = task or load_task_for(config)
         spec = spec_for(config, task.head, task.input_size, task.output_size)
+        apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
 
         torch.manual_seed(config.training.seed)
         model = build_model(spec).to(accelerator)

@@ -67,7 +67,10 @@ def snu_li_step(
         state: previous :class:`~analog_snu.functional.snu.SNUState` (zeros at t = 0).
         threshold: shape (F,).
         decay: scalar or shape (F,).
-        g, soft, surrogate: the fields of :class:`~analog_snu.functional.snu.SNUParameters`.
+        g: membrane non-linearity, as :attr:`~analog_snu.functional.snu.SNUParameters.g`.
+        soft: sigmoid output instead of spikes, as :attr:`~analog_snu.functional.snu.SNUParameters.soft`.
+        surrogate: pseudo-derivative of the spike, as
+            :attr:`~analog_snu.functional.snu.SNUParameters.surrogate`.
 
     Returns:
         ``(y_t, SNUState(s_t, y_t))`` with ``y_t`` of shape (N, F).

@@ -118,8 +118,10 @@ class SimulatedChip:
         granularity: mixed precision: mean step of one SET pulse (the :math:`\varepsilon` of the
             rule) as a fraction of ``g_max``, > 0; ``None``: the pulsed device's
             ``dw_min / w_max`` (as aihwkit's ``MixedPrecisionCompound(granularity=0)``).
-        refresh_upper, refresh_lower: refresh criterion (fractions of ``g_max``, aihwkit's
-            ``OneSidedUnitCell`` defaults 0.75 and 0.25).
+        refresh_upper: refresh criterion, upper conductance (fraction of ``g_max``; aihwkit's
+            ``OneSidedUnitCell`` default 0.75).
+        refresh_lower: refresh criterion, lower conductance (fraction of ``g_max``; aihwkit's
+            ``OneSidedUnitCell`` default 0.25).
     """
 
     def __init__(self, device: PCMDevice, shapes: Mapping[str, tuple[int, int]], *, seed: int = 0,

@@ -27,7 +27,8 @@ class CNN(AnalogContainerBase, nn.Module):
     Args:
         input_shape: (C, H, W) of one image; flat (N, C*H*W) input is reshaped to it.
         channels: output channels of each convolution (at least one).
-        kernel_size, padding: of every convolution.
+        kernel_size: square kernel side of every convolution.
+        padding: zero padding of every convolution.
         pool: max-pool window (and stride) after each convolution; 1 = no pooling.
         hidden: widths of the dense ReLU layers after the convolutions (may be empty).
         classes: output width.

@@ -38,7 +38,8 @@ class ConvSNU(ExactInitialValues, AnalogContainerBase, nn.Module):
         in_channels: C_in.
         out_channels: C_out (neurons per position).
         kernel_size: square kernel side k.
-        stride, padding: of the convolution.
+        stride: stride of the convolution.
+        padding: zero padding of the convolution.
         cell: registered neuron cell, ``"snu"`` (default), ``"ssnu"``, ``"snu_li"``, ...
         decay: membrane decay in [0, 1].
         threshold: initial firing threshold, trainable per channel.
@@ -159,7 +160,8 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
     Args:
         input_shape: (C, H, W) of one image; flat (T, N, C*H*W) input is reshaped to it.
         channels: output channels of each conv-SNU layer.
-        kernel_size, padding: of every convolution.
+        kernel_size: square kernel side of every convolution.
+        padding: zero padding of every convolution.
         pool: max-pool window (and stride) after each conv-SNU layer; 1 = no pooling.
         hidden: widths of the dense SNU layers after the convolutions (may be empty).
         classes: readout width.

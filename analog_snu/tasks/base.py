@@ -38,6 +38,8 @@ class TaskOptions(StrictModel):
     """Language modelling: tokens per training segment, at most 10,000."""
     train_limit: NonNegativeInt = 0
     """Use only the first N training examples (0: all), for quick runs."""
+    shuffle: bool = True
+    """Shuffle the training examples every epoch; off: the data's own order every epoch (IBM's JSB example)."""
     valid_limit: NonNegativeInt = 0
     """Use only the first N validation examples (0: all; tokens for ptb), for quick runs; the test split stays whole."""
 

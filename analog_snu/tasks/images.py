@@ -69,7 +69,7 @@ class ImageTask(Task):
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
         count = -(-len(self.data["train"][1]) // self.options.batch_size)
-        return SizedBatches(self._batches("train", self.options.batch_size, generator, shuffle=True), count)
+        return SizedBatches(self._batches("train", self.options.batch_size, generator, shuffle=self.options.shuffle), count)
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs, targets)

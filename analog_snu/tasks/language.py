@@ -63,7 +63,7 @@ class LanguageTask(Task):
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
         starts = list(range(0, len(self.streams["train"]) - 1, self.options.bptt))
-        order = torch.randperm(len(starts), generator=generator).tolist()
+        order = torch.randperm(len(starts), generator=generator).tolist() if self.options.shuffle else range(len(starts))
         return SizedBatches(self._segments("train", [starts[i] for i in order]), len(starts))
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import DataError
-from analog_snu.metrics import frame_nll_sum
+from analog_snu.metrics import NLLAverages, frame_nll_sum
 from analog_snu.tasks.base import SizedBatches, Task, TaskOptions, data_loader
 from analog_snu.tasks.placement import batches_on
 
@@ -42,7 +42,9 @@ class MusicTask(Task):
 
     Data: ``analog_snu.data.load_jsb(options.data)`` (Boulanger-Lewandowski JSON or pickle),
     or with no path the Bach chorales bundled with music21 (``load_bach_chorales()``).
-    Loss and metric: Bernoulli NLL summed over the 88 keys, averaged over all frames.
+    Loss and metric: Bernoulli NLL summed over the 88 keys, averaged over all frames (``nll``,
+    which selects epochs); evaluation also reports the other averages papers use
+    (:class:`~analog_snu.metrics.NLLAverages`).
     """
 
     name = "jsb"
@@ -74,7 +76,8 @@ class MusicTask(Task):
             yield inputs, (targets, mask)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, tuple[Tensor, Tensor]]]:
-        order = torch.randperm(len(self.data["train"]), generator=generator).tolist()
+        count = len(self.data["train"])
+        order = torch.randperm(count, generator=generator).tolist() if self.options.shuffle else list(range(count))
         count = -(-len(order) // self.options.batch_size)
         return SizedBatches(self._batches("train", self.options.batch_size, order), count)
 
@@ -87,10 +90,9 @@ class MusicTask(Task):
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         self._check_split(split)
         model.eval()
-        total, count = 0.0, 0
+        averages = NLLAverages()
         order = range(len(self.data[split]))
         for inputs, (frames, mask) in batches_on(model, self._batches(split, self.options.eval_batch_size, order)):
-            batch_total, batch_count = frame_nll_sum(model(inputs), frames, mask)
-            total += float(batch_total)
-            count += batch_count
-        return {"loss": total / count, "nll": total / count}
+            averages.add(model(inputs), frames, mask)
+        result = averages.result()
+        return {"loss": result["nll"], **result}

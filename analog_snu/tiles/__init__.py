@@ -4,7 +4,7 @@ from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
 from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_conv2d, make_linear, read_weight
 from analog_snu.tiles.optim import analog_optimizer
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
-from analog_snu.tiles.updates import scale_weight_update, tile_rows
+from analog_snu.tiles.updates import scale_weight_update, tile_rows, update_in_network_units
 
 __all__ = [
     "ANALOG_RNN_CELLS",
@@ -19,4 +19,5 @@ __all__ = [
     "read_weight",
     "scale_weight_update",
     "tile_rows",
+    "update_in_network_units",
 ]

@@ -26,6 +26,7 @@ tile covers a slice of the output rows, which :func:`tile_rows` recovers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -34,9 +35,10 @@ from analog_snu.errors import BackendError, ShapeError
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.linear import is_analog
 
-__all__ = ["tile_rows", "scale_weight_update"]
+__all__ = ["tile_rows", "scale_weight_update", "update_in_network_units"]
 
 _array = aihwkit_module("simulator.tiles.array")
+_inference_torch = aihwkit_module("simulator.tiles.inference_torch")
 
 
 def tile_rows(linear: nn.Module) -> Iterator[tuple[nn.Module, slice]]:
@@ -93,6 +95,11 @@ def _scale_tile_update(tile: nn.Module, factors: Tensor) -> None:
             shape[axis] = -1
             ctx.analog_grad_output[i] = d * factors.to(d.device, d.dtype).view(shape)
         return
+    _scale_grad_rows(_weight_parameter(tile), factors)
+
+
+def _weight_parameter(tile: nn.Module) -> nn.Parameter:
+    """The torch parameter that holds an inference tile's weights (and receives their gradient)."""
     weight = getattr(tile, "shared_weights", None)
     if not isinstance(weight, nn.Parameter):
         weight = getattr(getattr(tile, "tile", None), "weight", None)
@@ -102,7 +109,46 @@ def _scale_tile_update(tile: nn.Module, factors: Tensor) -> None:
             f"(neither shared_weights nor tile.weight); supported: InferenceTile, TorchInferenceTile, "
             f"and pulsed/floating-point C++ tiles"
         )
-    _scale_grad_rows(weight, factors)
+    return weight
+
+
+@contextmanager
+def update_in_network_units(tile: nn.Module, resting_scales: Tensor | None,
+                            forward_scales: Tensor | None) -> Iterator[None]:
+    """Inside the block, an inference tile's weights and their gradient are in network units.
+
+    A tile holds ``W_tile = W / s`` (``s``: its resting digital output scales, e.g. from aihwkit's
+    ``weight_scaling_omega``); a forward read with scales ``s_f`` (``s`` times a drift
+    compensation) computes with ``W = s_f * W_tile``. aihwkit leaves the tile a gradient in its
+    own convention (measured against finite differences): the torch tile ``s_f * dL/dW / s**2``
+    (a hook that makes SGD on tile units equal SGD on ``W`` when ``s_f = s``), the C++ tile
+    ``dL/dW / s_f``. Either way an optimizer stepping on tile units
+    does not learn what it learns on a digital network: Adam's steps (independent of the
+    gradient's scale) shrink by ``s``. Inside the block the parameter holds ``W`` and its
+    gradient ``dL/dW``, so any optimizer learns as on a digital network; on exit the weights
+    return to tile units (``W_new / s``).
+
+    Shape: scales (1,) (one per tile) or (F_out,) (one per output row); ``None`` means 1.
+    """
+    weight = _weight_parameter(tile)
+    rows = (-1,) + (1,) * (weight.dim() - 1)
+
+    def as_rows(scales: Tensor | None) -> Tensor:
+        if scales is None:
+            return torch.ones((1,) * weight.dim(), dtype=weight.dtype, device=weight.device)
+        return scales.to(weight.device, weight.dtype).view(rows)
+
+    resting, forward = as_rows(resting_scales), as_rows(forward_scales)
+    with torch.no_grad():
+        if weight.grad is not None:
+            torch_tile = isinstance(tile, _inference_torch.TorchInferenceTile)
+            weight.grad.mul_(resting.square() / forward if torch_tile else forward)
+        weight.mul_(resting)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            weight.div_(resting)
 
 
 def _scale_grad_rows(param: Tensor, factors: Tensor) -> None:

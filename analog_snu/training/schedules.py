@@ -58,7 +58,8 @@ def _float_in(kind: str, name: str, value: Any, low: float, high: float, low_ope
     return float(value)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, kind: str = "none", **params: Any):
+def make_scheduler(optimizer: torch.optim.Optimizer, kind: str = "none",
+                   **params: Any) -> torch.optim.lr_scheduler.LRScheduler | None:
     """A learning-rate scheduler of ``kind`` (see the module table) over ``optimizer``.
 
     Args:
@@ -69,7 +70,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, kind: str = "none", **param
 
     Returns:
         ``None`` for ``"none"``, else a ``torch.optim.lr_scheduler`` object; step it once per
-        epoch with :func:`scheduler_step`.
+            epoch with :func:`scheduler_step`.
     """
     if kind not in SCHEDULES:
         raise ConfigError(f"schedule kind must be one of {list(SCHEDULES)}, got {kind!r}")

@@ -16,7 +16,7 @@ JSB_SPECS = sorted(BENCHMARKS.glob("sweeps/jsb_*.toml"))
 
 
 def test_no_script_or_spec_names_an_absolute_or_machine_path():
-    assert len(SCRIPTS) > 20 and len(JSB_SPECS) == 3
+    assert len(SCRIPTS) > 20 and len(JSB_SPECS) >= 3
     for path in SCRIPTS:
         text = path.read_text()
         assert "/work/" not in text and "shared/data" not in text, path.name

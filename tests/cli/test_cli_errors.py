@@ -30,6 +30,11 @@ def fails_with(capsys, argv, pattern, code=2):
         (["--task", "jsb", "--data", "/nonexistent/jsb.json"], r"/nonexistent/jsb.json", 1),
         (["--task", "ptb", "--data", "/nonexistent/ptb"], r"PTB directory not found: /nonexistent/ptb", 1),
         ([], r"no task given \(--task\)", 2),
+        (["--task", "digits", "--threads", "0"], r"run config: threads: must be 'auto' or an int from 1 to 4096, got 0$", 2),
+        (["--task", "digits", "--threads", "-3"], r"threads: must be 'auto' or an int from 1 to 4096, got -3$", 2),
+        (["--task", "digits", "--threads", "many"], r"threads: must be 'auto' or an int from 1 to 4096, got 'many'$", 2),
+        (["--task", "digits", "--threads", "2.5"], r"threads: must be 'auto' or an int from 1 to 4096, got '2.5'$", 2),
+        (["--task", "digits", "--threads", "9999"], r"threads: must be 'auto' or an int from 1 to 4096, got 9999$", 2),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, extra, pattern, code):

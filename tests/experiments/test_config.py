@@ -9,7 +9,7 @@ from analog_snu.cli.config_flags import config_from_args
 from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import FLAG_PATHS, RunConfig, build_config, parse_set
-from analog_snu.experiments.config import flatten
+from analog_snu.experiments.config import config_differences, flatten
 from analog_snu.experiments.sources import to_toml
 from analog_snu.functional import SURROGATES
 
@@ -94,14 +94,16 @@ def _full_config() -> RunConfig:
         "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
         "seed": 4, "grapes": "local", "hil-scheme": "mixed", "rule": "fa", "weight-init": "he_uniform",
         "schedule": "plateau", "gamma": 0.5, "patience": 3, "select": "best",
-        "chip-seconds-per-batch": 0.5, "granularity": 0.02, "headroom": 4.0,
+        "chip-seconds-per-batch": 0.5, "granularity": 0.02, "headroom": 4.0, "threads": 3,
     })
 
 
 def test_every_field_round_trips_through_json_and_toml():
     config = _full_config()
-    assert RunConfig.from_dict(config.to_dict()) == config
-    assert build_config(toml=tomllib.loads(to_toml(config))) == config  # a TOML of the stored config reproduces the run
+    stored = config.model_copy(update={"threads": "auto"})  # the thread count is not stored (speed, not results)
+    assert "threads" not in config.to_dict()
+    assert RunConfig.from_dict(config.to_dict()) == stored
+    assert build_config(toml=tomllib.loads(to_toml(config))) == stored  # a TOML of the stored config reproduces the run
 
 
 def test_every_field_round_trips_through_the_command_line():
@@ -112,7 +114,7 @@ def test_every_field_round_trips_through_the_command_line():
         if flag == "device":
             argv += ["--device", "pcm_aged_lowyield"]
             continue
-        value = flat[path]
+        value = flat[path] if path in flat else getattr(config, path)  # threads: not in the stored dict
         if value is None:
             continue
         if isinstance(value, bool):
@@ -178,3 +180,25 @@ def test_dfa_with_local_grapes_is_refused_in_one_line(capsys):
         build_config(flags={"task": "digits", "rule": "dfa", "grapes": "local"})
     assert build_config(flags={"task": "digits", "rule": "dfa", "grapes": "propagating"}).training.grapes == "propagating"
     assert build_config(flags={"task": "digits", "rule": "fa", "grapes": "local"}).training.grapes == "local"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [([], "auto"), (["--threads", "auto"], "auto"), (["--threads", "3"], 3)])
+def test_the_threads_flag(argv, expected):
+    args = build_parser().parse_args(["train", "--task", "digits", *argv, "--out", "x"])
+    assert config_from_args(args).threads == expected
+
+
+@pytest.mark.parametrize(("toml_text", "expected"), [("threads = 2", 2), ('threads = "auto"', "auto")])
+def test_threads_in_a_config_file(toml_text, expected):
+    assert build_config(toml=tomllib.loads('task = "digits"\n' + toml_text)).threads == expected
+
+
+@pytest.mark.parametrize("toml_text", ['threads = "2"', "threads = true", "threads = 2.0", "threads = 0"])
+def test_threads_are_strict(toml_text):
+    with pytest.raises(ConfigError, match=r"^--config x.toml: threads: must be 'auto' or an int from 1 to 4096, got "):
+        build_config(toml=tomllib.loads('task = "digits"\n' + toml_text), where="--config x.toml")
+
+
+def test_a_different_thread_count_is_the_same_run():
+    base = build_config(flags={"task": "digits"})
+    assert config_differences(base, build_config(flags={"task": "digits", "threads": 2})) == []

@@ -177,6 +177,11 @@ def test_trials_equal_direct_train_tables_plots_and_an_idempotent_rerun(tmp_path
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
     assert [r["test_accuracy"] for r in again.rows] == [r["test_accuracy"] for r in result.rows]
 
+    # the thread count is not part of a run: a spec that only sets it reruns nothing
+    threaded = run_sweep(spec(base={"threads": 1}, grid={"lr": [0.01, 0.002]}, seeds=(0, 1)), out, use_ray=False,
+                         progress=False)
+    assert [r["state"] for r in threaded.rows] == ["done"] * 4
+
     # a changed spec that would reuse a trial directory for another config is refused up front
     with pytest.raises(ConfigError, match=r"holds a run of another config \(fields \['model.layers'\]\)"):
         run_sweep(spec(base={"layers": [9]}, grid={"lr": [0.01]}), out, use_ray=False, progress=False)
@@ -307,3 +312,36 @@ def test_plot_joins_numeric_values_only(monkeypatch):
     sweep_results._plot("layers", [[], [4, 4]], [{"layers": [], "test_accuracy_mean": 0.5, "test_accuracy_std": 0.0}],
                         ["layers"], ["test_accuracy"], "accuracy", 50)
     assert [t.get_text() for t in figures[-1].axes[0].get_xticklabels()] == ["[]", "4-4"]
+
+
+def test_trials_side_by_side_share_the_cpus(monkeypatch):
+    from analog_snu.experiments import sweep
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sweep, "usable_cpus", lambda: 16)
+    assert sweep._cpu_share(None) is None and sweep._cpu_share(1) is None  # one at a time: all of them
+    assert (sweep._cpu_share(3), sweep._cpu_share(16), sweep._cpu_share(40)) == (5, 1, 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert sweep._cpu_share(3) is None  # the user's thread count decides, in every trial
+
+
+def test_a_trial_runs_within_its_share(monkeypatch):
+    from analog_snu import threads
+    from analog_snu.experiments import sweep
+
+    seen = {}
+
+    def trial(payload):
+        seen.update(cpus=threads.usable_cpus(), omp=os.environ.get("OMP_NUM_THREADS"))
+        return {}
+
+    monkeypatch.setattr(sweep, "_run_trial", trial)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(threads, "_cgroup_quota", lambda: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in the worker of a one-CPU task
+    sweep.run_trial({"cpus": 4})
+    assert seen == {"cpus": 4, "omp": None} and threads.usable_cpus() == 8
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's, reaching the trial: kept
+    sweep.run_trial({"cpus": None})
+    assert seen == {"cpus": 8, "omp": "2"}

@@ -98,6 +98,13 @@ def test_resume_keeps_the_device_name(tmp_path, capsys):
     assert "on pcm_joshi2020-" in capsys.readouterr().out
 
 
+def test_resume_accepts_another_thread_count(tmp_path, monkeypatch):
+    monkeypatch.setattr("analog_snu.experiments.run_threads.apply_threads", lambda setting, work: None)
+    assert run_cli("train", *TINY, "--epochs", 1, "--out", tmp_path / "a") == 0
+    assert run_cli("train", "--resume", tmp_path / "a", "--epochs", 2, "--threads", 2, "--quiet") == 0
+    assert json.loads((tmp_path / "a" / "final.json").read_text())["epochs"] == 2
+
+
 def test_resume_refuses_a_different_config(tmp_path):
     train_run(tiny(epochs=1), tmp_path / "a", progress=False)
     with pytest.raises(CheckpointError, match=r"different config \(model.layers: checkpoint \[8\] vs now \[9\]"):
