@@ -11,6 +11,9 @@ Paths (``*_ms`` keys of the JSON object):
 - ``naive_digital``: the digital network as a per-step, per-layer loop under autograd;
 - ``digital_torch_loops``: the digital network with its recurrence in torch kernels (what a GPU
   runs) instead of the compiled CPU loops of ``analog_snu.functional.snu_loops``;
+- ``preset_hwa_torch_periphery``: ``preset_hwa`` with the tiles' periphery (output noise, ADC,
+  bound management, scalings, HWA weight noise) as aihwkit's torch operations and draws instead
+  of the compiled loops of ``analog_snu.functional.periphery_loops``;
 - ``gemm_floor``: the step's matrix products alone (3 forward, 5 backward), each on the fastest
   backend measured here (MKL through ``torch.mm`` or oneDNN through
   ``torch.ops.mkldnn._linear_pointwise``), operands already in that backend's best layout.
@@ -57,9 +60,10 @@ from analog_snu.device_models import preset  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
 from analog_snu.layers import SNUNetwork  # noqa: E402
+from analog_snu.tiles import fused_periphery  # noqa: E402
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops")
+         "digital_torch_loops", "preset_hwa_torch_periphery")
 PRESET = "pcm_joshi2020"
 
 
@@ -102,22 +106,33 @@ def naive_forward(net: SNUNetwork, x: torch.Tensor) -> torch.Tensor:
     return net.readout(total / x.shape[0])
 
 
-def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)`` with the SNU recurrence in torch kernels (the backward follows the forward's choice)."""
-    before = os.environ.get(snu_module.TORCH_LOOPS_ENV)
-    os.environ[snu_module.TORCH_LOOPS_ENV] = "1"
+def with_env(variable: str, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with ``variable=1`` in the environment (the backward follows the forward's choice)."""
+    before = os.environ.get(variable)
+    os.environ[variable] = "1"
     try:
         return net(x)
     finally:
         if before is None:
-            del os.environ[snu_module.TORCH_LOOPS_ENV]
+            del os.environ[variable]
         else:
-            os.environ[snu_module.TORCH_LOOPS_ENV] = before
+            os.environ[variable] = before
+
+
+def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the SNU recurrence in torch kernels."""
+    return with_env(snu_module.TORCH_LOOPS_ENV, net, x)
+
+
+def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the tiles' periphery in aihwkit's torch operations."""
+    return with_env(fused_periphery.TORCH_PERIPHERY_ENV, net, x)
 
 
 def _rpu_config(path: str):
     return {
         "preset_hwa": lambda: preset(PRESET).rpu_config("hwa"),
+        "preset_hwa_torch_periphery": lambda: preset(PRESET).rpu_config("hwa"),
         "torch_inference": TorchInferenceRPUConfig,
         "cpp_inference": InferenceRPUConfig,
         "cpp_float": FloatingPointRPUConfig,
@@ -138,7 +153,8 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
                        "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp)}[path]
         else:
             net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
-            forward = net
+            forward = (lambda inp, net=net: with_torch_periphery(net, inp)) if path == "preset_hwa_torch_periphery" \
+                else net
         out[path] = (forward, net)
     return out
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_snu  # noqa: E402  (the benchmark's network, input and configuration)
 
 from analog_snu.device_models import preset  # noqa: E402
+from analog_snu.functional import periphery_loops  # noqa: E402
 from analog_snu.tiles import spike_mvm  # noqa: E402
 
 PRESET = bench_snu.PRESET  # the preset whose variants are compared
@@ -42,27 +43,40 @@ ABLATION = {
 
 
 class SaturationCounter:
-    """Counts, per tile output width, the spike-input vectors that needed more than one conversion."""
+    """Counts, per tile output width, the spike-input vectors that needed more than one conversion.
+
+    Both periphery paths are counted: the compiled loop (``periphery_loops.spike_rounds``, the
+    default on CPU) and the torch operations (``SpikeAnalogMVM._spike_rounds``)."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[float, int], list[int]] = collections.defaultdict(lambda: [0, 0])
         self._rounds = spike_mvm.SpikeAnalogMVM.__dict__["_spike_rounds"].__func__
+        self._loop = periphery_loops.spike_rounds
 
     def __enter__(self) -> SaturationCounter:
-        rounds, rows = self._rounds, self.rows
+        rounds, loop, rows = self._rounds, self._loop, self.rows
 
-        def counted(cls, product, io_pars, fwd_pars):
-            result = rounds(cls, product, io_pars, fwd_pars)
+        def counted(cls, product, io_pars, fwd_pars, *args):
+            result = rounds(cls, product, io_pars, fwd_pars, *args)
             count = rows[(io_pars.out_bound, product.shape[1])]
             count[0] += product.shape[0]
             count[1] += int((result[4] > 1).sum())  # the reduction f of each row's last conversion
             return result
 
+        def counted_loop(product, *args):
+            loop(product, *args)
+            bound, last_rounds = args[5], args[-3]  # (see spike_rounds' signature)
+            count = rows[(float(bound), product.shape[1])]
+            count[0] += product.shape[0]
+            count[1] += int((last_rounds > 0).sum())
+
         spike_mvm.SpikeAnalogMVM._spike_rounds = classmethod(counted)
+        periphery_loops.spike_rounds = counted_loop
         return self
 
     def __exit__(self, *exc: object) -> None:
         spike_mvm.SpikeAnalogMVM._spike_rounds = classmethod(self._rounds)
+        periphery_loops.spike_rounds = self._loop
 
 
 def build(config: bench_snu.BenchConfig, variants: dict[str, dict]) -> dict[str, torch.nn.Module]:

@@ -259,6 +259,8 @@ def train_run(
             restore_model(model, read_checkpoint(run.path / BEST_CHECKPOINT_NAME))
             test = evaluate_split(task, model, "test", config.training.seed)
         final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
+                 # every figure the task reports (JSB: the four NLL averages papers use)
+                 **{f"test_{key}": value for key, value in test.items()},
                  "test_loss": test["loss"], "epochs": epochs,
                  "epoch": best_epoch if config.training.select == "best" else last["epoch"],
                  "select": config.training.select, "best_valid_epoch": best_epoch, "last": last,

@@ -15,8 +15,16 @@ forward and backward as one autograd node; its values and gradients are those of
 path (the same operations in the same order, tested bit for bit), and so are its random draws
 (the weight noise of hardware-aware training, then the output noise of each round).
 
+On CPU (float32/float64) the spike forward and backward run as compiled loops
+(:mod:`analog_snu.tiles.fused_periphery`: the same simulation, output noise and HWA weight noise
+drawn by the loops, so equal to aihwkit's in distribution and bit for bit with the noise off),
+also without a gradient and in eval mode (drift compensation applied as aihwkit's
+``post_forward`` does). With ``ANALOG_SNU_TORCH_PERIPHERY=1``, or on other devices, it runs
+:class:`_ScaledSpikeRows` (aihwkit's torch operations and random draws) where a gradient is
+taken and, in eval mode, no drift compensation is to be applied.
+
 Any other input or configuration (non-binary input, stochastic or no ADC rounding, output
-asymmetry, a learned input range, no gradient needed) takes aihwkit's path unchanged.
+asymmetry, a learned input range) takes aihwkit's path unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +35,12 @@ import torch
 from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
+from analog_snu.tiles.fused_periphery import (
+    fused_periphery_applies,
+    fused_spike_forward,
+    noisy_weight,
+    spike_input_state,
+)
 from analog_snu.tiles.spike_mvm import (
     _NM,
     SpikeAnalogMVM,
@@ -126,32 +140,47 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
 
     def forward(self, x_input: Tensor, tensor_view: tuple | None = None) -> Tensor:
         self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
-        codes_limit = self._codes_limit(x_input)
+        fused = fused_periphery_applies(x_input)
+        codes_limit = self._codes_limit(x_input, fused)
         if codes_limit is None:
             return super().forward(x_input, tensor_view)
         is_test = not self.training
         x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
         tile = self.tile
-        # TorchSimulatorTile.forward's weight noise (hardware-aware training), drawn first as there
-        weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
-            tile.weight, tile._modifier, x_input.shape[0])
         x = x_input.reshape(-1, x_input.shape[-1])
         row_scale = SpikeAnalogMVM._spike_row_scale(x, tile._f_io)
-        out = _ScaledSpikeRows.apply(x, weight, row_scale, self.get_mapping_scales(), self.out_scaling_alpha,
-                                     tile._f_io, {"out_noise_values": tile.out_noise_values}, codes_limit)
+        mapping = self.get_mapping_scales()
+        if fused:
+            # TorchSimulatorTile.forward's weight noise (hardware-aware training) first, as there
+            weight = tile.weight if is_test else noisy_weight(tile.weight, tile._modifier)
+            factors = [mapping] if mapping is not None else []
+            if is_test and self._drift_compensated():
+                factors.append(self.alpha)  # aihwkit's post_forward in eval mode: after the mapping scale
+            out = fused_spike_forward(x, weight, row_scale, factors, self.out_scaling_alpha, tile._f_io,
+                                      tile.out_noise_values, codes_limit)
+        else:
+            weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
+                tile.weight, tile._modifier, x_input.shape[0])
+            out = _ScaledSpikeRows.apply(x, weight, row_scale, mapping, self.out_scaling_alpha, tile._f_io,
+                                         {"out_noise_values": tile.out_noise_values}, codes_limit)
         out = out.reshape(*x_input.shape[:-1], out.shape[-1])
         if self.digital_bias:
             tensor_view = tensor_view if tensor_view is not None else self.get_tensor_view(out.dim())
             return out + self.bias.view(*tensor_view)
         return out
 
-    def _codes_limit(self, x_input: Tensor) -> int | None:
-        """The int16 code clamp when this call can keep ADC codes (a gradient is taken, a spike input
-        on the spike shortcut, deterministic ADC, aihwkit's scalings only), else None."""
+    def _drift_compensated(self) -> bool:
+        return getattr(self.rpu_config, "drift_compensation", None) is not None
+
+    def _codes_limit(self, x_input: Tensor, fused: bool) -> int | None:
+        """The int16 code clamp when this call takes the spike path (a spike input on the spike shortcut,
+        deterministic ADC, aihwkit's scalings only; without the compiled loops, also a gradient taken
+        and no drift compensation to apply), else None."""
         io_pars = self.tile._f_io
         mapping = self.get_mapping_scales()
-        if not torch.is_grad_enabled() or not isinstance(self.tile._analog_mvm, type) \
-                or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
+        if not isinstance(self.tile._analog_mvm, type) or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
+            return None
+        if not fused and (not torch.is_grad_enabled() or (not self.training and self._drift_compensated())):
             return None
         if self.input_range is not None or hasattr(self.rpu_config.pre_post, "periph_quant") \
                 or (mapping is not None and mapping.requires_grad) or self.tile.weight.dim() != 2:
@@ -162,8 +191,13 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         if limit is None or x_input.dim() == 0 or x_input.numel() == 0:
             return None
         x = x_input.reshape(-1, x_input.shape[-1])
-        if not _is_spikes(x):
+        if fused:
+            spikes, any_spike = spike_input_state(x)
+        else:
+            spikes = _is_spikes(x)
+            any_spike = spikes and bool(x.any())
+        if not spikes:
             return None
-        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not x.any():
+        if not any_spike and io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX):
             return None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
         return limit

@@ -153,3 +153,33 @@ def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(monkeyp
     torch.testing.assert_close(out, expected)
     with pytest.raises(AssertionError, match="compiled loop called"):
         net(x)
+
+
+def test_periphery_accuracy_compares_means_within_standard_errors():
+    bench = load("periphery_accuracy")
+
+    def runs(*accuracies):
+        return [{"seed": i, "test_accuracy": a, "cpu_s": 1.0} for i, a in enumerate(accuracies)]
+
+    close = bench.summarise({"compiled": runs(92.0, 93.0, 94.0), "torch": runs(92.5, 93.5, 94.5)}, bound=3.0)
+    assert close["difference"] == -0.5 and close["within_bound"] is True
+    assert abs(close["standard_error"] - (2 * 1.0 / 3) ** 0.5) < 1e-12  # std 1 on both sides, 3 seeds
+    far = bench.summarise({"compiled": runs(80.0, 80.5, 81.0), "torch": runs(92.0, 92.5, 93.0)}, bound=3.0)
+    assert far["within_bound"] is False
+    assert bench.summarise({"compiled": runs(90.0), "torch": runs(91.0)}, bound=3.0)["within_bound"] is None
+
+
+def test_periphery_parts_times_each_part_and_restores_it():
+    parts = load("periphery_parts")
+    bench = load("bench_snu")
+    config = toy_config(bench, paths=("preset_hwa",))
+    x, labels = bench.make_input(config)
+    forward, net = bench.build_paths(config)["preset_hwa"]
+    originals = [owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+                 for owner, name, _ in parts.PARTS]
+    with parts.Timers() as timers:
+        bench.train_step(forward, net, x, labels)
+    for label in ("tile forward (all of it)", "    output stage loop", "compiled backward (GEMMs + loops)"):
+        assert timers.calls[label] > 0 and timers.ms[label] >= 0
+    assert [owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+            for owner, name, _ in parts.PARTS] == originals

@@ -204,13 +204,17 @@ def test_music_task_end_to_end_and_uniform_model_nll(tmp_path):
     assert run_cli("train", "--task", "jsb", "--data", path, "--layers", 6, "--epochs", 1, "--out", out, "--quiet") == 0
     final = json.loads((out / "final.json").read_text())
     assert final["metric"] == "nll" and 0 < final["test_nll"] < 200
+    for average in ("nll_no_first", "nll_per_sequence", "nll_per_sequence_no_first"):  # one test sequence:
+        assert 0 < final[f"test_{average}"] < 200  # per sequence == per frame
+    assert final["test_nll_per_sequence"] == pytest.approx(final["test_nll"])
     task = load_task("jsb", TaskOptions(data=str(path)))
 
     class Uniform(torch.nn.Module):  # p = 1/2 for every key: NLL = 88 ln 2 per frame
         def forward(self, x):
             return torch.zeros_like(x)
 
-    assert task.evaluate(Uniform(), "test")["nll"] == pytest.approx(88 * math.log(2))
+    for value in task.evaluate(Uniform(), "test").values():  # every average of a constant NLL
+        assert value == pytest.approx(88 * math.log(2))
 
 
 def test_language_task_uniform_model_has_vocabulary_perplexity(tmp_path):

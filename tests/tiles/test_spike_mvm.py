@@ -16,6 +16,7 @@ from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
 from analog_snu.device_models import preset
 from analog_snu.layers import SNUNetwork
+from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV
 from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, SpikeTorchSimulatorTile, spike_shortcut_applies
 
 
@@ -146,13 +147,16 @@ def test_when_the_shortcut_applies(change, applies):
     assert spike_shortcut_applies(io) is applies
 
 
-def test_preset_network_gives_the_stock_tile_results_when_no_vector_saturates():
+def test_preset_network_gives_the_stock_tile_results_when_no_vector_saturates(monkeypatch):
     """A whole HWA network (weight noise, output noise, ADC/DAC, bound management) on both tiles.
 
     The output bound is raised to 100 in both, so no vector saturates and both tiles do one
     round per call (with the preset's bound 12 some vectors saturate and the results differ
-    by design: tests/tiles/test_bound_management.py).
+    by design: tests/tiles/test_bound_management.py). Our tile runs its torch-operation
+    periphery here, which makes aihwkit's random draws (tests/tiles/test_fused_periphery.py
+    compares the compiled periphery in distribution).
     """
+    monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
     rpu_ours = preset("pcm_joshi2020").rpu_config("hwa")
     assert rpu_ours.simulator_tile_class is SpikeTorchSimulatorTile
     rpu_stock = preset("pcm_joshi2020").rpu_config("hwa")

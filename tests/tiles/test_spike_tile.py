@@ -2,6 +2,8 @@
 
 Reference: aihwkit's ``TorchInferenceTile`` over the same simulator tile (``SpikeTorchSimulatorTile``),
 i.e. the same MVM with aihwkit's mapping scale and learned output scaling applied by autograd.
+These tests run the tile's torch-operation periphery (aihwkit's operations and random draws,
+``ANALOG_SNU_TORCH_PERIPHERY=1``); tests/tiles/test_fused_periphery.py tests the compiled one.
 """
 
 import dataclasses
@@ -14,7 +16,13 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from analog_snu.device_models import preset
 from analog_snu.layers import SNUNetwork
 from analog_snu.tiles import spike_tile
+from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
+
+
+@pytest.fixture(autouse=True)
+def _torch_periphery(monkeypatch):
+    monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
 
 
 def hwa_config(tile_class, columnwise=False, **forward_change):
@@ -113,6 +121,24 @@ def test_other_inputs_and_settings_take_aihwkits_path(monkeypatch):
         layer = AnalogLinear(10, 6, bias=False, rpu_config=hwa_config(SpikeTorchInferenceTile))
         layer(x)
     assert calls == [1]
+
+
+def test_eval_mode_with_drift_compensation_and_gradient_takes_aihwkits_path():
+    """aihwkit's post_forward scales by the drift-compensation factor in eval mode; the code tile does not
+    apply it, so such a call is aihwkit's."""
+    gen = torch.Generator().manual_seed(5)
+    weight = (torch.rand(24, 80, generator=gen) * 2 - 1) * 0.5
+    x = spikes(60, 80, 0.3)
+    outs = []
+    for tile_class in (TorchInferenceTile, SpikeTorchInferenceTile):
+        torch.manual_seed(0)
+        layer = AnalogLinear(80, 24, bias=False, rpu_config=hwa_config(tile_class))
+        layer.set_weights(weight)
+        next(layer.analog_tiles()).alpha = torch.tensor([0.75])  # as drift_analog_weights sets it
+        layer.eval()
+        torch.manual_seed(1)
+        outs.append(layer(x.clone().requires_grad_()).detach())
+    assert torch.equal(outs[1], outs[0])
 
 
 def test_preset_network_trains_through_the_code_tile():

@@ -1,0 +1,393 @@
+r"""A crossbar's simulated periphery as compiled CPU loops (numba): one pass per tile call, forward and backward.
+
+aihwkit's torch tile simulates the output side of an analog matrix-vector product as a chain of
+tensor operations over the whole (M, F_out) output block: a normal draw per output, a scaled
+add, a divide, a round, a multiply, two comparisons, a clamp, then, if a vector saturated, the
+same again on the vectors converted once more, and finally the digital scalings (mapping scale,
+learned output scale). On a CPU each operation is a pass over memory and the draws come from a
+separate kernel; :func:`spike_rounds` does the whole output stage of one vector in registers,
+vector by vector, with the normal draws made in the loop (below), and decides bound management
+per vector as it goes:
+
+- round :math:`k` of vector :math:`m` converts :math:`q_k\,p_m` (:math:`p = W x` the crossbar
+  product, :math:`q_k` the DAC's value of a 1 at input scale :math:`2^{-k}`), adds output noise
+  :math:`\sigma_j \xi` (:math:`\xi \sim \mathcal N(0, 1)`), quantises to the ADC code
+  :math:`c = \mathrm{rint}(v / \Delta)` and tests :math:`|c \Delta| \le b` for every output;
+- a vector that fails is converted again at round :math:`k + 1` with fresh draws; the last
+  allowed round is kept whatever it gives;
+- the output is :math:`\mathrm{clip}(c \Delta, \pm b)\, s_m` times the column factors in order
+  (:math:`s_m` the vector's final rescaling: noise-management scale times ``out_scale`` times
+  :math:`2^k`).
+
+Every floating-point operation is the one aihwkit's tensors do, in the same type and order, so
+with the noise off the codes and outputs are aihwkit's bit for bit; with noise on they have its
+distribution (the draws differ). :func:`spike_rows_backward` and :func:`input_gradients` are the
+straight-through gradients of the same stage (see :mod:`analog_snu.tiles.fused_periphery`).
+Arrays are numpy views of CPU tensors; per-column vectors are (F_out,), per-row ones (M,).
+
+**Normal draws.** The simulated periphery needs one normal draw per output per conversion (about
+a million per training step of the benchmark network). Drawn one at a time through numpy's
+``Generator`` in a numba loop they cost about 2.5 ns each, most of it the call through the bit
+generator's function pointer; drawn by torch they need a separate pass over memory. Here a draw is:
+
+- 64 random bits ``r = mix(key + n * gamma)``: draw ``n`` of the SplitMix64 sequence that
+  starts at ``key`` (Steele, Lea & Flood 2014; it passes BigCrush), a pure function of the
+  counter ``n``, so a loop over a vector's outputs has no serial dependency and compiles to
+  vector instructions;
+- the 256-layer ziggurat of Marsaglia & Tsang (2000) exactly as numpy's
+  ``random_standard_normal`` uses it: the low 8 bits pick a layer, the next bit the sign, the
+  next 52 bits a uniform; ``x = U x_i`` is accepted at once where it lies under the layer below
+  (about 99 % of draws), else the wedge (or, in layer 0, the tail beyond :math:`r = 3.654`) test
+  decides, with further uniforms from a second, sequential SplitMix64 stream.
+
+:func:`fill_normals` makes the fast pass for a whole vector and then repairs the few rejected
+entries, which keeps the common path branch-free. Every key comes from torch's generator
+(:mod:`analog_snu.tiles.fused_periphery`), so ``torch.manual_seed`` fixes the draws. (They live in
+this file because numba's cache of a compiled function is not renewed when a function it calls
+from another file changes.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+__all__ = ["add_normal", "binary_state", "fill_normals", "input_gradients", "new_streams", "spike_rounds",
+           "spike_rows_backward", "ziggurat_tables"]
+
+# -- normal draws -----------------------------------------------------------------------------------
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (odd, 2^64 / golden ratio)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S8, _S9, _S11, _S27, _S30, _S31 = (np.uint64(s) for s in (8, 9, 11, 27, 30, 31))
+_LOW8 = np.uint64(0xFF)
+_ONE = np.uint64(1)
+_MASK52 = np.uint64((1 << 52) - 1)
+_R = 3.6541528853610088  # x of the base layer's right edge
+_INV_R = 1.0 / _R
+_AREA = 4.92867323399e-3  # area of each of the 256 layers (the base layer with the tail included)
+
+
+def ziggurat_tables(layers: int = 256, r: float = _R, area: float = _AREA, bits: int = 52):
+    """``(k, w, f)`` of the normal ziggurat as numpy builds them (Marsaglia & Tsang 2000, its ``ki/wi/fi_double``).
+
+    Layer i > 0 spans ``[0, x_i]`` (x increasing with i, ``x_255 = r``), layer 0 is the base with
+    the tail. ``w_i = x_i / 2^bits`` turns the uniform integer into x, ``k_i = (x_{i-1} / x_i) 2^bits``
+    is the fast-accept threshold (0 for the top layer), ``f_i = exp(-x_i^2 / 2)``.
+    Shape: (layers,) each; k uint64, w and f float64.
+    """
+    scale = float(2**bits)
+    k = np.zeros(layers, dtype=np.uint64)
+    w = np.zeros(layers)
+    f = np.zeros(layers)
+    x = r
+    q = area / math.exp(-0.5 * x * x)
+    k[0] = np.uint64(int(x / q * scale))
+    w[0] = q / scale
+    w[-1] = x / scale
+    f[0] = 1.0
+    f[-1] = math.exp(-0.5 * x * x)
+    top = x
+    for i in range(layers - 2, 0, -1):
+        x = math.sqrt(-2.0 * math.log(area / x + math.exp(-0.5 * x * x)))
+        k[i + 1] = np.uint64(int(x / top * scale))
+        top = x
+        f[i] = math.exp(-0.5 * x * x)
+        w[i] = x / scale
+    return k, w, f
+
+
+_K, _W, _F = ziggurat_tables()
+
+
+def _mix_int(z: int) -> int:
+    """:func:`_mix` on a Python integer (modulo 2^64)."""
+    mask = 2**64 - 1
+    z &= mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def new_streams(seed: int) -> tuple[np.uint64, np.ndarray]:
+    """``(key, stream)`` for :func:`fill_normals` from an integer seed: the counter stream's key and the
+    sequential stream ``[key', 0]`` (uint64 (2,)) for rejected draws, keyed apart from the first."""
+    key = seed % 2**64
+    return np.uint64(key), np.array([_mix_int(key ^ 0xD1B54A32D192ED03), 0], dtype=np.uint64)
+
+
+@njit(inline="always")
+def _mix(z):  # pragma: no cover
+    """SplitMix64's output function (a bijection of 64-bit words)."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(inline="always")
+def _bits(key, n):  # pragma: no cover
+    """Draw ``n`` (uint64) of the stream ``key``: 64 random bits."""
+    return _mix(key + n * _GAMMA)
+
+
+@njit(cache=True, nogil=True)
+def _next_uniform(stream):  # pragma: no cover
+    """A uniform in [0, 1) from the sequential stream ``stream = [key, counter]`` (uint64 (2,)), advancing it."""
+    stream[1] += _ONE
+    return np.float64(np.int64(_bits(stream[0], stream[1]) >> _S11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def _rejected_draw(r, stream):  # pragma: no cover
+    """The normal that numpy's ziggurat returns for 64 random bits ``r`` whose fast test failed,
+    and for the bits after them (from ``stream``) when a layer's test rejects again."""
+    while True:
+        idx = np.intp(r & _LOW8)
+        rabs = (r >> _S9) & _MASK52
+        x = np.float64(np.int64(rabs)) * _W[idx]
+        if (r >> _S8) & _ONE:
+            x = -x
+        if rabs < _K[idx]:
+            return x
+        if idx == 0:  # the tail beyond r (Marsaglia 1964), its sign from another bit of r
+            while True:
+                xx = -_INV_R * math.log1p(-_next_uniform(stream))
+                yy = -math.log1p(-_next_uniform(stream))
+                if yy + yy > xx * xx:
+                    return -(_R + xx) if (rabs >> _S8) & _ONE else _R + xx
+        if (_F[idx - 1] - _F[idx]) * _next_uniform(stream) + _F[idx] < math.exp(-0.5 * x * x):
+            return x
+        stream[1] += _ONE
+        r = _bits(stream[0], stream[1])
+
+
+@njit(cache=True, nogil=True)
+def fill_normals(key, start, out, stream, rejected):  # pragma: no cover
+    """Standard normals into ``out`` (1-D) from draws ``start, start + 1, ...`` of stream ``key``; returns the next start.
+
+    ``stream`` ([key, counter], uint64 (2,)): the sequential stream for the rare draws the fast
+    test rejects (about 1 %), advanced as used; ``rejected``: uint8 scratch, at least as long as ``out``.
+    """
+    key = np.uint64(key)  # (a Python int would come in as int64, and int64 with uint64 makes float64)
+    start = np.uint64(start)
+    n = out.shape[0]
+    cast = out.dtype.type
+    count = 0
+    for i in range(n):  # the fast path, branch-free: the compiler vectorises it
+        r = _bits(key, start + np.uint64(i))
+        idx = np.intp(r & _LOW8)
+        rabs = (r >> _S9) & _MASK52
+        x = np.float64(np.int64(rabs)) * _W[idx]
+        sign = (r >> _S8) & _ONE
+        out[i] = cast(-x if sign else x)
+        bad = rabs >= _K[idx]
+        rejected[i] = bad
+        count += bad
+    if count:
+        for i in range(n):
+            if rejected[i]:
+                out[i] = cast(_rejected_draw(_bits(key, start + np.uint64(i)), stream))
+    return start + np.uint64(n)
+
+
+# -- the periphery ----------------------------------------------------------------------------------
+
+NOT_BINARY, ALL_ZERO, BINARY = 0, 1, 2
+"""What :func:`binary_state` finds: some entry is neither 0 nor 1; every entry is 0; 0/1 with some 1."""
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _dot(a, b):  # pragma: no cover
+    """``sum_i a_i b_i`` in float64, summed in any order (so the compiler vectorises it). Shape: (F,) each."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += np.float64(a[i]) * np.float64(b[i])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def binary_state(x):  # pragma: no cover
+    """:data:`NOT_BINARY`, :data:`ALL_ZERO` or :data:`BINARY` for a 2-D array (stops at the first non-0/1 entry)."""
+    rows, width = x.shape
+    zero = x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    any_one = False
+    for m in range(rows):
+        row = x[m]
+        ones = 0
+        others = 0
+        for i in range(width):  # branch-free counts: the compiler vectorises this loop
+            value = row[i]
+            ones += value == one
+            others += (value != one) & (value != zero)
+        if others:
+            return NOT_BINARY
+        any_one = any_one or ones > 0
+    return BINARY if any_one else ALL_ZERO
+
+
+@njit(cache=True, nogil=True)
+def add_normal(weight, sigma, key, stream, out):  # pragma: no cover
+    """``out = weight + sigma * xi``, one standard normal ``xi`` per entry (``sigma`` in the array's type).
+
+    ``key``, ``stream``: the draws (:func:`new_streams`). Shape: 2-D.
+    """
+    rows, width = weight.shape
+    normals = np.empty(width, dtype=weight.dtype)
+    rejected = np.empty(width, dtype=np.uint8)
+    start = np.uint64(0)
+    for m in range(rows):
+        start = fill_normals(key, start, normals, stream, rejected)
+        w_row = weight[m]
+        o_row = out[m]
+        for i in range(width):
+            o_row[i] = w_row[i] + sigma * normals[i]
+
+
+@njit(cache=True, nogil=True)
+def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, bound, codes_limit, row_scale,
+                 factors, key, stream, codes, rounds, scale, out):  # pragma: no cover
+    """Output stage with per-vector bound management, then the digital scalings (module docstring).
+
+    ``product`` (M, F_out): the crossbar product at input scale 1; ``q_of_round`` (K,): the
+    input factor of each allowed round (one entry: no bound management); ``out_factor_of_round``
+    (K,): ``out_scale * 2^k``; ``sigma`` (F_out,): output noise per column, used when ``noisy``;
+    ``step``, ``bound``: the ADC step and the output bound; ``codes_limit``: codes are clamped to
+    +-L for int16 storage (L * step > bound, so no output changes); ``row_scale`` (M,): the
+    noise-management scale; ``factors`` (C, F_out): column factors applied in order.
+    Fills ``codes`` (M, F_out) int16, ``rounds`` (M,) (each vector's last round), ``scale`` (M,)
+    (its final rescaling) and ``out`` (M, F_out), which may be ``product`` itself (a row of the
+    product is read before that row's output is written).
+    """
+    rows, width = product.shape
+    last = q_of_round.shape[0] - 1
+    cast = product.dtype.type
+    limit = cast(codes_limit)
+    n_factors = factors.shape[0]
+    noise = np.zeros(width, dtype=product.dtype)  # one conversion's output noise
+    values = np.empty(width, dtype=product.dtype)  # its ADC codes, as floats
+    rejected = np.empty(width, dtype=np.uint8)
+    start = np.uint64(0)
+    for m in range(rows):
+        p = product[m]
+        k = 0
+        while True:
+            if noisy:
+                start = fill_normals(key, start, noise, stream, rejected)
+                for j in range(width):
+                    noise[j] = noise[j] * sigma[j]
+            q = q_of_round[k]
+            outside = 0
+            for j in range(width):  # branch-free: the compiler vectorises this loop
+                c = np.rint((p[j] * q + noise[j]) / step)
+                values[j] = c
+                value = c * step
+                outside += not (value <= bound and value >= -bound)
+            if outside == 0 or k == last:
+                break
+            k += 1
+        rounds[m] = k
+        s = row_scale[m] * out_factor_of_round[k]
+        scale[m] = s
+        c_row = codes[m]
+        o_row = out[m]
+        for j in range(width):
+            c = values[j]
+            c_row[j] = np.int16(min(max(c, -limit), limit))
+            o_row[j] = min(max(c * step, -bound), bound) * s
+        for f in range(n_factors):
+            factor = factors[f]
+            for j in range(width):
+                o_row[j] = o_row[j] * factor[j]
+
+
+@njit(cache=True, nogil=True)
+def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, alpha_grad, out_factor, q_rows,
+                        grad, grad_alpha, grad_final):  # pragma: no cover
+    """Gradient at the crossbar output of :func:`spike_rounds`, the learned output scale's and the final rescaling's.
+
+    ``factors`` (C, F_out) as in the forward; with ``alpha_grad`` the last one is the learned
+    output scale and its gradient, summed over the vectors, goes to ``grad_alpha`` (F_out,)
+    float64. ``strict``: the clip passes no gradient at the bound itself (``torch.clamp``'s
+    rule in this torch version), else it does. ``out_factor`` (M,): ``out_scale * 2^k`` of each
+    vector, for ``grad_final`` (M,) = d loss / d (noise-management scale) through the final
+    rescaling (empty: not wanted). ``q_rows`` (M,): if not empty, the gradient is also
+    multiplied by each vector's input factor (the weight gradient's operand, when no input
+    gradient needs the plain one). Fills ``grad`` (M, F_out).
+    """
+    rows, width = grad_out.shape
+    cast = grad_out.dtype.type
+    zero = cast(0.0)
+    one = cast(1.0)
+    n_factors = factors.shape[0]
+    n_before = n_factors - 1 if alpha_grad else n_factors  # factors applied before the learned one
+    want_final = grad_final.shape[0] > 0
+    with_q = q_rows.shape[0] > 0
+    y = np.empty(width, dtype=grad_out.dtype)  # the clipped ADC outputs of a vector
+    slope = np.empty(width, dtype=grad_out.dtype)  # the clip's derivative, 1 or 0
+    before = np.empty(width, dtype=grad_out.dtype)  # the output before the learned scale
+    for m in range(rows):
+        s = scale[m]
+        g_row = grad_out[m]
+        c_row = codes[m]
+        out_row = grad[m]
+        for j in range(width):
+            value = cast(c_row[j]) * step
+            inside = (value < bound and value > -bound) if strict else (value <= bound and value >= -bound)
+            slope[j] = one if inside else zero
+            y[j] = min(max(value, -bound), bound)
+            out_row[j] = g_row[j]
+        if alpha_grad:
+            for j in range(width):
+                before[j] = y[j] * s
+            for f in range(n_before):
+                factor = factors[f]
+                for j in range(width):
+                    before[j] = before[j] * factor[j]
+            for j in range(width):
+                grad_alpha[j] += out_row[j] * before[j]
+        for f in range(n_factors - 1, -1, -1):  # d/d(output before the factors): the factors in reverse order
+            factor = factors[f]
+            for j in range(width):
+                out_row[j] = out_row[j] * factor[j]
+        if want_final:
+            grad_final[m] = cast(_dot(out_row, y)) * out_factor[m]
+        if with_q:
+            q = q_rows[m]
+            for j in range(width):
+                out_row[j] = out_row[j] * s * slope[j] * q
+        else:
+            for j in range(width):
+                out_row[j] = out_row[j] * s * slope[j]
+
+
+@njit(cache=True, nogil=True)
+def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale, reduction, grad_final,
+                    grad_scale):  # pragma: no cover
+    """The input's and the noise-management scale's gradients from ``grad_at_input`` = G W, in one pass.
+
+    ``grad_at_input`` (M, F_in) becomes the input gradient ``G W dq`` in place; ``grad_scale``
+    (M,) gets ``-sum_i x_i (G W)_i / (row_scale^2 f) + grad_final`` (the scale enters the
+    product as 1 / row_scale: ``sum_j G_j (W x)_j = sum_i x_i (G W)_i``) when it is not empty;
+    ``grad_w_operand`` (M, F_out), the gradient G at the crossbar output, is multiplied by each
+    vector's input factor ``q`` in place (the weight gradient is ``(q G)^T x``).
+    """
+    rows, width = grad_at_input.shape
+    want_scale = grad_scale.shape[0] > 0
+    for m in range(rows):
+        gw = grad_at_input[m]
+        dq = dq_rows[m]
+        if want_scale:
+            xr = x[m]
+            r = row_scale[m]
+            grad_scale[m] = grad_final.dtype.type(_dot(xr, gw)) / (r * r * -reduction[m]) + grad_final[m]
+        for i in range(width):
+            gw[i] = gw[i] * dq
+        q = q_rows[m]
+        g = grad_w_operand[m]
+        for j in range(g.shape[0]):
+            g[j] = g[j] * q

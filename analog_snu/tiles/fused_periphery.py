@@ -1,0 +1,226 @@
+r"""The spike tile's periphery in one compiled pass per call: DAC, output noise, ADC, bound management, scalings.
+
+:class:`~analog_snu.tiles.spike_tile.SpikeTorchInferenceTile` simulates, for a block of 0/1
+input vectors, what aihwkit's torch tile simulates (see :mod:`analog_snu.tiles.spike_mvm` for the
+per-vector bound management and the spike shortcut). Done as torch operations that is a dozen
+passes over the (M, F_out) output block per bound-management round plus the digital scalings,
+and as many again in the backward. Here (on CPU, float32/float64) it is:
+
+- forward: the HWA weight noise drawn in one loop (:func:`~analog_snu.functional.periphery_loops.add_normal`),
+  the crossbar product ``x W^T`` (one GEMM), then
+  :func:`~analog_snu.functional.periphery_loops.spike_rounds`: each vector's conversions,
+  output noise drawn in the loop, ADC codes, the bound test and the final rescaling and column
+  scalings (mapping scale, drift compensation in eval mode, learned output scale), one pass;
+- backward: :func:`~analog_snu.functional.periphery_loops.spike_rows_backward` (the gradient at
+  the crossbar output from the int16 ADC codes, the learned output scale's gradient and the
+  final rescaling's, one pass), one GEMM for the input side, one pass for the input and the
+  noise-management scale gradients (:func:`~analog_snu.functional.periphery_loops.input_gradients`;
+  it uses :math:`\sum_j G_j (W x)_j = \sum_i x_i (G W)_i`, so the crossbar product is not
+  computed again) and one GEMM for the weight gradient.
+
+Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
+numbers, as in the torch-operation path. The normal draws are made in the loops
+(:mod:`analog_snu.functional.periphery_loops`), keyed per call by one draw of torch's default
+generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's draws, so outputs
+equal aihwkit's in distribution, and bit for bit when the simulated noise is off
+(tests/tiles/test_fused_periphery.py).
+
+Set the environment variable ``ANALOG_SNU_TORCH_PERIPHERY=1`` for the torch-operation path
+(aihwkit's own operations and random draws), e.g. to compare the two.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from analog_snu.tiles.backend import aihwkit_module
+from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
+
+__all__ = ["TORCH_PERIPHERY_ENV", "fused_periphery_applies", "fused_spike_forward", "noisy_weight", "round_tables",
+           "spike_input_state"]
+
+TORCH_PERIPHERY_ENV = "ANALOG_SNU_TORCH_PERIPHERY"
+"""Set this environment variable to ``1`` to simulate the spike tile's periphery with aihwkit's torch
+operations and random draws instead of the compiled loops (to compare, or on a machine without numba)."""
+
+_enums = aihwkit_module("simulator.parameters.enums")
+_torch_tile = aihwkit_module("simulator.tiles.torch_tile")
+_MOD = _enums.WeightModifierType
+
+
+def _loops():
+    """The compiled loops, imported on first use (numba's import and cache load take a while)."""
+    from analog_snu.functional import periphery_loops
+
+    return periphery_loops
+
+
+def fused_periphery_applies(tensor: Tensor) -> bool:
+    """The compiled loops serve CPU float32/float64 tensors unless :data:`TORCH_PERIPHERY_ENV` is ``1``."""
+    if os.environ.get(TORCH_PERIPHERY_ENV) == "1":
+        return False
+    return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
+
+
+def spike_input_state(x: Tensor) -> tuple[bool, bool]:
+    """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in)."""
+    state = _loops().binary_state(x.detach().numpy())  # a strided view as it is (a tile's share of the input)
+    return state != _loops().NOT_BINARY, state == _loops().BINARY
+
+
+def _np(tensor: Tensor) -> np.ndarray:
+    """A C-ordered numpy view of a CPU tensor (a copy only if it is not contiguous)."""
+    return tensor.detach().contiguous().numpy()
+
+
+def _scalar(value: float, dtype: torch.dtype) -> Any:
+    """``value`` as a numpy scalar of ``dtype`` (torch rounds a Python scalar operand to the tensor's type)."""
+    return np.dtype(str(dtype).removeprefix("torch.")).type(value)
+
+
+def _streams() -> tuple[np.uint64, np.ndarray]:
+    """Keys of the compiled loops' normal draws, from one draw of torch's default generator."""
+    return _loops().new_streams(int(torch.randint(0, 2**62, (1,))))
+
+
+def _no_streams() -> tuple[np.uint64, np.ndarray]:
+    """Placeholder keys where the loops draw nothing: torch's generator is left alone, as aihwkit's path leaves it."""
+    return np.uint64(0), np.zeros(2, dtype=np.uint64)
+
+
+_TABLES: dict[tuple, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+
+
+def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(q, dq/dx, f, out_scale * f)`` of every bound-management round the settings allow, shape (K,) each.
+
+    Round k converts at input scale 1 / f, f = 2^k; the last entry is the round at which aihwkit's
+    stop rule ends the rounds (one entry without iterative bound management). ``q`` is aihwkit's
+    input stage applied to a single 1 (:meth:`SpikeAnalogMVM._input_factor`). Cached per settings.
+    """
+    key = (io_pars.inp_res, io_pars.inp_bound, io_pars.inp_noise, io_pars.inp_asymmetry, io_pars.inp_sto_round,
+           io_pars.bound_management, io_pars.max_bm_factor, io_pars.max_bm_res, io_pars.out_scale, dtype)
+    if key not in _TABLES:
+        reductions = [1.0]
+        while io_pars.bound_management == _BM.ITERATIVE and not _limit_reached(reductions[-1], io_pars):
+            reductions.append(reductions[-1] * 2.0)
+        like = torch.empty(0, dtype=dtype)
+        q, dq = zip(*(SpikeAnalogMVM._input_factor(1.0 / f, io_pars, like) for f in reductions))
+        reduction = torch.tensor(reductions, dtype=dtype)
+        out_factor = io_pars.out_scale * reduction  # as aihwkit's final rescaling computes it, in the tensor's type
+        _TABLES[key] = torch.tensor(q, dtype=dtype), torch.tensor(dq, dtype=dtype), reduction, out_factor
+    return _TABLES[key]
+
+
+def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
+    """The training forward's weight (aihwkit's ``modify_weight``), additive normal noise drawn in one compiled loop.
+
+    Additive normal noise (``ADD_NORMAL``, one draw per weight, not per batch sample) is
+    ``W + std_dev * w_max * xi`` with ``w_max = max|W|`` (``rel_to_actual_wmax``) or
+    ``assumed_wmax``, as aihwkit computes it; the gradient passes to ``weight`` unchanged. Any
+    other modifier is aihwkit's own. Shape: weight (F_out, F_in).
+    """
+    if modifier.type in (_MOD.NONE, _MOD.COPY):
+        return weight
+    if modifier.type != _MOD.ADD_NORMAL or modifier.per_batch_sample or not fused_periphery_applies(weight):
+        return _torch_tile.TorchSimulatorTile.modify_weight(weight, modifier, 1)
+    with torch.no_grad():
+        # aihwkit's std_dev * w_max: in the tensor's type for the measured max|W|, in double for the assumed one
+        sigma = modifier.std_dev * (weight.abs().max() if modifier.rel_to_actual_wmax else modifier.assumed_wmax)
+        noisy = torch.empty_like(weight)
+        _loops().add_normal(_np(weight), _scalar(float(sigma), weight.dtype), *_streams(), noisy.numpy())
+    return _AddNoise.apply(weight, noisy)
+
+
+class _AddNoise(torch.autograd.Function):
+    """``noisy`` in value, the identity for the gradient of ``weight`` (aihwkit's ``weight.clone() + noise``)."""
+
+    @staticmethod
+    def forward(ctx, weight, noisy):  # type: ignore[override]
+        return noisy
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return grad, None
+
+
+def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: list[Tensor], alpha: Tensor | None,
+                        io_pars: Any, out_noise_values: Tensor | None, codes_limit: int) -> Tensor:
+    """The spike tile's output for 0/1 rows ``x`` through the compiled periphery (module docstring).
+
+    ``weight``: the crossbar weight as this forward sees it (with HWA noise, :func:`noisy_weight`);
+    ``row_scale``: the noise-management scale (1 in value; aihwkit's gradient); ``factors``:
+    column factors without gradient, applied in order after the final rescaling (each (1,) or
+    (F_out,)); ``alpha``: the learned output scale, applied last (None: none).
+    Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
+    """
+    f_out = weight.shape[0]
+    columns = [factor.detach().to(x.dtype).reshape(-1).expand(f_out) for factor in factors]
+    if alpha is not None:
+        columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
+    column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
+    return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit)
+
+
+class _FusedSpikeRows(torch.autograd.Function):
+    """Forward and backward of :func:`fused_spike_forward` (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values,
+                codes_limit):  # type: ignore[override]
+        loops = _loops()
+        dtype = x.dtype
+        q, dq, reduction, out_factor = round_tables(io_pars, dtype)
+        product = x @ weight.T  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
+        rows, f_out = product.shape
+        if out_noise_values is not None:
+            sigma, noisy = out_noise_values.detach().to(dtype).expand(f_out).contiguous(), True
+        else:
+            sigma, noisy = product.new_full((f_out,), io_pars.out_noise), io_pars.out_noise > 0.0
+        codes = torch.empty(rows, f_out, dtype=torch.int16)
+        rounds = torch.empty(rows, dtype=torch.int16)
+        scale = product.new_empty(rows)
+        out = product  # written over row by row: each row of the product is read before its output is written
+        step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
+        loops.spike_rounds(_np(product), _np(q), _np(out_factor), _np(sigma), noisy, step, bound, codes_limit,
+                           _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
+                           codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
+        ctx.io_pars = io_pars
+        ctx.alpha_shape = None if alpha is None else alpha.shape
+        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] else None, column_factors, codes,
+                              rounds, scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        x, weight, row_scale, column_factors, codes, rounds, scale = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        io_pars, loops, dtype = ctx.io_pars, _loops(), grad_out.dtype
+        q, dq, reduction, out_factor = (table[rounds.long()] for table in round_tables(io_pars, dtype))  # (M,) each
+        rows, f_out = codes.shape
+        want_input = needs[0] or needs[2]
+        grad = torch.empty(rows, f_out, dtype=dtype)
+        grad_alpha = np.zeros(f_out if needs[3] else 0)
+        grad_final = grad.new_empty(rows if needs[2] else 0)
+        step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
+        loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
+                                  _np(column_factors), bool(needs[3]), out_factor.numpy(),
+                                  q.numpy() if not want_input else np.empty(0, dtype=grad.numpy().dtype),
+                                  grad.numpy(), grad_alpha, grad_final.numpy())
+        grad_x = grad_scale = None
+        if want_input:
+            grad_x = grad @ weight  # (M, F_in), made the input gradient in place below
+            grad_scale = grad.new_empty(rows if needs[2] else 0)
+            ones = row_scale.reshape(-1) if needs[2] else grad_scale
+            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), q.numpy(), dq.numpy(), _np(ones),
+                                  reduction.numpy(), grad_final.numpy(), grad_scale.numpy())
+            grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
+            grad_x = grad_x if needs[0] else None
+        grad_w = grad.T @ x if needs[1] else None
+        grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
+        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None
