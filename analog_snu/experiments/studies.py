@@ -4,7 +4,7 @@ Outputs are named by their settings inside the run directory, so other settings 
 overwrite them::
 
     RUN/drift_study/<device label>_seeds<s0-s1-...>/drift_study.{csv,json,png}
-    RUN/weight_maps/<device label>_seed<s>_t<seconds>/maps.{npz,json} (+ CSV, PNG)
+    RUN/weight_maps/<device label>_seed<s>_t<time>/maps.{npz,json} (+ CSV, PNG)   (time as 1d, 1y, ...)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.device_models import PCMDevice
+from analog_snu.times import format_time
 from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
@@ -43,7 +44,7 @@ def run_drift_study(
     device: PCMDevice | None = None,
     device_source: str | None = None,
     device_changes: Sequence[tuple[str, Any]] = (),
-    times: list[float],
+    times: Sequence[float | str],
     seeds: list[int],
     compensation: str | None = None,
     split: str = "test",
@@ -76,20 +77,21 @@ def run_export_maps(
     device_source: str | None = None,
     device_changes: Sequence[tuple[str, Any]] = (),
     seed: int = 0,
-    time: float = 0.0,
+    time: float | str = 0.0,
     split: str = "test",
     csv: bool = False,
     png: bool = True,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Program the run's network on ``device``, drift it to ``time`` seconds after programming and
+    """Program the run's network on ``device``, drift it to ``time`` after programming (seconds, or
+    text such as ``"1d"``) and
     export its weight and conductance maps. Returns the written files, the metric and device counts."""
     (time,) = check_times([time], "--time")
     with RunDirectory(run_dir) as run:
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         label = result_label(opened, device_source, used)
-        path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{time:g}" / "maps.npz"
+        path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{format_time(time)}" / "maps.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         program(model, seed=seed)
         written = export_weight_maps(model, path, csv=csv, png=png, time=time, wear=_wear(opened.checkpoint))

@@ -9,7 +9,10 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   ``g_max_device``, ``nu`` (K, 2, F_out, F_in) float64; ``stuck`` (K, 2, F_out, F_in) int8
   (0 working, 1 at g_max, 2 at 0 µS); ``scale_ratio`` (µS per weight unit) and the periphery
   values evaluation depends on (``mapping_scales``, ``alpha``, ``drift_baseline``,
-  ``output_scales``, ``compensation_reference``; absent when unset).
+  ``output_scales``, ``compensation_reference``; absent when unset); ``network_scale_programmed``
+  and ``network_scale_now`` (F_out,) or (1,) float64: per output row, the factor from tile units
+  to the weights the network computes with, as programmed and now (drift compensation included;
+  :func:`~analog_snu.tiles.tile_access.network_scales`), for figures; import does not need them.
 - ``<stem>.json``: format and version, package/aihwkit versions, the npz's SHA-256, and per
   tile its layer, shape, device config, time since programming and seeds.
 - optional ``<stem>_<layer>.csv`` (one row per weight and pair) and ``<stem>_<layer>.png``
@@ -52,6 +55,7 @@ from analog_snu.tiles.tile_access import (
     attach_noise_model,
     is_inference_tile,
     named_layer_tiles,
+    network_scales,
     restore_tile,
     tile_noise_model,
     tile_snapshot,
@@ -102,6 +106,7 @@ def _tile_arrays(state: PCMTileState, tile: Any) -> dict[str, np.ndarray]:
         "stuck": state.stuck,
         "scale_ratio": torch.tensor(state.scale_ratio, dtype=torch.float64),
     }
+    arrays["network_scale_programmed"], arrays["network_scale_now"] = network_scales(tile, state)
     extra = dict(tile_snapshot(tile))
     extra["output_scales"] = state.output_scales
     extra["compensation_reference"] = state.compensation_reference

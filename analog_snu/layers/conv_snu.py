@@ -27,6 +27,7 @@ from analog_snu.functional import (
 )
 from analog_snu.layers.checks import check_finite_float, check_image_layers, check_size, check_unit_interval
 from analog_snu.layers.snu import SNU
+from analog_snu.layers.precision import ExactInitialValues
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
 
 __all__ = ["ConvSNU", "ConvSNUNetwork"]
@@ -41,7 +42,7 @@ def _in_memory_order(x: Tensor) -> Tensor:
     return x.permute(sorted(range(x.dim()), key=x.stride, reverse=True))
 
 
-class ConvSNU(AnalogContainerBase, nn.Module):
+class ConvSNU(ExactInitialValues, AnalogContainerBase, nn.Module):
     r"""A layer of convolutional Spiking Neural Units over a sequence of images.
 
     Per step, ``s_t = g(W * x_t + decay * s_{t-1} * (1 - y_{t-1}))``, ``y_t = h(s_t - threshold)``
@@ -115,6 +116,7 @@ class ConvSNU(AnalogContainerBase, nn.Module):
             self.decay = nn.Parameter(torch.full((out_channels,), decay))
         else:
             self.register_buffer("decay", torch.tensor(decay))
+        self._remember_exact(decay=decay, threshold=threshold)  # .double() keeps 0.8 as 0.8
 
     def extra_repr(self) -> str:
         return (
