@@ -32,8 +32,9 @@ from typing import Any, BinaryIO
 
 from analog_snu.errors import AnalogSNUError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "finish_interrupted_writes", "write_json", "to_json", "current_umask",
-           "open_regular_file", "read_regular_file", "read_text_file", "read_json_file", "load_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "replace_files", "finish_interrupted_writes", "write_json",
+           "to_json", "current_umask", "open_regular_file", "read_regular_file", "read_text_file", "read_json_file",
+           "load_json"]
 
 _TMP_PREFIX = ".analog_snu-tmp-"
 #: name ending of the journal replace_files writes before its renames

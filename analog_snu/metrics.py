@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from analog_snu.errors import InputValueError, ShapeError
 
-__all__ = ["frame_nll", "frame_nll_sum", "NLLAverages", "perplexity", "accuracy", "correct_count"]
+__all__ = ["frame_nll", "frame_nll_sum", "NLLAverages", "perplexity", "accuracy", "correct_count",
+           "format_metric"]
 
 
 def frame_nll(logits: Tensor, frames: Tensor) -> Tensor:
@@ -115,3 +116,19 @@ def accuracy(logits: Tensor, labels: Tensor) -> float:
     """Fraction of ``argmax(logits) == labels`` in [0, 1]. Shape: logits (N, C), labels (N,)."""
     return correct_count(logits, labels) / max(len(labels), 1)
 
+
+
+def format_metric(name: str, value: float) -> str:
+    """A metric as people read it: accuracy (a fraction in results files) in percent, perplexity to
+    2 decimals, NLL and losses to 4. Every line the package prints and its report use this.
+
+    >>> format_metric("test_accuracy", 0.92777), format_metric("nll", 8.71234), format_metric("perplexity", 137.712)
+    ('92.78 %', '8.7123', '137.71')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return str(value)
+    if name.endswith("accuracy"):
+        return f"{100 * value:.2f} %"
+    if name.endswith("perplexity"):
+        return f"{value:.2f}"
+    return f"{value:.4f}"

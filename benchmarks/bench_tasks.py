@@ -6,7 +6,9 @@ and 1 year, global drift compensation). Prints a Markdown table and writes
 ``<out>/summary.json`` with the commands, figures and wall times.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_tasks.py --suite mnist --epochs 3 --hwa-epochs 1
-    OMP_NUM_THREADS=1 python benchmarks/bench_tasks.py --suite jsb --epochs 10 --hwa-epochs 3
+    OMP_NUM_THREADS=1 python benchmarks/bench_tasks.py --suite jsb --jsb JSB_FILE --epochs 10 --hwa-epochs 3
+
+``--jsb`` names the Boulanger-Lewandowski JSB Chorales file (``.json`` or ``.pickle``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from pathlib import Path
 
 PAPER = {("mnist", "snu"): "98.47 % (7 layers)", ("mnist", "ssnu"): "98.50 % (4 layers)",
          ("jsb", "snu"): "8.72", ("jsb", "ssnu"): "8.39"}
-JSB_FILE = "/work/shared/data/jsb-chorales-quarter.json"
 CLI = [str(Path(sys.executable).parent / "analog-snu")]
 
 
-def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int, device: str = "pcm") -> list[tuple[str, str, list[str]]]:
+def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int, device: str = "pcm",
+             jsb_file: str | None = None) -> list[tuple[str, str, list[str]]]:
+    """``(model, training, train arguments)`` of every run of ``suite``; jsb needs ``jsb_file``."""
+    if suite == "jsb" and not jsb_file:
+        raise ValueError("--suite jsb needs --jsb FILE (the JSB Chorales .json or .pickle)")
     runs = []
     for model in ("snu", "ssnu"):
         for training in ("digital", "hwa"):
@@ -34,7 +39,7 @@ def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int, de
             if suite == "mnist":
                 args += ["--layers", "256", "256", "--eval-batch-size", "1000"]
             else:
-                args += ["--data", JSB_FILE, "--layers", "150", "--g", "leaky_relu", "--eval-batch-size", "16"]
+                args += ["--data", str(jsb_file), "--layers", "150", "--g", "leaky_relu", "--eval-batch-size", "16"]
             if limit:
                 args += ["--train-limit", str(limit)]
             if training == "hwa":
@@ -48,6 +53,7 @@ def commands(suite: str, epochs: int, hwa_epochs: int, out: Path, limit: int, de
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=["mnist", "jsb"], required=True)
+    parser.add_argument("--jsb", default=None, metavar="FILE", help="JSB Chorales .json/.pickle (needed by --suite jsb)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of digital runs")
     parser.add_argument("--hwa-epochs", type=int, default=1, help="epochs of PCM HWA runs")
     parser.add_argument("--train-limit", type=int, default=0)
@@ -55,8 +61,11 @@ def main() -> None:
     parser.add_argument("--device", default="pcm", help="PCM device of the HWA runs ('pcm' or a preset)")
     parser.add_argument("--only", nargs="*", default=None, help="subset like snu-digital ssnu-hwa")
     args = parser.parse_args()
+    if args.suite == "jsb" and not args.jsb:
+        parser.error("--suite jsb needs --jsb FILE (the JSB Chorales .json or .pickle)")
     summary = []
-    for model, training, train_args in commands(args.suite, args.epochs, args.hwa_epochs, args.out, args.train_limit, args.device):
+    for model, training, train_args in commands(args.suite, args.epochs, args.hwa_epochs, args.out, args.train_limit, args.device,
+                                                   args.jsb):
         if args.only and f"{model}-{training}" not in args.only:
             continue
         run_dir = Path(train_args[train_args.index("--out") + 1])
@@ -69,9 +78,11 @@ def main() -> None:
         entry.update(final=final, history=history)
         if training == "hwa":
             eval_args = ["eval", str(run_dir), "--drift-times", "3600", "31536000"]
-            subprocess.run(CLI + eval_args, check=True)
+            done = subprocess.run(CLI + eval_args, check=True, capture_output=True, text=True).stdout
+            print(done, end="")
             entry["eval_command"] = "analog-snu " + shlex.join(eval_args)
-            entry["eval"] = json.loads((run_dir / "eval.json").read_text())
+            written = [line.split(" ", 1)[1] for line in done.splitlines() if line.startswith("wrote ")]
+            entry["eval"] = json.loads(Path(written[-1]).read_text())
         summary.append(entry)
         (args.out / f"summary-{args.suite}-{args.device}.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps({k: entry[k] for k in ("model", "training", "wall_s")} | {"final": final,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of analog_snu on a CUDA machine without network (see /work/shared/docs/gpu.md and README).
+# GPU check of analog_snu on a CUDA machine without network (see the README, "Sweeps (Ray) and GPUs").
 #
 #   bash benchmarks/gpu_bundle.sh               # beforehand, on a machine with network
 #   bash benchmarks/gpu_check.sh [BUNDLE_DIR]   # on the CUDA machine, from the repository root

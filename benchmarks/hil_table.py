@@ -12,7 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-TIMES = ("0", "86400", "3.1536e+07")
+from analog_snu.times import parse_time
+
+#: seconds after programming of the table's columns (0 s, 1 day, 1 year)
+TIMES = (0.0, 86_400.0, 31_536_000.0)
 
 
 def row(run: Path) -> str:
@@ -20,7 +23,8 @@ def row(run: Path) -> str:
     final = json.loads((run / "final.json").read_text())
     metric = final["metric"]
     evals = sorted((run / "eval").glob("test_*.json"))
-    drift = json.loads(evals[0].read_text())["drift"] if evals else {}
+    # keyed "1d" (or "86400" in older run directories)
+    drift = {parse_time(t): v for t, v in json.loads(evals[0].read_text())["drift"].items()} if evals else {}
     training = config["training"]
     mode = training["mode"] + (f" {training['hil_scheme'] or 'reprogram'}" if training["mode"] == "hil" else "")
     wear = "–"

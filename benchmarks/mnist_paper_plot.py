@@ -17,6 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
+from analog_snu.times import format_time, parse_time
+
 #: (label, sweep folder, grid values that select the row, the paper's figure or None)
 ROWS = (
     ("SNU 2x256", "sweep_mnist_deep_snu", {"layers": [256] * 2}, None),
@@ -31,9 +33,17 @@ HWA_ROWS = (
     ("SNU 7x256, HWA", "sweep_mnist_deep_snu_hwa", 98.47),
     ("sSNU 4x256, HWA", "sweep_mnist_deep_ssnu_hwa", 98.50),
 )
-#: result columns of a programmed-and-drifted trial, in seconds after programming
-DRIFT_COLUMNS = (("as trained", "test_accuracy"), ("0 s", "drift_0"), ("1 day", "drift_86400"),
-                 ("1 year", "drift_31536000"))
+#: result columns of a programmed-and-drifted trial, named by the time after programming
+DRIFT_COLUMNS = (("as trained", "test_accuracy"), ("0 s", "drift_0s"), ("1 day", "drift_1d"), ("1 year", "drift_1y"))
+
+
+def _drift_key(time: str) -> str:
+    """``drift_<time>`` as the package writes it now (``1d``), from old names too (``86400``, ``3.1536e+07``)."""
+    return f"drift_{format_time(parse_time(time))}"
+
+
+def _normalised(row: dict) -> dict:
+    return {(_drift_key(k.removeprefix("drift_")) if k.startswith("drift_") else k): v for k, v in row.items()}
 
 
 def _matches(row: dict, grid: dict) -> bool:
@@ -51,7 +61,7 @@ def finished_trials(folder: Path) -> list[dict]:
     for report in sorted(folder.glob("trials/*/eval/test_*.json")):
         data = json.loads(report.read_text())
         row = {"test_accuracy": data["as_trained"]}
-        row.update({f"drift_{round(float(t))}": value for t, value in data["drift"].items()})  # "3.1536e+07" -> 31536000
+        row.update({_drift_key(t): value for t, value in data["drift"].items()})
         rows.append(row)
     return rows
 
@@ -71,7 +81,7 @@ def collect(sweeps: Path) -> tuple[list[dict], list[dict], list[str]]:
                             "per_seed": [100.0 * r["test_accuracy"] for r in sorted(rows, key=lambda r: r["seed"])]})
     for label, folder, paper in HWA_ROWS:
         path = sweeps / folder / "results.json"
-        rows = ([r for r in json.loads(path.read_text()) if r.get("status") == "ok"] if path.is_file()
+        rows = ([_normalised(r) for r in json.loads(path.read_text()) if r.get("status") == "ok"] if path.is_file()
                 else finished_trials(sweeps / folder))
         if not rows:
             missing.append(folder)

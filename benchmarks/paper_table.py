@@ -22,12 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analog_snu.errors import ConfigError
 from analog_snu.experiments.sweep_results import drift_column
+from analog_snu.times import parse_time
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"
 DAY, YEAR = 86400, 31536000
-RUN = "../shared/tools/one-at-a-time .venv/bin/analog-snu sweep benchmarks/sweeps/{spec}.toml --out bench_out/{spec} --in-process"
+RUN = "../shared/tools/one-at-a-time .venv/bin/analog-snu sweep benchmarks/sweeps/{spec}.toml{data} --out bench_out/{spec} --in-process"
+#: how a JSB sweep is given the JSB file (its specs name no path of a machine)
+JSB_DATA = " --set data=JSB_FILE"
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ def table_row(row: Row, results: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": [int(seed) for seed in per_seed],
         "per_seed": per_seed,
         "paper": row.paper,
-        "command": f"make setup && {RUN.format(spec=row.sweep)} && .venv/bin/python benchmarks/paper_table.py",
+        "command": f"make setup && {RUN.format(spec=row.sweep, data=JSB_DATA if row.sweep.startswith('jsb') else '')} "
+                   "&& .venv/bin/python benchmarks/paper_table.py",
         "sweep": row.sweep,
         "grid": row.grid,
         "column": row.source_column,
@@ -123,11 +128,25 @@ def table_row(row: Row, results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _current_names(result: dict[str, Any]) -> dict[str, Any]:
+    """A results row with the drift columns named as now (``drift_1y``), also from older sweeps
+    (``drift_31536000``)."""
+    renamed = {}
+    for key, value in result.items():
+        if key.startswith("drift_"):
+            try:
+                key = drift_column(parse_time(key.removeprefix("drift_")))
+            except ConfigError:
+                pass
+        renamed[key] = value
+    return renamed
+
+
 def build(sweeps: Path) -> dict[str, Any]:
     rows = []
     for row in ROWS:
         path = sweeps / row.sweep / "results.json"
-        results = json.loads(path.read_text()) if path.is_file() else []
+        results = [_current_names(r) for r in json.loads(path.read_text())] if path.is_file() else []
         rows.append(table_row(row, results))
     return {"rows": rows}
 

@@ -7,7 +7,16 @@ import sys
 import pytest
 
 from analog_snu.errors import AnalogSNUError
-from analog_snu.files import atomic_write_bytes, finish_interrupted_writes, load_json, read_regular_file, read_text_file, replace_files, to_json, write_json
+from analog_snu.files import (
+    atomic_write_bytes,
+    finish_interrupted_writes,
+    load_json,
+    read_regular_file,
+    read_text_file,
+    replace_files,
+    to_json,
+    write_json,
+)
 
 
 def test_write_replaces_atomically_and_follows_the_umask(tmp_path):

@@ -3,9 +3,11 @@
 Each sub-command lives in its own module of this package, exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; :data:`COMMANDS` registers it.
 
-Errors print as one line naming what is wrong (a traceback only with ``--debug``). Exit
-codes: 0 success, 1 a runtime problem (data, checkpoint, divergence, disk), 2 a usage
-problem (flags, config values), 130 interrupted.
+Errors print as one line naming what is wrong (a traceback only with ``--debug``), usage
+errors of the flags too (with a pointer to ``--help`` instead of the usage). Exit codes: 0
+success, 1 a runtime problem (data, checkpoint, divergence, disk), 2 a usage problem (flags,
+config values, a RUN that is not a run directory: :class:`~analog_snu.errors.ConfigError`),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from analog_snu.errors import AnalogSNUError, ConfigError
 
@@ -32,8 +35,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a usage error in one line: the error and where to read more, not the
+    30 lines of usage before it (sub-command parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="analog-snu", description="Spiking Neural Units on simulated PCM.")
+    parser = _Parser(prog="analog-snu", description="Spiking Neural Units on simulated PCM.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -69,7 +80,10 @@ def _interrupted_while_exiting(signum: int, frame: object) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error argparse has printed (2): an exit code, as below
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

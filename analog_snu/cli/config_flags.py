@@ -7,14 +7,17 @@ names every leaf, and each field's type, default and docstring make its flag.
 from __future__ import annotations
 
 import argparse
+import re
 import types
 import typing
 from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
+from analog_snu.cli.time_args import time_arg
 from analog_snu.device_models import list_presets
 from analog_snu.experiments import FLAG_PATHS, SECTIONS, TASK_DEFAULTS, RunConfig, build_config, parse_set, read_toml
+from analog_snu.times import TimeSeconds
 
 __all__ = ["add_config_arguments", "add_set_argument", "config_from_args", "flag_values"]
 
@@ -26,9 +29,37 @@ def _field(path: str) -> FieldInfo:
     return SECTIONS[section][0].model_fields[name]
 
 
-def _task_defaults(path: str) -> str:
-    values = {task: defaults[path] for task, defaults in TASK_DEFAULTS.items() if path in defaults}
-    return ", ".join(f"{task} {' '.join(map(str, v)) if isinstance(v, list) else v}" for task, v in values.items())
+def _shown(value: Any) -> str:
+    """A default as a user types it: ``128 128``, ``on``/``off``, ``none``, ``0.8``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(_shown, value)) if value else "none"
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _task_defaults(path: str, default: Any) -> str:
+    """``digits 15; others 1``: the default of every task where one differs, else ``""``."""
+    if not any(path in defaults for defaults in TASK_DEFAULTS.values()):
+        return ""
+    values = {task: _shown(defaults.get(path, default)) for task, defaults in TASK_DEFAULTS.items()}
+    common = max(set(values.values()), key=list(values.values()).count)
+    special = [f"{task} {value}" for task, value in values.items() if value != common]
+    if len(special) == len(values) - 1 or not special:  # one value each, or all alike
+        return ", ".join(f"{task} {value}" for task, value in values.items())
+    return f"{', '.join(special)}; other tasks {common}"
+
+
+def _help_text(info: FieldInfo, default_text: str) -> str:
+    """The field's description without reST markup (``x`` -> x), and its default, said once."""
+    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", info.description or "")
+    text = re.sub(r"``([^`]*)``", r"\1", text).strip().rstrip(".")
+    text = re.sub(r"\s*\(default per task\)", "", text)
+    if re.search(r"\bdefault\b", text):  # the description says it (e.g. "default 1.5 reprogram; 8 mixed")
+        return text
+    return f"{text} (default: {default_text})"
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -39,6 +70,11 @@ def _unwrap(annotation: Any) -> Any:
     if typing.get_origin(annotation) is typing.Annotated:
         return _unwrap(typing.get_args(annotation)[0])
     return annotation
+
+
+def _is_time(annotation: Any) -> bool:
+    """A :data:`~analog_snu.times.TimeSeconds` field (or ``TimeSeconds | None``): the flag takes ``1s``, ``1h``, ..."""
+    return annotation == TimeSeconds or TimeSeconds in typing.get_args(annotation)
 
 
 def _thread_setting(text: str) -> int | str:
@@ -52,14 +88,14 @@ def _thread_setting(text: str) -> int | str:
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     info = _field(path)
     annotation = _unwrap(info.annotation)
-    per_task = _task_defaults(path)
+    per_task = _task_defaults(path, None if info.is_required() else info.default)
     if per_task:
         default_text = f"per task: {per_task}"
     elif info.is_required():
         default_text = "required"
     else:
-        default_text = "none" if info.default is None else str(info.default)
-    help_text = f"{(info.description or '').rstrip('.')} (default: {default_text})"
+        default_text = _shown(info.default)
+    help_text = _help_text(info, default_text)
     kwargs: dict[str, Any] = {"default": None, "help": help_text.replace("%", "%%"), "dest": flag.replace("-", "_")}
     origin = typing.get_origin(annotation)
     if flag == "device":
@@ -73,6 +109,8 @@ def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
         kwargs.update(nargs="+", type=_unwrap(typing.get_args(annotation)[0]), metavar="N")
     elif origin is Literal:
         kwargs["choices"] = list(typing.get_args(annotation))
+    elif _is_time(info.annotation):
+        kwargs.update(type=time_arg, metavar="TIME")
     elif annotation in (int, float):
         kwargs["type"] = annotation
     parser.add_argument(f"--{flag}", **kwargs)

@@ -6,6 +6,8 @@ import argparse
 
 from analog_snu.cli.output import add_output_arguments, progress_from_args
 from analog_snu.experiments import run_demo
+from analog_snu.experiments.demo import LABELS
+from analog_snu.metrics import format_metric
 
 __all__ = ["add_arguments", "run", "report"]
 
@@ -20,12 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report(results: dict) -> None:
     """Print the demo's accuracies."""
-    print(f"digital SNU            test accuracy: {100 * results['digital_accuracy']:.1f} %"
+    print(f"{LABELS['digital']:<22} test accuracy: {format_metric('accuracy', results['digital_accuracy'])}"
           f"  (trained in {results['digital_train_s']:.0f} s)")
-    print(f"PCM SNU, HWA-trained   test accuracy: {100 * results['hwa_accuracy']:.1f} %"
+    print(f"{LABELS['hwa']:<22} test accuracy: {format_metric('accuracy', results['hwa_accuracy'])}"
           f"  (trained in {results['hwa_train_s']:.0f} s, before programming)")
-    print(f"PCM SNU, 1 day drift   test accuracy: {100 * results['pcm_accuracy_1day']:.1f} %"
-          "  (programmed, drifted 86,400 s, global drift compensation)")
+    print(f"{'PCM SNU, 1 day drift':<22} test accuracy: {format_metric('accuracy', results['pcm_accuracy_1day'])}"
+          "  (programmed, drifted 1d, global drift compensation)")
     if results.get("runs"):
         print(f"runs in {results['runs']}")
 

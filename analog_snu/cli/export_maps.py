@@ -6,7 +6,10 @@ import argparse
 
 from analog_snu.cli.demo_target import add_demo_arguments, run_dir_or_demo
 from analog_snu.cli.device_args import add_device_arguments, device_from_args
+from analog_snu.cli.time_args import TIME_HELP, time_arg
 from analog_snu.experiments import run_export_maps
+from analog_snu.metrics import format_metric
+from analog_snu.times import format_time
 
 __all__ = ["add_arguments", "run"]
 
@@ -15,11 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_demo_arguments(parser)
     add_device_arguments(parser)
     parser.add_argument("--out", default=None, metavar="PATH.npz",
-                        help="weight-map file (default RUN_DIR/weight_maps/<device>_seed<s>_t<time>/maps.npz); its folder: "
-                             "new, empty, or written by analog_snu before; never inside another run")
+                        help="weight-map file (default RUN_DIR/weight_maps/<device>_seed<s>_t<time>/maps.npz, "
+                             "time as 1d); its folder: new, empty, or written by analog_snu before; never inside "
+                             "another run")
     parser.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
-    parser.add_argument("--time", type=float, default=0.0, metavar="SECONDS",
-                        help="drift to this time after programming before exporting (default 0: as programmed)")
+    parser.add_argument("--time", type=time_arg, default=0.0, metavar="TIME",
+                        help=f"drift to this time after programming before exporting, {TIME_HELP} (default 0s: "
+                             "as programmed)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
     parser.add_argument("--csv", action="store_true", help="also write one CSV per layer")
     parser.add_argument("--no-png", action="store_true", help="skip the heatmap PNGs")
@@ -33,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_export_maps(run_dir, seed=args.seed, time=args.time, split=args.split, csv=args.csv,
                              png=not args.no_png, out=args.out, force=args.force, **device_from_args(args))
     counts, written = result["counts"], result["written"]
-    print(f"{result['metric']} after programming (t = {result['time']:g} s): {result['value']:.4f}")
+    print(f"{result['metric']} after programming (t = {format_time(result['time'])}): "
+          f"{format_metric(result['metric'], result['value'])}")
     print(f"PCM devices: {counts['total']:,} ({', '.join(f'{k}: {v:,}' for k, v in counts.items() if k != 'total')})")
     for kind in ("npz", "json"):
         print(f"wrote {written[kind]}")

@@ -13,8 +13,10 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="run directory of `analog-snu train`")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help=f"report folder (default RUN/{REPORT_FOLDER}): index.html and the PNGs; new, empty, or written by analog_snu before; never inside another run")
-    parser.add_argument("--dpi", type=int, default=PLOT_DPI, help=f"figure resolution, {PLOT_DPI} to {MAX_DPI} (default {PLOT_DPI})")
+                        help=f"report folder (default RUN/{REPORT_FOLDER}): index.html and the PNGs; new, empty, or "
+                             "written by analog_snu before; never inside another run")
+    parser.add_argument("--dpi", type=int, default=PLOT_DPI,
+                        help=f"figure resolution, {PLOT_DPI} to {MAX_DPI} (default {PLOT_DPI})")
     parser.add_argument("--quiet", action="store_true", help="print only the path of the HTML page")
     parser.add_argument("--force", action="store_true",
                         help="write into an --out folder analog_snu did not create (same-named files are replaced; "

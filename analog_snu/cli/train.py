@@ -10,6 +10,7 @@ from analog_snu.cli.output import add_output_arguments, progress_from_args
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import read_checkpoint, read_toml, train_run
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME
+from analog_snu.metrics import format_metric
 
 __all__ = ["add_arguments", "run"]
 
@@ -47,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
                        progress=progress_from_args(args), device_source=args.device)
     metric = result.final["metric"]
     print(f"{config.task.name} {config.model.cell} ({config.training.mode}): test {metric} "
-          f"{result.final[f'test_{metric}']:.4f}; run in {run_dir}")
+          f"{format_metric(metric, result.final[f'test_{metric}'])}; run in {run_dir}")
     return 0

@@ -29,7 +29,9 @@ from analog_snu.models import ModelConfig, ModelSpec
 from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting
+from analog_snu.times import TimeSeconds
 from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
+from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
            "config_differences", "MAX_KEY_DEPTH", "check_key_depth"]
@@ -62,7 +64,7 @@ class TrainingConfig(StrictModel):
     """How the weights are learned."""
 
     mode: Literal["digital", "hwa", "pulsed", "hil"] = "digital"
-    """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software."""
+    """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software (default: digital, or hwa with a device)."""
     optimizer: Literal[tuple(OPTIMIZERS)] = "adam"  # type: ignore[valid-type]
     """Optimizer."""
     lr: float = Field(1e-3, gt=0.0, le=1e4)
@@ -91,8 +93,8 @@ class TrainingConfig(StrictModel):
     """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
     program_every: PositiveInt | None = None
     """HIL reprogram only: reprogram the chip every N batches (default 1)."""
-    chip_seconds_per_batch: float | None = Field(None, ge=0.0)
-    """HIL only: chip clock advance per batch, seconds (default 1.0)."""
+    chip_seconds_per_batch: TimeSeconds | None = Field(None, ge=0.0)
+    """HIL only: chip clock advance per batch, seconds; a time such as 1s, 1min, 1h is accepted (default 1s)."""
     granularity: float | None = Field(None, gt=0.0, le=1.0)
     """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
     headroom: float | None = Field(None, ge=1.0, le=1e3)
@@ -110,6 +112,8 @@ class TrainingConfig(StrictModel):
             raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
         if self.granularity is not None and self.hil_scheme != "mixed":
             raise ValueError("--granularity applies to --hil-scheme mixed only")
+        if self.rule == "dfa" and self.grapes == "local":
+            raise ValueError(DFA_LOCAL_REFUSAL)
         if self.schedule == "step" and self.step_size is None:
             raise ValueError("--schedule step needs --step-size N (epochs between decays)")
         if self.step_size is not None and self.schedule != "step":

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from analog_snu.device_models import PCMDevice
+from analog_snu.times import format_time
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.records import evaluate_split, versions
@@ -27,8 +28,8 @@ from analog_snu.schema import check_seed
 __all__ = ["evaluate_run", "check_times"]
 
 
-def check_times(times: list[float] | None, flag: str = "--drift-times") -> list[float]:
-    """Times after programming must be finite and >= 0 seconds."""
+def check_times(times: Sequence[float | str] | None, flag: str = "--drift-times") -> list[float]:
+    """Times after programming (seconds, or text such as ``"1d"``) as seconds, finite and >= 0."""
     return [seconds_after_programming(seconds, flag) for seconds in times or []]
 
 
@@ -49,14 +50,17 @@ def evaluate_run(
     device: PCMDevice | None = None,
     device_source: str | None = None,
     device_changes: Sequence[tuple[str, Any]] = (),
-    drift_times: list[float] | None = None,
+    drift_times: Sequence[float | str] | None = None,
     split: str = "test",
     seed: int = 0,
 ) -> dict[str, Any]:
     """The run's metric on ``split``: as trained, then on ``device`` (default: the run's own)
-    programmed with ``seed`` and drifted to each of ``drift_times`` (seconds after programming).
+    programmed with ``seed`` and drifted to each of ``drift_times`` after programming (seconds,
+    or text such as ``"1d"``, ``"1y"``).
 
-    Returns the result dict, also written to ``RUN/eval/`` (its ``"path"`` says where).
+    Returns the result dict, also written to ``RUN/eval/`` (its ``"path"`` says where); its
+    ``"drift"`` maps each time, written as :func:`~analog_snu.times.format_time` writes
+    it (``"1d"``), to the metric.
     """
     drift_times = check_times(drift_times)
     check_seed(seed, "--seed")
@@ -88,7 +92,7 @@ def evaluate_run(
                 program(model, seed=seed)
                 for seconds in drift_times or [0.0]:
                     drift(model, seconds)
-                    results["drift"][f"{seconds:g}"] = evaluate_split(task, model, split, seed)[task.metric]
+                    results["drift"][format_time(seconds)] = evaluate_split(task, model, split, seed)[task.metric]
         name = f"{split}_{results.get('device_label', 'as_trained')}_seed{seed}.json"
         out = result_folder(run.path, "eval") / name
         results["path"] = str(out)

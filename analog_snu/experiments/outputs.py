@@ -99,13 +99,15 @@ def output_folder(run: Path, folder: str, *default: str, out: str | Path | None 
         raise ConfigError(f"--out folder {out} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()):
         if (target / OUTPUT_MARKER).is_file():
+            own = {OUTPUT_MARKER, *_listed(target)}
             foreign = sorted(p.name for p in target.iterdir()
-                             if p.name not in {OUTPUT_MARKER, *_listed(target)} and not p.name.startswith(".analog_snu-tmp-"))
+                             if p.name not in own and not p.name.startswith(".analog_snu-tmp-"))
             if not foreign:
                 return OutputFolder(out, claimed=True)
             if not force:
-                raise ConfigError(f"--out folder {out} holds files analog_snu did not write ({', '.join(foreign[:5])}); "
-                                  "choose a new or empty folder, or pass --force to write into it anyway")
+                raise ConfigError(f"--out folder {out} holds files analog_snu did not write "
+                                  f"({', '.join(foreign[:5])}); choose a new or empty folder, or pass --force to "
+                                  "write into it anyway")
             return OutputFolder(out, claimed=False)
         if not force:
             entries = sorted(p.name for p in target.iterdir())

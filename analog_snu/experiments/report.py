@@ -9,12 +9,16 @@
   the metric vs time after programming with human ticks, with and without compensation,
   seeds as error bars;
 - per weight-map export (``weight_maps/*/maps.json`` + ``.npz``) and per layer
-  ``maps_<name>_<layer>_{conductance,weights,histograms,stuck[,wear]}.png``: G+/G- maps at
-  the layer's global indices, programmed vs target weights, conductance and drift-exponent
-  histograms, stuck devices, and device wear where the maps hold it;
-- ``index.html``: the config, final and evaluation results, the hardware-in-the-loop wear
-  summary (``hil.json``) and every figure, embedded as base64 ``data:`` images (the page
-  references no file and no URL, so it can be mailed or archived alone).
+  ``maps_<name>_<layer>_{conductance,weights,histograms[,stuck][,wear]}.png``: G+/G- maps at
+  the layer's global indices, the weights the network computes with (drift compensation
+  applied, in the layer's weight units) against the trained ones, conductance and
+  drift-exponent histograms, stuck devices where there are any, and device wear where the
+  maps hold it;
+- ``index.html``: what was trained (a summary of ``config.json``, the full JSON behind a fold),
+  the final test results (``final.json``), the evaluations on PCM devices (``eval/*.json``), the
+  hardware-in-the-loop wear (``hil.json``), as tables rounded for people
+  (:mod:`~analog_snu.experiments.report_tables`), and every figure, embedded as base64 ``data:``
+  images (the page references no file and no URL, so it can be mailed or archived alone).
 
 Every part but the run directory itself is optional: what is missing is listed on the page
 (:attr:`Report.notes`) and the rest is still written. Figures are rendered with matplotlib's
@@ -30,7 +34,6 @@ import hashlib
 import html
 import io
 import json
-import math
 import os
 import re
 import zipfile
@@ -42,10 +45,12 @@ import numpy as np
 
 from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
 from analog_snu.experiments.outputs import output_folder
+from analog_snu.experiments.report_tables import config_summary, eval_table, results_table
 from analog_snu.experiments.run_dir import check_no_links
 from analog_snu.files import read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
 from analog_snu.hardware.map_plots import MAX_DPI, PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
+from analog_snu.times import format_time
 
 __all__ = ["Report", "write_report", "REPORT_FOLDER", "loss_axis_label"]
 
@@ -53,6 +58,14 @@ __all__ = ["Report", "write_report", "REPORT_FOLDER", "loss_axis_label"]
 REPORT_FOLDER = "report"
 _MAPS_FORMAT = "analog_snu.weight_maps"
 _RUN_PARTS = ("config.json", "metrics.csv", "final.json", "checkpoint.safetensors")
+#: what each weight-map figure shows, for its caption
+_FIGURE_CAPTIONS = {
+    "conductance": "G+ and G- of every pair (µS)",
+    "weights": "weights the network computes with against the trained weights",
+    "histograms": "conductance and drift-exponent histograms",
+    "stuck": "stuck devices",
+    "wear": "device wear",
+}
 #: task -> unit of its training loss
 _LOSS_UNITS = {"digits": "nats/image", "mnist": "nats/image", "jsb": "nats/frame", "ptb": "nats/word"}
 
@@ -204,18 +217,6 @@ def _training_curves(rows: list[dict[str, Any]], task: str | None, title: str, d
 # --- html ---------------------------------------------------------------------------------------------
 
 
-def _table(data: dict[str, Any]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.6g}" if math.isfinite(value) else str(value)
-        if isinstance(value, (dict, list)):
-            return f"<code>{html.escape(json.dumps(value, sort_keys=True))}</code>"
-        return html.escape(str(value))
-
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{cell(v)}</td></tr>" for k, v in data.items())
-    return f"<table>{body}</table>"
-
-
 def _image(name: str, png: bytes, caption: str) -> str:
     encoded = base64.b64encode(png).decode("ascii")
     return (f'<figure id="{html.escape(name)}"><img alt="{html.escape(caption)}" '
@@ -274,26 +275,44 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
     run_name = run_dir.resolve().name
     title = f"Run {run_name}: {task or 'unknown task'}, {device}"
 
+    digital = isinstance(record, dict) and isinstance(record.get("config"), dict) \
+        and record["config"].get("device") is None
+    device_flag = " --device PRESET|FILE" if digital else ""  # a digital run names the device to put it on
+    if isinstance(record, dict):
+        sections.append(f"<h2>What was trained</h2>{config_summary(record)}")
+
     # training
     rows = _read_metrics(run_dir / "metrics.csv", notes)
     part = ["<h2>Training</h2>"]
     if rows:
         part.append(add_figure("training_curves", _training_curves(rows, task, f"Training curves of run {run_name}", dpi),
                                f"Loss and validation metric per epoch ({len(rows)} epochs)."))
-    for name, heading in (("final.json", "Final test results"), ("eval.json", "Evaluation")):
-        data = _read_json(run_dir / name, notes)
-        if isinstance(data, dict):
-            part.append(f"<h3>{heading} ({name})</h3>{_table(data)}")
-        elif data is None and name == "final.json":
-            notes.append("final.json: none (the run has not finished)")
+    hil = _read_json(run_dir / "hil.json", notes)
+    final = _read_json(run_dir / "final.json", notes)
+    if isinstance(final, dict):
+        part.append(f"<h3>Final test results (final.json)</h3>"
+                    f"{results_table(final, skip=('hil',) if isinstance(hil, dict) else ())}")
+    elif final is None:
+        notes.append("final.json: none (the run has not finished)")
     sections.append("".join(part))
 
-    # hardware-in-the-loop wear
-    hil = _read_json(run_dir / "hil.json", notes)
-    if isinstance(hil, dict):
-        sections.append(f"<h2>Device wear (hil.json)</h2>{_table(hil)}")
-
+    # evaluations on PCM devices (analog-snu eval), and the single file of older versions
     results = _result_jsons(run_dir, out_dir)
+    evaluations = [(p, d) for p, d in results if p.parent == run_dir / "eval" and isinstance(d, dict)
+                   and {"split", "metric", "as_trained"} <= set(d)]
+    legacy = _read_json(run_dir / "eval.json", notes)
+    if isinstance(legacy, dict) and {"metric", "as_trained"} <= set(legacy):
+        evaluations.insert(0, (run_dir / "eval.json", legacy))
+    if evaluations:
+        sections.append("<h2>Evaluations (eval/)</h2><p>The trained network as trained and after programming on a "
+                        "PCM device with the row's seed, drifted to each time after programming (drift "
+                        f"compensation as the device says).</p>{eval_table(evaluations)}")
+    else:
+        notes.append(f"evaluations: none (run `analog-snu eval RUN{device_flag} --drift-times 1d 1y`)")
+
+    # hardware-in-the-loop wear
+    if isinstance(hil, dict):
+        sections.append(f"<h2>Device wear (hil.json)</h2>{results_table(hil)}")
     # drift studies
     studies = [(p, d) for p, d in results if isinstance(d, dict) and {"metric", "summary", "times"} <= set(d)]
     part = ["<h2>Drift studies</h2>"]
@@ -309,7 +328,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
                                f"{label}: {study['metric']} vs time after programming "
                                f"(from {path.relative_to(run_dir)})."))
     if not studies:
-        notes.append("drift study: none (run `analog-snu drift-study RUN`)")
+        notes.append(f"drift study: none (run `analog-snu drift-study RUN{device_flag}`)")
     else:
         sections.append("".join(part))
 
@@ -324,21 +343,25 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
             notes.append(f"{path.relative_to(run_dir)}: weight maps not readable ({exc})")
             continue
         part.append(f"<h3>{html.escape(label)}</h3><p>{html.escape(str(path.relative_to(run_dir)))}, "
-                    f"{meta.get('time_since_programming_s', 0):g} s after programming, program seed "
+                    f"{format_time(meta.get('time_since_programming_s', 0))} after programming, program seed "
                     f"{html.escape(str(meta.get('program_seed')))}</p>")
         for maps in layers:
             part.append(f"<h4>{html.escape(maps.layer)} ({maps.shape[0]} x {maps.shape[1]}, {maps.pairs} pair(s) "
                         f"per weight)</h4>")
+            if not maps.stuck.any():
+                part.append("<p>No stuck devices.</p>")
             for kind, png in layer_figures(maps, dpi).items():
                 part.append(add_figure(f"maps_{_safe(label)}_{_safe(maps.layer)}_{kind}", png,
-                                       f"{maps.layer}: {kind}"))
+                                       f"{maps.layer}: {_FIGURE_CAPTIONS.get(kind, kind)}"))
     if not exports:
-        notes.append("weight maps: none (run `analog-snu export-maps RUN`)")
+        notes.append(f"weight maps: none (run `analog-snu export-maps RUN{device_flag}`)")
     else:
         sections.append("".join(part))
 
     if isinstance(record, dict):
-        sections.append(f"<h2>Config (config.json)</h2><pre>{html.escape(json.dumps(record, indent=2, sort_keys=True))}</pre>")
+        sections.append("<h2>Config (config.json)</h2><details><summary>The full run config, the device by value "
+                        "(JSON)</summary><pre>"
+                        f"{html.escape(json.dumps(record, indent=2, sort_keys=True))}</pre></details>")
     notes_html = ("<h2>Not in this report</h2><ul class=\"notes\">"
                   + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"

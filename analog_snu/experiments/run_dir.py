@@ -13,9 +13,10 @@ Layout::
 
 Rules: a directory holding files that analog_snu did not write is never written into (not even
 with ``--force``); a result folder that is a symbolic link is never followed (the run is refused
-until the link is removed, as results would land outside the run); a second process is refused while the first holds the lock (a lock dies
-with its process, so a killed run never blocks the next); ``--force`` removes only analog_snu's
-own files, and only after the new run has been validated and built.
+until the link is removed, as results would land outside the run); a second process is refused
+while the first holds the lock (a lock dies with its process, so a killed run never blocks the
+next); ``--force`` removes only analog_snu's own files, and only after the new run has been
+validated and built.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class RunDirectory:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path} exists and is not a directory")
         if not self.path.exists():
-            if not self.create:
-                raise CheckpointError(f"{self.path} does not exist; is it a run directory of `analog-snu train`?")
+            if not self.create:  # naming a folder that is no run is a usage error, as in `report` (exit 2)
+                raise ConfigError(f"{self.path} does not exist; name a run directory of `analog-snu train`")
             try:
                 self.path.mkdir(parents=True)
             except OSError as exc:
@@ -121,6 +122,9 @@ class RunDirectory:
         if is_run_directory(self.path):
             return
         entries = [p.name for p in self.path.iterdir()]
+        if entries and not self.create:
+            raise ConfigError(f"{self.path} is not a run directory of `analog-snu train` (no {MARKER_NAME} marker); "
+                              "name a folder that `analog-snu train` wrote")
         if entries:
             raise ConfigError(
                 f"{self.path} is not an analog_snu run directory (no {MARKER_NAME} marker) and is not empty "
@@ -128,7 +132,7 @@ class RunDirectory:
                 "choose a new or empty --out"
             )
         if not self.create:
-            raise CheckpointError(f"{self.path} is empty; it holds no run of `analog-snu train`")
+            raise ConfigError(f"{self.path} is empty; it holds no run of `analog-snu train`")
         atomic_write_text(self.path / MARKER_NAME, to_json({"format": "analog_snu.run", "version": 1}) + "\n")
 
     # --- locking ---------------------------------------------------------------------------------

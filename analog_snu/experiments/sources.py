@@ -158,17 +158,28 @@ def _split_toml(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], di
         elif key in (*SECTIONS, "device") and isinstance(value, dict):
             tables[key] = value
         elif flag in FLAG_PATHS:
-            flags[flag] = value
+            flags[key] = value  # as spelled: the same flag twice (train_limit, train-limit) is refused
         elif key not in _TOML_EXTRAS:
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {sorted([*FLAG_PATHS, *_TOML_EXTRAS])} "
                               f"or the tables {sorted([*SECTIONS, 'device'])}")
     return flags, tables, sets
 
 
+def _flag_name(key: str) -> str:
+    """A flag name as given (``train-limit``) or with underscores (``train_limit``, as TOML keys and
+    Python identifiers spell it) -> the flag name."""
+    return key.replace("_", "-")
+
+
 def _apply_flags(tree: dict[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
-    for flag, value in flags.items():
+    seen: dict[str, str] = {}
+    for key, value in flags.items():
+        flag = _flag_name(key)
         if flag not in FLAG_PATHS:
-            raise ConfigError(f"unknown key {flag!r}; valid keys: {sorted(FLAG_PATHS)}")
+            raise ConfigError(f"unknown key {key!r}; valid keys: {sorted(FLAG_PATHS)} (or with _ for -)")
+        if flag in seen:
+            raise ConfigError(f"{seen[flag]!r} and {key!r} are the same key {flag!r}; give it once")
+        seen[flag] = key
         if flag == "device":
             tree = {**tree, "device": device_value(value)}
         else:
@@ -186,7 +197,7 @@ def build_config(
 ) -> RunConfig:
     """Merge the sources (see the module docstring) and validate them strictly once.
 
-    ``flags`` maps flag names (``"lr"``, ``"train-limit"``, ``"device"``) to values; ``sets``
+    ``flags`` maps flag names (``"lr"``, ``"train-limit"`` or ``"train_limit"``, ``"device"``) to values; ``sets``
     holds ``(dotted.path, value)`` pairs. A key in a set that is not a flag name is taken as
     a dotted path (``device.drift.scale``).
     """
@@ -203,7 +214,7 @@ def build_config(
         tree = _apply_flags(tree, toml_flags)
     tree = _apply_flags(tree, dict(flags or {}))
     for path, value in [*toml_sets, *sets]:
-        if path in FLAG_PATHS and "." not in path:
+        if "." not in path and _flag_name(path) in FLAG_PATHS:
             tree = _apply_flags(tree, {path: value})
         else:
             tree = set_path(tree, path, value)

@@ -4,7 +4,7 @@ Outputs are named by their settings inside the run directory, so other settings 
 overwrite them::
 
     RUN/drift_study/<device label>_seeds<s0-s1-...>/drift_study.{csv,json,png}
-    RUN/weight_maps/<device label>_seed<s>_t<seconds>/maps.{npz,json} (+ CSV, PNG)
+    RUN/weight_maps/<device label>_seed<s>_t<time>/maps.{npz,json} (+ CSV, PNG)   (time as 1d, 1y, ...)
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from analog_snu.device_models import PCMDevice
 from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
-from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.outputs import output_folder
+from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.hardware import device_count, drift_study, program
 from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.hardware.map_plots import WEAR_FIELDS
 from analog_snu.hardware.weight_maps import weight_map_files
 from analog_snu.schema import check_seed
+from analog_snu.times import format_time
 
 __all__ = ["run_drift_study", "run_export_maps"]
 
@@ -47,7 +48,7 @@ def run_drift_study(
     device: PCMDevice | None = None,
     device_source: str | None = None,
     device_changes: Sequence[tuple[str, Any]] = (),
-    times: list[float],
+    times: Sequence[float | str],
     seeds: list[int],
     compensation: str | None = None,
     split: str = "test",
@@ -87,15 +88,16 @@ def run_export_maps(
     device_source: str | None = None,
     device_changes: Sequence[tuple[str, Any]] = (),
     seed: int = 0,
-    time: float = 0.0,
+    time: float | str = 0.0,
     split: str = "test",
     csv: bool = False,
     png: bool = True,
     out: str | Path | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Program the run's network on ``device``, drift it to ``time`` seconds after programming and
-    export its weight and conductance maps. Returns the written files, the metric and device counts.
+    """Program the run's network on ``device``, drift it to ``time`` after programming (seconds, or
+    text such as ``"1d"``) and export its weight and conductance maps. Returns the written files, the
+    metric and device counts.
 
     ``out``: a ``.npz`` path instead of ``RUN/weight_maps/<label>/maps.npz``; its folder is owned as
     :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
@@ -110,7 +112,7 @@ def run_export_maps(
         model, used = on_device(opened, device, device_changes)
         label = result_label(opened, device_source, used)
         if target is None:
-            target = output_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{time:g}")
+            target = output_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{format_time(time)}")
         program(model, seed=seed)
         files, written = weight_map_files(model, target.path / name, csv=csv, png=png, time=time,
                                           wear=_wear(opened.checkpoint))

@@ -50,6 +50,7 @@ from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_v
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
 from analog_snu.files import atomic_write_text, read_json_file, to_json, write_json
 from analog_snu.threads import cpu_share, environment_threads, usable_cpus
+from analog_snu.times import parse_time
 from analog_snu.training.loop import ProgressMode, format_duration
 
 __all__ = ["SweepResult", "run_sweep", "run_trial", "SWEEP_MARKER", "MAX_RETRIES"]
@@ -84,15 +85,29 @@ def _stored_config(run_dir: Path) -> RunConfig | None:
 def _eval_done(run_dir: Path, payload: dict[str, Any], device: dict[str, Any], epochs: int) -> dict[str, Any] | None:
     """The stored ``[eval]`` result of this trial, if one covers its times on its device after its epochs."""
     spec = payload["eval"]
-    wanted = {f"{t:g}" for t in spec["times"]}
+    wanted = set(spec["times"])
     for path in sorted((run_dir / "eval").glob(f"{spec['split']}_*_seed{payload['seed']}.json")):
         try:
             result = read_json_file(path, "evaluation")
         except AnalogSNUError:
             continue
-        if result.get("device") == device and result.get("epoch") == epochs and wanted <= set(result.get("drift", {})):
+        if result.get("device") == device and result.get("epoch") == epochs and wanted <= set(_drift_by_seconds(result)):
             return result
     return None
+
+
+def _drift_by_seconds(result: dict[str, Any]) -> dict[float, Any]:
+    """An eval result's ``drift`` keyed by seconds: ``"1d"`` and an older file's ``"86400"`` alike."""
+    drifted = result.get("drift")
+    if not isinstance(drifted, dict):
+        return {}
+    out = {}
+    for key, value in drifted.items():
+        try:
+            out[parse_time(key)] = value
+        except ConfigError:
+            continue
+    return out
 
 
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +156,7 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
                                       split=spec["split"], seed=payload["seed"])
                 state = "evaluated" if state == "done" else state
             for seconds in spec["times"]:
-                row[drift_column(seconds)] = result["drift"][f"{seconds:g}"]
+                row[drift_column(seconds)] = _drift_by_seconds(result)[seconds]
         row.update(status="ok", state=state)
     except AnalogSNUError as exc:
         row.update(status="failed", state="failed", error=f"{type(exc).__name__}: {exc}")

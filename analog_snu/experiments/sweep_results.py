@@ -3,12 +3,12 @@
 - ``results.csv`` / ``results.json``: one row per trial, in spec order: a column per grid key
   (named as in the spec), ``seed``, ``trial`` (its directory under ``trials/``), ``status``
   (``ok`` or ``failed``, with ``error``), ``state`` (``trained``, ``resumed``, ``done``: nothing
-  left to do, ``evaluated``), every key of the trial's ``final.json``, ``drift_<seconds>`` per
-  ``[eval]`` time (the metric after programming with the trial's seed and drifting that long),
+  left to do, ``evaluated``), every key of the trial's ``final.json``, ``drift_<time>`` per
+  ``[eval]`` time (``drift_1d``, ``drift_1y``) (the metric after programming with the trial's seed and drifting that long),
   and ``seconds`` (wall time of the trial in this call).
 - ``summary.csv`` / ``summary.json``: one row per grid point: the grid values, ``n`` (trials that
   finished), and ``<metric>_mean`` / ``<metric>_std`` (sample std over seeds, 0 for one seed) of
-  ``test_<metric>``, ``test_loss`` and every ``drift_<seconds>`` column.
+  ``test_<metric>``, ``test_loss`` and every ``drift_<time>`` column.
 - ``plot_<key>.png`` per grid key (>= 150 dpi): the main metric against the key's values, one
   line per combination of the other keys' values, error bars = std over seeds; one panel for
   the metric after training and one per ``[eval]`` time.
@@ -26,22 +26,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from analog_snu.times import format_time, parse_time
 from analog_snu.experiments.sweep_spec import SweepSpec, format_value
 from analog_snu.files import atomic_write_bytes, write_json
-from analog_snu.hardware.drift_study import format_time, metric_axis_label
+from analog_snu.hardware.drift_study import metric_axis_label
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 
 __all__ = ["drift_column", "summarise", "write_outputs", "metric_columns"]
 
 
 def drift_column(seconds: float) -> str:
-    """Column of the metric ``seconds`` after programming.
+    """Column of the metric ``seconds`` after programming, the time as ``--drift-times`` takes it.
 
     >>> drift_column(86400), drift_column(31536000.0), drift_column(0.5)
-    ('drift_86400', 'drift_31536000', 'drift_0.5')
+    ('drift_1d', 'drift_1y', 'drift_0.5s')
     """
-    value = float(seconds)
-    return f"drift_{int(value)}" if value.is_integer() else f"drift_{value!r}"
+    return f"drift_{format_time(seconds)}"
 
 
 def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -107,7 +107,7 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 def _panel_title(column: str, metric: str) -> str:
     if column.startswith("drift_"):
-        return f"{metric}, {format_time(float(column[len('drift_'):]))} after programming"
+        return f"{metric}, {format_time(parse_time(column[len('drift_'):]))} after programming"
     return f"{metric} after training"
 
 

@@ -16,7 +16,7 @@ A spec has four parts::
     lr = [0.01, 0.001]
 
     [eval]                                # optional: after training, program with the trial's seed
-    times = [86400, 31536000]             # and drift to these seconds after programming
+    times = ["1d", "1y"]                  # and drift this long after programming (or seconds: 86400)
     device = "pcm_joshi2020"              # optional: evaluate on this device (needed for digital trials)
 
 A key is a flag name (``lr``, ``train-limit``, ``layers``; underscores work too) or a dotted
@@ -27,8 +27,9 @@ and ``"device.drift.scale" = 2.0`` give the preset with that one change. ``seed`
 base or grid key: the top-level ``seeds`` list sets it.
 
 :func:`expand` turns a spec into :class:`Trial` s and validates every trial's config before
-any is run; a spec of more than :data:`MAX_TRIALS` trials is refused before any is built. Trial ids are readable and stable (``lr=0.01_device.drift.scale=1.5_seed=0``;
-long or clashing ones end in a short hash of the grid point).
+any is run; a spec of more than :data:`MAX_TRIALS` trials is refused before any is built. Trial
+ids are readable and stable (``lr=0.01_device.drift.scale=1.5_seed=0``; long or clashing ones
+end in a short hash of the grid point).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,8 +50,10 @@ from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, flatten
 from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
 from analog_snu.schema import Seed, StrictModel, validate
+from analog_snu.times import TimeSeconds
 
-__all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "expand", "trial_id", "format_value", "MAX_TRIALS"]
+__all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "with_base", "expand", "trial_id", "format_value",
+           "MAX_TRIALS"]
 
 #: longest trial id kept readable; longer ones are cut and end in a hash
 MAX_ID_LENGTH = 120
@@ -61,8 +64,9 @@ MAX_TRIALS = 10_000
 class EvalSpec(StrictModel):
     """Evaluation of every trial after training (``[eval]``)."""
 
-    times: list[float] = Field(min_length=1)
-    """Seconds after programming (each finite and >= 0) at which the test metric is measured."""
+    times: list[TimeSeconds] = Field(min_length=1)
+    """Times after programming (each finite and >= 0) at which the test metric is measured: seconds, or
+    text such as ``"1d"``, ``"1y"``."""
     device: str | None = None
     """Preset name or device file to evaluate on; default: the trial's own PCM device."""
     split: Literal["train", "valid", "test"] = "test"
@@ -165,6 +169,23 @@ def parse_sweep_spec(data: Mapping[str, Any], where: str = "sweep spec") -> Swee
 def read_sweep_spec(path: str | Path) -> SweepSpec:
     """Read ``SPEC.toml``; missing, unreadable, invalid files and bad keys raise ConfigError naming it."""
     return parse_sweep_spec(read_toml(path, what="sweep spec"), where=f"sweep spec {path}")
+
+
+def with_base(spec: SweepSpec, values: Sequence[tuple[str, Any]], where: str = "--set") -> SweepSpec:
+    """``spec`` with ``values`` (``(key, value)`` pairs) added to or replacing its ``[base]`` keys.
+
+    How a spec takes what belongs to the machine it runs on, such as a data file
+    (``analog-snu sweep SPEC --set data=PATH``). A key spelled differently but naming the same
+    field replaces the spec's; a ``[grid]`` key cannot be set.
+    """
+    base = dict(spec.base)
+    for key, value in values:
+        path = _canonical(key)
+        if any(_canonical(g) == path for g in spec.grid):
+            raise ConfigError(f"{where} {key}: {key!r} is a [grid] key of the spec; edit the spec to change its values")
+        base = {k: v for k, v in base.items() if _canonical(k) != path}
+        base[key] = value
+    return validate(SweepSpec, {**spec.to_dict(), "base": base}, where=where)
 
 
 def format_value(value: Any) -> str:

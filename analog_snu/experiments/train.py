@@ -39,6 +39,7 @@ from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
+from analog_snu.times import format_time
 from analog_snu.tiles.tile_access import named_layer_tiles
 from analog_snu.training import (
     GRAPES,
@@ -52,7 +53,7 @@ from analog_snu.training import (
 from analog_snu.training.feedback_alignment import LearningRule
 from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, train_epoch
 
-__all__ = ["TrainResult", "train_run", "load_task_for", "RESUMABLE_CHANGES"]
+__all__ = ["TrainResult", "train_run", "run_header", "load_task_for", "RESUMABLE_CHANGES"]
 
 #: config fields a resumed run may change: more epochs, a lower learning rate after divergence
 RESUMABLE_CHANGES = ("training.epochs", "training.lr")
@@ -142,6 +143,7 @@ def train_run(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     task: Task | None = None,
     device_source: str | None = None,
+    label: str | None = None,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` (created if needed), checkpointing after every epoch.
 
@@ -149,7 +151,10 @@ def train_run(
     :data:`RESUMABLE_CHANGES`); ``force`` replaces an existing run, but only after the new one
     has been validated and built. ``on_epoch_end(epoch, row)`` is called after each epoch's
     checkpoint is on disk. ``task`` reuses already loaded data; ``device_source`` (the preset
-    name or device file the device came from) is recorded for people, not used.
+    name or device file the device came from) is recorded for people and names result folders
+    (a resumed run keeps the one it has when none is given). Unless ``progress`` is off, one line
+    says what is trained before the first epoch line (:func:`run_header`); ``label`` goes in front
+    of it and of every epoch line, so several trainings in one output tell apart.
     """
     mode = progress if isinstance(progress, ProgressMode) else progress_mode(no_progress=not progress)
     accelerator = resolve_accelerator(config.accelerator)
@@ -172,7 +177,9 @@ def train_run(
         if resume:
             checkpoint = read_checkpoint(run.checkpoint)
             stored = RunConfig.from_dict(checkpoint.meta["extra"].get("config"), where=f"{run.checkpoint} config")
-            read_record(run.path, expect=stored)
+            record = read_record(run.path, expect=stored)
+            if device_source is None:  # the device is the checkpoint's: so is the name it came by
+                device_source = record.get("device_source")
             _check_resumable(stored, config)
             restore_model(model, checkpoint)
             if scheduler is not None:  # the schedule's state, replayed from the history
@@ -200,6 +207,9 @@ def train_run(
             if force:
                 run.clear()
             write_record(run.path, config, device_source=device_source)
+        if mode.epoch_lines:
+            print(run_header(config, spec, run.path, device_source=device_source, start_epoch=start_epoch,
+                             label=label), flush=True)
 
         record = record_bytes(config, device_source=device_source)
         loss_fn = task.loss_fn()
@@ -244,7 +254,7 @@ def train_run(
                 files[run.path / "hil.json"] = (to_json(hil.summary()) + "\n").encode()
             replace_files(files, remove=[run.path / "final.json"])
             if mode.epoch_lines:
-                print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started), flush=True)
+                print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started, label=label), flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
             if scheduler is not None:
@@ -252,7 +262,8 @@ def train_run(
             patience = config.training.patience
             if patience is not None and epoch + 1 - _best_epoch(history) >= patience:
                 if mode.epoch_lines:
-                    print(f"early stop: no better validation loss for {patience} epochs", flush=True)
+                    print(f"{f'[{label}] ' if label else ''}early stop: no better validation loss for {patience} "
+                          "epochs", flush=True)
                 break
 
         test = evaluate_split(task, model, "test", config.training.seed)
@@ -275,6 +286,34 @@ def train_run(
                 print(hil_line(final["hil"]), flush=True)
         write_json(run.path / "final.json", final)
     return TrainResult(model, spec, history, final, run.path)
+
+
+def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, device_source: str | None = None,
+               start_epoch: int = 0, label: str | None = None) -> str:
+    """What is trained, in one line: task, network, device and mode, optimizer, epochs, run directory.
+
+    >>> from analog_snu.experiments import build_config, spec_for
+    >>> config = build_config(flags={"task": "digits", "device": "pcm_joshi2020"})
+    >>> run_header(config, spec_for(config, "mean", 64, 10), Path("runs/x"), device_source="pcm_joshi2020")
+    'training digits: snu 64-128-10, hwa on pcm_joshi2020; adam lr 0.005, 15 epochs, seed 0; run directory runs/x'
+    """
+    t = config.training
+    sizes = "-".join(str(n) for n in (spec.input_size, *spec.hidden, spec.output_size))
+    if config.device is None:
+        where = "digital"
+    else:
+        name = config.device.name
+        source = f" ({device_source})" if device_source and Path(device_source).stem != name else ""
+        where = f"{t.mode} on {name}{source}"
+    if t.mode == "hil":
+        where += f", {config.hil['scheme']} scheme"
+    rule = {"bp": "", "fa": ", feedback alignment", "dfa": ", direct feedback alignment"}[t.rule]
+    rule += f", {t.grapes} GRAPES" if t.grapes else ""
+    start = f", from epoch {start_epoch + 1}" if start_epoch else ""
+    head = f"[{label}] " if label else ""
+    what = "resuming" if start_epoch else "training"
+    return (f"{head}{what} {config.task.name}: {config.model.cell} {sizes}, {where}{rule}; {t.optimizer} lr {t.lr:g}, "
+            f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}{start}, seed {t.seed}; run directory {run_dir}")
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int:
@@ -323,7 +362,7 @@ def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Opt
 
 def hil_line(summary: dict[str, Any]) -> str:
     """Device wear of a HIL run in one line."""
-    parts = [f"HIL ({summary['scheme']}): {summary['devices']:,} devices, chip clock {summary['chip_seconds']:g} s"]
+    parts = [f"HIL ({summary['scheme']}): {summary['devices']:,} devices, chip clock {format_time(summary['chip_seconds'])}"]
     if "programming_events" in summary:
         events = summary["programming_events"]
         parts.append(f"programming events per device mean {events['mean']:.2f}, max {events['max']}")

@@ -12,6 +12,7 @@ from analog_snu.functional.cells import (
 from analog_snu.functional.dropout import check_dropout, dropout_mask, variational_dropout
 from analog_snu.functional.snu import SNUParameters, SNUState, snu_sequence, snu_step
 from analog_snu.functional.snu_li import snu_li_step
+from analog_snu.functional.snu_pool import snu_pool_compiled, snu_pool_sequence
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside_spike, surrogate_derivative
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "neuron_cell_names",
     "register_cell",
     "snu_li_step",
+    "snu_pool_compiled",
+    "snu_pool_sequence",
     "snu_sequence",
     "snu_step",
     "surrogate_derivative",

@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
+from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 from analog_snu.errors import ConfigError
 from analog_snu.files import replace_files
+from analog_snu.metrics import format_metric
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version
@@ -41,15 +43,6 @@ __all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "m
 
 #: 1 s, 1 h, 1 day, 30 days, 1 year, 10 years after programming
 DEFAULT_TIMES = (1.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0)
-_UNITS = ((315_360_000.0, "10 y"), (31_536_000.0, "1 y"), (2_592_000.0, "30 d"), (86_400.0, "1 d"), (3600.0, "1 h"))
-
-
-def format_time(t_seconds: float) -> str:
-    """``86400 -> "1 d"``; other values in seconds."""
-    for value, label in _UNITS:
-        if t_seconds == value:
-            return label
-    return f"{t_seconds:g} s"
 
 
 #: human tick marks of a time axis: 1 s, 1 min, 1 h, 1 d, 30 d, 1 y, 10 y (and 100 y)
@@ -129,13 +122,17 @@ class DriftStudyResult:
     def table(self) -> str:
         """Plain-text table: one line per time, mean +- std without and with compensation."""
         by_key = {(s["time_s"], s["compensated"]): s for s in self.summary()}
+
+        def cell(entry: dict[str, Any], width: int) -> str:  # accuracy in percent, as every printed line
+            text = f"{format_metric(self.metric, entry['mean'])} +- {format_metric(self.metric, entry['std'])}"
+            return f"{text:>{width}}"
+
         head = f"{'time after programming':>24} | {'no compensation':>20} | {self.compensation + ' compensation':>24}"
-        lines = [f"{self.metric} before programming: {self.reference:.4f}   ({len(self.seeds)} programming seeds)",
-                 head, "-" * len(head)]
+        lines = [f"{self.metric} before programming: {format_metric(self.metric, self.reference)}   "
+                 f"({len(self.seeds)} programming seeds)", head, "-" * len(head)]
         for t in self.times:
             plain, comp = by_key[(t, False)], by_key[(t, True)]
-            lines.append(f"{format_time(t):>24} | {plain['mean']:>11.4f} +- {plain['std']:.4f} | "
-                         f"{comp['mean']:>15.4f} +- {comp['std']:.4f}")
+            lines.append(f"{format_time(t):>24} | {cell(plain, 20)} | {cell(comp, 24)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,7 +269,7 @@ def drift_study(
     Args:
         model: a trained network with analog tiles (inference/HWA or pulsed).
         evaluate: ``evaluate(model) -> float``, the metric (e.g. test accuracy).
-        times: seconds after programming.
+        times: times after programming: seconds, or text such as ``"1d"``, ``"1y"``.
         seeds: programming seeds (the spread over them is the reported std).
         compensation: scheme for the compensated values, ``"global"`` or ``"per_column"``;
             ``None``: each tile's configured scheme (``"global"`` where it is ``"none"``).

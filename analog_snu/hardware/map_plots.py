@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.times import format_time
 
 __all__ = [
     "PLOT_DPI",
@@ -160,6 +161,12 @@ class LayerMaps:
     """First global row and first global column of each tile block (for the block borders)."""
     wear: dict[str, np.ndarray] = field(default_factory=dict)
     """Per-device wear counters (:data:`WEAR_FIELDS`) where the maps hold them."""
+    network: dict[str, np.ndarray] = field(default_factory=dict)
+    """``target``, ``programmed``, ``now`` (F_out, F_in): the weights in the network's units (tile weights
+    times the digital periphery's scales; ``now`` with the drift compensation the tiles apply), where the
+    maps hold the scales (exports before these scales existed do not)."""
+    compensation: str = "none"
+    """The device's drift compensation (``none``, ``global``, ``per_column``)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -175,22 +182,43 @@ def _place(target: np.ndarray, block: np.ndarray, row: int, col: int) -> None:
     target[..., row:row + rows, col:col + cols] = block
 
 
+_NETWORK_KEYS = {"network_target": "target", "network_programmed": "programmed", "network_now": "now"}
+
+
 def _assemble(layer: str, parts: list[tuple[str, tuple[int, int], dict[str, np.ndarray]]], device: str,
-              g_max: float, t_now: float) -> LayerMaps:
+              g_max: float, t_now: float, compensation: str = "none") -> LayerMaps:
     rows = max(off[0] + p["weights_target"].shape[0] for _, off, p in parts)
     cols = max(off[1] + p["weights_target"].shape[1] for _, off, p in parts)
     full: dict[str, np.ndarray] = {}
     keys = ["weights_target", "weights_programmed", "weights_now", "g_plus", "g_minus", "nu", "stuck"]
     wear_keys = [k for k in WEAR_FIELDS if all(k in p for _, _, p in parts)]
-    for key in keys + wear_keys:
+    network_keys = [k for k in _NETWORK_KEYS if all(k in p for _, _, p in parts)]
+    for key in keys + wear_keys + network_keys:
         first = parts[0][2][key]
         array = np.zeros((*first.shape[:-2], rows, cols), dtype=first.dtype)
         for _, (row, col), p in parts:
             _place(array, p[key], row, col)
         full[key] = array
     starts = (sorted({off[0] for _, off, _ in parts}), sorted({off[1] for _, off, _ in parts}))
-    return LayerMaps(layer=layer, device=device, g_max=g_max, t_now=t_now,
-                     wear={k: full.pop(k) for k in wear_keys}, tile_starts=starts, **full)
+    return LayerMaps(layer=layer, device=device, g_max=g_max, t_now=t_now, compensation=compensation,
+                     wear={k: full.pop(k) for k in wear_keys}, tile_starts=starts,
+                     network={_NETWORK_KEYS[k]: full.pop(k) for k in network_keys}, **full)
+
+
+def _network_weights(name: str, part: dict[str, np.ndarray], arrays: Mapping[str, np.ndarray]) -> None:
+    """Add the tile's weights in network units to ``part`` when the maps hold its scales."""
+    scales = [arrays.get(f"{name}/network_scale_{when}") for when in ("programmed", "now")]
+    if any(s is None for s in scales):
+        return
+    rows = part["weights_target"].shape[0]
+    programmed, now = (np.asarray(s, dtype=np.float64).reshape(-1) for s in scales)
+    for key, scale in (("network_scale_programmed", programmed), ("network_scale_now", now)):
+        if scale.size not in (1, rows) or not np.isfinite(scale).all():
+            raise CheckpointError(f"weight-map array {name}/{key} has shape {scale.shape}, expected (1,) or ({rows},) "
+                                  "finite values")
+    part["network_target"] = part["weights_target"] * programmed[:, None]
+    part["network_programmed"] = part["weights_programmed"] * programmed[:, None]
+    part["network_now"] = part["weights_now"] * now[:, None]
 
 
 def layers_from_maps(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[LayerMaps]:
@@ -202,7 +230,7 @@ def layers_from_maps(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) 
     tiles = list(meta.get("tiles") or [])
     offsets = tile_offsets(tiles)
     by_layer: dict[str, list[tuple[str, tuple[int, int], dict[str, np.ndarray]]]] = {}
-    info: dict[str, tuple[str, float, float]] = {}
+    info: dict[str, tuple[str, float, float, str]] = {}
     for entry in tiles:
         name = str(entry["name"])
         rows, cols = (int(v) for v in entry["shape"])
@@ -218,11 +246,13 @@ def layers_from_maps(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) 
             if value.shape[-2:] != (rows, cols):
                 raise CheckpointError(f"weight-map array {full!r} has shape {value.shape}, expected (..., {rows}, {cols})")
             part[key] = value
+        _network_weights(name, part, arrays)
         by_layer.setdefault(str(entry["layer"]), []).append((name, offsets[name], part))
         device = entry.get("device") or {}
         g_max = float((device.get("conductance") or {}).get("g_max", np.nanmax(part["g_plus"]) or 1.0))
+        compensation = str((device.get("periphery") or {}).get("drift_compensation", "none"))
         info.setdefault(str(entry["layer"]), (str(device.get("name", "?")), g_max,
-                                              float(entry.get("time_since_programming_s", 0.0))))
+                                              float(entry.get("time_since_programming_s", 0.0)), compensation))
     return [_assemble(layer, parts, *info[layer]) for layer, parts in by_layer.items()]
 
 
@@ -262,7 +292,7 @@ def _index_axes(ax, maps: LayerMaps) -> None:
 
 
 def _when(maps: LayerMaps) -> str:
-    return "as programmed" if maps.t_now == 0 else f"{maps.t_now:g} s after programming"
+    return "as programmed" if maps.t_now == 0 else f"{format_time(maps.t_now)} after programming"
 
 
 def _heatmap(fig, ax, maps: LayerMaps, image: np.ndarray, title: str, label: str, **kwargs) -> None:
@@ -288,11 +318,26 @@ def conductance_maps_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes:
 
 
 def weight_scatter_png(maps: LayerMaps, dpi: int = PLOT_DPI, seed: int = 0) -> bytes:
-    """Programmed (and, after drift, current) weight vs target weight, with the identity line."""
-    target = maps.weights_target.ravel()
-    series = [("as programmed", maps.weights_programmed.ravel())]
+    """The weights the network computes with against the trained weights, with the identity line:
+    as programmed and, after drift, at the export time with the device's drift compensation applied,
+    as the network applies it. In the layer's weight units (the tiles' weights times their digital
+    periphery's scales) where the maps hold those scales; older exports in tile units, uncompensated."""
+    network = bool(maps.network)
+    if network:
+        target, programmed, now = (maps.network[k].ravel() for k in ("target", "programmed", "now"))
+        if maps.compensation == "none":
+            drifted = f"at {format_time(maps.t_now)}, no drift compensation"
+        else:
+            drifted = f"at {format_time(maps.t_now)}, {maps.compensation.replace('_', ' ')} drift compensation"
+        x_label, y_label = "trained weight (the layer's W)", "weight the network computes with"
+    else:
+        target, programmed, now = (a.ravel() for a in (maps.weights_target, maps.weights_programmed, maps.weights_now))
+        drifted = f"at {format_time(maps.t_now)}, without drift compensation"
+        x_label, y_label = "target weight (tile units)", "programmed weight (tile units)"
+    series = [("as programmed", programmed)]
     if maps.t_now > 0:
-        series.append((f"at {maps.t_now:g} s", maps.weights_now.ravel()))
+        series.append((drifted, now))
+    peak = float(np.abs(target).max()) or 1.0
     pick = np.arange(target.size)
     if target.size > _SCATTER_POINTS:
         pick = np.random.default_rng(seed).choice(target.size, _SCATTER_POINTS, replace=False)
@@ -300,11 +345,12 @@ def weight_scatter_png(maps: LayerMaps, dpi: int = PLOT_DPI, seed: int = 0) -> b
     ax = fig.subplots()
     for label, values in series:
         rms = float(np.sqrt(np.mean((values - target) ** 2)))
-        ax.scatter(target[pick], values[pick], s=3, alpha=0.4, label=f"{label} (RMS error {rms:.3g})")
+        ax.scatter(target[pick], values[pick], s=3, alpha=0.4,
+                   label=f"{label}: RMS error {rms:.3g} ({100 * rms / peak:.2g} % of max |W|)")
     low, high = float(target.min()), float(target.max())
-    ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="programmed = target")
-    ax.set_xlabel("target weight (tile units)")
-    ax.set_ylabel("programmed weight (tile units; closer to the line is better)")
+    ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="equal to the trained weight")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(f"{y_label} (closer to the line is better)")
     shown = "" if pick.size == target.size else f"\n{pick.size:,} of {target.size:,} weights shown"
     ax.set_title(f"Weight error of {maps.layer} ({maps.device}){shown}", fontsize=10)
     ax.legend(fontsize=8, markerscale=3)
@@ -357,32 +403,42 @@ def stuck_map_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes:
     return figure_png(fig, dpi)
 
 
+_WEAR_LABELS = {"programming_events": "programming events", "set_pulses": "SET pulses", "refreshes": "refreshes"}
+
+
 def wear_png(maps: LayerMaps, dpi: int = PLOT_DPI) -> bytes | None:
-    """Maps of the per-weight wear (sum over the weight's devices), one panel per counter; ``None``
-    when the maps hold no wear counters."""
-    if not maps.wear:
+    """Per-weight maps of the wear counters the run used, one panel per counter that is not zero
+    everywhere (a reprogramming run sends no SET pulses, a mixed-precision run counts them);
+    ``None`` when there is none. Every figure is per weight, title and colour bar alike: the sum
+    over the weight's devices (2K of them; refreshes count per pair, K of them)."""
+    used = {name: counts for name, counts in maps.wear.items() if np.any(counts)}
+    if not used:
         return None
-    fig = new_figure(6.0 * len(maps.wear), 4.8)
-    axes = fig.subplots(1, len(maps.wear), squeeze=False)[0]
-    for ax, (name, counts) in zip(axes, maps.wear.items()):
-        per_weight = counts.reshape(-1, *maps.shape).sum(axis=0)
-        per_device = counts.reshape(-1, *maps.shape)
-        _heatmap(fig, ax, maps, per_weight, f"{name.replace('_', ' ')}: mean {per_device.mean():.3g}, "
-                 f"max {per_device.max():g} per device", f"{name.replace('_', ' ')} per weight (count)",
-                 cmap="magma")
-    fig.suptitle(f"Device wear of {maps.layer} ({maps.device})")
+    fig = new_figure(6.0 * len(used), 4.8)
+    axes = fig.subplots(1, len(used), squeeze=False)[0]
+    for ax, (name, counts) in zip(axes, used.items()):
+        per_member = counts.reshape(-1, *maps.shape)
+        per_weight = per_member.sum(axis=0)
+        label = _WEAR_LABELS.get(name, name.replace("_", " "))
+        members = f"{per_member.shape[0]} pair{'s' if per_member.shape[0] != 1 else ''}" if name == "refreshes" \
+            else f"{per_member.shape[0]} devices"
+        _heatmap(fig, ax, maps, per_weight, f"{label} per weight (sum over its {members}):\n"
+                 f"mean {per_weight.mean():.3g}, max {per_weight.max():g}", f"{label} per weight", cmap="magma")
+    unused = [_WEAR_LABELS.get(name, name) for name in maps.wear if name not in used]
+    fig.suptitle(f"Device wear of {maps.layer} ({maps.device})" + (f"; no {', no '.join(unused)}" if unused else ""))
     return figure_png(fig, dpi)
 
 
 def layer_figures(maps: LayerMaps, dpi: int = PLOT_DPI) -> dict[str, bytes]:
-    """Every figure of a layer: ``conductance``, ``weights``, ``histograms``, ``stuck`` and,
-    where the maps hold wear counters, ``wear``."""
+    """Every figure of a layer: ``conductance``, ``weights``, ``histograms``; ``stuck`` where a
+    device is stuck; ``wear`` where the maps hold wear counters that are not all zero."""
     figures = {
         "conductance": conductance_maps_png(maps, dpi),
         "weights": weight_scatter_png(maps, dpi),
         "histograms": histograms_png(maps, dpi),
-        "stuck": stuck_map_png(maps, dpi),
     }
+    if np.any(maps.stuck):
+        figures["stuck"] = stuck_map_png(maps, dpi)
     wear = wear_png(maps, dpi)
     if wear is not None:
         figures["wear"] = wear

@@ -7,7 +7,6 @@ tile ``i`` draws from its own ``torch.Generator`` seeded from ``(seed, i)``.
 
 from __future__ import annotations
 
-import math
 import struct
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from analog_snu.device_models import PCMDevice, list_presets, resolve_device
+from analog_snu.times import parse_time
 from analog_snu.errors import ConfigError
 from analog_snu.schema import check_seed
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -89,19 +89,19 @@ def program(model: nn.Module, seed: int | None = 0, device: PCMDevice | str | No
 
 
 def seconds_after_programming(value: object, name: str = "t_seconds") -> float:
-    """``value`` as a time after programming: a finite number >= 0 (seconds), else a
+    """``value`` as seconds after programming: a number of seconds or a time such as ``"1d"``
+    (:func:`~analog_snu.times.parse_time`), finite and >= 0, else a
     :class:`~analog_snu.errors.ConfigError` that names ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} must be a finite number >= 0 (seconds after programming), got {value!r}")
-    return float(value) + 0.0  # -0.0 becomes 0.0: a time is stored and compared without a sign
+    return parse_time(value, name) + 0.0  # -0.0 becomes 0.0: a time is stored and compared without a sign
 
 
 def _time_bits(t_seconds: float) -> int:
     return int.from_bytes(struct.pack("<d", float(t_seconds)), "little")
 
 
-def drift(model: nn.Module, t_seconds: float, seed: int | None = None) -> dict[str, PCMTileState]:
-    """Move every programmed tile to ``t_seconds`` after programming, with fresh read noise.
+def drift(model: nn.Module, t_seconds: float | str, seed: int | None = None) -> dict[str, PCMTileState]:
+    """Move every programmed tile to ``t_seconds`` after programming (seconds, or a time such as
+    ``"1d"``), with fresh read noise.
 
     Drift compensation (per the device config) is re-estimated at the new time. ``seed=None``
     derives the seed from the programming seed and ``t_seconds``: repeating
@@ -109,7 +109,7 @@ def drift(model: nn.Module, t_seconds: float, seed: int | None = None) -> dict[s
 
     Returns: tile name -> its state at ``t_seconds``.
     """
-    seconds_after_programming(t_seconds)
+    t_seconds = seconds_after_programming(t_seconds)
     seed = _check_seed(seed)
     model.eval()
     states = {}

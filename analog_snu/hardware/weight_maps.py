@@ -9,7 +9,10 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   ``g_max_device``, ``nu`` (K, 2, F_out, F_in) float64; ``stuck`` (K, 2, F_out, F_in) int8
   (0 working, 1 at g_max, 2 at 0 µS); ``scale_ratio`` (µS per weight unit) and the periphery
   values evaluation depends on (``mapping_scales``, ``alpha``, ``drift_baseline``,
-  ``output_scales``, ``compensation_reference``; absent when unset).
+  ``output_scales``, ``compensation_reference``; absent when unset); ``network_scale_programmed``
+  and ``network_scale_now`` (F_out,) or (1,) float64: per output row, the factor from tile units
+  to the weights the network computes with, as programmed and now (drift compensation included;
+  :func:`~analog_snu.tiles.tile_access.network_scales`), for figures; import does not need them.
 - ``<stem>.json``: format and version, package/aihwkit versions, the npz's SHA-256, and per
   tile its layer, shape, device config, time since programming and seeds.
 - optional ``<stem>_<layer>.csv`` (one row per weight and pair) and ``<stem>_<layer>.png``
@@ -51,6 +54,7 @@ from analog_snu.tiles.tile_access import (
     attach_noise_model,
     is_inference_tile,
     named_layer_tiles,
+    network_scales,
     restore_tile,
     tile_noise_model,
     tile_snapshot,
@@ -61,6 +65,8 @@ __all__ = ["export_weight_maps", "weight_map_files", "import_weight_maps", "FORM
 FORMAT = "analog_snu.weight_maps"
 VERSION = 1
 _OPTIONAL = ("mapping_scales", "alpha", "drift_baseline", "output_scales", "compensation_reference")
+#: arrays written for figures, not needed by import
+_FIGURES_ONLY = ("network_scale_programmed", "network_scale_now")
 #: arrays every tile has in the npz
 _REQUIRED = ("weights_target", "weights_programmed", "weights_now", "g_plus_target", "g_minus_target",
              "g_plus_programmed", "g_minus_programmed", "g_plus", "g_minus", "g_max_device", "nu", "stuck",
@@ -105,6 +111,7 @@ def _tile_arrays(state: PCMTileState, tile: Any) -> dict[str, np.ndarray]:
         "stuck": state.stuck,
         "scale_ratio": torch.tensor(state.scale_ratio, dtype=torch.float64),
     }
+    arrays["network_scale_programmed"], arrays["network_scale_now"] = network_scales(tile, state)
     extra = dict(tile_snapshot(tile))
     extra["output_scales"] = state.output_scales
     extra["compensation_reference"] = state.compensation_reference
@@ -374,7 +381,7 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
     saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
     if names != saved_names:
         raise CheckpointError(f"weight maps hold tiles {saved_names[:6]}, the model has {names[:6]} (another architecture?)")
-    known = {f"{name}/{key}" for name in names for key in (*_REQUIRED, *_OPTIONAL, *WEAR_FIELDS)}
+    known = {f"{name}/{key}" for name in names for key in (*_REQUIRED, *_OPTIONAL, *_FIGURES_ONLY, *WEAR_FIELDS)}
     unknown = sorted(set(arrays) - known)
     if unknown:
         raise CheckpointError(f"weight maps hold array(s) {unknown[:5]} that no export writes (a changed or "

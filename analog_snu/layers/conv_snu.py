@@ -16,9 +16,18 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.functional import cell_sequence, check_dropout, neuron_cell, variational_dropout
+from analog_snu.functional import (
+    cell_sequence,
+    check_dropout,
+    neuron_cell,
+    snu_pool_compiled,
+    snu_pool_sequence,
+    snu_sequence,
+    variational_dropout,
+)
 from analog_snu.layers.checks import check_finite_float, check_image_layers, check_size, check_unit_interval
 from analog_snu.layers.snu import SNU
+from analog_snu.layers.precision import ExactInitialValues
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
 
 __all__ = ["ConvSNU", "ConvSNUNetwork"]
@@ -26,7 +35,14 @@ __all__ = ["ConvSNU", "ConvSNUNetwork"]
 _UNSET = object()
 
 
-class ConvSNU(AnalogContainerBase, nn.Module):
+def _in_memory_order(x: Tensor) -> Tensor:
+    """``x`` with its dimensions permuted into memory order (a view): a reduction over all elements then
+    reads memory in order, where on a channels-last tensor ``aminmax`` would first copy it (12 vs 1 ms
+    for 6M elements)."""
+    return x.permute(sorted(range(x.dim()), key=x.stride, reverse=True))
+
+
+class ConvSNU(ExactInitialValues, AnalogContainerBase, nn.Module):
     r"""A layer of convolutional Spiking Neural Units over a sequence of images.
 
     Per step, ``s_t = g(W * x_t + decay * s_{t-1} * (1 - y_{t-1}))``, ``y_t = h(s_t - threshold)``
@@ -39,6 +55,7 @@ class ConvSNU(AnalogContainerBase, nn.Module):
         kernel_size: square kernel side k.
         stride: stride of the convolution.
         padding: zero padding of the convolution.
+        pool: window (and stride) of the max pooling of the output; 1 = no pooling.
         cell: registered neuron cell, ``"snu"`` (default), ``"ssnu"``, ``"snu_li"``, ...
         decay: membrane decay in [0, 1].
         threshold: initial firing threshold, trainable per channel.
@@ -49,13 +66,18 @@ class ConvSNU(AnalogContainerBase, nn.Module):
 
     Shape:
         - x: (T, N, C_in, H, W)
-        - output: ``y`` (T, N, C_out, H', W') and the final ``(s_T, y_T)``, each (N, C_out, H', W'),
-          with H' = (H + 2 padding - k) // stride + 1 (W' alike).
+        - output: ``y`` (T, N, C_out, H' // pool, W' // pool), max-pooled, and the final
+          ``(s_T, y_T)`` of the neurons, each (N, C_out, H', W'), with
+          H' = (H + 2 padding - k) // stride + 1 (W' alike).
 
     All T steps go through one convolution call over the (T*N, C_in, H, W) block (one analog
-    tile call per layer and batch); the element-wise recurrence is the cell's sequence
-    (the fused :func:`~analog_snu.functional.snu.snu_sequence` for the SNU) over the
-    C_out*H'*W' neurons.
+    tile call per layer and batch): the input does not depend on the state. For the SNU and
+    sSNU on a CPU, the recurrence and the pooling then run as the compiled loops of
+    :func:`~analog_snu.functional.snu_pool.snu_pool_sequence` on the channels-last output of
+    the convolution (a digital convolution is given channels-last input, oneDNN's fastest
+    layout), so the output and the final state are channels-last tensors in (N, C, H, W)
+    order. Other cells, devices and ``ANALOG_SNU_TORCH_LOOPS=1`` run the cell's sequence over
+    the C_out*H'*W' neurons and torch's ``max_pool2d``.
     """
 
     def __init__(
@@ -66,6 +88,7 @@ class ConvSNU(AnalogContainerBase, nn.Module):
         *,
         stride: int = 1,
         padding: int = 0,
+        pool: int = 1,
         cell: str = "snu",
         decay: float = 0.8,
         threshold: float = 1.0,
@@ -81,6 +104,7 @@ class ConvSNU(AnalogContainerBase, nn.Module):
         if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
             raise ConfigError(f"padding must be a non-negative int, got {padding!r}")
         self.padding = padding
+        self.pool = check_size("pool", pool)
         self.cell = neuron_cell(cell)
         self.cell_parameters = self.cell.make_parameters(**cell_parameters)
         decay = check_unit_interval("decay", decay)
@@ -92,11 +116,12 @@ class ConvSNU(AnalogContainerBase, nn.Module):
             self.decay = nn.Parameter(torch.full((out_channels,), decay))
         else:
             self.register_buffer("decay", torch.tensor(decay))
+        self._remember_exact(decay=decay, threshold=threshold)  # .double() keeps 0.8 as 0.8
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, cell={self.cell.name!r}, {self.cell_parameters}"
+            f"padding={self.padding}, pool={self.pool}, cell={self.cell.name!r}, {self.cell_parameters}"
         )
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -110,42 +135,75 @@ class ConvSNU(AnalogContainerBase, nn.Module):
             raise ShapeError(f"input must have shape (T, N, {self.in_channels}, H, W), got {got}")
         if not x.is_floating_point():
             raise ShapeError(f"input must be a floating-point tensor, got {x.dtype}")
-        if x.numel() and not torch.isfinite(torch.stack(torch.aminmax(x))).all():
+        if x.numel() and not torch.isfinite(torch.stack(torch.aminmax(_in_memory_order(x)))).all():
             raise InputValueError("input contains NaN or inf values")
         steps, batch = x.shape[:2]
         out_h, out_w = self.output_size(x.shape[3], x.shape[4])
-        if out_h < 1 or out_w < 1:
+        if out_h < self.pool or out_w < self.pool:
             raise ShapeError(
                 f"input images {tuple(x.shape[3:])} are smaller than the kernel {self.kernel_size} (padding "
-                f"{self.padding})"
+                f"{self.padding}) and pooling window {self.pool}"
             )
+        if self.cell.sequence is snu_sequence and snu_pool_compiled(x):
+            return self._forward_grid(x, state, out_h, out_w)
         current = self.weight_ih(x.reshape(steps * batch, *x.shape[2:]))  # (T*N, C_out, H', W')
         neurons = self.out_channels * out_h * out_w
         current = current.reshape(steps, batch, neurons)
-        start = self._start(state, batch, neurons, current)
+        start = self._start(state, batch, (neurons,), current)
         per_position = out_h * out_w
         threshold = self.threshold.repeat_interleave(per_position)  # (C_out*H'*W',)
-        decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
+        decay = self._decay()
         if decay.dim() == 1:
             decay = decay.repeat_interleave(per_position)
         parameters = dataclasses.asdict(self.cell_parameters)
         y, final = cell_sequence(self.cell, current, start, threshold, decay, parameters)
         shape = (self.out_channels, out_h, out_w)
-        return y.reshape(steps, batch, *shape), tuple(t.reshape(batch, *shape) for t in final)
+        y = y.reshape(steps, batch, *shape)
+        if self.pool > 1:
+            pooled = nn.functional.max_pool2d(y.reshape(steps * batch, *shape), self.pool)
+            y = pooled.reshape(steps, batch, *pooled.shape[1:])
+        return y, tuple(t.reshape(batch, *shape) for t in final)
 
-    def _start(self, state: Any, batch: int, neurons: int, like: Tensor):
+    def _forward_grid(self, x: Tensor, state: Any, out_h: int, out_w: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The SNU / sSNU through the compiled grid loops, neurons channels-last (N, H', W', C_out)."""
+        steps, batch = x.shape[:2]
+        images = x.reshape(steps * batch, *x.shape[2:])
+        if isinstance(self.weight_ih, nn.Conv2d):  # oneDNN's fastest layout; no copy if x is channels-last already
+            images = images.to(memory_format=torch.channels_last)
+        current = self.weight_ih(images)  # (T*N, C_out, H', W')
+        # (T, N, H', W', C_out): a view of a channels-last output, a copy of an analog tile's NCHW one
+        grid = current.permute(0, 2, 3, 1).reshape(steps, batch, out_h, out_w, self.out_channels)
+        start = self._start(state, batch, (out_h, out_w, self.out_channels), grid, channels_last=True)
+        parameters = dataclasses.asdict(self.cell_parameters)
+        # the membrane overwrites the convolution's output, which nothing else reads, unless a forward
+        # hook of the map handed on a view of it (feedback alignment does)
+        pooled, final = snu_pool_sequence(grid, start, self.threshold, self._decay(), self.pool, **parameters,
+                                          overwrite=current._base is None)
+        return pooled.permute(0, 1, 4, 2, 3), tuple(t.permute(0, 3, 1, 2) for t in final)
+
+    def _decay(self) -> Tensor:
+        """The decay in use: a learnt one clamped to [0, 1]; () or (C_out,)."""
+        return self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
+
+    def _start(self, state: Any, batch: int, shape: tuple[int, ...], like: Tensor, channels_last: bool = False):
+        """The initial state as the cell's tuple of (N, *shape) tensors: zeros, or ``state`` checked and reshaped."""
         fields = self.cell.state._fields
         if state is None:
-            zeros = like.new_zeros(batch, neurons)
+            zeros = like.new_zeros(batch, *shape)
             return self.cell.state(*(zeros for _ in fields))
         if not isinstance(state, (tuple, list)) or len(state) != len(fields):
             raise TypeError(f"state must be a tuple {fields} of tensors of shape (N, C_out, H', W')")
+        neurons = 1
+        for size in shape:
+            neurons *= size
         tensors = []
         for name, tensor in zip(fields, state):
             if not isinstance(tensor, Tensor) or tensor.shape[0] != batch or tensor[0].numel() != neurons:
-                shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-                raise ShapeError(f"state {name} must have shape (N={batch}, C_out, H', W') matching the output, got {shape}")
-            tensors.append(tensor.reshape(batch, neurons).to(like.dtype))
+                got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+                raise ShapeError(f"state {name} must have shape (N={batch}, C_out, H', W') matching the output, got {got}")
+            if channels_last:  # (N, C_out, H', W') -> (N, H', W', C_out)
+                tensor = tensor.reshape(batch, shape[-1], *shape[:-1]).permute(0, 2, 3, 1)
+            tensors.append(tensor.reshape(batch, *shape).to(like.dtype))
         return self.cell.state(*tensors)
 
 
@@ -199,7 +257,7 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
         convs = []
         c, h, w = shape
         for i, out in enumerate(channels):
-            layer = ConvSNU(c, out, kernel_size, padding=padding,
+            layer = ConvSNU(c, out, kernel_size, padding=padding, pool=self.pool,
                             rpu_config=rpu_config, **snu_kwargs)
             h, w = layer.output_size(h, w)
             h, w = h // self.pool, w // self.pool
@@ -231,11 +289,7 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
             raise ShapeError(f"input must have shape (T, N, {', '.join(map(str, self.input_shape))}) or flat, got {got}")
         spikes = x
         for layer in self.convs:
-            spikes, _ = layer(spikes)
-            if self.pool > 1:
-                steps, batch = spikes.shape[:2]
-                pooled = nn.functional.max_pool2d(spikes.reshape(steps * batch, *spikes.shape[2:]), self.pool)
-                spikes = pooled.reshape(steps, batch, *pooled.shape[1:])
+            spikes, _ = layer(spikes)  # pooled by the layer
             spikes = variational_dropout(spikes, self.dropout, self.training)  # (T, N, C, H, W)
         spikes = spikes.reshape(*spikes.shape[:2], -1)  # (T, N, C*H*W)
         for layer in self.dense:

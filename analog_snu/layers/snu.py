@@ -11,12 +11,13 @@ from torch import Tensor, nn
 from analog_snu.errors import InputValueError, ShapeError
 from analog_snu.functional.cells import cell_sequence, neuron_cell
 from analog_snu.layers.checks import check_finite_float, check_sequence, check_size, check_unit_interval
+from analog_snu.layers.precision import ExactInitialValues
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
 __all__ = ["SNU"]
 
 
-class SNU(AnalogContainerBase, nn.Module):
+class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
     r"""A layer of spiking neural units run over a sequence (``torch.nn.RNN``-style), for any registered cell.
 
     The update equations live with each cell: :func:`analog_snu.functional.snu.snu_step`
@@ -92,6 +93,7 @@ class SNU(AnalogContainerBase, nn.Module):
             self.decay = nn.Parameter(torch.full((hidden_size,), decay))
         else:
             self.register_buffer("decay", torch.tensor(decay))
+        self._remember_exact(decay=decay, threshold=threshold)  # .double() keeps 0.8 as 0.8
 
     @property
     def cell(self) -> str:

@@ -25,7 +25,7 @@ class TaskOptions(StrictModel):
     """Data-side settings of a run (the ``task`` part of the run config, without its name)."""
 
     data: str | None = None
-    """Path of the data file/directory; ``None`` uses the task's default data."""
+    """Path of the data file or directory (default: the task's own data; see :func:`analog_snu.tasks.load_task`)."""
     batch_size: int = Field(32, gt=0, le=100_000)
     """Training mini-batch size (images; sequences for jsb; columns for ptb), at most 100,000."""
     eval_batch_size: int = Field(256, gt=0, le=100_000)
@@ -37,11 +37,11 @@ class TaskOptions(StrictModel):
     bptt: int = Field(35, gt=0, le=10_000)
     """Language modelling: tokens per training segment, at most 10,000."""
     train_limit: NonNegativeInt = 0
-    """Use only the first ``train_limit`` training examples (0: all), for quick runs."""
+    """Use only the first N training examples (0: all), for quick runs."""
     shuffle: bool = True
     """Shuffle the training examples every epoch; off: the data's own order every epoch (IBM's JSB example)."""
     valid_limit: NonNegativeInt = 0
-    """Use only the first ``valid_limit`` validation examples (0: all; tokens for ptb), for quick runs; the test split stays whole."""
+    """Use only the first N validation examples (0: all; tokens for ptb), for quick runs; the test split stays whole."""
 
 
 class TaskConfig(TaskOptions):

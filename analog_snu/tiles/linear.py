@@ -10,7 +10,7 @@ from torch import nn
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["make_linear", "make_conv2d", "is_analog", "AnalogContainerBase", "read_weight"]
+__all__ = ["make_linear", "make_conv2d", "is_analog", "AnalogContainerBase", "read_weight", "without_placeholders"]
 
 _modules = aihwkit_module("nn.modules.base")
 _containers = aihwkit_module("nn.modules.container")
@@ -19,6 +19,27 @@ _configs = aihwkit_module("simulator.parameters.base")
 #: aihwkit mixin that gives a container ``analog_tiles()``, ``program_analog_weights()``,
 #: ``drift_analog_weights()`` and ``get_weights()`` over all tiles inside it.
 AnalogContainerBase = _containers.AnalogContainerBase
+
+
+_CONTEXT = "analog_ctx"
+
+
+def _drop_placeholders(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix) and k.rsplit(".", 1)[-1] == _CONTEXT]:
+        del state_dict[key]
+
+
+def without_placeholders(module: nn.Module) -> nn.Module:
+    """``module`` with aihwkit's ``analog_ctx`` entries left out of its state dict; returns it.
+
+    In aihwkit 1.2 every tile registers ``analog_ctx``, a parameter that holds no data (the
+    weights are in the tile) and refuses to be read: ``copy.deepcopy(model.state_dict())`` or
+    ``v.clone()`` of it raise "AnalogContext data is in placeholder mode". aihwkit discards the
+    entry again when it loads a state dict, so leaving it out loses nothing, and the obvious code
+    to keep a copy of a network's state works.
+    """
+    module.register_state_dict_post_hook(_drop_placeholders)
+    return module
 
 
 def make_linear(in_features: int, out_features: int, rpu_config: Any = None, bias: bool = False) -> nn.Module:
@@ -35,7 +56,7 @@ def make_linear(in_features: int, out_features: int, rpu_config: Any = None, bia
             f"got {type(rpu_config).__name__}"
         )
     analog_linear = aihwkit_module("nn").AnalogLinear
-    return analog_linear(in_features, out_features, bias=bias, rpu_config=rpu_config)
+    return without_placeholders(analog_linear(in_features, out_features, bias=bias, rpu_config=rpu_config))
 
 
 def make_conv2d(
@@ -61,9 +82,9 @@ def make_conv2d(
             f"got {type(rpu_config).__name__}"
         )
     analog_conv2d = aihwkit_module("nn").AnalogConv2d
-    return analog_conv2d(
+    return without_placeholders(analog_conv2d(
         in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias, rpu_config=rpu_config
-    )
+    ))
 
 
 def is_analog(module: nn.Module) -> bool:

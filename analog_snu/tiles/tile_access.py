@@ -41,6 +41,7 @@ __all__ = [
     "unprogram_tile",
     "has_training_noise",
     "apply_working_compensation",
+    "network_scales",
 ]
 
 _inference = aihwkit_module("simulator.tiles.inference")
@@ -202,6 +203,33 @@ def has_training_noise(tile: Any) -> bool:
     modifier = getattr(getattr(rpu, "modifier", None), "type", None)
     clip = getattr(getattr(rpu, "clip", None), "type", None)
     return (modifier not in (None, _configs.WeightModifierType.NONE)) or (clip not in (None, _configs.WeightClipType.NONE))
+
+
+@torch.no_grad()
+def network_scales(tile: Any, state: PCMTileState | None = None) -> tuple[Tensor, Tensor]:
+    """The factors from the tile's weights to the weights the network computes with, per output
+    row (shape ``(F_out,)``, or ``(1,)`` when one factor serves all rows), float64:
+    ``(as programmed, now)``.
+
+    A tile's output is its crossbar product times its digital periphery: the input range, the
+    mapping scales and the learned output scales (aihwkit's ``TileWithPeriphery``), and, in
+    evaluation, the drift-compensation factor (``alpha`` of an inference tile; folded into the
+    mapping scales of a pulsed tile, whose scales before compensation ``state`` holds). "As
+    programmed" leaves the compensation out; "now" includes it, as the tile applies it.
+    """
+    common = torch.ones(1, dtype=torch.float64)
+    for part in (getattr(tile, "input_range", None), tile.get_learned_out_scales()):
+        if part is not None:
+            common = common * torch.as_tensor(part).detach().cpu().double().reshape(-1)
+    mapping = mapping_scales_copy(tile)
+    now = common if mapping is None else common * mapping.cpu().double().reshape(-1)
+    if is_inference_tile(tile):
+        alpha = getattr(tile, "alpha", None)
+        compensated = alpha is not None and tile_compensation(tile) != "none"
+        return now, (now * torch.as_tensor(alpha).detach().cpu().double().reshape(-1) if compensated else now)
+    base = state.output_scales if state is not None and state.output_scales is not None else mapping
+    programmed = common if base is None else common * base.cpu().double().reshape(-1)
+    return programmed, now
 
 
 def tile_snapshot(tile: Any) -> dict[str, Tensor | None]:

@@ -79,12 +79,17 @@ __all__ = [
     "LEARNING_RULES",
     "FeedbackAlignment",
     "DFAGrapes",
+    "DFA_LOCAL_REFUSAL",
     "LearningRule",
     "make_learning_rule",
     "fanout_modulation",
 ]
 
 FEEDBACK_RULES = ("fa", "dfa")
+#: why DFAgrapes has no "local" variant (a request for one is refused, never run as the other)
+DFA_LOCAL_REFUSAL = ("--grapes local does not apply to --rule dfa: DFA sends the output error straight to every "
+                     "layer, so DFAgrapes (IBM's rule) has one form, which scales each layer's own update; use "
+                     "--grapes propagating")
 FEEDBACK_INITS = ("he_uniform", "nokland")
 #: learn types of IBM's reference code
 LEARNING_RULES = ("BP", "BPgrapes", "FA", "FAgrapes", "DFA", "DFAgrapes")
@@ -134,6 +139,11 @@ class FeedbackAlignment:
     convolution inputs, whose size (C_in * H * W) is known at the first training forward.
     ``feedback_state()`` / ``load_feedback_state()`` export and restore them by layer name.
     ``begin_batch()``/``before_step()`` exist for the common per-batch protocol and do nothing.
+
+    With GRAPES: ``make_learning_rule(model, "FAgrapes")`` builds IBM's FAgrapes, whose factors
+    are **not** clipped. Combined by hand, pass ``clip=False`` to match it:
+    ``GRAPES(model, clip=False)``; ``GRAPES(model)`` clips the factors to [1, 2] (as IBM's
+    BPgrapes does).
 
     Shape:
         FA: ``B`` like the weight of the layer's input map. DFA: ``D`` (C, F_in) with C the
@@ -469,7 +479,8 @@ def make_learning_rule(
         clip: clip GRAPES factors to [1, 2]; ``None`` = the reference's default per rule
             (``BPgrapes`` clips, ``FAgrapes`` and ``DFAgrapes`` do not).
         feedback_init: ``"he_uniform"`` (reference default) or ``"nokland"``.
-        grapes_variant: ``"propagating"`` (the reference) or ``"local"`` for BPgrapes/FAgrapes.
+        grapes_variant: ``"propagating"`` (the reference) or ``"local"`` for BPgrapes/FAgrapes;
+            DFAgrapes has one form (``"local"`` is refused, see :data:`DFA_LOCAL_REFUSAL`).
 
     Returns:
         a :class:`LearningRule`; for ``"BP"`` it does nothing.
@@ -478,6 +489,10 @@ def make_learning_rule(
         raise ConfigError(f"rule must be one of {list(LEARNING_RULES)}, got {rule!r}")
     if clip is not None and not isinstance(clip, bool):
         raise ConfigError(f"clip must be a bool or None, got {clip!r}")
+    if rule == "DFAgrapes" and grapes_variant != "propagating":
+        raise ConfigError(f"grapes_variant={grapes_variant!r} does not apply to DFAgrapes: DFA sends the output "
+                          "error straight to every layer, so DFAgrapes (IBM's rule) has one form, which scales each "
+                          "layer's own update; use grapes_variant='propagating'")
     if clip is None:
         clip = rule == "BPgrapes"
     parts: list = []

@@ -219,7 +219,11 @@ class GRAPES:
             ``nn.Linear`` / aihwkit ``AnalogLinear`` or a ``nn.Conv2d`` / ``AnalogConv2d``.
         variant: ``"propagating"`` or ``"local"`` (module docstring). ``"local"`` on an analog
             convolution is refused (its tile update has no per-row scaling hook here).
-        clip: clip the factors to [1, 2].
+        clip: clip the factors to [1, 2] (the default, as IBM's ``BPgrapes``). IBM's ``FAgrapes``
+            and ``DFAgrapes`` do **not** clip: next to a
+            :class:`~analog_snu.training.feedback_alignment.FeedbackAlignment` made by hand, pass
+            ``clip=False`` to follow them, or build the pair with
+            ``make_learning_rule(model, "FAgrapes")``, which does.
 
     Use per mini-batch (``analog_snu.training.train_epoch(..., grapes=grapes)`` does this)::
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from analog_snu.metrics import format_metric
 from analog_snu.tasks.placement import model_accelerator, to_accelerator
 
 __all__ = [
@@ -90,11 +91,13 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def _format_value(value: Any) -> str:
+def _format_value(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
         return str(value)
+    if key.endswith("accuracy"):  # a fraction in metrics.csv, a percentage for people
+        return format_metric(key, value)
     return f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.4g}"
 
 
@@ -110,7 +113,7 @@ def metrics_line(label: str, row: Mapping[str, Any], seconds: float | None = Non
     order; ``epoch`` and the time keys (``train_s``, ``epoch_s``, ``elapsed_s``) are left
     out. No carriage return, no newline.
     """
-    parts = [f"{key.replace('_', ' ')} {_format_value(value)}" for key, value in row.items() if key not in _TIME_KEYS]
+    parts = [f"{key.replace('_', ' ')} {_format_value(key, value)}" for key, value in row.items() if key not in _TIME_KEYS]
     times = []
     if seconds is not None:
         times.append(format_duration(seconds))
@@ -120,19 +123,24 @@ def metrics_line(label: str, row: Mapping[str, Any], seconds: float | None = Non
     return f"{line} ({', '.join(times)})" if times else line
 
 
-def epoch_line(epoch: int, epochs: int, row: Mapping[str, Any], elapsed: float | None = None) -> str:
+def epoch_line(epoch: int, epochs: int, row: Mapping[str, Any], elapsed: float | None = None,
+               label: str | None = None) -> str:
     """One plain line for a finished epoch, from the run's metrics row.
 
     ``row`` is a ``metrics.csv`` row (``train_loss``, ``valid_loss``, ``valid_<metric>``,
     ``epoch_s``...); its ``epoch_s`` is the epoch's time, ``elapsed`` (seconds since the run
     started, optional) the total.
 
+    ``label`` (e.g. ``"digital"``) goes in front, so the lines of several trainings tell apart.
+
     >>> epoch_line(2, 5, {"epoch": 2, "train_loss": 0.41234, "valid_accuracy": 0.9, "epoch_s": 3.21})
-    'epoch 2/5: train loss 0.4123, valid accuracy 0.9000 (3.2 s)'
+    'epoch 2/5: train loss 0.4123, valid accuracy 90.00 % (3.2 s)'
+    >>> epoch_line(2, 5, {"epoch": 2, "train_loss": 0.41234}, label="digital")
+    '[digital] epoch 2/5: train loss 0.4123'
     """
     seconds = row.get("epoch_s")
-    return metrics_line(f"epoch {epoch}/{epochs}", row, seconds=None if seconds is None else float(seconds),
-                        elapsed=elapsed)
+    head = f"[{label}] epoch {epoch}/{epochs}" if label else f"epoch {epoch}/{epochs}"
+    return metrics_line(head, row, seconds=None if seconds is None else float(seconds), elapsed=elapsed)
 
 
 def _as_mode(progress: bool | ProgressMode) -> ProgressMode:

@@ -11,8 +11,9 @@ def test_rows_from_sweep_results(tmp_path, capsys, load_benchmark):
     deep += [{"layers": [256] * 2, "seed": 0, "status": "ok", "test_accuracy": 0.95},
              {"layers": [256] * 2, "seed": 1, "status": "failed", "test_accuracy": 0.10}]
     conv = [{"conv-channels": [16, 32], "seed": 0, "status": "ok", "test_accuracy": 0.97}]
-    hwa = [{"seed": s, "status": "ok", "test_accuracy": a, "drift_0": a - 0.01, "drift_86400": a - 0.02,
-            "drift_31536000": a - 0.03} for s, a in enumerate((0.90, 0.94))]
+    # one trial with the column names of older sweeps (seconds), one with today's (1d, 1y)
+    hwa = [{"seed": 0, "status": "ok", "test_accuracy": 0.90, "drift_0": 0.89, "drift_86400": 0.88, "drift_31536000": 0.87},
+           {"seed": 1, "status": "ok", "test_accuracy": 0.94, "drift_0s": 0.93, "drift_1d": 0.92, "drift_1y": 0.91}]
     for folder, rows in (("sweep_mnist_deep_snu", deep), ("sweep_mnist_conv", conv), ("sweep_mnist_deep_snu_hwa", hwa)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "results.json").write_text(json.dumps(rows))
@@ -37,7 +38,8 @@ def test_running_hwa_sweep_contributes_its_evaluated_trials(tmp_path, load_bench
     for seed, acc in ((0, 0.70), (1, 0.74)):
         folder = tmp_path / "sweep_mnist_deep_ssnu_hwa" / "trials" / f"seed={seed}" / "eval"
         folder.mkdir(parents=True)
-        drift = {"0": acc - 0.01, "86400": acc, "3.1536e+07": acc - 0.02}
+        drift = ({"0": acc - 0.01, "86400": acc, "3.1536e+07": acc - 0.02} if seed == 0  # an older run directory
+                 else {"0s": acc - 0.01, "1d": acc, "1y": acc - 0.02})
         (folder / f"test_pcm_seed{seed}.json").write_text(json.dumps({"as_trained": acc, "drift": drift}))
     (tmp_path / "sweep_mnist_deep_ssnu_hwa" / "trials" / "seed=2").mkdir()  # still training: no eval yet
     _, hwa_rows, missing = script.collect(tmp_path)

@@ -27,7 +27,9 @@ def test_rows_from_sweep_results(tmp_path, load_benchmark):
     assert row["mean"] == 8.5 and math.isclose(row["std"], math.sqrt(0.5))
     assert row["nll_per_sequence_no_first"]["mean"] == 8.7
     assert "benchmarks/sweeps/jsb_hil.toml" in row["command"]
-    assert rows["jsb_snu_hil_1y"]["mean"] == 9.0 and rows["jsb_snu_hil_1y"]["column"] == "drift_31536000"
+    # read from an older sweep's column name (seconds), named as now (1y)
+    assert rows["jsb_snu_hil_1y"]["mean"] == 9.0 and rows["jsb_snu_hil_1y"]["column"] == "drift_1y"
+    assert "--set data=JSB_FILE" in row["command"] and "--set data" not in rows["mnist_snu_7x256"]["command"]
     assert rows["jsb_snu_mixed"]["per_seed"] == {"0": 20.0} and rows["jsb_snu_mixed"]["std"] == 0.0
     assert rows["mnist_snu_7x256"]["mean"] is None and rows["mnist_snu_7x256"]["seeds"] == []
     assert rows["mnist_snu_7x256"]["paper"] == 0.9847

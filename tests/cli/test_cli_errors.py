@@ -42,13 +42,32 @@ def test_bad_arguments(tmp_path, capsys, extra, pattern, code):
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
-def test_argparse_rejects_unknown_choices_and_types(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "--task", "cifar"])
-    assert exc.value.code == 2 and "invalid choice: 'cifar'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "--task", "digits", "--layers", "16.7"])
-    assert "invalid int value: '16.7'" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--task", "cifar10"], "argument --task: invalid choice: 'cifar10' (choose from 'digits', 'mnist', "
+                                     "'jsb', 'ptb')"),
+    (["train", "--task", "digits", "--training", "pulse"], "argument --training: invalid choice: 'pulse'"),
+    (["train", "--task", "digits", "--layers", "128,128"], "argument --layers: invalid int value: '128,128'"),
+    (["train", "--task", "digits", "--layers", "16.7"], "argument --layers: invalid int value: '16.7'"),
+    (["eval"], "the following arguments are required: RUN_DIR"),
+])
+def test_argparse_errors_are_one_line_with_a_pointer_to_help(capsys, argv, message):
+    """Not 30 lines of usage before the error: the error and where to read more."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err, err
+    assert err.startswith(f"analog-snu {argv[0]}: error: {message}") and err.endswith(f"; see analog-snu {argv[0]} --help\n")
+
+
+def test_the_same_mistake_exits_alike_in_every_command(tmp_path, capsys):
+    """A RUN that is not a run directory is a usage error (2) for eval, drift-study, export-maps and report."""
+    (tmp_path / "notarun").mkdir()
+    (tmp_path / "notarun" / "notes.txt").write_text("mine")
+    for command in ("eval", "drift-study", "export-maps", "report"):
+        for run in (tmp_path / "missing", tmp_path / "notarun"):
+            assert main([command, str(run)]) == 2, command
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and err.startswith(f"analog-snu {command}: error: "), err
+            assert "--out" not in err, err
 
 
 def test_malformed_music_file(tmp_path, capsys):
@@ -87,8 +106,11 @@ def test_bad_toml(tmp_path, capsys):
 
 
 def test_eval_errors(tmp_path, capsys):
-    fails_with(capsys, ["eval", tmp_path / "none"], r"does not exist", 1)
-    fails_with(capsys, ["eval", tmp_path], r"is not an analog_snu run directory|holds no run", 1)
+    fails_with(capsys, ["eval", tmp_path / "none"], r"does not exist; name a run directory of `analog-snu train`", 2)
+    (tmp_path / "notarun").mkdir()
+    (tmp_path / "notarun" / "notes.txt").write_text("mine")
+    fails_with(capsys, ["eval", tmp_path / "notarun"], r"is not a run directory of `analog-snu train` \(no "
+               r"\.analog_snu-run marker\); name a folder that `analog-snu train` wrote$", 2)
     out = tmp_path / "run"
     assert main(["train", "--task", "digits", *TINY, "--out", str(out)]) == 0
     fails_with(capsys, ["eval", out, "--split", "holdout"], r"--split must be one of \['train', 'valid', 'test'\]")

@@ -156,6 +156,51 @@ def test_a_line_injected_through_set_never_reaches_the_config(tmp_path, capsys):
     assert parse_set("task.name=\"a\tb\"") == ("task.name", "a\tb")  # a tab inside a value stays allowed
 
 
+def _flag_help() -> dict[str, str]:
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    return {action.option_strings[0]: " ".join((action.help or "").replace("%%", "%").split())
+            for action in train._actions if action.option_strings}
+
+
+def test_help_says_each_default_once_in_words_for_every_task():
+    helps = _flag_help()
+    for flag, text in helps.items():
+        assert text.count("(default") <= 1 and text.count("default:") <= 1, (flag, text)  # never "(default 0.1) (default: none)"
+        assert "``" not in text and ":class:" not in text and ":func:" not in text, (flag, text)  # no raw reST
+    assert helps["--gamma"] == "step / plateau schedules: decay factor (default 0.1)"
+    assert helps["--patience"].endswith("(default: never)")
+    # the default mode follows the device
+    assert helps["--training"].endswith("(default: digital, or hwa with a device)")
+    # per-task defaults name every task
+    assert helps["--epochs"] == "Training epochs (default: per task: digits 15; other tasks 1)"
+    assert helps["--lr"].endswith("(default: per task: digits 0.005, jsb 0.01; other tasks 0.001)")
+    assert helps["--rate"].endswith("(default: per task: digits 10; other tasks 6)")
+    assert helps["--recurrent"].endswith("(default: off)") and helps["--conv-channels"].endswith("(default: none)")
+    assert helps["--data"].startswith("Path of the data file or directory (default: the task's own data; see ")
+
+
+def test_flag_names_take_underscores_everywhere_as_toml_does():
+    dashed = build_config(flags={"task": "digits", "train-limit": 5, "eval-batch-size": 7})
+    assert build_config(flags={"task": "digits", "train_limit": 5, "eval_batch_size": 7}) == dashed
+    assert build_config(flags={"task": "digits"}, sets=[("train_limit", 5), ("eval-batch-size", 7)]) == dashed
+    assert build_config(toml=tomllib.loads('task = "digits"\ntrain_limit = 5\neval-batch-size = 7')) == dashed
+    assert dashed.task.train_limit == 5
+    with pytest.raises(ConfigError, match=r"'train-limit' and 'train_limit' are the same key 'train-limit'; give it once"):
+        build_config(flags={"task": "digits", "train-limit": 5, "train_limit": 6})
+    with pytest.raises(ConfigError, match=r"'train_limit' and 'train-limit' are the same key"):
+        build_config(toml=tomllib.loads('task = "digits"\ntrain_limit = 5\n"train-limit" = 6'))
+    with pytest.raises(ConfigError, match=r"unknown key 'train_limits'"):
+        build_config(flags={"task": "digits", "train_limits": 5})
+
+
+def test_dfa_with_local_grapes_is_refused_in_one_line(capsys):
+    with pytest.raises(ConfigError, match=r"--grapes local does not apply to --rule dfa: .* use --grapes propagating"):
+        build_config(flags={"task": "digits", "rule": "dfa", "grapes": "local"})
+    assert build_config(flags={"task": "digits", "rule": "dfa", "grapes": "propagating"}).training.grapes == "propagating"
+    assert build_config(flags={"task": "digits", "rule": "fa", "grapes": "local"}).training.grapes == "local"
+
+
 @pytest.mark.parametrize(("argv", "expected"), [([], "auto"), (["--threads", "auto"], "auto"), (["--threads", "3"], 3)])
 def test_the_threads_flag(argv, expected):
     args = build_parser().parse_args(["train", "--task", "digits", *argv, "--out", "x"])

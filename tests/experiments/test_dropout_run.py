@@ -33,7 +33,7 @@ def test_dropout_comes_from_the_flag_toml_and_set_and_defaults_to_off(capsys):
         build_parser().parse_args(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--dropout DROPOUT Dropout probability in [0, 1)" in help_text
-    assert "0 = off (default: 0.0)" in help_text
+    assert "0 = off (default: 0)" in help_text
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Any run on any device: eval, drift-study and export-maps, results named by their settings."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def test_a_digital_run_is_evaluated_on_two_presets_without_overwriting(digital_r
     assert [f.name.split("-")[0] for f in files] == ["test_pcm_aged_lowyield", "test_pcm_joshi2020"]
     results = {f.name.split("-")[0]: json.loads(f.read_text()) for f in files}
     for name, result in results.items():
-        assert set(result["drift"]) == {"0", "3.1536e+07"}
+        assert set(result["drift"]) == {"0s", "1y"}
         assert all(0.0 <= v <= 1.0 for v in result["drift"].values())
     aged = results["test_pcm_aged_lowyield"]
     assert aged["device"] == preset("pcm_aged_lowyield").to_dict()
@@ -88,7 +89,7 @@ def test_set_in_eval_refuses_non_device_keys(digital_run, capsys):
 
 
 def test_negative_times_are_refused(digital_run):
-    with pytest.raises(ConfigError, match=r"--drift-times must be a finite number >= 0 \(seconds after programming\)"):
+    with pytest.raises(ConfigError, match=r"--drift-times must be a finite time >= 0"):
         evaluate_run(digital_run, device=preset("pcm_joshi2020"), drift_times=[-5])
     assert run_cli("export-maps", digital_run, "--device", "pcm_joshi2020", "--time", -5) == 2
 
@@ -102,7 +103,32 @@ def test_drift_study_and_export_maps_outputs_are_named_by_their_settings(digital
     for time in (0, 3600):
         assert run_cli("export-maps", digital_run, "--device", "pcm_joshi2020", "--time", time, "--no-png") == 0
     names = sorted(p.name for p in (digital_run / "weight_maps").iterdir())
-    assert [n.rsplit("_", 1)[1] for n in names] == ["t0", "t3600"]
+    assert [n.rsplit("_", 1)[1] for n in names] == ["t0s", "t1h"]
+
+
+def test_times_are_taken_printed_and_named_in_units(digital_run, capsys):
+    """`1s 1h 1d 1y` or seconds wherever a time is given; printed, folder names and JSON keys in those units."""
+    assert run_cli("eval", digital_run, "--device", "pcm_joshi2020", "--drift-times", "1h", "1y", "86400") == 0
+    out = capsys.readouterr().out
+    assert "drift 1h: " in out and "drift 1y: " in out and "drift 1d: " in out and "e+07" not in out
+    path = next(line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote "))
+    assert set(json.loads(open(path).read())["drift"]) == {"1h", "1y", "1d"}
+    # the same evaluation in seconds gives the same figures (1y = 365 days)
+    again = evaluate_run(digital_run, device=preset("pcm_joshi2020"), device_source="pcm_joshi2020",
+                         drift_times=[3600, 31_536_000, "1d"])
+    assert again["drift"] == json.loads(open(path).read())["drift"]
+    assert run_cli("drift-study", digital_run, "--device", "pcm_joshi2020", "--drift-times", "1s", "1y",
+                   "--seeds", "0", "--no-plot", "--out", digital_run.parent / "study_units") == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\n +1s \| ", table) and re.search(r"\n +1y \| ", table)
+    study = json.loads((digital_run.parent / "study_units" / "drift_study.json").read_text())
+    assert study["times"] == [1.0, 31_536_000.0]
+    assert run_cli("export-maps", digital_run, "--device", "pcm_joshi2020", "--time", "1d", "--no-png") == 0
+    assert "(t = 1d)" in capsys.readouterr().out
+    assert any(p.name.endswith("_seed0_t1d") for p in (digital_run / "weight_maps").iterdir())
+    assert run_cli("eval", digital_run, "--device", "pcm_joshi2020", "--drift-times", "1 week") == 2
+    assert ("argument --drift-times: expected a time such as 1s, 1h, 1d, 1y or a number of seconds (units: s, min, h, "
+            "d, y), got '1 week'; see analog-snu eval --help") in capsys.readouterr().err
 
 
 def test_hwa_as_trained_matches_final_json(tmp_path):
@@ -117,4 +143,4 @@ def test_pulsed_runs_are_programmed_and_drifted(tmp_path):
     assert run_cli("train", *TINY, "--device", "pcm_joshi2020", "--training", "pulsed", "--optimizer", "sgd",
                    "--lr", 0.05, "--out", run) == 0
     results = evaluate_run(run, drift_times=[60, 86400])
-    assert set(results["drift"]) == {"60", "86400"}
+    assert set(results["drift"]) == {"1min", "1d"}

@@ -102,8 +102,9 @@ def test_report_files_images_and_html(tiny_run, tmp_path):
     names = set(report.figures)
     layers = ("layers.0.weight_ih", "readout")
     expected = {"training_curves", f"drift_{DEVICE}_seeds0-1"}
+    # no stuck map: pcm_joshi2020 has no stuck devices
     expected |= {f"maps_{DEVICE}_seed0_t3600_{layer}_{kind}" for layer in layers
-                 for kind in ("conductance", "weights", "histograms", "stuck")}
+                 for kind in ("conductance", "weights", "histograms")}
     assert names == expected
     for path in report.figures.values():
         assert path.parent == tmp_path / "report" and path.stat().st_size > 1000
@@ -117,8 +118,9 @@ def test_report_files_images_and_html(tiny_run, tmp_path):
     for layer in layers:
         assert f"<h4>{layer} (" in page
     assert "analog_module" not in page and ".array." not in page
-    assert "Run " + run.name in page and "test_accuracy" in page and "programming_events" in page
-    assert report.notes == []
+    assert "Run " + run.name in page and "test accuracy" in page and "programming events per device" in page
+    assert page.count("<p>No stuck devices.</p>") == len(layers)
+    assert report.notes == ["evaluations: none (run `analog-snu eval RUN --drift-times 1d 1y`)"]
 
 
 def test_report_maps_use_global_indices_of_split_tiles(tiny_run):
@@ -150,6 +152,88 @@ def test_files_follow_the_umask(tiny_run, tmp_path):
     finally:
         os.umask(old)
     assert {_mode(p) for p in [report.html, *report.figures.values()]} == {0o640}
+
+
+def _copy_run(tiny_run, run, names=("config.json", "metrics.csv")):
+    run.mkdir()
+    for name in names:
+        (run / name).write_text((tiny_run["run"] / name).read_text())
+    return run
+
+
+def _without_details(page):
+    return re.sub(r"<details>.*?</details>", "", page, flags=re.S)
+
+
+def test_report_shows_eval_results(tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path / "run")
+    (run / "eval").mkdir()
+    # as `analog-snu eval` writes them: times as 1d, 1y; and one of an older version, in seconds
+    write_json(run / "eval" / "test_pcm_joshi2020-1a2b3c4d_seed0.json", {
+        "split": "test", "metric": "accuracy", "epoch": 15, "seed": 0, "as_trained": 0.9277777777777778,
+        "drift": {"0s": 0.925, "1d": 0.9194444444444444, "1y": 0.8805555555555555},
+        "device_label": "pcm_joshi2020-1a2b3c4d"})
+    write_json(run / "eval" / "test_pcm_aged_lowyield-5e6f7a8b_seed1.json", {
+        "split": "test", "metric": "accuracy", "epoch": 15, "seed": 1, "as_trained": 0.9277777777777778,
+        "drift": {"86400": 0.6111111111111112, "3.1536e+07": 0.5}, "device_label": "pcm_aged_lowyield-5e6f7a8b",
+        "note": "as_trained differs from final.json only through the evaluation noise seed"})
+    report = write_report(run)
+    page = report.html.read_text()
+    # the evaluations, one row per file, a column per time after programming
+    table = re.search(r"<h2>Evaluations \(eval/\)</h2>.*?</table>", page, flags=re.S).group(0)
+    assert re.findall(r"<th>(.*?)</th>", table) == ["split", "device", "seed", "epoch", "as trained", "drift 0s",
+                                                    "drift 1d", "drift 1y"]
+    assert "<td>pcm_joshi2020-1a2b3c4d</td><td>0</td><td>15</td><td>92.78 %</td><td>92.50 %</td><td>91.94 %</td>" \
+           "<td>88.06 %</td>" in table
+    assert "<td>pcm_aged_lowyield-5e6f7a8b</td><td>1</td><td>15</td><td>92.78 %</td><td></td><td>61.11 %</td>" \
+           "<td>50.00 %</td>" in table
+    assert "note: as_trained differs from final.json only through the evaluation noise seed" in table
+    assert not any("evaluations: none" in note for note in report.notes)
+    assert any("evaluations: none" in note for note in write_report(_copy_run(tiny_run, tmp_path / "bare")).notes)
+
+
+def test_report_tables_are_readable(tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path / "run")
+    write_json(run / "final.json", {
+        "task": "digits", "metric": "accuracy", "test_accuracy": 0.9277777777777778, "test_loss": 0.2534567891234,
+        "epochs": 15, "epoch": 15, "select": "last", "best_valid_epoch": 14,
+        "last": {"epoch": 15, "test_accuracy": 0.9277777777777778, "test_loss": 0.2534567891234},
+        "stopped_early": False, "mean_train_s_per_epoch": 2.1234567,
+        "hil": {"scheme": "reprogram", "chip_seconds": 1500.0, "devices": 2368,
+                "programming_events": {"mean": 12.456789, "max": 40}}})
+    write_json(run / "hil.json", {"scheme": "reprogram", "chip_seconds": 1500.0, "devices": 2368,
+                                  "programming_events": {"mean": 12.456789, "max": 40}})
+    report = write_report(run)
+    page = report.html.read_text()
+    shown = _without_details(page)
+    # final.json and hil.json rounded for people, labelled in words; no 16-digit floats anywhere shown
+    assert not re.search(r"\d\.\d{6,}", shown)
+    assert "<tr><th>test accuracy</th><td>92.78 %</td></tr>" in page
+    assert "<tr><th>test loss</th><td>0.2535</td></tr>" in page
+    assert "<tr><th>training time per epoch (mean)</th><td>2.1 s</td></tr>" in page
+    assert "<tr><th>last epoch</th><td>test accuracy 92.78 %, test loss 0.2535, epoch 15</td></tr>" in page
+    assert "<tr><th>chip clock at the end</th><td>25min</td></tr>" in page
+    assert "<tr><th>PCM devices</th><td>2,368</td></tr>" in page
+    assert "<tr><th>programming events per device</th><td>mean 12.46, max 40</td></tr>" in page
+    assert page.count("programming events per device") == 1  # final.json's copy of hil.json is not repeated
+    # the config: a summary of what was trained, the JSON behind a fold
+    assert "<h2>What was trained</h2>" in page and f"<b>{DEVICE}</b>" in page and "<b>hwa</b>" in page
+    assert "<pre>" not in shown and re.search(r"<details><summary>.*?</summary><pre>\{", page)
+
+
+def test_hints_for_a_digital_run_name_a_device(tiny_run, tmp_path):
+    run = tmp_path / "digital"
+    run.mkdir()
+    record = json.loads((tiny_run["run"] / "config.json").read_text())
+    record["config"]["device"] = None
+    record["config"]["training"]["mode"] = "digital"
+    write_json(run / "config.json", {**record, "device_source": None})
+    notes = write_report(run).notes
+    assert "drift study: none (run `analog-snu drift-study RUN --device PRESET|FILE`)" in notes
+    assert "weight maps: none (run `analog-snu export-maps RUN --device PRESET|FILE`)" in notes
+    assert "evaluations: none (run `analog-snu eval RUN --device PRESET|FILE --drift-times 1d 1y`)" in notes
+    page = write_report(run).html.read_text()
+    assert "none: trained digitally" in page
 
 
 def test_default_folder_and_missing_optional_parts(tiny_run, tmp_path):

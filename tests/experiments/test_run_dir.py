@@ -94,7 +94,7 @@ def test_unfinished_and_finished_runs_need_resume_or_force(tmp_path):
 
 
 def test_opening_something_that_is_not_a_run(tmp_path):
-    with pytest.raises(CheckpointError, match=r"does not exist"):
+    with pytest.raises(ConfigError, match=r"does not exist"):
         with RunDirectory(tmp_path / "missing"):
             pass
     (tmp_path / "file").write_text("x")

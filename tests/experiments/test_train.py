@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -84,6 +85,17 @@ def test_resume_extends_a_finished_run_to_the_same_weights(tmp_path):
     _assert_same_weights(long.model, extended.model)
     assert run_cli("train", "--resume", tmp_path / "b", "--epochs", 4, "--quiet") == 0
     assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 4
+
+
+def test_resume_keeps_the_device_name(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli("train", *TINY, "--epochs", 1, "--device", "pcm_joshi2020", "--out", run) == 0
+    assert run_cli("train", "--resume", run, "--epochs", 2, "--quiet") == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["device_source"] == "pcm_joshi2020"
+    assert run_cli("eval", run, "--drift-times", "1d") == 0  # results are named after the device, not "own"
+    assert [p.name.split("-")[0] for p in (run / "eval").iterdir()] == ["test_pcm_joshi2020"]
+    assert "on pcm_joshi2020-" in capsys.readouterr().out
 
 
 def test_resume_accepts_another_thread_count(tmp_path, monkeypatch):
@@ -291,3 +303,18 @@ def test_valid_limit_cuts_only_the_validation_split(tmp_path):
     assert run_cli("train", "--task", "digits", "--layers", 4, "--epochs", 1, "--train-limit", 32,
                    "--valid-limit", 30, "--out", tmp_path / "run", "--quiet") == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["task"]["valid_limit"] == 30
+
+
+def test_train_says_what_it_trains_before_the_first_epoch_and_accuracy_in_percent(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("train", "--task", "digits", "--layers", "8", "--train-limit", "64", "--epochs", "1",
+                   "--device", "pcm_joshi2020", "--no-progress", "--out", out) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"training digits: snu 64-8-10, hwa on pcm_joshi2020; adam lr 0.005, 1 epoch, seed 0; "
+                        f"run directory {out}")
+    assert re.match(r"epoch 1/1: train loss \d\.\d{4}, valid loss \d\.\d{4}, valid accuracy \d+\.\d\d % \(", lines[1])
+    final = json.loads((out / "final.json").read_text())
+    assert lines[-1] == (f"digits snu (hwa): test accuracy {100 * final['test_accuracy']:.2f} %; run in {out}")
+    assert 0.0 <= final["test_accuracy"] <= 1.0  # files keep fractions
+    assert run_cli("eval", out) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"test accuracy as trained: {100 * final['test_accuracy']:.2f} %"

@@ -158,3 +158,116 @@ def test_missing_or_misshapen_arrays_are_refused():
     arrays[f"{LAYER}.analog_module.array.0.0/g_plus"] = np.zeros((1, 6, 5))
     with pytest.raises(CheckpointError, match=r"array.0.0/g_plus' has shape \(1, 6, 5\), expected \(\.\.\., 6, 7\)"):
         layers_from_maps(meta, arrays)
+
+
+# --- what the figures show ------------------------------------------------------------------------
+
+
+def _captured(monkeypatch):
+    figures = []
+    monkeypatch.setattr(map_plots, "figure_png", lambda fig, dpi=PLOT_DPI: figures.append(fig) or b"")
+    return figures
+
+
+@pytest.mark.parametrize("kind", ["hwa", "pulsed"])
+def test_network_weights_of_the_maps_are_what_the_network_computes_with(kind, tmp_path):
+    """The maps' weights in network units (tile weights x periphery scales x drift compensation) equal
+    the layer's effective weights, measured by a forward pass of unit vectors through the drifted tile."""
+    import json
+
+    import torch
+
+    from analog_snu import SNUNetwork
+    from analog_snu.device_models import preset
+    from analog_snu.hardware import drift, export_weight_maps, program
+
+    device = preset("pcm_joshi2020").updated({"read_noise": {"enabled": False}, "periphery": {"enabled": False}})
+    torch.manual_seed(0)
+    net = SNUNetwork([12, 8, 5], rpu_config=device.rpu_config(kind))
+    for module in net.modules():  # learned output scales that are not 1, as after training
+        if getattr(module, "out_scaling_alpha", None) is not None:
+            with torch.no_grad():
+                module.out_scaling_alpha.mul_(1.7)
+    net.eval()
+    program(net, seed=0)
+    drift(net, "1y")
+    written = export_weight_maps(net, tmp_path / "maps.npz", png=False)
+    with np.load(written["npz"], allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    meta = json.loads(written["json"].read_text())
+    layers = {maps.layer: maps for maps in layers_from_maps(meta, arrays)}
+    assert {maps.compensation for maps in layers.values()} == {"global"}
+    tile_units_differ = []
+    for name, module in (("layers.0.weight_ih", net.layers[0].weight_ih), ("readout", net.readout)):
+        eye = torch.eye(module.in_features)
+        with torch.no_grad():
+            effective = (module(eye) - module(torch.zeros_like(eye))).T.double().numpy()
+        maps = layers[name]
+        np.testing.assert_allclose(maps.network["now"], effective, atol=1e-6)
+        tile_units_differ.append(np.abs(maps.weights_now - effective).max() > 0.01)
+        # compensation brings the drifted weights back to the trained scale: the error stays near the
+        # programming error, far below that of the same weights without compensation
+        (tile,) = [t["name"] for t in meta["tiles"] if t["layer"] == name]
+        uncompensated = maps.weights_now * arrays[f"{tile}/network_scale_programmed"].reshape(-1, 1)
+        rms = {key: float(np.sqrt(np.mean((maps.network[key] - maps.network["target"]) ** 2)))
+               for key in ("programmed", "now")}
+        assert rms["now"] < 3 * rms["programmed"]
+        assert rms["now"] < 0.5 * float(np.sqrt(np.mean((uncompensated - maps.network["target"]) ** 2)))
+    assert any(tile_units_differ)  # tile units are not what the network computes with
+
+
+def test_weight_scatter_is_in_network_units_with_the_compensation(monkeypatch):
+    meta, arrays, full = _maps_files(cols=(7, 7))
+    for tile in meta["tiles"]:
+        tile["device"] = {**DEVICE, "periphery": {"drift_compensation": "global"}}
+        rows = tile["shape"][0]
+        arrays[f"{tile['name']}/network_scale_programmed"] = np.full(rows, 2.0)
+        arrays[f"{tile['name']}/network_scale_now"] = np.full(rows, 2.0 / 0.9)  # compensation undoes the 0.9
+    layer = layers_from_maps(meta, arrays)[0]
+    np.testing.assert_allclose(layer.network["target"], 2 * full["weights_target"])
+    np.testing.assert_allclose(layer.network["now"], 2 * full["weights_target"], rtol=1e-6)
+    figures = _captured(monkeypatch)
+    map_plots.weight_scatter_png(layer)
+    ax = figures[0].axes[0]
+    assert ax.get_xlabel() == "trained weight (the layer's W)"
+    assert ax.get_ylabel() == "weight the network computes with (closer to the line is better)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0].startswith("as programmed: RMS error 0.02 (")  # 2 x the 0.01 offset, in network units
+    assert legend[1].startswith("at 1h, global drift compensation: RMS error ")
+    assert float(legend[1].split("RMS error ")[1].split()[0]) < 1e-5
+    assert "tile units" not in ax.get_xlabel() + ax.get_ylabel()
+
+
+def test_wear_shows_only_counters_in_use_per_weight_in_title_and_colour_bar(monkeypatch):
+    meta, arrays, full = _maps_files(cols=(7, 7), wear=True)
+    for tile in meta["tiles"]:  # a reprogramming run: its chip counted no SET pulses and no refreshes
+        rows, cols = tile["shape"]
+        arrays[f"{tile['name']}/set_pulses"] = np.zeros((1, 2, rows, cols), dtype=np.int64)
+        arrays[f"{tile['name']}/refreshes"] = np.zeros((1, rows, cols), dtype=np.int64)
+    layer = layers_from_maps(meta, arrays)[0]
+    assert set(layer.wear) == {"programming_events", "set_pulses", "refreshes"}
+    figures = _captured(monkeypatch)
+    map_plots.wear_png(layer)
+    fig = figures[0]
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert len(heatmaps) == 1  # no empty panels for the counters of the other scheme
+    per_weight = full["programming_events"].sum(axis=(0, 1))
+    np.testing.assert_array_equal(heatmaps[0].images[0].get_array(), per_weight)
+    title = heatmaps[0].get_title()
+    assert title.startswith("programming events per weight (sum over its 2 devices)")
+    assert f"mean {per_weight.mean():.3g}, max {per_weight.max():g}" in title
+    colour_bar = [ax for ax in fig.axes if not ax.images][0]
+    assert colour_bar.get_ylabel() == "programming events per weight"
+    assert fig.get_suptitle().endswith("; no SET pulses, no refreshes")
+    for name in ("programming_events",):
+        layer.wear[name] = np.zeros_like(layer.wear[name])
+    assert map_plots.wear_png(layer) is None
+    assert "wear" not in layer_figures(layer)
+
+
+def test_no_stuck_map_without_stuck_devices():
+    meta, arrays, _ = _maps_files(cols=(7, 7))
+    layer = layers_from_maps(meta, arrays)[0]
+    assert "stuck" in layer_figures(layer)
+    layer.stuck = np.zeros_like(layer.stuck)
+    assert list(layer_figures(layer)) == ["conductance", "weights", "histograms"]

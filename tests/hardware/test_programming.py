@@ -128,7 +128,7 @@ def test_errors():
     net = _net()
     with pytest.raises(ConfigError, match="is not programmed; call analog_snu.program"):
         drift(net, 10.0)
-    with pytest.raises(ConfigError, match="t_seconds must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match="t_seconds must be a finite time >= 0"):
         drift(net, -1.0)
     with pytest.raises(ConfigError, match="seed must be a non-negative int or None"):
         program(net, seed=-3)

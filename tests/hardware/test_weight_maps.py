@@ -238,13 +238,16 @@ def test_zip_bomb_weight_maps_are_refused_before_inflating(tmp_path):
         import_weight_maps(_net(), written["npz"], max_bytes=1_000)
 
 
-@pytest.mark.parametrize("bad", [-5, -1e-9, float("nan"), float("inf"), True, "60"])
-def test_export_refuses_impossible_times(tmp_path, bad):
+@pytest.mark.parametrize("bad, problem", [(-5, "a finite time >= 0"), (-1e-9, "a finite time >= 0"),
+                                          (float("nan"), "a finite time >= 0"), (float("inf"), "a finite time >= 0"),
+                                          ("-1d", "a finite time >= 0"), (True, "a time such as 1s, 1h, 1d, 1y"),
+                                          ("60m", "a time such as 1s, 1h, 1d, 1y")])
+def test_export_refuses_impossible_times(tmp_path, bad, problem):
     net = _programmed()
-    with pytest.raises(ConfigError, match=r"time must be a finite number >= 0 \(seconds after programming\), got "):
+    with pytest.raises(ConfigError, match=rf"time must be {problem}.*, got "):
         export_weight_maps(net, tmp_path / "maps.npz", time=bad, png=False)
     assert not (tmp_path / "maps.npz").exists()
-    with pytest.raises(ConfigError, match=r"t_seconds must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match=rf"t_seconds must be {problem}"):
         drift(net, bad)
 
 

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from aihwkit.optim import AnalogSGD
 from aihwkit.simulator.configs import FloatingPointRPUConfig
 from torch import nn
 
@@ -132,6 +133,7 @@ def test_grapes_on_cnn_scales_each_channel_error():
     wd = twin.dense[0].weight_ih.weight.detach()
     m_dense = 2 * wd.abs().sum(1) / wd.abs().sum(1).max()
     scale = lambda y, m: y * m + (y * (1 - m)).detach()
+    twin.convs[0].pool = 1  # the layer pools its output; here the scaled spikes are pooled as GRAPES first saw them
     y, _ = twin.convs[0](x)
     y = scale(y, m_conv)
     pooled = nn.functional.max_pool2d(y.reshape(8, 3, 6, 6), 2).reshape(4, 2, -1)
@@ -222,3 +224,92 @@ def test_cells_from_the_registry():
     assert net.dense[0].soft and net.convs[0].cell.name == "ssnu"
     li_net = ConvSNUNetwork((1, 8, 8), (2,), kernel_size=3, hidden=(4,), classes=2, cell="snu_li")
     assert li_net(torch.rand(3, 2, 64)).shape == (2, 2)
+
+
+def _run_layer(layer, x, state, target):
+    """Forward + backward through the layer's output and final state; outputs and every gradient."""
+    x = x.clone().requires_grad_(True)
+    layer.zero_grad()
+    y, (s_last, y_last) = layer(x, state)
+    loss = (y * target).sum() + (s_last * 0.3).sum() + (y_last * 0.2).sum()
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in layer.named_parameters() if p.grad is not None}
+    if hasattr(layer.weight_ih, "analog_tiles"):  # AnalogConv2d: its weight gradient shows in the tile's update
+        before = layer.weight_ih.get_weights()[0].clone()
+        optimizer = AnalogSGD(layer.parameters(), lr=0.5)
+        optimizer.regroup_param_groups(layer)
+        optimizer.step()
+        grads["tile update"] = layer.weight_ih.get_weights()[0] - before
+        assert grads["tile update"].abs().sum() > 0
+    return [y.detach(), s_last.detach(), y_last.detach(), x.grad], grads
+
+
+@pytest.mark.parametrize("cell", ["snu", "ssnu"])
+@pytest.mark.parametrize("analog", [False, True])
+@pytest.mark.parametrize(("pool", "padding"), [(2, 0), (2, 1), (1, 0)])
+def test_compiled_grid_path_equals_the_torch_path(cell, analog, pool, padding, monkeypatch):
+    """The CPU path (channels-last conv, fused recurrence + pooling) gives the values and gradients of
+    the ANALOG_SNU_TORCH_LOOPS=1 path (conv, the cell's torch loops over C*H*W neurons, max_pool2d)."""
+    torch.manual_seed(11)
+    rpu_config = FloatingPointRPUConfig() if analog else None
+    dtype = torch.float32 if analog else torch.float64  # aihwkit's tiles are float32
+    layer = ConvSNU(2, 3, 3, padding=padding, pool=pool, cell=cell, threshold=0.4, decay=0.7, learn_decay=True,
+                    rpu_config=rpu_config).to(dtype)
+    with torch.no_grad():
+        layer.threshold.copy_(torch.tensor([0.3, 0.5, 0.8]))
+        layer.decay.copy_(torch.tensor([0.6, 0.8, 0.9]))
+    x = torch.bernoulli(torch.full((6, 3, 2, 7, 7), 0.4, dtype=dtype))
+    side = (7 + 2 * padding - 3) + 1
+    state = (torch.rand(3, 3, side, side, dtype=dtype), torch.bernoulli(torch.full((3, 3, side, side), 0.5, dtype=dtype)))
+    target = torch.randn(6, 3, 3, side // pool, side // pool, dtype=dtype)
+    results = []
+    for torch_loops in (False, True):
+        if torch_loops:
+            monkeypatch.setenv("ANALOG_SNU_TORCH_LOOPS", "1")
+        results.append(_run_layer(copy.deepcopy(layer), x, state, target))
+    (out_a, grads_a), (out_b, grads_b) = results
+    for name, a, b in zip(("y", "s_T", "y_T", "grad x"), out_a, out_b):
+        torch.testing.assert_close(a, b, msg=name)
+    assert sorted(grads_a) == sorted(grads_b) and len(grads_a) >= 3
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
+    if cell == "snu":
+        assert 0 < out_a[0].mean() < 1
+
+
+@pytest.mark.parametrize("cell", ["snu", "ssnu"])
+def test_network_compiled_path_equals_the_torch_path_float32(cell, monkeypatch):
+    torch.manual_seed(12)
+    net = ConvSNUNetwork((1, 12, 12), (4, 5), kernel_size=3, hidden=(6,), classes=3, cell=cell, threshold=0.3)
+    x = torch.bernoulli(torch.full((8, 4, 1, 12, 12), 0.3))
+    labels = torch.tensor([0, 2, 1, 1])
+    results = []
+    for torch_loops in (False, True):
+        if torch_loops:
+            monkeypatch.setenv("ANALOG_SNU_TORCH_LOOPS", "1")
+        twin = copy.deepcopy(net)
+        logits = twin(x)
+        nn.functional.cross_entropy(logits, labels).backward()
+        results.append((logits.detach(), {name: p.grad for name, p in twin.named_parameters()}))
+    (logits_a, grads_a), (logits_b, grads_b) = results
+    torch.testing.assert_close(logits_a, logits_b)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert grads_a["convs.0.weight_ih.weight"].abs().sum() > 0
+
+
+def test_digital_convolution_runs_channels_last_without_copies():
+    layer = ConvSNU(1, 4, 3, pool=2)
+    seen = []
+    layer.weight_ih.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+    y, (s_last, _) = layer(torch.bernoulli(torch.full((3, 2, 1, 8, 8), 0.3)))
+    images, current = seen[0]
+    assert images.is_contiguous(memory_format=torch.channels_last) and images.stride(1) == 1
+    assert current.is_contiguous(memory_format=torch.channels_last)
+    assert y.shape == (3, 2, 4, 3, 3) and s_last.shape == (2, 4, 6, 6)
+    torch.testing.assert_close(current[-2:], s_last)  # the membrane was written over the convolution's output
+    # the next layer reads the pooled channels-last output as it is
+    nxt = ConvSNU(4, 2, 2)
+    nxt.weight_ih.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+    nxt(y)
+    assert seen[1][0].data_ptr() == y.data_ptr()

@@ -307,3 +307,19 @@ def test_layer_deep_copies_and_pickles_with_its_cell():
     for other in (twin, loaded):
         assert other.cell == "ssnu" and other.g == "identity"
         torch.testing.assert_close(other(x)[0], layer(x)[0])
+
+
+def test_float64_layer_holds_decay_and_threshold_exactly():
+    """.double() widened the float32 rounding: 0.8 became 0.800000011920929."""
+    from analog_snu.layers import ConvSNU
+
+    for layer in (SNU(4, 3, decay=0.8, threshold=0.3).double(), SNU(4, 3, decay=0.8, learn_decay=True).double(),
+                  ConvSNU(1, 2, 3, decay=0.7, threshold=0.9).to(torch.float64)):
+        decay, threshold = layer._exact_initial["decay"], layer._exact_initial["threshold"]
+        assert layer.decay.dtype == torch.float64
+        assert torch.all(layer.decay == decay) and torch.all(layer.threshold == threshold)
+    assert SNU(4, 3, decay=0.8).decay.item() == float(torch.tensor(0.8))  # float32 layers: float32 values
+    trained = SNU(4, 3, threshold=0.3)
+    with torch.no_grad():
+        trained.threshold[0] = 0.25
+    assert trained.double().threshold[0].item() == 0.25 and trained.threshold[1].item() == float(torch.tensor(0.3))

@@ -449,3 +449,23 @@ def test_dfagrapes_errors():
     grouped = nn.Sequential(nn.Conv2d(2, 2, 1), nn.Conv2d(2, 2, 1, groups=2), nn.Conv2d(2, 2, 1), nn.Flatten())
     with pytest.raises(ConfigError, match="groups=1 only"):
         fanout_modulation(grouped[1])
+
+
+def test_dfa_with_local_grapes_is_refused_not_run_as_the_other_variant():
+    with pytest.raises(ConfigError, match=r"^grapes_variant='local' does not apply to DFAgrapes: .* use "
+                                          r"grapes_variant='propagating'$"):
+        make_learning_rule(MLP([2, 3, 4, 2]), "DFAgrapes", grapes_variant="local")
+    assert make_learning_rule(MLP([2, 3, 4, 2]), "DFAgrapes").name == "DFAgrapes"
+
+
+def test_fa_with_grapes_by_hand_is_documented_against_ibms_fagrapes():
+    """IBM's FAgrapes does not clip; GRAPES(model) does (as BPgrapes): where the two are combined
+    by hand, both docstrings say to pass clip=False, and make_learning_rule does it."""
+    from analog_snu.training import GRAPES
+
+    for doc in (GRAPES.__doc__, FeedbackAlignment.__doc__):
+        text = " ".join(doc.split())
+        assert "FAgrapes" in text and "clip=False" in text and "make_learning_rule(model, \"FAgrapes\")" in text
+    rule = make_learning_rule(MLP([2, 3, 4, 2]), "FAgrapes")
+    (grapes,) = [part for part in rule.parts if isinstance(part, GRAPES)]
+    assert grapes.clip is False

@@ -124,7 +124,7 @@ def test_epoch_line_format():
     row = {"epoch": 2, "train_loss": 0.123456, "valid_loss": 0.5, "valid_accuracy": 0.91234, "train_s": 1.0,
            "epoch_s": 75.2}
     assert epoch_line(2, 10, row, elapsed=3725) == (
-        "epoch 2/10: train loss 0.1235, valid loss 0.5000, valid accuracy 0.9123 (1 min 15 s, elapsed 1 h 02 min)"
+        "epoch 2/10: train loss 0.1235, valid loss 0.5000, valid accuracy 91.23 % (1 min 15 s, elapsed 1 h 02 min)"
     )
     assert epoch_line(1, 1, {"train_loss": 1.0}) == "epoch 1/1: train loss 1.0000"
     assert metrics_line("trial 3/8", {"lr": 0.001, "valid_nll": 8.5, "layers": "128"}, seconds=2.0) == (
