@@ -152,12 +152,34 @@ def _current_names(result: dict[str, Any]) -> dict[str, Any]:
     return renamed
 
 
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def finished_trials(sweep: Path) -> list[dict[str, Any]]:
+    """Rows of the finished trials of a sweep that has not written ``results.json`` yet (one
+    interrupted after some seeds): each trial's ``final.json`` with the grid values of its id
+    (``model=snu_lr=0.001_seed=0``); no evaluation columns."""
+    rows = []
+    for final in sorted(sweep.glob("trials/*/final.json")):
+        row = {"status": "ok", **json.loads(final.read_text())}
+        for part in final.parent.name.split("_"):
+            key, sep, text = part.partition("=")
+            if sep:
+                row[key] = _value(text)
+        rows.append(row)
+    return rows
+
+
 def build(sweeps: Path) -> dict[str, Any]:
     rows = []
     for row in ROWS:
         path = sweeps / row.sweep / "results.json"
-        results = [_current_names(r) for r in json.loads(path.read_text())] if path.is_file() else []
-        rows.append(table_row(row, results))
+        results = json.loads(path.read_text()) if path.is_file() else finished_trials(sweeps / row.sweep)
+        rows.append(table_row(row, [_current_names(r) for r in results]))
     return {"rows": rows}
 
 

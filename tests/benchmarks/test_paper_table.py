@@ -37,3 +37,15 @@ def test_rows_from_sweep_results(tmp_path, load_benchmark):
                      "jsb_ssnu_hil"):
         assert {"id", "metric", "mean", "std", "seeds", "per_seed", "paper", "command"} <= rows[required].keys()
     assert "| `jsb_snu_hil` |" in paper_table.markdown(table)
+
+
+def test_rows_from_the_finished_trials_of_an_unfinished_sweep(tmp_path, load_benchmark):
+    paper_table = load_benchmark("paper_table")
+    for seed, accuracy in ((0, 0.98), (1, 0.96)):
+        trial = tmp_path / "mnist_snu_full" / "trials" / f"seed={seed}"
+        trial.mkdir(parents=True)
+        (trial / "final.json").write_text(json.dumps({"metric": "accuracy", "test_accuracy": accuracy}))
+    (tmp_path / "mnist_snu_full" / "trials" / "seed=2").mkdir()  # running: no final.json yet
+    rows = {row["id"]: row for row in paper_table.build(tmp_path)["rows"]}
+    assert rows["mnist_snu_7x256"]["per_seed"] == {"0": 0.98, "1": 0.96}
+    assert math.isclose(rows["mnist_snu_7x256"]["mean"], 0.97)
