@@ -4,7 +4,7 @@ from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
 from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_conv2d, make_linear, read_weight
 from analog_snu.tiles.optim import analog_optimizer
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
-from analog_snu.tiles.updates import scale_weight_update, tile_rows, update_in_network_units
+from analog_snu.tiles.updates import remap_tile, scale_weight_update, tile_rows, update_in_network_units
 
 __all__ = [
     "ANALOG_RNN_CELLS",
@@ -17,6 +17,7 @@ __all__ = [
     "make_conv2d",
     "make_linear",
     "read_weight",
+    "remap_tile",
     "scale_weight_update",
     "tile_rows",
     "update_in_network_units",
