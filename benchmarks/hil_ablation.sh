@@ -2,15 +2,17 @@
 # What each PCM nonideality costs hardware-in-the-loop training: JSB 88-150-88 on pcm_joshi2020,
 # HIL reprogram, seed 0, with one nonideality switched off (or one chip setting changed) per run,
 # against the full chip and the digital network. Prints the test NLL table at the end.
-# Usage: benchmarks/hil_ablation.sh JSB_FILE [MODEL] [EPOCHS]      (MODEL snu|ssnu, default ssnu; EPOCHS default 10)
+# Usage: benchmarks/hil_ablation.sh JSB_FILE [MODEL] [EPOCHS] [RUN ...]   (MODEL snu|ssnu, default ssnu; EPOCHS default 10;
+#        RUN: any of the names below, default all)
 #   ../shared/tools/one-at-a-time benchmarks/hil_ablation.sh JSB_FILE ssnu 10
-# Every run is a run directory bench_out/hil_ablation/MODEL-EPOCHS/NAME: a finished one is kept, an interrupted one resumed.
+# Every run is a run directory $HIL_ABLATION_OUT/MODEL-EPOCHS/NAME (default bench_out/hil_ablation): a finished
+# one is kept, an interrupted one resumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?usage: benchmarks/hil_ablation.sh JSB_FILE [MODEL] [EPOCHS]}
-MODEL=${2:-ssnu}; EPOCHS=${3:-10}
+MODEL=${2:-ssnu}; EPOCHS=${3:-10}; shift $(( $# < 3 ? $# : 3 ))
 A=.venv/bin/analog-snu
-OUT=bench_out/hil_ablation/$MODEL-$EPOCHS
+OUT=${HIL_ABLATION_OUT:-bench_out/hil_ablation}/$MODEL-$EPOCHS
 COMMON=(--task jsb --model "$MODEL" --epochs "$EPOCHS" --seed 0 --data "$DATA" --layers 150 --g leaky_relu
         --eval-batch-size 16 --no-progress)
 HIL=(--device pcm_joshi2020 --training hil)
@@ -32,6 +34,7 @@ declare -A RUNS=(
 )
 ORDER=(digital full_chip no_programming_noise no_read_noise no_drift ideal_periphery no_dac_adc no_output_noise
        no_weight_scaling headroom_1 headroom_3 program_every_10 chip_seconds_0 chip_seconds_100)
+[ $# -gt 0 ] && ORDER=("$@")
 mkdir -p "$OUT"
 for name in "${ORDER[@]}"; do
   dir="$OUT/$name"

@@ -61,24 +61,34 @@ ROWS: tuple[Row, ...] = (
     Row("mnist_snu_7x256", "mnist_snu_full", {}, "test_accuracy", 0.9847, "SNU 784-256x7-10, digital"),
     Row("mnist_ssnu_4x256", "mnist_ssnu_full", {}, "test_accuracy", 0.9850, "sSNU 784-256x4-10, digital"),
     Row("mnist_conv_snu", "mnist_conv_full", {}, "test_accuracy", 0.9921, "conv SNU 32c5-p2-64c5-p2-256-10, digital"),
-    _jsb("jsb_snu", "jsb_digital", {"model": "snu"}, 8.72, "SNU 88-150-88, digital"),
-    _jsb("jsb_ssnu", "jsb_digital", {"model": "ssnu"}, 8.39, "sSNU 88-150-88, digital"),
+    _jsb("jsb_snu", "jsb_digital_tuned", {"model": "snu", "lr": 0.001}, 8.72,
+         "SNU 88-150-88, digital, Adam 0.001 (chosen on validation)"),
+    _jsb("jsb_ssnu", "jsb_digital_tuned", {"model": "ssnu", "lr": 0.005}, 8.39,
+         "sSNU 88-150-88, digital, Adam 0.005 (chosen on validation)"),
+    _jsb("jsb_snu_lr0.01", "jsb_digital", {"model": "snu"}, 8.72, "SNU, digital, the paper's Adam 0.01"),
+    _jsb("jsb_ssnu_lr0.01", "jsb_digital", {"model": "ssnu"}, 8.39, "sSNU, digital, the paper's Adam 0.01"),
     _jsb("jsb_snu_ibm_recipe", "jsb_digital_ibm", {"model": "snu"}, 8.72,
-         "SNU, IBM's recipe (Glorot init, chorales in fixed order)"),
+         "SNU, IBM's example recipe (Glorot init, chorales in fixed order), Adam 0.01"),
     _jsb("jsb_ssnu_ibm_recipe", "jsb_digital_ibm", {"model": "ssnu"}, 8.39,
-         "sSNU, IBM's recipe (Glorot init, chorales in fixed order)"),
-    _jsb("jsb_snu_on_chip_1y", "jsb_digital", {"model": "snu"}, None,
+         "sSNU, IBM's example recipe (Glorot init, chorales in fixed order), Adam 0.01"),
+    _jsb("jsb_snu_on_chip_1y", "jsb_digital_tuned", {"model": "snu", "lr": 0.001}, None,
          "digital SNU programmed onto pcm_joshi2020, 1 year later", drift_column(YEAR)),
-    _jsb("jsb_ssnu_on_chip_1y", "jsb_digital", {"model": "ssnu"}, None,
+    _jsb("jsb_ssnu_on_chip_1y", "jsb_digital_tuned", {"model": "ssnu", "lr": 0.005}, None,
          "digital sSNU programmed onto pcm_joshi2020, 1 year later", drift_column(YEAR)),
-    _jsb("jsb_snu_hil", "jsb_hil", {"model": "snu", "hil-scheme": "reprogram"}, None,
-         "SNU, PCM chip in the loop (reprogram), as trained"),
-    _jsb("jsb_ssnu_hil", "jsb_hil", {"model": "ssnu", "hil-scheme": "reprogram"}, None,
-         "sSNU, PCM chip in the loop (reprogram), as trained"),
-    _jsb("jsb_snu_hil_1y", "jsb_hil", {"model": "snu", "hil-scheme": "reprogram"}, None,
-         "SNU, chip in the loop (reprogram), 1 year after programming", drift_column(YEAR)),
-    _jsb("jsb_ssnu_hil_1y", "jsb_hil", {"model": "ssnu", "hil-scheme": "reprogram"}, None,
-         "sSNU, chip in the loop (reprogram), 1 year after programming", drift_column(YEAR)),
+    _jsb("jsb_snu_hil", "jsb_hil_snu_tuned", {"model": "snu"}, None,
+         "SNU, PCM chip in the loop (reprogram), Adam 0.001, as trained"),
+    _jsb("jsb_ssnu_hil", "jsb_hil_ssnu_tuned", {"model": "ssnu"}, None,
+         "sSNU, PCM chip in the loop (reprogram), Adam 0.005, as trained"),
+    _jsb("jsb_snu_hil_1y", "jsb_hil_snu_tuned", {"model": "snu"}, None,
+         "SNU, chip in the loop (reprogram), Adam 0.001, 1 year after programming", drift_column(YEAR)),
+    _jsb("jsb_ssnu_hil_1y", "jsb_hil_ssnu_tuned", {"model": "ssnu"}, None,
+         "sSNU, chip in the loop (reprogram), Adam 0.005, 1 year after programming", drift_column(YEAR)),
+    _jsb("jsb_snu_hil_lr0.01", "jsb_hil", {"model": "snu"}, None, "SNU, chip in the loop (reprogram), Adam 0.01"),
+    _jsb("jsb_ssnu_hil_lr0.01", "jsb_hil", {"model": "ssnu"}, None, "sSNU, chip in the loop (reprogram), Adam 0.01"),
+    _jsb("jsb_snu_hil_lr0.01_1y", "jsb_hil", {"model": "snu"}, None,
+         "SNU, chip in the loop (reprogram), Adam 0.01, 1 year after programming", drift_column(YEAR)),
+    _jsb("jsb_ssnu_hil_lr0.01_1y", "jsb_hil", {"model": "ssnu"}, None,
+         "sSNU, chip in the loop (reprogram), Adam 0.01, 1 year after programming", drift_column(YEAR)),
     _jsb("jsb_snu_mixed", "jsb_mixed", {"model": "snu", "hil-scheme": "mixed"}, None,
          "SNU, mixed-precision in-memory training, as trained"),
     _jsb("jsb_ssnu_mixed", "jsb_mixed", {"model": "ssnu", "hil-scheme": "mixed"}, None,
@@ -142,12 +152,34 @@ def _current_names(result: dict[str, Any]) -> dict[str, Any]:
     return renamed
 
 
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def finished_trials(sweep: Path) -> list[dict[str, Any]]:
+    """Rows of the finished trials of a sweep that has not written ``results.json`` yet (one
+    interrupted after some seeds): each trial's ``final.json`` with the grid values of its id
+    (``model=snu_lr=0.001_seed=0``); no evaluation columns."""
+    rows = []
+    for final in sorted(sweep.glob("trials/*/final.json")):
+        row = {"status": "ok", **json.loads(final.read_text())}
+        for part in final.parent.name.split("_"):
+            key, sep, text = part.partition("=")
+            if sep:
+                row[key] = _value(text)
+        rows.append(row)
+    return rows
+
+
 def build(sweeps: Path) -> dict[str, Any]:
     rows = []
     for row in ROWS:
         path = sweeps / row.sweep / "results.json"
-        results = [_current_names(r) for r in json.loads(path.read_text())] if path.is_file() else []
-        rows.append(table_row(row, results))
+        results = json.loads(path.read_text()) if path.is_file() else finished_trials(sweeps / row.sweep)
+        rows.append(table_row(row, [_current_names(r) for r in results]))
     return {"rows": rows}
 
 

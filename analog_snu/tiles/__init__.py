@@ -1,10 +1,18 @@
 """The bridge to aihwkit: the only package that imports it."""
 
 from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
-from analog_snu.tiles.linear import AnalogContainerBase, is_analog, make_conv2d, make_linear, read_weight
+from analog_snu.tiles.linear import (
+    AnalogContainerBase,
+    is_analog,
+    is_conv2d_map,
+    is_linear_map,
+    make_conv2d,
+    make_linear,
+    read_weight,
+)
 from analog_snu.tiles.optim import analog_optimizer
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
-from analog_snu.tiles.updates import scale_weight_update, tile_rows, update_in_network_units
+from analog_snu.tiles.updates import remap_tile, scale_weight_update, tile_rows, update_in_network_units
 
 __all__ = [
     "ANALOG_RNN_CELLS",
@@ -14,9 +22,12 @@ __all__ = [
     "aihwkit_version",
     "analog_optimizer",
     "is_analog",
+    "is_conv2d_map",
+    "is_linear_map",
     "make_conv2d",
     "make_linear",
     "read_weight",
+    "remap_tile",
     "scale_weight_update",
     "tile_rows",
     "update_in_network_units",

@@ -10,7 +10,8 @@ from torch import nn
 from analog_snu.errors import ConfigError
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["make_linear", "make_conv2d", "is_analog", "AnalogContainerBase", "read_weight", "without_placeholders"]
+__all__ = ["make_linear", "make_conv2d", "is_analog", "is_linear_map", "is_conv2d_map", "AnalogContainerBase", "read_weight",
+           "without_placeholders"]
 
 _modules = aihwkit_module("nn.modules.base")
 _containers = aihwkit_module("nn.modules.container")
@@ -90,6 +91,16 @@ def make_conv2d(
 def is_analog(module: nn.Module) -> bool:
     """True when ``module`` is an aihwkit analog layer (its matmul runs on tiles)."""
     return isinstance(module, _modules.AnalogLayerBase)
+
+
+def is_linear_map(module: nn.Module) -> bool:
+    """True for a dense map, digital (``nn.Linear``) or analog (aihwkit ``AnalogLinear``)."""
+    return isinstance(module, (nn.Linear, aihwkit_module("nn").AnalogLinear))
+
+
+def is_conv2d_map(module: nn.Module) -> bool:
+    """True for a 2-D convolution map, digital (``nn.Conv2d``) or analog (aihwkit ``AnalogConv2d``)."""
+    return isinstance(module, (nn.Conv2d, aihwkit_module("nn").AnalogConv2d))
 
 
 @torch.no_grad()

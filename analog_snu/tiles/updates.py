@@ -25,6 +25,7 @@ tile covers a slice of the output rows, which :func:`tile_rows` recovers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,7 +36,7 @@ from analog_snu.errors import BackendError, ShapeError
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.linear import is_analog
 
-__all__ = ["tile_rows", "scale_weight_update", "update_in_network_units"]
+__all__ = ["tile_rows", "scale_weight_update", "update_in_network_units", "remap_tile"]
 
 _array = aihwkit_module("simulator.tiles.array")
 _inference_torch = aihwkit_module("simulator.tiles.inference_torch")
@@ -149,6 +150,29 @@ def update_in_network_units(tile: nn.Module, resting_scales: Tensor | None,
     finally:
         with torch.no_grad():
             weight.div_(resting)
+
+
+@torch.no_grad()
+def remap_tile(tile: nn.Module, omega: float) -> None:
+    """Re-choose an inference tile's digital output scale so that ``max |W_tile| = omega`` again.
+
+    aihwkit chooses the scale ``s`` once, from the initial weights (``weight_scaling_omega``);
+    trained weights outgrow it (JSB: ``max |W_tile|`` 48-90 after 40 epochs), and the
+    periphery, whose DAC/ADC ranges are set in tile units, then saturates and quantises coarsely.
+    The weights the network computes with, ``s * W_tile``, do not change. aihwkit's torch
+    tile keeps its gradient hook at the new scale (``set_scales``), so
+    :func:`update_in_network_units` still gives ``dL/dW``; optimizer state in network units is
+    unaffected. One scale per tile; no-op for all-zero or non-finite weights or ``omega <= 0``.
+    """
+    weight = _weight_parameter(tile)
+    w_max = float(weight.detach().abs().max()) if weight.numel() else 0.0
+    if omega <= 0 or w_max == 0.0 or not math.isfinite(w_max):
+        return
+    factor = w_max / omega
+    scales = tile.get_mapping_scales()
+    scales = torch.ones(1, dtype=weight.dtype, device=weight.device) if scales is None else scales
+    weight.div_(factor)
+    tile.set_scales((scales * factor).clone())  # a copy: aihwkit's hook keeps the tensor it is given
 
 
 def _scale_grad_rows(param: Tensor, factors: Tensor) -> None:

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.tiles import is_analog, read_weight, scale_weight_update
+from analog_snu.tiles import is_analog, is_conv2d_map, is_linear_map, read_weight, scale_weight_update
 
 __all__ = [
     "GRAPES",
@@ -113,11 +113,11 @@ def _normalise(sums: list[Tensor], names: list[str], weights, clip: bool) -> Ten
 
 def is_conv_map(module: nn.Module) -> bool:
     """True for a 2-D convolution map: ``nn.Conv2d`` or aihwkit ``AnalogConv2d``."""
-    return isinstance(module, nn.Conv2d) or (is_analog(module) and type(module).__name__ == "AnalogConv2d")
+    return is_conv2d_map(module)
 
 
 def _is_dense_map(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or (is_analog(module) and type(module).__name__ == "AnalogLinear")
+    return is_linear_map(module)
 
 
 def _is_neuron_layer(module: nn.Module) -> bool:

@@ -60,7 +60,7 @@ from analog_snu.device_models import PCMDevice, list_presets
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.programming import resolve_device
-from analog_snu.tiles import update_in_network_units
+from analog_snu.tiles import remap_tile, update_in_network_units
 from analog_snu.tiles.tile_access import (
     has_training_noise,
     is_inference_tile,
@@ -196,6 +196,9 @@ class HILTrainer:
             grapes.begin_batch()
         if self.scheme == "reprogram" and self.batches % self.program_every == 0:
             for name, tile in self.tiles:
+                # the digital scale follows the weights, as the chip's conductance range does: the
+                # periphery keeps its ranges (a fixed scale left JSB's ADC saturating, +0.15 nats)
+                remap_tile(tile, self.device.periphery.weight_scaling_omega)
                 self.chip.program(name, _raw(tile), force=self.program_all or not self.started)
         self.chip.advance(self.chip_seconds_per_batch)
         # copies, not aliases: restoring an alias compounded the compensation factor batch after batch

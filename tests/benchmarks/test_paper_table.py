@@ -6,7 +6,7 @@ import math
 
 def test_rows_from_sweep_results(tmp_path, load_benchmark):
     paper_table = load_benchmark("paper_table")
-    hil = tmp_path / "jsb_hil"
+    hil = tmp_path / "jsb_hil_snu_tuned"
     hil.mkdir()
     results = [
         {"model": "snu", "hil-scheme": "reprogram", "seed": 0, "status": "ok", "test_nll": 8.0, "drift_31536000": 8.5,
@@ -26,7 +26,7 @@ def test_rows_from_sweep_results(tmp_path, load_benchmark):
     assert row["per_seed"] == {"0": 8.0, "1": 9.0}
     assert row["mean"] == 8.5 and math.isclose(row["std"], math.sqrt(0.5))
     assert row["nll_per_sequence_no_first"]["mean"] == 8.7
-    assert "benchmarks/sweeps/jsb_hil.toml" in row["command"]
+    assert "benchmarks/sweeps/jsb_hil_snu_tuned.toml" in row["command"]
     # read from an older sweep's column name (seconds), named as now (1y)
     assert rows["jsb_snu_hil_1y"]["mean"] == 9.0 and rows["jsb_snu_hil_1y"]["column"] == "drift_1y"
     assert "--set data=JSB_FILE" in row["command"] and "--set data" not in rows["mnist_snu_7x256"]["command"]
@@ -37,3 +37,15 @@ def test_rows_from_sweep_results(tmp_path, load_benchmark):
                      "jsb_ssnu_hil"):
         assert {"id", "metric", "mean", "std", "seeds", "per_seed", "paper", "command"} <= rows[required].keys()
     assert "| `jsb_snu_hil` |" in paper_table.markdown(table)
+
+
+def test_rows_from_the_finished_trials_of_an_unfinished_sweep(tmp_path, load_benchmark):
+    paper_table = load_benchmark("paper_table")
+    for seed, accuracy in ((0, 0.98), (1, 0.96)):
+        trial = tmp_path / "mnist_snu_full" / "trials" / f"seed={seed}"
+        trial.mkdir(parents=True)
+        (trial / "final.json").write_text(json.dumps({"metric": "accuracy", "test_accuracy": accuracy}))
+    (tmp_path / "mnist_snu_full" / "trials" / "seed=2").mkdir()  # running: no final.json yet
+    rows = {row["id"]: row for row in paper_table.build(tmp_path)["rows"]}
+    assert rows["mnist_snu_7x256"]["per_seed"] == {"0": 0.98, "1": 0.96}
+    assert math.isclose(rows["mnist_snu_7x256"]["mean"], 0.97)

@@ -125,3 +125,29 @@ def test_update_in_network_units_gives_the_weights_and_gradient_the_network_comp
         with torch.no_grad():
             weight.add_(1.0)  # a step in network units
     assert torch.allclose(weight.detach(), tile_weights + 1.0 / resting, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("simulator", ["torch", "cpp"])
+def test_remap_tile_keeps_the_network_weights_and_the_gradient_convention(simulator):
+    from analog_snu.device_models import preset
+    from analog_snu.tiles import read_weight, remap_tile, update_in_network_units
+    from analog_snu.tiles.updates import _weight_parameter
+
+    device = preset("ideal").updated({"periphery": {"weight_scaling_omega": 1.0}, "simulator": simulator})
+    torch.manual_seed(1)
+    layer = AnalogLinear(6, 4, bias=False, rpu_config=device.rpu_config("inference")).eval()
+    ((tile, _),) = list(tile_rows(layer))
+    weight = _weight_parameter(tile)
+    with torch.no_grad():
+        weight.mul_(7.0)  # trained weights outgrew the initial scale
+    network = read_weight(layer).clone()
+    remap_tile(tile, 1.0)
+    assert float(weight.detach().abs().max()) == pytest.approx(1.0)
+    torch.testing.assert_close(read_weight(layer), network)
+    x, target = torch.rand(5, 6), torch.rand(5, 4)
+    loss = ((layer(x) - target) ** 2).sum()
+    loss.backward()
+    expected_grad = 2.0 * (x @ network.T - target).T @ x
+    scales = tile.get_mapping_scales().clone()
+    with update_in_network_units(tile, scales, scales):
+        torch.testing.assert_close(weight.grad, expected_grad, rtol=1e-4, atol=1e-6)

@@ -272,4 +272,6 @@ def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
     hil.train_epoch(_batches(12, 8), F.cross_entropy)
     after = [tile.get_mapping_scales() for tile in tiles]
     for got, want in zip(after, before):
-        assert torch.equal(got, want)
+        # the scale follows max|W| (re-mapped every programming round); at lr 1e-6 that moves by
+        # far less than 1e-3, where one compounded compensation factor after 1e4 s is ~1.3
+        assert torch.allclose(got, want, rtol=1e-3, atol=0)
