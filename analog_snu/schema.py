@@ -24,9 +24,27 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from analog_snu.errors import ConfigError
 
-__all__ = ["StrictModel", "finite_tuple", "format_validation_error", "merge", "validate"]
+__all__ = ["StrictModel", "finite_tuple", "format_validation_error", "merge", "validate", "MAX_SEED", "Seed",
+           "check_seed"]
 
 M = TypeVar("M", bound=BaseModel)
+
+#: the largest seed: every stream derived from a seed (``seed * 1_000_003 + epoch``, ...) then stays
+#: within the 64 bits torch's generators take
+MAX_SEED = 2**32 - 1
+#: a seed in a config: an int in [0, :data:`MAX_SEED`]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def check_seed(value: Any, name: str = "seed", *, optional: bool = False) -> Any:
+    """``value`` if it is a seed (an int in [0, :data:`MAX_SEED`], or ``None`` when ``optional``),
+    else a :class:`~analog_snu.errors.ConfigError` naming ``name``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name} must be a non-negative int{' or None' if optional else ''}, got {value!r} "
+                          f"(seeds are ints in [0, 2**32 - 1])")
+    return value
 
 
 def _sequence_to_tuple(value: Any) -> Any:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -54,7 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``analog-snu`` console script; errors print as one line (see above)."""
+    """Entry point of the ``analog-snu`` console script; errors print as one line (see above).
+
+    Called as the program (``argv`` None), a Ctrl-C after the command returned (while Python
+    shuts down: atexit handlers, garbage collection) also ends with exit code 130 and one line,
+    not an "Exception ignored" traceback and exit code 0.
+    """
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:  # while the parser imports the commands
+        print("analog-snu: interrupted", file=sys.stderr)
+        code = 130
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, _interrupted_while_exiting)
+    return code
+
+
+def _interrupted_while_exiting(signum: int, frame: object) -> None:
+    os.write(2, b"analog-snu: interrupted\n")
+    os._exit(130)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error argparse has printed (2): an exit code, as below

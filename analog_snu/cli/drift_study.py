@@ -9,6 +9,7 @@ from analog_snu.cli.device_args import add_device_arguments, device_from_args
 from analog_snu.cli.time_args import TIME_HELP, time_arg
 from analog_snu.experiments import run_drift_study
 from analog_snu.hardware import DEFAULT_TIMES
+from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.times import format_time
 
 __all__ = ["add_arguments", "run"]
@@ -25,14 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scheme of the compensated column (default: the device's, global if it has none)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output folder (default RUN_DIR/drift_study/<device>_seeds<...>)")
+                        help="output folder (default RUN_DIR/drift_study/<device>_seeds<...>); new, empty, or written "
+                             "by analog_snu before; never inside another run")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out folder analog_snu did not create (same-named files are replaced; "
+                             "never into another run)")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_study_times(args.times), check_study_seeds(args.seeds)  # before --demo trains anything
     run_dir = run_dir_or_demo(args)
     result, written = run_drift_study(run_dir, times=args.times, seeds=args.seeds, compensation=args.compensation,
-                                      split=args.split, plot=not args.no_plot, out=args.out, **device_from_args(args))
+                                      split=args.split, plot=not args.no_plot, out=args.out, force=args.force,
+                                      **device_from_args(args))
     print(result.table())
     for path in written.values():
         print(f"wrote {path}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from analog_snu.errors import DataError
+from analog_snu.files import read_regular_file
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -150,11 +151,11 @@ def load_npz(
         label = name or str(path)
         try:
             size = path.stat().st_size
-            if size > max_bytes:
-                raise DataError(f"{label}: the file has {size} bytes, more than max_bytes={max_bytes}")
-            raw = path.read_bytes()
         except OSError as exc:
             raise DataError(f"cannot read {label}: {exc.strerror or exc}") from exc
+        if size > max_bytes:
+            raise DataError(f"{label}: the file has {size} bytes, more than max_bytes={max_bytes}")
+        raw = read_regular_file(path, "npz file", error=DataError, max_bytes=max_bytes)
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             return {

@@ -17,6 +17,7 @@ too), e.g. Debian's ``dataset-fashion-mnist`` package under
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import zlib
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.errors import ConfigError, DataError
+from analog_snu.files import read_regular_file
 
 __all__ = ["IDX_DTYPES", "load_idx", "load_idx_dataset"]
 
@@ -39,6 +41,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 """IDX type byte -> big-endian numpy dtype."""
+
+#: most dimensions an IDX file may declare (images are 3, labels 1; numpy stops at 32 or 64)
+MAX_IDX_DIMS = 8
 
 _FILE_PATTERN = re.compile(r"^(train|t10k)-(images|labels)[-.]idx([13])-ubyte(\.gz)?$")
 
@@ -53,9 +58,9 @@ def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
             the header (truncated or trailing bytes); the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
+    raw = read_regular_file(path, "IDX file", error=DataError)
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -67,14 +72,14 @@ def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if type_code not in IDX_DTYPES:
         valid = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
         raise DataError(f"{path}: unknown IDX type byte 0x{type_code:02X}; valid: {valid}")
-    if ndim == 0:
-        raise DataError(f"{path}: IDX header declares 0 dimensions")
+    if ndim == 0 or ndim > MAX_IDX_DIMS:
+        raise DataError(f"{path}: IDX header declares {ndim} dimensions; IDX data has 1 to {MAX_IDX_DIMS}")
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, {header_size} needed for {ndim} dims)")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     got = len(raw) - header_size
     if got != expected:
         what = "truncated" if got < expected else "has trailing bytes"

@@ -24,6 +24,7 @@ from analog_snu.data.pianoroll import notes_to_roll
 from analog_snu.data.safe_pickle import load_pickle
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
+from analog_snu.files import load_json, read_regular_file
 
 __all__ = ["JSB_EXTENSIONS", "JSB_SPLIT_FILES", "load_jsb", "rolls_from_notes", "rolls_from_arrays"]
 
@@ -57,13 +58,10 @@ def load_jsb(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
     suffix = path.suffix.lower()
     if suffix not in JSB_EXTENSIONS:
         raise DataError(f"{path}: unknown extension {path.suffix!r}; JSB files must end in {', '.join(JSB_EXTENSIONS)}")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"JSB file not found: {path}")
     if suffix == ".json":
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from exc
+        content = load_json(read_regular_file(path, "JSB file", error=DataError), f"JSB file {path}", error=DataError)
     else:
         content = load_pickle(path)
     return rolls_from_notes(content, source=str(path))

@@ -18,6 +18,7 @@ from analog_snu.data.corpus import Corpus, corpus_from_lines
 from analog_snu.data.kjv import load_kjv
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
+from analog_snu.files import read_text_file
 
 __all__ = ["PTB_FILES", "load_ptb", "write_ptb"]
 
@@ -46,12 +47,9 @@ def load_ptb(directory: str | os.PathLike[str] | None = None) -> Corpus:
     lines = {}
     for split, name in PTB_FILES.items():
         path = directory / name
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise DataError(f"{path}: missing; a PTB-format directory holds {', '.join(PTB_FILES.values())}")
-        try:
-            lines[split] = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
+        lines[split] = read_text_file(path, "PTB file", error=DataError).splitlines()
     return corpus_from_lines(lines, source=str(directory))
 
 

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from analog_snu.errors import DataError
+from analog_snu.files import open_regular_file
 
 __all__ = ["DEFAULT_MAX_BYTES", "SafeUnpickler", "load_pickle", "loads_pickle"]
 
@@ -227,16 +228,16 @@ def load_pickle(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BY
     """
     path = Path(path)
     max_bytes = _check_max_bytes(max_bytes)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"pickle file not found: {path}")
-    with open(path, "rb") as raw:
+    with open_regular_file(path, "pickle file", error=DataError) as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
-    opener = gzip.open if compressed else open
-    try:
-        with opener(path, "rb") as handle:
-            return _load(handle, str(path), max_bytes)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read the {'gzip ' if compressed else ''}pickle ({exc})") from exc
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw) if compressed else raw as handle:
+                return _load(handle, str(path), max_bytes)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: cannot read the {'gzip ' if compressed else ''}pickle ({exc})") from exc
 
 
 def _load(handle: _ReadableFile, source: str, max_bytes: int) -> Any:

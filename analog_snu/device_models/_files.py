@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ from typing import Any
 import tomli_w
 
 from analog_snu.errors import ConfigError
-from analog_snu.files import atomic_write_text
+from analog_snu.files import atomic_write_text, load_json, read_regular_file
 
 __all__ = ["FILE_SUFFIXES", "load_file", "save_file"]
 
 #: file formats understood by :func:`load_file` / :func:`save_file`
 FILE_SUFFIXES = (".toml", ".json")
+#: a device file is a few KB; anything far larger is not one
+MAX_DEVICE_FILE_BYTES = 1 << 20
 
 
 def _suffix(path: Path) -> str:
@@ -29,19 +32,22 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """Parse a ``.toml`` or ``.json`` config file into a dict (ConfigError naming the file otherwise)."""
     path = Path(path)
     suffix = _suffix(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"device config file {str(path)!r} not found") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read device config file {str(path)!r}: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"device config file {str(path)!r} is not valid {suffix[1:].upper()}: {exc}") from exc
+    if not os.path.lexists(path):
+        raise ConfigError(f"device config file {str(path)!r} not found")
+    raw = read_regular_file(path, "device config file", error=ConfigError, max_bytes=MAX_DEVICE_FILE_BYTES)
+    where = f"device config file {str(path)!r}"
+    if suffix == ".json":
+        data = load_json(raw, where, error=ConfigError)
+    else:
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ConfigError(f"{where} is not valid TOML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"device config file {str(path)!r} must hold a table of fields, got {type(data).__name__}")
+    if not data:  # an empty (or truncated) file would silently be the default device
+        raise ConfigError(f"device config file {str(path)!r} holds no fields; a device file names its parameters "
+                          "(write one with PCMDevice.save, or start from a preset's)")
     return data
 
 

@@ -12,9 +12,11 @@ One file holds everything needed to rebuild and continue a run:
 - JSON metadata (safetensors header): format version, the :class:`~analog_snu.models.ModelSpec`,
   the optimizer's param groups and scalars, and whatever the caller adds (``extra``).
 
-Integrity: the JSON holds a SHA-256 over every tensor's name, dtype, shape and bytes, checked
-on load, so a flipped bit in the tensor data is refused (the header itself is checked by the
-JSON parser and the spec's strict validation); weights that are not finite are refused too.
+Integrity: the header holds a SHA-256 (key ``analog_snu_sha256``) over every tensor's name,
+dtype, shape and bytes and over the metadata JSON exactly as stored, checked on load: a flipped
+bit in the tensor data and a changed number in the metadata (a stored validation loss, the
+spec, the config) are refused alike; weights that are not finite are refused too. Version 2
+checkpoints (older analog_snu) still load: their SHA-256, inside the JSON, covers the tensors only.
 Files are written through :func:`analog_snu.files.atomic_write_bytes`: a crash leaves either
 the old or the new checkpoint, whole. Loading rebuilds the model from the spec (which holds
 the PCM device by value) and copies the tensors in; nothing is unpickled.
@@ -30,19 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME
-from analog_snu.files import atomic_write_bytes
+from analog_snu.files import atomic_write_bytes, load_json, read_regular_file
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tiles import is_analog
 
 __all__ = [
     "CHECKPOINT_NAME",
     "Checkpoint",
+    "checkpoint_bytes",
     "tensor_digest",
     "transfer_weights",
     "load_checkpoint",
@@ -55,9 +58,13 @@ __all__ = [
 ]
 
 FORMAT = "analog_snu.checkpoint"
-#: 2: the spec holds the PCM device by value, the config is stored, tensors carry a SHA-256
-VERSION = 2
+#: 2: the spec holds the PCM device by value, the config is stored, tensors carry a SHA-256;
+#: 3: the SHA-256 covers the metadata too
+VERSION = 3
+#: versions this analog_snu reads (2: its checksum covers the tensors only)
+READABLE_VERSIONS = (2, 3)
 _META_KEY = "analog_snu"
+_DIGEST_KEY = "analog_snu_sha256"
 
 
 @dataclass
@@ -96,6 +103,11 @@ def tensor_digest(tensors: dict[str, Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def _checkpoint_digest(tensors: dict[str, Tensor], meta_json: str) -> str:
+    """SHA-256 over the tensors (:func:`tensor_digest`) and the metadata JSON as stored."""
+    return hashlib.sha256(f"{tensor_digest(tensors)}\n{meta_json}".encode()).hexdigest()
 
 
 def _named_tiles(model: nn.Module) -> list[tuple[str, Any]]:
@@ -160,6 +172,32 @@ def _to_json(meta: dict[str, Any]) -> str:
         raise CheckpointError(f"cannot store checkpoint metadata: {exc} (a NaN or infinite metric?)") from None
 
 
+def checkpoint_bytes(
+    model: nn.Module,
+    spec: ModelSpec,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, Any] | None = None,
+    save_rng: bool = True,
+    state_tensors: dict[str, Tensor] | None = None,
+) -> bytes:
+    """The checkpoint file :func:`save_checkpoint` writes, as bytes (to write it together with other files)."""
+    tensors = model_tensors(model)
+    for name, tensor in (state_tensors or {}).items():
+        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
+            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
+        tensors[name] = tensor.detach().cpu().contiguous()
+    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
+    if optimizer is not None:
+        optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
+        tensors.update(optim_tensors)
+    if save_rng:
+        tensors["rng/torch"] = torch.get_rng_state().clone()
+    meta_json = _to_json(meta)  # JSON first: a metadata error must not leave a half-made file behind
+    return safetensors_bytes(tensors, metadata={_META_KEY: meta_json,
+                                                _DIGEST_KEY: _checkpoint_digest(tensors, meta_json)})
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -175,48 +213,58 @@ def save_checkpoint(
     ``state_tensors``: more named tensors to keep (e.g. the ``hil/...`` chip state of a
     hardware-in-the-loop run), covered by the same SHA-256.
     """
-    tensors = model_tensors(model)
-    for name, tensor in (state_tensors or {}).items():
-        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
-            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
-        tensors[name] = tensor.detach().cpu().contiguous()
-    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
-    if optimizer is not None:
-        optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
-        tensors.update(optim_tensors)
-    if save_rng:
-        tensors["rng/torch"] = torch.get_rng_state().clone()
-    meta["sha256"] = tensor_digest(tensors)
-    # JSON first: a metadata error must not leave a half-made file behind.
-    data = safetensors_bytes(tensors, metadata={_META_KEY: _to_json(meta)})
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, checkpoint_bytes(model, spec, optimizer=optimizer, extra=extra, save_rng=save_rng,
+                                              state_tensors=state_tensors))
 
 
 # --- reading -------------------------------------------------------------------------------------
 
 
-def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint file (safetensors + JSON); a missing, foreign or corrupt file raises CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+def _header_metadata(data: bytes, path: Path) -> dict[str, Any]:
+    """The ``__metadata__`` of a safetensors file (8-byte little-endian header length, JSON header)."""
+    size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 < size <= len(data) - 8:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint (header length {size})")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        header = load_json(data[8:8 + size], f"{path} header", error=CheckpointError)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file (safetensors + JSON); a missing, foreign, corrupt or edited file raises CheckpointError."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise CheckpointError(f"no checkpoint at {path}")
+    data = read_regular_file(path, "checkpoint", error=CheckpointError)
+    metadata = _header_metadata(data, path)
+    try:
+        tensors = safetensors_load(data)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
+    meta_json = metadata.get(_META_KEY)
     try:
-        meta = json.loads(metadata[_META_KEY])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} holds no analog_snu metadata; is it an analog_snu checkpoint?") from exc
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        meta = load_json(meta_json, "metadata", error=CheckpointError) if isinstance(meta_json, str) else None
+    except CheckpointError:  # not JSON, or JSON with a key twice
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} holds no analog_snu metadata; is it an analog_snu checkpoint?")
+    if meta.get("format") != FORMAT or meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
-            f"this analog_snu reads {FORMAT!r} version {VERSION}"
+            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; this analog_snu reads "
+            f"{FORMAT!r} versions {list(READABLE_VERSIONS)}: evaluate or resume it with the analog_snu that wrote "
+            "it, or train the run again"
         )
-    if meta.get("sha256") != tensor_digest(tensors):
-        raise CheckpointError(f"{path} is corrupt: its tensor data does not match the SHA-256 stored with it")
+    if meta["version"] == 2:
+        intact = set(metadata) == {_META_KEY} and meta.get("sha256") == tensor_digest(tensors)
+    else:
+        intact = set(metadata) == {_META_KEY, _DIGEST_KEY} and "sha256" not in meta \
+            and metadata[_DIGEST_KEY] == _checkpoint_digest(tensors, meta_json)
+    if not intact:
+        raise CheckpointError(f"{path} is corrupt or was edited: its tensor data or metadata do not match the "
+                              "SHA-256 stored with it")
     for name, tensor in tensors.items():
         if name.startswith(("model/", "tile/")) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path} holds non-finite values in {name!r}; it cannot be evaluated or resumed")

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import BeforeValidator, Field, PositiveInt, model_validator
 
 from analog_snu.device_models import PCMDevice
+from analog_snu.errors import ConfigError
 from analog_snu.models import ModelConfig, ModelSpec
-from analog_snu.schema import StrictModel
+from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting
 from analog_snu.times import TimeSeconds
@@ -33,7 +34,7 @@ from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
 from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
-           "config_differences"]
+           "config_differences", "MAX_KEY_DEPTH", "check_key_depth"]
 
 #: update schemes of hardware-in-the-loop training
 HIL_SCHEMES = ("reprogram", "mixed")
@@ -70,8 +71,8 @@ class TrainingConfig(StrictModel):
     """Learning rate, in (0, 1e4] (default per task); torch's optimizers overflow far above that."""
     epochs: int = Field(1, gt=0, le=100_000)
     """Training epochs (default per task)."""
-    seed: NonNegativeInt = 0
-    """Seed of weights, shuffles, spikes and programming."""
+    seed: Seed = 0
+    """Seed of weights, shuffles, spikes and programming, an int in [0, 2**32 - 1]."""
     grapes: Literal[GRAPES_VARIANTS] | None = None  # type: ignore[valid-type]
     """GRAPES error-signal modulation variant (none by default); with --rule fa|dfa: FAgrapes / DFAgrapes."""
     rule: Literal["bp", "fa", "dfa"] = "bp"
@@ -202,11 +203,24 @@ def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) ->
     })
 
 
+#: most levels of a dotted key (the deepest config field, ``device.drift.nu_mean_slope``, has 3)
+MAX_KEY_DEPTH = 16
+
+
+def check_key_depth(path: str) -> str:
+    """``path`` if it has at most :data:`MAX_KEY_DEPTH` dotted levels, else a ConfigError."""
+    if path.count(".") >= MAX_KEY_DEPTH:
+        shown = path if len(path) <= 60 else f"{path[:57]}..."
+        raise ConfigError(f"key {shown!r} has {path.count('.') + 1} dotted levels; config keys have at most "
+                          f"{MAX_KEY_DEPTH}")
+    return path
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested dict as ``{dotted.path: leaf}``."""
+    """A nested dict as ``{dotted.path: leaf}`` (at most :data:`MAX_KEY_DEPTH` levels deep)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        path = f"{prefix}.{key}" if prefix else key
+        path = check_key_depth(f"{prefix}.{key}" if prefix else key)
         if isinstance(value, dict):
             flat.update(flatten(value, path))
         else:

@@ -10,17 +10,18 @@ same settings reproduces it.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from analog_snu.device_models import preset
+from analog_snu.errors import CheckpointError
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.evaluate import evaluate_run
 from analog_snu.experiments.records import read_record
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.experiments.train import train_run
+from analog_snu.files import read_json_file
 from analog_snu.times import format_time
 from analog_snu.training.loop import ProgressMode
 
@@ -52,7 +53,7 @@ def demo_run(out: Path, training: str, *, epochs: int = 15, seed: int = 0, hidde
     run = RunDirectory(out)
     if run.path.is_dir() and run.finished:
         if RunConfig.from_dict(read_record(run.path)["config"]) == config:
-            return out, json.loads((run.path / "final.json").read_text())
+            return out, read_json_file(run.path / "final.json", "final.json", error=CheckpointError)
     result = train_run(config, out, progress=progress, force=run.path.is_dir() and run.started,
                        device_source=None if training == "digital" else device, label=LABELS.get(training, training))
     return out, result.final

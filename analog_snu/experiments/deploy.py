@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     The caller holds the run's lock (:class:`~analog_snu.experiments.run_dir.RunDirectory`).
     """
     run = RunDirectory(run_dir)
-    if not run.checkpoint.is_file():
+    if not os.path.lexists(run.checkpoint):
         raise CheckpointError(f"{run.path} holds no checkpoint; is it a run directory of `analog-snu train`?")
     checkpoint = read_checkpoint(run.checkpoint)
     config = RunConfig.from_dict(checkpoint.meta.get("extra", {}).get("config"), where=f"{run.checkpoint} config")

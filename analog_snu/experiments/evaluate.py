@@ -7,7 +7,7 @@ or splits never overwrite each other; repeating the same evaluation replaces its
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ from analog_snu.times import format_time
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.records import evaluate_split, versions
-from analog_snu.experiments.run_dir import RunDirectory
-from analog_snu.files import write_json
+from analog_snu.experiments.run_dir import RunDirectory, result_folder
+from analog_snu.files import read_json_file, write_json
 from analog_snu.hardware import drift, program
 from analog_snu.hardware.programming import seconds_after_programming
+from analog_snu.schema import check_seed
 
 __all__ = ["evaluate_run", "check_times"]
 
@@ -34,12 +35,12 @@ def check_times(times: Sequence[float | str] | None, flag: str = "--drift-times"
 
 def _final_figure(run_path: Path, split: str, metric: str) -> float | None:
     final = run_path / "final.json"
-    if split != "test" or not final.is_file():
+    if split != "test" or not os.path.lexists(final):
         return None
     try:
-        value = json.loads(final.read_text()).get(f"test_{metric}")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"{final} is corrupt ({type(exc).__name__}); retrain or remove it") from None
+        value = read_json_file(final, "final.json", error=CheckpointError).get(f"test_{metric}")
+    except (CheckpointError, AttributeError) as exc:
+        raise CheckpointError(f"{final} is corrupt ({exc}); retrain or remove it") from None
     return value if isinstance(value, (int, float)) else None
 
 
@@ -62,8 +63,7 @@ def evaluate_run(
     it (``"1d"``), to the metric.
     """
     drift_times = check_times(drift_times)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"--seed must be an int >= 0, got {seed!r}")
+    check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
         opened = open_run(run.path)
         task = opened.task
@@ -94,8 +94,7 @@ def evaluate_run(
                     drift(model, seconds)
                     results["drift"][format_time(seconds)] = evaluate_split(task, model, split, seed)[task.metric]
         name = f"{split}_{results.get('device_label', 'as_trained')}_seed{seed}.json"
-        out = run.path / "eval" / name
-        out.parent.mkdir(exist_ok=True)
+        out = result_folder(run.path, "eval") / name
         results["path"] = str(out)
         write_json(out, results)
     return results

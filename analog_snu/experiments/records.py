@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +11,14 @@ from torch import nn
 
 from analog_snu.errors import CheckpointError
 from analog_snu.experiments.config import RunConfig, config_differences
-from analog_snu.files import write_json
+from analog_snu.files import atomic_write_bytes, load_json, read_regular_file, to_json
 from analog_snu.hardware import derive_seed
 from analog_snu.tasks import Task
 
-__all__ = ["write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
+__all__ = ["record_bytes", "write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
 
+#: a run record is a few KB; anything far larger is not one
+MAX_RECORD_BYTES = 1 << 20
 #: stream id mixed into the seed of evaluation noise (see :func:`evaluate_split`)
 EVAL_STREAM = 7
 
@@ -29,21 +31,27 @@ def versions() -> dict[str, str]:
     return {"analog_snu": __version__, "torch": torch.__version__, "aihwkit": aihwkit_version()}
 
 
+def record_bytes(config: RunConfig, *, device_source: str | None = None) -> bytes:
+    """The content of ``config.json``: the run config (device by value), where the device came from, versions."""
+    return (to_json({"config": config.to_dict(), "device_source": device_source, "versions": versions()})
+            + "\n").encode()
+
+
 def write_record(run_dir: Path, config: RunConfig, *, device_source: str | None = None) -> None:
-    """Write ``config.json``: the run config (device by value), where the device came from, versions."""
-    write_json(run_dir / "config.json", {"config": config.to_dict(), "device_source": device_source,
-                                         "versions": versions()})
+    """Write ``config.json`` (see :func:`record_bytes`)."""
+    atomic_write_bytes(run_dir / "config.json", record_bytes(config, device_source=device_source))
 
 
 def read_record(run_dir: Path, expect: RunConfig | None = None) -> dict[str, Any]:
     """Read ``config.json``; with ``expect`` (the checkpointed config) refuse a record that disagrees."""
     path = run_dir / "config.json"
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path} is missing; is {run_dir} a run directory of `analog-snu train`?")
+    data = read_regular_file(path, "run record", error=CheckpointError, max_bytes=MAX_RECORD_BYTES)
     try:
-        record = json.loads(path.read_text())
+        record = load_json(data, "it", error=CheckpointError)
         stored = RunConfig.from_dict(record["config"], where=str(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing; is {run_dir} a run directory of `analog-snu train`?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+    except (CheckpointError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
     if expect is not None and stored != expect:
         differ = config_differences(expect, stored)

@@ -34,6 +34,7 @@ import hashlib
 import html
 import io
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -42,12 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.errors import AnalogSNUError, CheckpointError, ConfigError
+from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.report_tables import config_summary, eval_table, results_table
-from analog_snu.files import atomic_write_bytes, atomic_write_text
-from analog_snu.times import format_time
+from analog_snu.experiments.run_dir import check_no_links
+from analog_snu.files import read_json_file, read_regular_file, read_text_file
 from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
-from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
+from analog_snu.hardware.map_plots import MAX_DPI, PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
+from analog_snu.times import format_time
 
 __all__ = ["Report", "write_report", "REPORT_FOLDER", "loss_axis_label"]
 
@@ -97,11 +100,11 @@ def loss_axis_label(task: str | None, split: str | None = None) -> str:
 
 
 def _read_json(path: Path, notes: list[str]) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:
+        return read_json_file(path, path.name)
+    except AnalogSNUError as exc:
         notes.append(f"{path.name}: could not be read ({exc})")
         return None
 
@@ -114,13 +117,14 @@ def _number(text: str) -> float | str:
 
 
 def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [{key: _number(value) for key, value in row.items() if key} for row in csv.DictReader(handle)]
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         notes.append("metrics.csv: none (no epoch finished yet?): no training curves")
         return []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    try:
+        text = read_text_file(path, path.name)
+        rows = [{key: _number(value) for key, value in row.items() if key}
+                for row in csv.DictReader(io.StringIO(text, newline=""))]
+    except (AnalogSNUError, csv.Error) as exc:
         notes.append(f"metrics.csv: could not be read ({exc})")
         return []
     if not rows:
@@ -146,7 +150,7 @@ def _device_name(record: Any) -> str:
 
 def _load_maps(json_path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     npz_path = json_path.with_name(str(meta.get("npz_file") or json_path.with_suffix(".npz").name))
-    raw = npz_path.read_bytes()
+    raw = read_regular_file(npz_path, npz_path.name, error=CheckpointError)
     if isinstance(meta.get("npz_sha256"), str) and hashlib.sha256(raw).hexdigest() != meta["npz_sha256"]:
         raise CheckpointError(f"{npz_path.name}: SHA-256 differs from its sidecar's (a corrupt or replaced file)")
     try:
@@ -163,8 +167,8 @@ def _result_jsons(run_dir: Path, out_dir: Path) -> list[tuple[Path, Any]]:
         if out_dir in path.parents or path.parent == run_dir or path.name.startswith("."):
             continue
         try:
-            found.append((path, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            found.append((path, read_json_file(path, path.name)))
+        except AnalogSNUError:
             continue
     return found
 
@@ -231,12 +235,16 @@ font-size:.9em}th{background:#f4f4f4}code,pre{font-size:.85em}pre{background:#f7
 # --- the report ---------------------------------------------------------------------------------------
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int = PLOT_DPI) -> Report:
+def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int = PLOT_DPI,
+                 force: bool = False) -> Report:
     """Write the report of ``run_dir`` into ``out`` (default ``RUN/report``); see the module docstring.
+
+    ``out`` is owned as :mod:`~analog_snu.experiments.outputs` says: a new or empty folder, or one
+    analog_snu wrote before, never inside another run; ``force`` writes into any other folder.
 
     Raises:
         ConfigError: ``run_dir`` is not a directory or holds none of a run's files
-            (``config.json``, ``metrics.csv``, ``final.json``, the checkpoint), or ``dpi`` < 150.
+            (``config.json``, ``metrics.csv``, ``final.json``, the checkpoint), or ``dpi`` is not in [150, 600].
         AnalogSNUError: the report folder cannot be written.
     """
     run_dir = Path(run_dir)
@@ -244,17 +252,18 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
         raise ConfigError(f"RUN must be a run directory of `analog-snu train`, got {str(run_dir)!r} (not a directory)")
     if not any((run_dir / name).exists() for name in _RUN_PARTS):
         raise ConfigError(f"RUN {str(run_dir)!r} holds none of {list(_RUN_PARTS)}; is it a run directory?")
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < PLOT_DPI:
-        raise ConfigError(f"dpi must be an int >= {PLOT_DPI}, got {dpi!r}")
-    out_dir = Path(out) if out is not None else run_dir / REPORT_FOLDER
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not PLOT_DPI <= dpi <= MAX_DPI:
+        raise ConfigError(f"dpi must be an int from {PLOT_DPI} to {MAX_DPI}, got {dpi!r}")
+    check_no_links(run_dir)
+    output = output_folder(run_dir, REPORT_FOLDER, out=out, force=force)
+    out_dir = output.path
     notes: list[str] = []
     report = Report(out_dir=out_dir, html=out_dir / "index.html", notes=notes)
     sections: list[str] = []
 
     def add_figure(name: str, png: bytes, caption: str) -> str:
         path = out_dir / f"{name}.png"
-        atomic_write_bytes(path, png)
+        output.write({path: png})
         report.figures[name] = path
         return _image(name, png, caption)
 
@@ -359,5 +368,5 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, dpi: int
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>Run directory <code>{html.escape(str(run_dir))}</code>. Figures at {dpi} dpi, also saved as PNG "
             f"files next to this page.</p>{''.join(sections)}{notes_html}</body></html>\n")
-    atomic_write_text(report.html, page)
+    output.write({report.html: page.encode()})
     return report

@@ -12,13 +12,16 @@ Layout::
     RUN/eval/, drift_study/, weight_maps/, report/   results of later commands, named by their settings
 
 Rules: a directory holding files that analog_snu did not write is never written into (not even
-with ``--force``); a second process is refused while the first holds the lock (a lock dies
-with its process, so a killed run never blocks the next); ``--force`` removes only analog_snu's
-own files, and only after the new run has been validated and built.
+with ``--force``); a result folder that is a symbolic link is never followed (the run is refused
+until the link is removed, as results would land outside the run); a second process is refused
+while the first holds the lock (a lock dies with its process, so a killed run never blocks the
+next); ``--force`` removes only analog_snu's own files, and only after the new run has been
+validated and built.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -26,12 +29,16 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.files import to_json, atomic_write_text
+from analog_snu.files import atomic_write_text, finish_interrupted_writes, to_json
 
 __all__ = ["RunDirectory", "RUN_FILES", "RUN_FOLDERS", "MARKER_NAME", "CHECKPOINT_NAME", "BEST_CHECKPOINT_NAME",
-           "is_run_directory"]
+           "is_run_directory", "check_no_links", "result_folder", "SWEEP_MARKER", "OWNED_MARKERS"]
 
 MARKER_NAME = ".analog_snu-run"
+#: marker of a sweep directory (:mod:`analog_snu.experiments.sweep`)
+SWEEP_MARKER = ".analog_snu-sweep"
+#: markers of the directories analog_snu owns as a whole: nothing else may write into them
+OWNED_MARKERS = (MARKER_NAME, SWEEP_MARKER)
 LOCK_NAME = ".lock"
 CHECKPOINT_NAME = "checkpoint.safetensors"
 #: copy of the checkpoint of the epoch with the lowest validation loss
@@ -47,6 +54,35 @@ _OWN_NAMES = {MARKER_NAME, LOCK_NAME, *RUN_FILES, *RUN_FOLDERS}
 def is_run_directory(path: str | Path) -> bool:
     """True when ``path`` is a directory carrying analog_snu's run marker."""
     return (Path(path) / MARKER_NAME).is_file()
+
+
+def _linked(folder: Path) -> ConfigError:
+    return ConfigError(f"{folder} is a symbolic link; analog_snu does not follow links inside a run directory "
+                       "(results would land outside the run): remove the link")
+
+
+def check_no_links(path: str | Path) -> None:
+    """Refuse a run whose result folders (``eval/``, ``report/``, ...) are symbolic links."""
+    for name in RUN_FOLDERS:
+        if (Path(path) / name).is_symlink():
+            raise _linked(Path(path) / name)
+
+
+def result_folder(path: str | Path, *parts: str) -> Path:
+    """The folder ``path/part/...`` inside a run, created level by level; a symbolic link or a
+    file on the way is refused, never followed."""
+    folder = Path(path)
+    for part in parts:
+        folder = folder / part
+        if folder.is_symlink():
+            raise _linked(folder)
+        try:
+            folder.mkdir(exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"{folder} exists and is not a directory") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def _is_own_temporary(name: str) -> bool:
@@ -112,11 +148,17 @@ class RunDirectory:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        finish_interrupted_writes(self.path)  # a set of files a killed process was renaming into place
         foreign = self.foreign_files()
         if foreign:
             self._lock.release()
             raise ConfigError(f"{self.path} holds files analog_snu did not write ({', '.join(foreign[:5])}); "
                               "refusing to write into it")
+        try:
+            check_no_links(self.path)
+        except ConfigError:
+            self._lock.release()
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -130,13 +172,13 @@ class RunDirectory:
 
     @property
     def started(self) -> bool:
-        """A checkpoint exists (at least one epoch finished)."""
-        return self.checkpoint.is_file()
+        """A checkpoint exists (at least one epoch finished; it is checked when read)."""
+        return os.path.lexists(self.checkpoint)
 
     @property
     def finished(self) -> bool:
         """``final.json`` exists."""
-        return (self.path / "final.json").is_file()
+        return os.path.lexists(self.path / "final.json")
 
     def check_request(self, *, resume: bool, force: bool) -> None:
         """Refuse a request that does not fit what the directory holds (nothing is changed)."""

@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
-from analog_snu.experiments.config import RunConfig, TrainingConfig, flatten
+from analog_snu.files import read_text_file
+from analog_snu.experiments.config import RunConfig, TrainingConfig, check_key_depth, flatten
 from analog_snu.models import ModelConfig
 from analog_snu.schema import merge, validate
 from analog_snu.tasks import TaskConfig
@@ -65,6 +66,8 @@ def _flag_paths() -> dict[str, str]:
 
 #: flag name -> dotted path, for every leaf of the run config
 FLAG_PATHS: dict[str, str] = _flag_paths()
+#: a run config or sweep spec is a few KB; anything far larger is not one
+MAX_TOML_BYTES = 1 << 20
 #: keys of a TOML config that are not config fields
 _TOML_EXTRAS = ("out", "set")
 
@@ -93,7 +96,7 @@ def to_toml(config: RunConfig) -> str:
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """``tree`` with ``value`` at dotted ``path`` (intermediate tables created; validation later)."""
-    head, _, rest = path.partition(".")
+    head, _, rest = check_key_depth(path).partition(".")
     if not head:
         raise ConfigError(f"empty key in {path!r}")
     if not rest:
@@ -115,10 +118,17 @@ def parse_set(option: str) -> tuple[str, Any]:
     path = path.strip()
     if not sep or not path:
         raise ConfigError(f"--set takes dotted.key=value, got {option!r}")
+    control = sorted({repr(ch) for ch in option if (ord(ch) < 32 and ch != "\t") or ord(ch) == 127})
+    if control:  # a second line would be read as another key and dropped, or change the value unseen
+        raise ConfigError(f"--set {option!r} holds a line break or control character ({', '.join(control)}); "
+                          "give one dotted.key=value per --set")
+    check_key_depth(path)
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise ConfigError(f"--set {path}=...: the value is nested too deeply to be a config value") from None
     return path, value
 
 
@@ -127,14 +137,10 @@ def read_toml(path: str | Path, what: str = "--config file") -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a directory, not a TOML file")
+    text = read_text_file(path, what, error=ConfigError, max_bytes=MAX_TOML_BYTES)
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 

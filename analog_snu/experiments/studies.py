@@ -16,14 +16,18 @@ from typing import Any
 import numpy as np
 
 from analog_snu.device_models import PCMDevice
-from analog_snu.times import format_time
 from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
+from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.run_dir import RunDirectory
-from analog_snu.hardware import device_count, drift_study, export_weight_maps, program
+from analog_snu.hardware import device_count, drift_study, program
+from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.hardware.map_plots import WEAR_FIELDS
+from analog_snu.hardware.weight_maps import weight_map_files
+from analog_snu.schema import check_seed
+from analog_snu.times import format_time
 
 __all__ = ["run_drift_study", "run_export_maps"]
 
@@ -50,11 +54,17 @@ def run_drift_study(
     split: str = "test",
     plot: bool = True,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
     """Program the run's network on ``device`` at each seed and evaluate it at each time after
-    programming, with and without drift compensation. Returns the study and the files written."""
-    times = check_times(times, "--times")
+    programming, with and without drift compensation. Returns the study and the files written.
+
+    ``out``: a folder instead of ``RUN/drift_study/<label>``, owned as
+    :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
+    """
+    times, seeds = check_study_times(check_times(times, "--times")), check_study_seeds(seeds)
     with RunDirectory(run_dir) as run:
+        target = None if out is None else output_folder(run.path, "drift_study", out=out, force=force)
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         task = opened.task
@@ -64,9 +74,10 @@ def run_drift_study(
 
         result = drift_study(model, evaluate, times=times, seeds=seeds, compensation=compensation, metric=task.metric)
         label = result_label(opened, device_source, used)
-        folder = Path(out) if out else run.path / "drift_study" / f"{label}_seeds{'-'.join(map(str, seeds))}"
-        folder.mkdir(parents=True, exist_ok=True)
-        written = result.save(folder, plot=plot, run=run.path.name, split=split)
+        if target is None:
+            target = output_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
+        files, written = result.files(target.path, plot=plot, run=run.path.name, split=split)
+        target.write(files)
     return result, written
 
 
@@ -82,19 +93,30 @@ def run_export_maps(
     csv: bool = False,
     png: bool = True,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Program the run's network on ``device``, drift it to ``time`` after programming (seconds, or
-    text such as ``"1d"``) and
-    export its weight and conductance maps. Returns the written files, the metric and device counts."""
+    text such as ``"1d"``) and export its weight and conductance maps. Returns the written files, the
+    metric and device counts.
+
+    ``out``: a ``.npz`` path instead of ``RUN/weight_maps/<label>/maps.npz``; its folder is owned as
+    :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
+    """
     (time,) = check_times([time], "--time")
+    check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
+        name = "maps.npz" if out is None else Path(out).name
+        name = name if name.endswith(".npz") else f"{name}.npz"
+        target = None if out is None else output_folder(run.path, "weight_maps", out=Path(out).parent, force=force)
         opened = open_run(run.path)
         model, used = on_device(opened, device, device_changes)
         label = result_label(opened, device_source, used)
-        path = Path(out) if out else run.path / "weight_maps" / f"{label}_seed{seed}_t{format_time(time)}" / "maps.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if target is None:
+            target = output_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{format_time(time)}")
         program(model, seed=seed)
-        written = export_weight_maps(model, path, csv=csv, png=png, time=time, wear=_wear(opened.checkpoint))
+        files, written = weight_map_files(model, target.path / name, csv=csv, png=png, time=time,
+                                          wear=_wear(opened.checkpoint))
+        target.write(files)
         task = opened.task
         metric = float(evaluate_split(task, model, split, opened.config.training.seed)[task.metric])
     return {"written": written, "metric": task.metric, "value": metric, "counts": device_count(model), "time": time}

@@ -29,7 +29,6 @@ trials run one at a time in this process may use them all.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -43,19 +42,19 @@ from analog_snu.device_models import resolve_device
 from analog_snu.errors import AnalogSNUError, BackendError, CheckpointError, ConfigError
 from analog_snu.experiments.config import RunConfig, config_differences
 from analog_snu.experiments.evaluate import evaluate_run
-from analog_snu.experiments.run_dir import CHECKPOINT_NAME, is_run_directory
+from analog_snu.experiments.records import read_record
+from analog_snu.experiments.run_dir import CHECKPOINT_NAME, SWEEP_MARKER, is_run_directory
 from analog_snu.experiments.sources import device_value
 from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
-from analog_snu.files import atomic_write_text, to_json, write_json
+from analog_snu.files import atomic_write_text, read_json_file, to_json, write_json
 from analog_snu.threads import cpu_share, environment_threads, usable_cpus
 from analog_snu.times import parse_time
 from analog_snu.training.loop import ProgressMode, format_duration
 
 __all__ = ["SweepResult", "run_sweep", "run_trial", "SWEEP_MARKER", "MAX_RETRIES"]
 
-SWEEP_MARKER = ".analog_snu-sweep"
 #: times Ray starts a trial again after its worker died
 MAX_RETRIES = 3
 _QUIET = ProgressMode(bars=False, epoch_lines=False)
@@ -78,13 +77,9 @@ class SweepResult:
 
 
 def _stored_config(run_dir: Path) -> RunConfig | None:
-    path = run_dir / "config.json"
-    if not path.is_file():
+    if not os.path.lexists(run_dir / "config.json"):
         return None
-    try:
-        return RunConfig.from_dict(json.loads(path.read_text())["config"], where=str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
+    return RunConfig.from_dict(read_record(run_dir)["config"])
 
 
 def _eval_done(run_dir: Path, payload: dict[str, Any], device: dict[str, Any], epochs: int) -> dict[str, Any] | None:
@@ -93,8 +88,8 @@ def _eval_done(run_dir: Path, payload: dict[str, Any], device: dict[str, Any], e
     wanted = set(spec["times"])
     for path in sorted((run_dir / "eval").glob(f"{spec['split']}_*_seed{payload['seed']}.json")):
         try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            result = read_json_file(path, "evaluation")
+        except AnalogSNUError:
             continue
         if result.get("device") == device and result.get("epoch") == epochs and wanted <= set(_drift_by_seconds(result)):
             return result
@@ -150,7 +145,7 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
             train_run(config, run_dir, resume=resume, force=force, progress=_QUIET,
                       device_source=payload["device_source"])
             state = "resumed" if resume else "trained"
-        row.update(json.loads((run_dir / "final.json").read_text()))
+        row.update(read_json_file(run_dir / "final.json", "final.json", error=CheckpointError))
         if payload["eval"] is not None:
             spec = payload["eval"]
             device = device_value(spec["device"]) if spec["device"] else config.device.to_dict()

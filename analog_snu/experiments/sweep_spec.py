@@ -27,8 +27,9 @@ and ``"device.drift.scale" = 2.0`` give the preset with that one change. ``seed`
 base or grid key: the top-level ``seeds`` list sets it.
 
 :func:`expand` turns a spec into :class:`Trial` s and validates every trial's config before
-any is run. Trial ids are readable and stable (``lr=0.01_device.drift.scale=1.5_seed=0``;
-long or clashing ones end in a short hash of the grid point).
+any is run; a spec of more than :data:`MAX_TRIALS` trials is refused before any is built. Trial
+ids are readable and stable (``lr=0.01_device.drift.scale=1.5_seed=0``; long or clashing ones
+end in a short hash of the grid point).
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, model_validator
+from pydantic import Field, model_validator
 
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, flatten
 from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
-from analog_snu.schema import StrictModel, validate
+from analog_snu.schema import Seed, StrictModel, validate
 from analog_snu.times import TimeSeconds
 
-__all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "with_base", "expand", "trial_id", "format_value"]
+__all__ = ["EvalSpec", "SweepSpec", "Trial", "read_sweep_spec", "with_base", "expand", "trial_id", "format_value",
+           "MAX_TRIALS"]
 
 #: longest trial id kept readable; longer ones are cut and end in a hash
 MAX_ID_LENGTH = 120
+#: most trials (grid points x seeds) one sweep may have; checked before any trial config is built
+MAX_TRIALS = 10_000
 
 
 class EvalSpec(StrictModel):
@@ -81,7 +85,7 @@ class EvalSpec(StrictModel):
 class SweepSpec(StrictModel):
     """A parsed sweep spec (see the module docstring). ``base`` and ``grid`` hold flat keys."""
 
-    seeds: list[NonNegativeInt] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1, max_length=10_000)
     """Training seeds; every grid point is trained once per seed."""
     base: dict[str, Any] = {}
     """Run-config keys shared by all trials (flag names or dotted paths) -> value."""
@@ -92,6 +96,10 @@ class SweepSpec(StrictModel):
 
     @model_validator(mode="after")
     def _keys_make_sense(self) -> "SweepSpec":
+        if self.size > MAX_TRIALS:
+            shape = " x ".join([*(f"{len(v)} {k}" for k, v in self.grid.items()), f"{len(self.seeds)} seeds"])
+            raise ValueError(f"the sweep has {self.size:,} trials ({shape}); a sweep runs at most {MAX_TRIALS:,}: "
+                             "split it into several sweeps or take fewer values")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must not repeat, got {self.seeds}")
         for part in ("base", "grid"):

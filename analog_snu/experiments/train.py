@@ -25,12 +25,18 @@ from torch import nn
 
 from analog_snu.errors import CheckpointError, DivergenceError, InputValueError
 from analog_snu.experiments.accelerator import resolve_accelerator
-from analog_snu.experiments.checkpoint import read_checkpoint, restore_model, restore_optimizer, restore_rng, save_checkpoint
+from analog_snu.experiments.checkpoint import (
+    checkpoint_bytes,
+    read_checkpoint,
+    restore_model,
+    restore_optimizer,
+    restore_rng,
+)
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
-from analog_snu.experiments.records import evaluate_split, read_record, write_record
+from analog_snu.experiments.records import evaluate_split, read_record, record_bytes, write_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
-from analog_snu.files import atomic_write_bytes, write_json
+from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
 from analog_snu.times import format_time
@@ -82,14 +88,15 @@ def _check_resumable(stored: RunConfig, config: RunConfig) -> None:
                               f"{', '.join(RESUMABLE_CHANGES)} may change on --resume")
 
 
-def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    write_json(run_dir / "metrics.json", history)
+def _metrics_files(run_dir: Path, history: list[dict[str, Any]]) -> dict[Path, bytes]:
+    """``metrics.json`` and ``metrics.csv`` of ``history``, as file contents."""
     buffer = io.StringIO()
     if history:
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    atomic_write_bytes(run_dir / "metrics.csv", buffer.getvalue().encode())
+    return {run_dir / "metrics.json": (to_json(history) + "\n").encode(),
+            run_dir / "metrics.csv": buffer.getvalue().encode()}
 
 
 def _non_finite_weights(model: nn.Module) -> list[str]:
@@ -196,14 +203,15 @@ def train_run(
                         f"{run.path} already holds a finished run of {start_epoch} epochs; pass --epochs N with "
                         f"N > {start_epoch} to extend it, or --force to overwrite it"
                     )
-                (run.path / "final.json").unlink()  # extending: the old final metrics no longer describe the run
-        if force:
-            run.clear()
-        write_record(run.path, config, device_source=device_source)
+        else:
+            if force:
+                run.clear()
+            write_record(run.path, config, device_source=device_source)
         if mode.epoch_lines:
             print(run_header(config, spec, run.path, device_source=device_source, start_epoch=start_epoch,
                              label=label), flush=True)
 
+        record = record_bytes(config, device_source=device_source)
         loss_fn = task.loss_fn()
         epochs = config.training.epochs
         started = time.perf_counter()
@@ -233,12 +241,18 @@ def train_run(
             if hil is not None:
                 extra["hil"] = hil.state_meta()
                 state.update(hil.state_tensors())
-            save_checkpoint(run.checkpoint, model, spec, optimizer=optimizer, extra=extra, state_tensors=state)
+            checkpoint_file = checkpoint_bytes(model, spec, optimizer=optimizer, extra=extra, state_tensors=state)
+            # One epoch's files change together, or not at all (files.replace_files): a failed write
+            # (disk full, no permission) leaves the previous epoch's checkpoint, record and metrics
+            # agreeing with each other. On --resume, config.json (epochs, lr may have changed) goes with
+            # the first new checkpoint, and a finished run's final.json is removed only with it.
+            files = {run.checkpoint: checkpoint_file, run.path / "config.json": record,
+                     **_metrics_files(run.path, history)}
             if _best_epoch(history) == epoch + 1:
-                atomic_write_bytes(run.path / BEST_CHECKPOINT_NAME, run.checkpoint.read_bytes())
-            _write_metrics(run.path, history)
+                files[run.path / BEST_CHECKPOINT_NAME] = checkpoint_file
             if hil is not None:
-                write_json(run.path / "hil.json", hil.summary())
+                files[run.path / "hil.json"] = (to_json(hil.summary()) + "\n").encode()
+            replace_files(files, remove=[run.path / "final.json"])
             if mode.epoch_lines:
                 print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started, label=label), flush=True)
             if on_epoch_end is not None:

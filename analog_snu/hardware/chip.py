@@ -51,6 +51,7 @@ from torch import Tensor
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, InputValueError
 from analog_snu.hardware.programming import derive_seed
+from analog_snu.schema import check_seed
 from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
 from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_AT_ZERO, STUCK_NONE, PCMNoiseModel
 
@@ -129,8 +130,7 @@ class SimulatedChip:
                  refresh_lower: float = 0.25) -> None:
         if not isinstance(device, PCMDevice):
             raise ConfigError(f"device must be a PCMDevice (HIL training needs a PCM device), got {type(device).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+        check_seed(seed)
         if not _finite(headroom) or headroom < 1.0:
             raise ConfigError(f"headroom must be a finite number >= 1 (weight range over the initial max|W|), got {headroom!r}")
         if granularity is None:

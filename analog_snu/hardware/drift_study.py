@@ -23,10 +23,12 @@ from torch import nn
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 from analog_snu.errors import ConfigError
+from analog_snu.files import replace_files
 from analog_snu.metrics import format_metric
 from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
-from analog_snu.hardware.weight_maps import _package_version, _write_all_atomic
+from analog_snu.hardware.weight_maps import _package_version
+from analog_snu.schema import check_seed
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
     set_tile_compensation,
@@ -37,7 +39,7 @@ from analog_snu.tiles.tile_access import (
 )
 
 __all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "metric_axis_label", "time_ticks",
-           "plot_drift_study"]
+           "plot_drift_study", "check_study_times", "check_study_seeds"]
 
 #: 1 s, 1 h, 1 day, 30 days, 1 year, 10 years after programming
 DEFAULT_TIMES = (1.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0)
@@ -145,12 +147,20 @@ class DriftStudyResult:
         ``run`` (the run's name or directory) and ``split`` (the evaluated split), when given,
         are stored in ``meta`` and shown in the plot's title and axis label.
         """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files, paths = self.files(out_dir, stem, plot, run=run, split=split)
+        replace_files(files)
+        return paths
+
+    def files(self, out_dir: str | Path, stem: str = "drift_study", plot: bool = True,
+              run: str | None = None, split: str | None = None) -> tuple[dict[Path, bytes], dict[str, Path]]:
+        """What :meth:`save` writes, not written yet: ``(path -> content, kind -> path)``."""
         if run is not None:
             self.meta["run"] = str(run)
         if split is not None:
             self.meta["split"] = str(split)
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = {
             "csv": out_dir / f"{stem}.csv",
             "runs_csv": out_dir / f"{stem}_runs.csv",
@@ -164,8 +174,7 @@ class DriftStudyResult:
         if plot:
             paths["png"] = out_dir / f"{stem}.png"
             files[paths["png"]] = self._plot()
-        _write_all_atomic(files)
-        return paths
+        return files, paths
 
     def _plot(self) -> bytes:
         return plot_drift_study(self.to_dict())
@@ -220,17 +229,26 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _check_times(times: Sequence[float]) -> list[float]:
+def check_study_times(times: Sequence[float]) -> list[float]:
+    """Times after programming of a study: finite, >= 0, at least one, none twice."""
     out = [seconds_after_programming(t, "times") for t in times]
     if not out:
         raise ConfigError("times must list at least one time after programming")
+    if len(set(out)) != len(out):  # a repeated time would count its evaluations twice
+        raise ConfigError(f"times must not repeat, got {list(times)!r}")
     return out
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
+def check_study_seeds(seeds: Sequence[int]) -> list[int]:
+    """Programming seeds of a study: ints >= 0, at least one, none twice."""
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds:
         raise ConfigError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    for seed in seeds:
+        check_seed(seed, "each of seeds")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:  # the same programming twice would count as two samples: n too large, std too small
+        raise ConfigError(f"seeds must not repeat, got {seeds!r} (repeated: {repeated})")
     return seeds
 
 
@@ -260,7 +278,7 @@ def drift_study(
         metric: name of what ``evaluate`` returns, for the table and plot.
         eval_seed: torch seed set before every evaluation (same input spikes and forward noise).
     """
-    times, seeds = _check_times(times), _check_seeds(seeds)
+    times, seeds = check_study_times(times), check_study_seeds(seeds)
     if compensation is not None and compensation not in DRIFT_COMPENSATIONS[1:]:
         raise ConfigError(f"compensation must be one of {list(DRIFT_COMPENSATIONS[1:])} or None, got {compensation!r}")
     device = None if device is None else resolve_device(device)

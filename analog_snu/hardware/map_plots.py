@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from analog_snu.errors import CheckpointError
+from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.times import format_time
 
 __all__ = [
     "PLOT_DPI",
+    "MAX_DPI",
+    "MAX_FIGURE_PIXELS",
     "WEAR_FIELDS",
     "LayerMaps",
     "new_figure",
@@ -45,6 +47,10 @@ __all__ = [
 
 #: resolution of every figure the package writes (dots per inch)
 PLOT_DPI = 150
+#: the highest resolution a figure is rendered at (print quality; above it a figure takes GBs)
+MAX_DPI = 600
+#: the most pixels one rendered figure may have (an RGBA buffer of 4 bytes each)
+MAX_FIGURE_PIXELS = 60_000_000
 #: per-device wear counters a weight-map file may hold (hardware-in-the-loop runs)
 WEAR_FIELDS = ("programming_events", "set_pulses", "refreshes")
 _ARRAY_INDEX = re.compile(r"\.array\.(\d+)\.(\d+)$")
@@ -62,7 +68,12 @@ def new_figure(width: float, height: float):
 
 
 def figure_png(fig, dpi: int = PLOT_DPI) -> bytes:
-    """``fig`` as PNG bytes at ``dpi`` (default :data:`PLOT_DPI`)."""
+    """``fig`` as PNG bytes at ``dpi`` (default :data:`PLOT_DPI`); a figure of more than
+    :data:`MAX_FIGURE_PIXELS` pixels is refused before it is rendered."""
+    width, height = (float(size) * dpi for size in fig.get_size_inches())
+    if width * height > MAX_FIGURE_PIXELS:
+        raise ConfigError(f"a figure of {width:.0f} x {height:.0f} pixels at {dpi} dpi is larger than the "
+                          f"{MAX_FIGURE_PIXELS:,} pixels allowed; use a lower dpi")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

@@ -16,6 +16,7 @@ from torch import nn
 from analog_snu.device_models import PCMDevice, list_presets, resolve_device
 from analog_snu.times import parse_time
 from analog_snu.errors import ConfigError
+from analog_snu.schema import check_seed
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
 from analog_snu.tiles.tile_access import (
     attach_noise_model,
@@ -47,9 +48,7 @@ def _forward_seed(seed: int | None, *parts: int) -> int:
 
 
 def _check_seed(seed: object) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative int or None, got {seed!r}")
-    return seed  # type: ignore[return-value]
+    return check_seed(seed, optional=True)
 
 
 def _analog_tiles(model: nn.Module):
@@ -93,7 +92,7 @@ def seconds_after_programming(value: object, name: str = "t_seconds") -> float:
     """``value`` as seconds after programming: a number of seconds or a time such as ``"1d"``
     (:func:`~analog_snu.times.parse_time`), finite and >= 0, else a
     :class:`~analog_snu.errors.ConfigError` that names ``name``."""
-    return parse_time(value, name)
+    return parse_time(value, name) + 0.0  # -0.0 becomes 0.0: a time is stored and compared without a sign
 
 
 def _time_bits(t_seconds: float) -> int:

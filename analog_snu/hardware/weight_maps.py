@@ -19,10 +19,10 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   (heatmaps of G+ and G- now, per pair, at the layer's global indices; see
   :mod:`analog_snu.hardware.map_plots`).
 
-Every file is written to a temporary file and renamed into place only after all of them were
-produced. :func:`import_weight_maps` checks everything before it changes the model: the
-checksum, the archive's member sizes against a cap before inflating them (no zip bombs), shapes
-and dtypes, and physical ranges (finite, conductances and drift exponents >= 0, device maxima
+All files are written together by :func:`analog_snu.files.replace_files` (all of them or none).
+:func:`import_weight_maps` checks everything before it changes the model: the checksum, the
+archive's member sizes against a cap before inflating them (no zip bombs), shapes and dtypes,
+and physical ranges (finite, conductances and drift exponents >= 0, device maxima
 > 0, stuck codes in {0, 1, 2}, a finite time >= 0, seeds ints >= 0 or null).
 """
 
@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,8 @@ from torch import nn
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
-from analog_snu.files import current_umask
-from analog_snu.hardware.map_plots import conductance_maps_png, layer_maps_from_states
+from analog_snu.files import read_json_file, read_regular_file, replace_files
+from analog_snu.hardware.map_plots import WEAR_FIELDS, conductance_maps_png, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -61,11 +60,17 @@ from analog_snu.tiles.tile_access import (
     tile_snapshot,
 )
 
-__all__ = ["export_weight_maps", "import_weight_maps", "FORMAT", "VERSION"]
+__all__ = ["export_weight_maps", "weight_map_files", "import_weight_maps", "FORMAT", "VERSION"]
 
 FORMAT = "analog_snu.weight_maps"
 VERSION = 1
 _OPTIONAL = ("mapping_scales", "alpha", "drift_baseline", "output_scales", "compensation_reference")
+#: arrays written for figures, not needed by import
+_FIGURES_ONLY = ("network_scale_programmed", "network_scale_now")
+#: arrays every tile has in the npz
+_REQUIRED = ("weights_target", "weights_programmed", "weights_now", "g_plus_target", "g_minus_target",
+             "g_plus_programmed", "g_minus_programmed", "g_plus", "g_minus", "g_max_device", "nu", "stuck",
+             "scale_ratio")
 
 
 def _package_version() -> str:
@@ -138,30 +143,11 @@ def _csv_text(layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _write_all_atomic(files: dict[Path, bytes]) -> None:
-    temps: list[tuple[str, Path]] = []
-    try:
-        for target, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            temps.append((tmp, target))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; follow the umask like open()
-        for tmp, target in temps:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in temps:
-            Path(tmp).unlink(missing_ok=True)
-
-
 def _npz_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-@torch.no_grad()
 def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
                        time: float | None = None,
                        wear: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> dict[str, Any]:
@@ -175,10 +161,20 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
 
     Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
     """
+    if not _npz_path(path).parent.is_dir():
+        raise ConfigError(f"output folder {str(_npz_path(path).parent)!r} does not exist")
+    files, written = weight_map_files(model, path, csv, png, time=time, wear=wear)
+    replace_files(files)
+    return written
+
+
+@torch.no_grad()
+def weight_map_files(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
+                     time: float | None = None, wear: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                     ) -> tuple[dict[Path, bytes], dict[str, Any]]:
+    """What :func:`export_weight_maps` writes, not written yet: ``(path -> content, which is which)``."""
     time = None if time is None else seconds_after_programming(time, "time")
     npz_path = _npz_path(path)
-    if not npz_path.parent.is_dir():
-        raise ConfigError(f"output folder {str(npz_path.parent)!r} does not exist")
     tiles = _programmed_tiles(model)
     if time is not None and any(state.t_now != time for *_, state in tiles):
         drift(model, time)
@@ -233,8 +229,7 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
             target = npz_path.with_name(stem + ".png")
             files[target] = conductance_maps_png(layer_maps_from_states(layer, layer_tiles))
             written["png"].append(target)
-    _write_all_atomic(files)
-    return written
+    return files, written
 
 
 # --- import ------------------------------------------------------------------------------------------
@@ -242,12 +237,12 @@ def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = Fa
 
 def _read_meta(npz_path: Path) -> dict[str, Any]:
     json_path = npz_path.with_suffix(".json")
+    if not os.path.lexists(json_path):
+        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is missing (export writes <stem>.npz and <stem>.json)")
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is missing (export writes <stem>.npz and <stem>.json)") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"weight-map sidecar {str(json_path)!r} is corrupt: {exc}") from exc
+        meta = read_json_file(json_path, "weight-map sidecar", error=CheckpointError)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (a corrupt sidecar)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(json_path)!r} is not an analog_snu weight-map sidecar (format {FORMAT!r})")
     if meta.get("version") != VERSION:
@@ -260,11 +255,11 @@ def _read_meta(npz_path: Path) -> dict[str, Any]:
 def _read_arrays(npz_path: Path, sha256: str, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         size = npz_path.stat().st_size
-        if size > max_bytes:
-            raise CheckpointError(f"weight maps {str(npz_path)!r} have {size} bytes, more than max_bytes={max_bytes}")
-        raw = npz_path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read weight maps {str(npz_path)!r}: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise CheckpointError(f"weight maps {str(npz_path)!r} have {size} bytes, more than max_bytes={max_bytes}")
+    raw = read_regular_file(npz_path, "weight maps", error=CheckpointError, max_bytes=max_bytes)
     if hashlib.sha256(raw).hexdigest() != sha256:
         raise CheckpointError(f"weight maps {str(npz_path)!r} are corrupt: SHA-256 differs from the sidecar's")
     try:
@@ -296,15 +291,20 @@ def _check_range(name: str, value: torch.Tensor, what: str, *, positive: bool = 
     return value
 
 
+def _where(name: str) -> str:
+    return "weight-map sidecar" if name == "(file)" else f"tile {name!r}"
+
+
 def _check_entry(name: str, entry: dict[str, Any]) -> tuple[float, int | None, int | None]:
     t_now = entry.get("time_since_programming_s", 0.0)
-    if isinstance(t_now, bool) or not isinstance(t_now, (int, float)) or not math.isfinite(t_now) or t_now < 0:
-        raise CheckpointError(f"tile {name!r}: time_since_programming_s must be a finite number >= 0, got {t_now!r}")
+    if (isinstance(t_now, bool) or not isinstance(t_now, (int, float)) or not math.isfinite(t_now)
+            or math.copysign(1.0, t_now) < 0):  # -0.0 too: a negative time, whatever its size
+        raise CheckpointError(f"{_where(name)}: time_since_programming_s must be a finite number >= 0, got {t_now!r}")
     seeds = []
     for key in ("program_seed", "drift_seed"):
         seed = entry.get(key)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise CheckpointError(f"tile {name!r}: {key} must be an int >= 0 or null, got {seed!r}")
+            raise CheckpointError(f"{_where(name)}: {key} must be an int >= 0 or null, got {seed!r}")
         seeds.append(seed)
     return float(t_now), seeds[0], seeds[1]
 
@@ -381,6 +381,16 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
     saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
     if names != saved_names:
         raise CheckpointError(f"weight maps hold tiles {saved_names[:6]}, the model has {names[:6]} (another architecture?)")
+    known = {f"{name}/{key}" for name in names for key in (*_REQUIRED, *_OPTIONAL, *_FIGURES_ONLY, *WEAR_FIELDS)}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise CheckpointError(f"weight maps hold array(s) {unknown[:5]} that no export writes (a changed or "
+                              "foreign file?); refusing them")
+    if meta["tiles"]:  # the file-level copy of the first tile's time and seeds must be valid and agree
+        summary = _check_entry("(file)", meta)
+        if summary != _check_entry(names[0], meta["tiles"][0]):
+            raise CheckpointError(f"weight-map sidecar: time_since_programming_s / program_seed / drift_seed "
+                                  f"{summary} differ from tile {names[0]!r}'s")
     plans = []
     for (_, name, tile), entry in zip(tiles, meta["tiles"]):
         weight, _ = tile.get_weights(apply_weight_scaling=False)

@@ -61,6 +61,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import CheckpointError, ConfigError, ShapeError
+from analog_snu.schema import check_seed
 from analog_snu.tiles import is_analog
 from analog_snu.training.grapes import (
     GRAPES,
@@ -154,8 +155,7 @@ class FeedbackAlignment:
             raise ConfigError(f"rule must be one of {list(FEEDBACK_RULES)}, got {rule!r}")
         if init not in FEEDBACK_INITS:
             raise ConfigError(f"init must be one of {list(FEEDBACK_INITS)}, got {init!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+        check_seed(seed)
         self.rule = rule
         self.seed = seed
         self.init = init

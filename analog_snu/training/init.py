@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
+from analog_snu.schema import check_seed
 from analog_snu.tiles import is_analog
 
 __all__ = ["WEIGHT_INITS", "init_weights"]
@@ -68,8 +69,7 @@ def init_weights(model: nn.Module, scheme: str = "default", seed: int | None = N
     """
     if scheme not in WEIGHT_INITS:
         raise ConfigError(f"weight init must be one of {list(WEIGHT_INITS)}, got {scheme!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative int or None, got {seed!r}")
+    check_seed(seed, optional=True)
     if scheme == "default":
         return 0
     generator = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -121,3 +121,50 @@ def test_eval_errors(tmp_path, capsys):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         main(["--debug", "eval", str(tmp_path / "none")])
+
+
+BIG = 2**63  # past the signed 64 bits torch takes; 2**64 past the unsigned ones
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["train", "--task", "digits", *TINY, "--seed", BIG], r"training.seed: Input should be less than or equal to 4294967295"),
+    (["train", "--task", "digits", *TINY, "--set", f"training.seed={2**64}"], r"training.seed: Input should be less"),
+    (["train", "--task", "digits", *TINY, "--seed", 2**32], r"training.seed: Input should be less than or equal"),
+    (["demo", "--epochs", "1", "--seed", BIG], r"training.seed: Input should be less than or equal to 4294967295"),
+    (["drift-study", "--demo", "--train-seed", BIG], r"training.seed: Input should be less"),
+    (["drift-study", "--demo", "--seeds", "0", BIG], r"each of seeds must be a non-negative int, got 9223372036854775808"),
+])
+def test_a_seed_beyond_32_bits_is_one_line(tmp_path, capsys, monkeypatch, argv, pattern):
+    monkeypatch.chdir(tmp_path)
+    fails_with(capsys, [*argv, *(["--out", tmp_path / "run"] if argv[0] == "train" else [])], pattern)
+    assert not (tmp_path / "analog_snu_demo_run").exists()  # refused before the demo run is trained
+
+
+def test_a_seed_beyond_32_bits_for_a_trained_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "digits", *TINY, "--out", str(run)]) == 0
+    for argv in (["eval", run, "--seed", 2**64], ["export-maps", run, "--device", "pcm_joshi2020", "--seed", BIG],
+                 ["drift-study", run, "--device", "pcm_joshi2020", "--seeds", BIG]):
+        fails_with(capsys, argv, r"must be a non-negative int, got \d+ \(seeds are ints in \[0, 2\*\*32 - 1\]\)")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'seeds = [{BIG}]\n[base]\ntask = "digits"\n')
+    fails_with(capsys, ["sweep", spec, "--out", tmp_path / "s", "--in-process"], r"seeds\[0\]: Input should be less")
+
+
+@pytest.mark.parametrize("where", ["--set", "[set]", "sweep [grid]"])
+def test_a_key_with_thousands_of_levels_is_one_line(tmp_path, capsys, where):
+    deep = ".".join(["a"] * 5000)
+    if where == "--set":
+        argv = ["train", "--task", "digits", *TINY, "--set", f"{deep}=1", "--out", tmp_path / "r"]
+    elif where == "[set]":
+        (tmp_path / "c.toml").write_text(f'task = "digits"\n[set]\n{deep} = 1\n')
+        argv = ["train", "--config", tmp_path / "c.toml", *TINY, "--out", tmp_path / "r"]
+    else:
+        (tmp_path / "s.toml").write_text(f'seeds = [0]\n[grid]\n{deep} = [1, 2]\n')
+        argv = ["sweep", tmp_path / "s.toml", "--out", tmp_path / "s", "--in-process"]
+    fails_with(capsys, argv, r"key 'a\.a\.a[a.]*' has \d+ dotted levels; config keys have at most 16")
+
+
+def test_a_deeply_nested_set_value_is_one_line(tmp_path, capsys):
+    fails_with(capsys, ["train", "--task", "digits", *TINY, "--set", "model.layers=" + "[" * 5000,
+                        "--out", tmp_path / "r"], r"--set model.layers=\.\.\.: the value is nested too deeply")

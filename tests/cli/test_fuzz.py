@@ -2,7 +2,7 @@
 
 For every case: no traceback, a non-zero exit (or a clean success), nothing outside the run
 directory changed, and the previous checkpoint still loads. ``FUZZ_EXAMPLES`` (environment)
-raises the number of cases (README's reliability section says what was run).
+raises the number of cases (benchmarks/RESULTS.md records a larger run).
 """
 
 import hashlib

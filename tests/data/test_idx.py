@@ -52,6 +52,10 @@ def test_big_endian_types_are_decoded(tmp_path):
         (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", r"bad\.idx: not an IDX file"),
         (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", r"unknown IDX type byte 0x07"),
         (b"\x00\x00\x08\x00", r"declares 0 dimensions"),
+        (b"\x00\x00\x08\xfa" + struct.pack(">250I", *[1] * 250) + b"\x00", r"declares 250 dimensions; IDX data has 1 to 8"),
+        (b"\x00\x00\x08\x09" + struct.pack(">9I", *[1] * 9) + b"\x00", r"declares 9 dimensions"),
+        (b"\x00\x00\x08\x04" + struct.pack(">4I", *[2**32 - 1] * 4) + b"\x00",  # the product overflows int64
+         r"IDX data truncated: header dims \(4294967295, .*\) need \d{30,} bytes, file holds 1"),
         (b"\x00\x00\x08\x03\x00\x00", r"truncated IDX header"),
         (_images(2)[:-1], r"bad\.idx: IDX data truncated: header dims \(2, 2, 3\) need 12 bytes, file holds 11"),
         (_images(2) + b"\x00", r"IDX data has trailing bytes"),

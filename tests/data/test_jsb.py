@@ -86,7 +86,7 @@ def test_file_errors(tmp_path):
         load_jsb(tmp_path / "absent.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"train": [')
-    with pytest.raises(DataError, match=r"broken\.json: not valid JSON"):
+    with pytest.raises(DataError, match=r"JSB file .*broken\.json is not valid JSON"):
         load_jsb(broken)
 
 

@@ -61,7 +61,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(DataError, match=r"ptb\.test\.txt: missing; a PTB-format directory holds ptb\.train\.txt"):
         load_ptb(tmp_path)
     (tmp_path / "ptb.test.txt").write_bytes(b"\xff\xfe a")
-    with pytest.raises(DataError, match=r"ptb\.test\.txt: not UTF-8 text"):
+    with pytest.raises(DataError, match=r"ptb\.test\.txt is not UTF-8 text"):
         load_ptb(tmp_path)
     with pytest.raises(DataError, match=r"unknown split 'dev'"):
         load_ptb(FIXTURE).split("dev")

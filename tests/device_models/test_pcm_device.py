@@ -287,7 +287,7 @@ def test_bad_files_rejected(tmp_path):
         PCMDevice.from_file(tmp_path / "missing.toml")
     folder = tmp_path / "folder.json"
     folder.mkdir()
-    with pytest.raises(ConfigError, match=r"cannot read device config file '.*folder\.json': Is a directory"):
+    with pytest.raises(ConfigError, match=r"device config file .*folder\.json is a directory, not a file"):
         PCMDevice.from_file(folder)
     out_of_range = tmp_path / "hot.toml"
     out_of_range.write_text("[drift]\nt0 = -3.0\n")
@@ -321,3 +321,22 @@ def test_device_models_do_not_import_aihwkit_or_tiles_at_module_level():
                 names = [node.module or ""]
             for name in names:
                 assert not name.startswith(("aihwkit", "analog_snu.tiles", "analog_snu.layers", "torch")), (path, name)
+
+
+@pytest.mark.parametrize(("name", "text"), [("empty.toml", ""), ("blank.toml", "\n  \n# only a comment\n"),
+                                            ("empty.json", "{}"), ("spaces.json", " { } \n")])
+def test_an_empty_device_file_is_not_the_default_device(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"device config file '.*{name}' holds no fields"):
+        PCMDevice.from_file(path)
+
+
+@pytest.mark.parametrize("text", ['{"name": "a", "name": "b"}',
+                                  '{"drift": {"scale": 1.0, "scale": 3.0}}',
+                                  '{"stuck": {"fraction_at_zero": 0.0}, "stuck": {"fraction_at_zero": 0.5}}'])
+def test_a_json_device_file_with_a_key_twice_is_refused(tmp_path, text):
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"dup\.json.* is not valid JSON: key '.*' appears twice in one object"):
+        PCMDevice.from_file(path)

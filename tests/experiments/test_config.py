@@ -137,6 +137,25 @@ def test_help_shows_every_flag_with_its_default(capsys):
     assert "(default: per task: digits 128, mnist 256 256, jsb 150, ptb 200)" in " ".join(text.split())
 
 
+@pytest.mark.parametrize("option", ["training.lr=0.1\nepochs = 5", "training.lr=0.1\r\nx=1", "model.decay=0.5\x00",
+                                    "model.de\ncay=0.5", "task.name=\"digits\"\x1b[2J", "training.lr=0.1\x7f"])
+def test_a_set_value_with_a_line_break_or_control_character_is_refused(option):
+    with pytest.raises(ConfigError, match=r"holds a line break or control character .*one dotted.key=value per --set"):
+        parse_set(option)
+
+
+def test_a_line_injected_through_set_never_reaches_the_config(tmp_path, capsys):
+    from analog_snu.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "digits", "--layers", "4", "--train-limit", "16", "--epochs", "1", "--quiet",
+                 "--set", "training.lr=0.1\nepochs = 5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line break" in err, err
+    assert not out.exists() or not (out / "config.json").exists()
+    assert parse_set("task.name=\"a\tb\"") == ("task.name", "a\tb")  # a tab inside a value stays allowed
+
+
 def _flag_help() -> dict[str, str]:
     parser = build_parser()
     train = parser._subparsers._group_actions[0].choices["train"]

@@ -73,7 +73,7 @@ def test_a_device_file_drives_train_and_eval_and_survives_its_deletion(tmp_path)
 def test_set_on_a_device_field_changes_the_programmed_conductances(digital_run):
     maps = {}
     for label, sets in (("base", []), ("zero", ["--set", "device.stuck.fraction_at_zero=0.5"])):
-        out = digital_run.parent / f"maps_{label}.npz"
+        out = digital_run.parent / "maps" / f"{label}.npz"  # one folder analog_snu creates, then adds to
         assert run_cli("export-maps", digital_run, "--device", "pcm_joshi2020", *sets, "--out", out, "--no-png") == 0
         maps[label] = np.load(out, allow_pickle=False)
     key = next(k for k in maps["base"].files if k.endswith("stuck"))

@@ -89,8 +89,8 @@ def _initial_max_weights(config):
 def test_export_maps_of_a_hil_run_holds_the_wear(tmp_path):
     run = tmp_path / "hil"
     train_run(hil_config(epochs=1), run, progress=False)
-    assert main(["export-maps", str(run), "--out", str(tmp_path / "maps.npz"), "--no-png"]) == 0
-    maps = np.load(tmp_path / "maps.npz", allow_pickle=False)
+    assert main(["export-maps", str(run), "--out", str(tmp_path / "maps" / "maps.npz"), "--no-png"]) == 0
+    maps = np.load(tmp_path / "maps" / "maps.npz", allow_pickle=False)
     events = [k for k in maps.files if k.endswith("/programming_events")]
     assert events and all(maps[k].max() >= 1 for k in events)
 

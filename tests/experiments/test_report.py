@@ -276,7 +276,7 @@ def test_refusals(tmp_path):
     with pytest.raises(ConfigError, match=r"holds none of \['config.json', 'metrics.csv', 'final.json'"):
         write_report(tmp_path)
     (tmp_path / "final.json").write_text("{}")
-    with pytest.raises(ConfigError, match=r"dpi must be an int >= 150, got 100"):
+    with pytest.raises(ConfigError, match=r"dpi must be an int from 150 to 600, got 100"):
         write_report(tmp_path, dpi=100)
 
 
@@ -319,3 +319,21 @@ def test_drift_plot_png_is_150_dpi(tmp_path):
                          for t in (0.0, 3600.0) for c in (False, True)], "meta": {}}
     png = drift_study_module.plot_drift_study(study)
     assert Image.open(io.BytesIO(png)).info["dpi"][0] == pytest.approx(PLOT_DPI, abs=0.5)
+
+
+@pytest.mark.parametrize("dpi", [601, 100_000, 10**9])
+def test_a_dpi_that_would_take_gigabytes_is_refused_before_drawing(tmp_path, dpi):
+    (tmp_path / "final.json").write_text("{}")
+    with pytest.raises(ConfigError, match=rf"dpi must be an int from 150 to 600, got {dpi}"):
+        write_report(tmp_path, dpi=dpi)
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_figure_with_too_many_pixels_is_refused_at_any_dpi():
+    from analog_snu.hardware.map_plots import MAX_FIGURE_PIXELS, figure_png, new_figure
+
+    big = new_figure(100.0, 100.0)  # 60,000 x 60,000 pixels at 600 dpi
+    with pytest.raises(ConfigError, match=r"a figure of 60000 x 60000 pixels at 600 dpi is larger than the "
+                                          r"60,000,000 pixels allowed; use a lower dpi"):
+        figure_png(big, 600)
+    assert 6.0 * 4.2 * 600**2 < MAX_FIGURE_PIXELS  # the report's own figures fit at the highest dpi

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+import tomli_w
 import torch
 from PIL import Image
 
@@ -312,6 +313,30 @@ def test_plot_joins_numeric_values_only(monkeypatch):
     sweep_results._plot("layers", [[], [4, 4]], [{"layers": [], "test_accuracy_mean": 0.5, "test_accuracy_std": 0.0}],
                         ["layers"], ["test_accuracy"], "accuracy", 50)
     assert [t.get_text() for t in figures[-1].axes[0].get_xticklabels()] == ["[]", "4-4"]
+
+
+@pytest.mark.parametrize("grid, seeds, trials, shape", [
+    ({"lr": list(range(1, 1001)), "decay": [i / 1000 for i in range(1000)]}, [0], "1,000,000", "1000 lr x 1000 decay x 1 seeds"),
+    ({"lr": list(range(1, 102))}, list(range(100)), "10,100", "101 lr x 100 seeds"),
+    ({}, list(range(10_001)), None, None),
+])
+def test_an_unbounded_grid_is_refused_before_any_trial_config_is_built(tmp_path, monkeypatch, grid, seeds, trials, shape):
+    import analog_snu.experiments.sweep_spec as sweep_spec
+
+    built = []
+    monkeypatch.setattr(sweep_spec, "build_config", lambda **kw: built.append(kw))
+    path = tmp_path / "big.toml"
+    path.write_text(tomli_w.dumps({"seeds": seeds, "base": TINY_BASE, "grid": grid}))
+    match = rf"the sweep has {trials} trials \({shape}\); a sweep runs at most 10,000" if trials else \
+        r"seeds: List should have at most 10000 items"
+    with pytest.raises(ConfigError, match=match):
+        run_sweep(read_sweep_spec(path), tmp_path / "sweep", use_ray=False, progress=False)
+    assert built == [] and not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_at_the_bound_is_accepted():
+    spec = parse_sweep_spec({"seeds": list(range(100)), "base": TINY_BASE, "grid": {"lr": list(range(1, 101))}})
+    assert spec.size == 10_000
 
 
 def test_trials_side_by_side_share_the_cpus(monkeypatch):

@@ -59,6 +59,20 @@ def test_drift_study_errors():
         drift_study(net, metric, compensation="none")
 
 
+@pytest.mark.parametrize(("seeds", "times", "match"), [
+    ([0, 0], [1.0], r"seeds must not repeat, got \[0, 0\] \(repeated: \[0\]\)"),
+    ([3, 1, 2, 1, 3], [1.0], r"repeated: \[1, 3\]"),
+    ([0], [60.0, 3600.0, 60.0], r"times must not repeat"),
+    ([0], [60, 60.0], r"times must not repeat"),  # the same second, written two ways
+])
+def test_repeated_seeds_or_times_would_fake_the_statistics_and_are_refused(seeds, times, match):
+    net, metric = _setup()
+    calls = []
+    with pytest.raises(ConfigError, match=match):
+        drift_study(net, lambda model: calls.append(1) or metric(model), seeds=seeds, times=times)
+    assert calls == []  # refused before any evaluation
+
+
 def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --demo keeps its run in ./analog_snu_demo_run
     common = ["--demo", "--epochs", "1", "--hidden", "8"]
@@ -66,8 +80,8 @@ def test_cli_drift_study_and_export_maps_on_demo_network(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "accuracy before programming" in out and "      1d | " in out
     assert (tmp_path / "ds" / "drift_study.csv").is_file() and (tmp_path / "ds" / "drift_study.png").is_file()
-    assert main(["export-maps", *common, "--out", str(tmp_path / "m.npz"), "--time", "3600", "--no-png"]) == 0
-    meta = json.loads((tmp_path / "m.json").read_text())
+    assert main(["export-maps", *common, "--out", str(tmp_path / "maps" / "m.npz"), "--time", "3600", "--no-png"]) == 0
+    meta = json.loads((tmp_path / "maps" / "m.json").read_text())
     assert meta["time_since_programming_s"] == 3600.0 and meta["device"]["name"] == "pcm_joshi2020"
     assert "PCM devices: 1,184" in capsys.readouterr().out  # 2 * (64*8 + 8*10)
 
@@ -77,3 +91,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "device 'nope' is neither a preset nor a device file" in capsys.readouterr().err
     assert main(["export-maps", str(tmp_path)]) == 2  # a RUN that holds no run: a usage error, as in every command
     assert "is empty; it holds no run" in capsys.readouterr().err
+
+
+def test_cli_refuses_repeated_seeds_before_training_the_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["drift-study", "--demo", "--epochs", "1", "--hidden", "8", "--seeds", "0", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seeds must not repeat" in err, err

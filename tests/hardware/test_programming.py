@@ -132,6 +132,10 @@ def test_errors():
         drift(net, -1.0)
     with pytest.raises(ConfigError, match="seed must be a non-negative int or None"):
         program(net, seed=-3)
+    for seed in (2**32, 2**63, 2**64):  # beyond what the derived streams fit into torch's 64-bit seeds
+        with pytest.raises(ConfigError, match=r"seed must be a non-negative int or None, got \d+ \(seeds are ints in"):
+            program(net, seed=seed)
+    program(net, seed=2**32 - 1)  # the largest seed works
     with pytest.raises(ConfigError, match="the model has no analog tiles"):
         program(SNUNetwork([4, 3, 2]))
     with pytest.raises(ConfigError, match=r"device 'nope' is neither a preset nor a device file \(\.toml or \.json\); valid presets"):

@@ -108,7 +108,7 @@ def test_truncated_npz_with_matching_checksum_rejected(tmp_path):
 def test_sidecar_problems_rejected(tmp_path):
     written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
     written["json"].write_text("{not json")
-    with pytest.raises(CheckpointError, match="sidecar .* is corrupt"):
+    with pytest.raises(CheckpointError, match="sidecar .* is not valid JSON: .*corrupt sidecar"):
         import_weight_maps(_net(), written["npz"])
     written["json"].write_text(json.dumps({"format": "other"}))
     with pytest.raises(CheckpointError, match="is not an analog_snu weight-map sidecar"):
@@ -191,7 +191,7 @@ def _set(index, value):
         ({"stuck": _set((0, 0, 0, 0), 3)}, {}, r"stuck holds flags other than 0, 1, 2"),
         ({"stuck": _set((0, 0, 0, 0), -1)}, {}, r"stuck holds flags other than 0, 1, 2"),
         ({}, {"time_since_programming_s": -5.0}, r"time_since_programming_s must be a finite number >= 0, got -5\.0"),
-        ({}, {"time_since_programming_s": float("nan")}, r"time_since_programming_s must be a finite number >= 0, got nan"),
+        ({}, {"time_since_programming_s": float("nan")}, r"maps\.json is not valid JSON: NaN is not a JSON number"),
         ({}, {"time_since_programming_s": "86400"}, r"time_since_programming_s must be a finite number >= 0, got '86400'"),
         ({}, {"program_seed": -2}, r"program_seed must be an int >= 0 or null, got -2"),
         ({}, {"drift_seed": 1.5}, r"drift_seed must be an int >= 0 or null, got 1\.5"),
@@ -270,3 +270,55 @@ def test_export_at_a_time_drifts_there_first(tmp_path):
     program(fresh, seed=2)
     at_zero = export_weight_maps(fresh, tmp_path / "zero.npz", time=0, png=False)
     assert json.loads(at_zero["json"].read_text())["time_since_programming_s"] == 0.0
+
+
+# --- the sidecar's file-level fields and the archive's members are checked too ----------------------
+
+
+def _top_level(written, **changes):
+    meta = json.loads(written["json"].read_text())
+    meta.update(changes)
+    written["json"].write_text(json.dumps(meta))
+
+
+def _with_member(name, value):
+    def add(content):
+        return {**content, name: value}
+    return add
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda w: _top_level(w, time_since_programming_s=-3600.0),
+     r"weight-map sidecar: time_since_programming_s must be a finite number >= 0, got -3600\.0"),
+    (lambda w: _top_level(w, time_since_programming_s=-1e-300), r"must be a finite number >= 0, got -1e-300"),
+    (lambda w: _rewrite(w, meta_changes={"time_since_programming_s": -0.0}), r"got -0\.0"),
+    (lambda w: _top_level(w, program_seed=-1), r"weight-map sidecar: program_seed must be an int >= 0"),
+    (lambda w: _top_level(w, time_since_programming_s=60.0), r"differ from tile .*'s"),
+    (lambda w: _rewrite_members(w, _with_member("extra", np.zeros(3))), r"hold array\(s\) \['extra'\] that no export"),
+    (lambda w: _rewrite_members(w, _with_member(f"{TILE}/g_secret", np.zeros((2, 2)))), r"g_secret'\] that no export"),
+    (lambda w: _rewrite_members(w, _with_member("other.analog_module/nu", np.zeros(1))), r"other\.analog_module/nu"),
+])
+def test_file_level_fields_and_unknown_members_are_refused(tmp_path, change, match):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
+    change(written)
+    target = _net()
+    program(target, seed=5)
+    before = _snapshot(target)
+    with pytest.raises(CheckpointError, match=match):
+        import_weight_maps(target, written["npz"])
+    assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(target)))
+
+
+def _rewrite_members(written, change):
+    with np.load(written["npz"], allow_pickle=False) as data:
+        content = change({key: data[key] for key in data.files})
+    buffer = io.BytesIO()
+    np.savez(buffer, **content)
+    _rewrite(written, npz_bytes=buffer.getvalue())
+
+
+def test_wear_members_of_a_hil_export_are_known(tmp_path):
+    written = export_weight_maps(_programmed(), tmp_path / "maps.npz", png=False)
+    shape = np.load(written["npz"])[f"{TILE}/nu"].shape
+    _rewrite_members(written, _with_member(f"{TILE}/programming_events", np.ones(shape, dtype=np.int64)))
+    import_weight_maps(_net(), written["npz"])  # a counter of device wear is data of the file, not a stranger
