@@ -2,7 +2,7 @@
 
 Papers differ in how they average the frame NLL (see analog_snu.metrics.NLLAverages); this
 prints, for every run directory given, the test NLL of its reported epoch under each average,
-and the mean +- std over the runs of each group (runs grouped by their parent folder and model).
+and the mean +- std over the runs of each group (runs grouped by sweep, model and learning rate).
 
     ../shared/tools/one-at-a-time .venv/bin/python benchmarks/jsb_averages.py bench_out/jsb_digital/trials/* --json benchmarks/results/jsb_averages.json
 """
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.runs:
         figures = averages_of(run)
         rows[str(run)] = figures
-        model = json.loads((run / "config.json").read_text())["config"]["model"]["cell"]
-        groups.setdefault(f"{run.parent.parent.name} {model}", []).append(figures)
+        config = json.loads((run / "config.json").read_text())["config"]
+        group = f"{run.parent.parent.name} {config['model']['cell']} lr {config['training']['lr']:g}"
+        groups.setdefault(group, []).append(figures)
     print("| runs | n | " + " | ".join(AVERAGES) + " |")
     print("|---|---|" + "---|" * len(AVERAGES))
     summary = {}
