@@ -25,19 +25,17 @@ from pydantic import BeforeValidator, Field, PositiveInt, model_validator
 
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import ConfigError
-from analog_snu.models import ModelConfig, ModelSpec
+from analog_snu.models import TRAINING_MODES, ModelConfig, ModelSpec
 from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting
 from analog_snu.times import TimeSeconds
-from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
+from analog_snu.training import GRAPES_VARIANTS, HIL_SCHEMES, OPTIMIZERS, WEIGHT_INITS
 from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
            "config_differences", "MAX_KEY_DEPTH", "check_key_depth"]
 
-#: update schemes of hardware-in-the-loop training
-HIL_SCHEMES = ("reprogram", "mixed")
 #: torch devices a run may compute on
 ACCELERATORS = ("cpu", "cuda")
 
@@ -63,7 +61,7 @@ HIL_DEFAULT_HEADROOM = {"reprogram": 1.5, "mixed": 8.0}
 class TrainingConfig(StrictModel):
     """How the weights are learned."""
 
-    mode: Literal["digital", "hwa", "pulsed", "hil"] = "digital"
+    mode: Literal[TRAINING_MODES] = "digital"  # type: ignore[valid-type]
     """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software (default: digital, or hwa with a device)."""
     optimizer: Literal[tuple(OPTIMIZERS)] = "adam"  # type: ignore[valid-type]
     """Optimizer."""

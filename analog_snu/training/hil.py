@@ -71,6 +71,7 @@ from analog_snu.tiles.tile_access import (
 
 __all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILTrainer"]
 
+#: update schemes of hardware-in-the-loop training (the run config's ``training.hil_scheme``)
 HIL_SCHEMES = ("reprogram", "mixed")
 #: 2: the optimizer steps on network-unit weights (version 1 stepped on tile units, whose Adam
 #: moments a version-2 step cannot continue)
