@@ -31,6 +31,7 @@ from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting
 from analog_snu.times import TimeSeconds
 from analog_snu.training import GRAPES_VARIANTS, HIL_SCHEMES, OPTIMIZERS, WEIGHT_INITS
+from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 from analog_snu.training.hil_config import (
     CHIP_SECONDS_RANGE,
     GRANULARITY_RANGE,
@@ -40,7 +41,6 @@ from analog_snu.training.hil_config import (
     HILConfig,
     check_hil_options,
 )
-from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
 
 __all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "HIL_DEFAULT_HEADROOM", "HILConfig",
            "ACCELERATORS", "spec_for", "flatten",

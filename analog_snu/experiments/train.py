@@ -39,8 +39,8 @@ from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
-from analog_snu.times import format_time
 from analog_snu.tiles.tile_access import named_layer_tiles
+from analog_snu.times import format_time
 from analog_snu.training import (
     GRAPES,
     HILTrainer,

@@ -21,12 +21,11 @@ import torch
 from torch import nn
 
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
-from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 from analog_snu.errors import ConfigError
 from analog_snu.files import replace_files
-from analog_snu.metrics import format_metric
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version
+from analog_snu.metrics import format_metric
 from analog_snu.schema import check_seed
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
@@ -36,6 +35,7 @@ from analog_snu.tiles.tile_access import (
     tile_noise_model,
     unprogram_tile,
 )
+from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 
 __all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "check_study_times",
            "check_study_seeds"]

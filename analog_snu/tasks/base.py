@@ -6,9 +6,8 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydantic import Field, NonNegativeInt, PositiveFloat
-
 import torch
+from pydantic import Field, NonNegativeInt, PositiveFloat
 from torch import Tensor, nn
 
 from analog_snu.errors import DataError

@@ -59,7 +59,6 @@ from analog_snu.device_models import PCMDevice, list_presets
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.programming import resolve_device
-from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
 from analog_snu.tiles import remap_tile, update_in_network_units
 from analog_snu.tiles.tile_access import (
     has_training_noise,
@@ -68,6 +67,7 @@ from analog_snu.tiles.tile_access import (
     named_layer_tiles,
     tile_noise_model,
 )
+from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
 
 __all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILConfig", "HILTrainer"]
 
