@@ -11,6 +11,8 @@ demo: setup
 	$(PYTHON) -m analog_snu.demo
 
 test: setup
+	# lint only (pyflakes, statement-level pycodestyle errors, import order; pyproject.toml [tool.ruff])
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	# the user guide and the API reference from the docstrings; any warning fails (a few seconds)
 	$(VENV)/bin/mkdocs build --strict --quiet

@@ -32,7 +32,7 @@ _LAZY: dict[str, str] = {
     "SNUNetwork": "analog_snu.layers",
     "device_count": "analog_snu.hardware",
     "drift": "analog_snu.hardware",
-    "export_weight_maps": "analog_snu.hardware",
+    "export_weight_maps": "analog_snu.reports",
     "import_weight_maps": "analog_snu.hardware",
     "program": "analog_snu.hardware",
     "ModelSpec": "analog_snu.models",
@@ -60,9 +60,10 @@ __all__ = [
 if TYPE_CHECKING:  # static tools see the real imports
     from analog_snu.experiments import RunConfig, evaluate_run, load_run, train_run
     from analog_snu.functional import SNUState, snu_sequence, snu_step
-    from analog_snu.hardware import device_count, drift, export_weight_maps, import_weight_maps, program
+    from analog_snu.hardware import device_count, drift, import_weight_maps, program
     from analog_snu.layers import MLP, SNU, SNUNetwork
     from analog_snu.models import ModelSpec, build_model
+    from analog_snu.reports import export_weight_maps
     from analog_snu.training import GRAPES, grapes_modulation
 
 

@@ -190,7 +190,7 @@ def run(config: BenchConfig) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = [f"| path | ms per image (wall) | CPU ms per image | 50k-image epoch, min | spike rates |",
+    lines = ["| path | ms per image (wall) | CPU ms per image | 50k-image epoch, min | spike rates |",
              "|---|---|---|---|---|"]
     for path, ms in result["ms_per_image"].items():
         rates = ", ".join(f"{r:.3f}" for r in result["spike_rates"][path])

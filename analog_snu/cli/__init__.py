@@ -20,13 +20,14 @@ import sys
 from typing import NoReturn
 
 from analog_snu.errors import AnalogSNUError, ConfigError
+from analog_snu.tasks.registry import task_names
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: sub-command name -> (module under analog_snu.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "train an SNU on the bundled 8x8 digits, digital and on PCM"),
-    "train": ("train", "train a task model (digits, mnist, jsb, ptb) with per-epoch checkpoints"),
+    "train": ("train", f"train a task model ({', '.join(task_names())}) with per-epoch checkpoints"),
     "eval": ("eval", "test a trained run, as trained and after PCM programming + drift"),
     "export-maps": ("export_maps", "program a trained PCM network and export its weight/conductance maps"),
     "drift-study": ("drift_study", "accuracy/loss vs time after PCM programming, over seeds, +- drift compensation"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 from typing import Any
 
 from analog_snu.device_models import PCMDevice, list_presets, resolve_device

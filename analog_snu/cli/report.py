@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from analog_snu.experiments.report import REPORT_FOLDER, write_report
-from analog_snu.hardware.map_plots import MAX_DPI, PLOT_DPI
+from analog_snu.reports.figures import MAX_DPI, PLOT_DPI
 
 __all__ = ["add_arguments", "run"]
 

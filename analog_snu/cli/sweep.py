@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from analog_snu.experiments import parse_set
 from analog_snu.experiments.sweep import run_sweep
 from analog_snu.experiments.sweep_results import metric_columns
-from analog_snu.experiments import parse_set
 from analog_snu.experiments.sweep_spec import format_value, read_sweep_spec, with_base
 from analog_snu.metrics import format_metric
 

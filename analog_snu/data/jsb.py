@@ -14,7 +14,6 @@ them when given their folder (or any one of the three files).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

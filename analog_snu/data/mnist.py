@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analog_snu.data.safe_pickle import load_pickle
 from analog_snu.data.package_files import find_package_file
+from analog_snu.data.safe_pickle import load_pickle
 from analog_snu.data.splits import SPLITS
 from analog_snu.errors import DataError
 

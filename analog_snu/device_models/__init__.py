@@ -14,8 +14,8 @@ from analog_snu.device_models.pcm import (
     ReadNoiseConfig,
     StuckConfig,
 )
-from analog_snu.schema import format_validation_error
 from analog_snu.device_models.presets import PRESETS, list_presets, preset, preset_info, resolve_device
+from analog_snu.schema import format_validation_error
 
 __all__ = [
     "DRIFT_COMPENSATIONS",

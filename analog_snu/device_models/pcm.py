@@ -60,8 +60,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from analog_snu.device_models._files import load_file, save_file
-from analog_snu.schema import StrictModel, finite_tuple
 from analog_snu.errors import ConfigError
+from analog_snu.schema import StrictModel, finite_tuple
 
 __all__ = [
     "ConductanceConfig",

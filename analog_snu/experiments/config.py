@@ -25,19 +25,27 @@ from pydantic import BeforeValidator, Field, PositiveInt, model_validator
 
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import ConfigError
-from analog_snu.models import ModelConfig, ModelSpec
+from analog_snu.models import TRAINING_MODES, ModelConfig, ModelSpec
 from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting
 from analog_snu.times import TimeSeconds
-from analog_snu.training import GRAPES_VARIANTS, OPTIMIZERS, WEIGHT_INITS
+from analog_snu.training import GRAPES_VARIANTS, HIL_SCHEMES, OPTIMIZERS, WEIGHT_INITS
 from analog_snu.training.feedback_alignment import DFA_LOCAL_REFUSAL
+from analog_snu.training.hil_config import (
+    CHIP_SECONDS_RANGE,
+    GRANULARITY_RANGE,
+    HEADROOM_RANGE,
+    HIL_DEFAULT_HEADROOM,
+    HIL_OPTIONS,
+    HILConfig,
+    check_hil_options,
+)
 
-__all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "ACCELERATORS", "spec_for", "flatten",
+__all__ = ["RunConfig", "TrainingConfig", "TASK_DEFAULTS", "HIL_SCHEMES", "HIL_DEFAULT_HEADROOM", "HILConfig",
+           "ACCELERATORS", "spec_for", "flatten",
            "config_differences", "MAX_KEY_DEPTH", "check_key_depth"]
 
-#: update schemes of hardware-in-the-loop training
-HIL_SCHEMES = ("reprogram", "mixed")
 #: torch devices a run may compute on
 ACCELERATORS = ("cpu", "cuda")
 
@@ -53,17 +61,10 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-#: HIL: default weight range over the initial max|W| per scheme. The reprogram chip re-maps a tile
-#: whose weights outgrow it; a mixed-precision chip cannot (its weights are its conductances), and
-#: trained SNU weights grow to ~5x their initial max (digits: requested max|W| 4.7 after 15 epochs),
-#: so its range must be set for the trained network up front, as in Nandakumar et al. 2020.
-HIL_DEFAULT_HEADROOM = {"reprogram": 1.5, "mixed": 8.0}
-
-
 class TrainingConfig(StrictModel):
     """How the weights are learned."""
 
-    mode: Literal["digital", "hwa", "pulsed", "hil"] = "digital"
+    mode: Literal[TRAINING_MODES] = "digital"  # type: ignore[valid-type]
     """digital floats; hwa = hardware-aware on PCM inference tiles; pulsed = in-memory PCM updates; hil = forward on the simulated chip, learning in software (default: digital, or hwa with a device)."""
     optimizer: Literal[tuple(OPTIMIZERS)] = "adam"  # type: ignore[valid-type]
     """Optimizer."""
@@ -93,25 +94,21 @@ class TrainingConfig(StrictModel):
     """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
     program_every: PositiveInt | None = None
     """HIL reprogram only: reprogram the chip every N batches (default 1)."""
-    chip_seconds_per_batch: TimeSeconds | None = Field(None, ge=0.0)
+    chip_seconds_per_batch: TimeSeconds | None = Field(None, **CHIP_SECONDS_RANGE)  # type: ignore[arg-type]
     """HIL only: chip clock advance per batch, seconds; a time such as 1s, 1min, 1h is accepted (default 1s)."""
-    granularity: float | None = Field(None, gt=0.0, le=1.0)
+    granularity: float | None = Field(None, **GRANULARITY_RANGE)  # type: ignore[arg-type]
     """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
-    headroom: float | None = Field(None, ge=1.0, le=1e3)
+    headroom: float | None = Field(None, **HEADROOM_RANGE)  # type: ignore[arg-type]
     """HIL only: each tile's weight range (mapped to g_max) as a multiple of its max|W| at the first programming
     (default 1.5 reprogram, re-mapped when outgrown; 8 mixed, whose range is fixed)."""
 
     @model_validator(mode="after")
     def _hil_fields_need_hil(self) -> "TrainingConfig":
-        given = [name for name in ("hil_scheme", "program_every", "chip_seconds_per_batch", "granularity", "headroom")
-                 if getattr(self, name) is not None]
+        given = [name for name in HIL_OPTIONS.values() if getattr(self, name) is not None]
         if given and self.mode != "hil":
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ValueError(f"{flags} apply to --training hil only (training mode is {self.mode!r})")
-        if self.program_every is not None and self.hil_scheme == "mixed":
-            raise ValueError("--program-every applies to --hil-scheme reprogram, not mixed")
-        if self.granularity is not None and self.hil_scheme != "mixed":
-            raise ValueError("--granularity applies to --hil-scheme mixed only")
+        check_hil_options({field: getattr(self, flat) for field, flat in HIL_OPTIONS.items()})
         if self.rule == "dfa" and self.grapes == "local":
             raise ValueError(DFA_LOCAL_REFUSAL)
         if self.schedule == "step" and self.step_size is None:
@@ -177,22 +174,13 @@ class RunConfig(StrictModel):
         return self
 
     @property
-    def hil(self) -> dict[str, Any] | None:
-        """The HIL settings with their defaults filled in (``None`` unless training mode is hil)."""
-        if self.training.mode != "hil":
-            return None
-        scheme = self.training.hil_scheme or "reprogram"
-        settings: dict[str, Any] = {
-            "scheme": scheme,
-            "chip_seconds_per_batch": 1.0 if self.training.chip_seconds_per_batch is None
-            else self.training.chip_seconds_per_batch,
-        }
-        if scheme == "reprogram":
-            settings["program_every"] = self.training.program_every or 1
-        else:
-            settings["granularity"] = self.training.granularity
-        settings["headroom"] = HIL_DEFAULT_HEADROOM[scheme] if self.training.headroom is None else self.training.headroom
-        return settings
+    def hil(self) -> HILConfig | None:
+        """The HIL settings with their defaults filled in (``None`` unless training mode is hil).
+
+        Stored flat (``training.hil_scheme``, ``training.program_every``, ...: the layout of every
+        run directory and of the flags), built into one :class:`HILConfig` here.
+        """
+        return HILConfig.from_training(self.training) if self.training.mode == "hil" else None
 
 
 def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) -> ModelSpec:

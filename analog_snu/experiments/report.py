@@ -22,7 +22,7 @@
 
 Every part but the run directory itself is optional: what is missing is listed on the page
 (:attr:`Report.notes`) and the rest is still written. Figures are rendered with matplotlib's
-Agg backend at :data:`~analog_snu.hardware.map_plots.PLOT_DPI` (150) dpi or more; files are
+Agg backend at :data:`~analog_snu.reports.figures.PLOT_DPI` (150) dpi or more; files are
 written atomically with the user's umask (:mod:`analog_snu.files`).
 """
 
@@ -48,8 +48,16 @@ from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.report_tables import config_summary, eval_table, results_table
 from analog_snu.experiments.run_dir import check_no_links
 from analog_snu.files import read_json_file, read_regular_file, read_text_file
-from analog_snu.hardware.drift_study import metric_axis_label, plot_drift_study
-from analog_snu.hardware.map_plots import MAX_DPI, PLOT_DPI, figure_png, layer_figures, layers_from_maps, new_figure
+from analog_snu.hardware.layer_maps import layers_from_maps
+from analog_snu.reports import (
+    MAX_DPI,
+    PLOT_DPI,
+    figure_png,
+    layer_figures,
+    metric_axis_label,
+    new_figure,
+    plot_drift_study,
+)
 from analog_snu.times import format_time
 
 __all__ = ["Report", "write_report", "REPORT_FOLDER", "loss_axis_label"]

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analog_snu.metrics import format_metric as _plain_metric
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.sources import SECTIONS
+from analog_snu.metrics import format_metric as _plain_metric
 from analog_snu.times import format_time, parse_time
 from analog_snu.training.loop import format_duration
 

@@ -25,11 +25,11 @@ from pydantic import BaseModel
 
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
-from analog_snu.files import read_text_file
 from analog_snu.experiments.config import RunConfig, TrainingConfig, check_key_depth, flatten
+from analog_snu.files import read_text_file
 from analog_snu.models import ModelConfig
 from analog_snu.schema import merge, validate
-from analog_snu.tasks import TaskConfig
+from analog_snu.tasks import TASK_NAMES, TaskConfig
 
 __all__ = [
     "FLAG_PATHS",
@@ -219,5 +219,5 @@ def build_config(
         else:
             tree = set_path(tree, path, value)
     if "task" not in tree or not isinstance(tree["task"], dict) or "name" not in tree["task"]:
-        raise ConfigError(f"{where}: no task given (--task); valid tasks: {list(TaskConfig.model_fields['name'].annotation.__args__)}")
+        raise ConfigError(f"{where}: no task given (--task); valid tasks: {list(TASK_NAMES)}")
     return validate(RunConfig, tree, where=where)

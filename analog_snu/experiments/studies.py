@@ -24,8 +24,8 @@ from analog_snu.experiments.records import evaluate_split
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.hardware import device_count, drift_study, program
 from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
-from analog_snu.hardware.map_plots import WEAR_FIELDS
-from analog_snu.hardware.weight_maps import weight_map_files
+from analog_snu.hardware.layer_maps import WEAR_FIELDS
+from analog_snu.reports import drift_study_files, weight_map_files
 from analog_snu.schema import check_seed
 from analog_snu.times import format_time
 
@@ -76,7 +76,7 @@ def run_drift_study(
         label = result_label(opened, device_source, used)
         if target is None:
             target = output_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
-        files, written = result.files(target.path, plot=plot, run=run.path.name, split=split)
+        files, written = drift_study_files(result, target.path, plot=plot, run=run.path.name, split=split)
         target.write(files)
     return result, written
 

@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from analog_snu.times import format_time, parse_time
 from analog_snu.experiments.sweep_spec import SweepSpec, format_value
 from analog_snu.files import atomic_write_bytes, write_json
-from analog_snu.hardware.drift_study import metric_axis_label
-from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
+from analog_snu.reports import PLOT_DPI, figure_png, metric_axis_label, new_figure
+from analog_snu.times import format_time, parse_time
 
 __all__ = ["drift_column", "summarise", "write_outputs", "metric_columns"]
 

@@ -39,8 +39,8 @@ from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
-from analog_snu.times import format_time
 from analog_snu.tiles.tile_access import named_layer_tiles
+from analog_snu.times import format_time
 from analog_snu.training import (
     GRAPES,
     HILTrainer,
@@ -306,7 +306,7 @@ def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, device_sour
         source = f" ({device_source})" if device_source and Path(device_source).stem != name else ""
         where = f"{t.mode} on {name}{source}"
     if t.mode == "hil":
-        where += f", {config.hil['scheme']} scheme"
+        where += f", {config.hil.scheme} scheme"
     rule = {"bp": "", "fa": ", feedback alignment", "dfa": ", direct feedback alignment"}[t.rule]
     rule += f", {t.grapes} GRAPES" if t.grapes else ""
     start = f", from epoch {start_epoch + 1}" if start_epoch else ""
@@ -354,10 +354,7 @@ def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Opt
     settings = config.hil
     if settings is None:
         return None
-    return HILTrainer(model, optimizer, config.device, scheme=settings["scheme"],
-                      program_every=settings.get("program_every", 1), granularity=settings.get("granularity"),
-                      chip_seconds_per_batch=settings["chip_seconds_per_batch"], headroom=settings["headroom"],
-                      seed=config.training.seed)
+    return HILTrainer(model, optimizer, config.device, settings, seed=config.training.seed)
 
 
 def hil_line(summary: dict[str, Any]) -> str:

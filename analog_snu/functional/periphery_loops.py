@@ -54,7 +54,6 @@ import math
 import numpy as np
 from numba import njit
 
-
 __all__ = ["add_normal", "binary_state", "fill_normals", "input_gradients", "new_streams", "spike_rounds",
            "spike_rows_backward", "ziggurat_tables"]
 

@@ -1,4 +1,5 @@
-"""Programming, drift, device counts, exported weight maps and drift studies of PCM networks.
+"""Programming, drift, device counts, weight-map data and drift studies of PCM networks (data only:
+the figures are drawn by :mod:`analog_snu.reports`).
 
 Above :mod:`analog_snu.tiles`: works on any network whose analog tiles carry a
 :class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` (built with ``PCMDevice.rpu_config(mode)``),
@@ -8,7 +9,7 @@ or on stock aihwkit tiles when a ``device`` is given.
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.drift_study import DEFAULT_TIMES, DriftStudyResult, drift_study
 from analog_snu.hardware.programming import derive_seed, device_count, drift, program, programmed_states
-from analog_snu.hardware.weight_maps import export_weight_maps, import_weight_maps
+from analog_snu.hardware.weight_maps import import_weight_maps
 
 __all__ = [
     "DEFAULT_TIMES",
@@ -18,7 +19,6 @@ __all__ = [
     "derive_seed",
     "device_count",
     "drift",
-    "export_weight_maps",
     "import_weight_maps",
     "program",
     "programmed_states",

@@ -21,13 +21,11 @@ import torch
 from torch import nn
 
 from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
-from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 from analog_snu.errors import ConfigError
 from analog_snu.files import replace_files
-from analog_snu.metrics import format_metric
-from analog_snu.hardware.map_plots import PLOT_DPI, figure_png, new_figure
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version
+from analog_snu.metrics import format_metric
 from analog_snu.schema import check_seed
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,
@@ -37,52 +35,13 @@ from analog_snu.tiles.tile_access import (
     tile_noise_model,
     unprogram_tile,
 )
+from analog_snu.times import format_time  # re-exported: times as --times takes them ("1d")
 
-__all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "metric_axis_label", "time_ticks",
-           "plot_drift_study", "check_study_times", "check_study_seeds"]
+__all__ = ["DEFAULT_TIMES", "DriftStudyResult", "drift_study", "format_time", "check_study_times",
+           "check_study_seeds"]
 
 #: 1 s, 1 h, 1 day, 30 days, 1 year, 10 years after programming
 DEFAULT_TIMES = (1.0, 3600.0, 86_400.0, 2_592_000.0, 31_536_000.0, 315_360_000.0)
-
-
-#: human tick marks of a time axis: 1 s, 1 min, 1 h, 1 d, 30 d, 1 y, 10 y (and 100 y)
-_TICKS = ((1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86_400.0, "1 d"), (2_592_000.0, "30 d"),
-          (31_536_000.0, "1 y"), (315_360_000.0, "10 y"), (3_153_600_000.0, "100 y"))
-
-
-def time_ticks(t_min: float, t_max: float) -> tuple[list[float], list[str]]:
-    """Tick positions (s) and labels (``"1 h"``, ``"1 d"``, ``"1 y"``...) covering ``[t_min, t_max]``.
-
-    >>> time_ticks(1.0, 31_536_000.0)[1]
-    ['1 s', '1 min', '1 h', '1 d', '30 d', '1 y']
-    """
-    chosen = [(t, label) for t, label in _TICKS if t_min * (1 - 1e-9) <= t <= t_max * (1 + 1e-9)]
-    if t_min <= 0.0:
-        chosen.insert(0, (0.0, "0 s"))
-    return [t for t, _ in chosen], [label for _, label in chosen]
-
-
-#: metric name -> (axis name, unit, better direction)
-_METRIC_AXES = {
-    "accuracy": ("accuracy", "fraction correct", "higher"),
-    "nll": ("NLL", "nats/frame", "lower"),
-    "perplexity": ("perplexity", "per word", "lower"),
-    "loss": ("loss", None, "lower"),
-}
-
-
-def metric_axis_label(metric: str, split: str | None = None) -> str:
-    """Axis label with unit and the direction of "better", e.g. ``"test NLL (nats/frame, lower is better)"``.
-
-    >>> metric_axis_label("nll", "test")
-    'test NLL (nats/frame, lower is better)'
-    >>> metric_axis_label("accuracy")
-    'accuracy (fraction correct, higher is better)'
-    """
-    name, unit, better = _METRIC_AXES.get(metric, (metric, None, None))
-    head = f"{split} {name}" if split else name
-    details = [part for part in (unit, f"{better} is better" if better else None) if part]
-    return f"{head} ({', '.join(details)})" if details else head
 
 
 @dataclass
@@ -139,22 +98,22 @@ class DriftStudyResult:
         """JSON-ready dict (raw rows and summary)."""
         return {**asdict(self), "summary": self.summary()}
 
-    def save(self, out_dir: str | Path, stem: str = "drift_study", plot: bool = True,
-             run: str | None = None, split: str | None = None) -> dict[str, Path]:
-        """Write ``<stem>.csv`` (summary), ``<stem>_runs.csv`` (every value), ``<stem>.json`` and
-        ``<stem>.png`` (metric vs log time) into ``out_dir`` (created); returns the paths.
+    def save(self, out_dir: str | Path, stem: str = "drift_study", run: str | None = None,
+             split: str | None = None) -> dict[str, Path]:
+        """Write ``<stem>.csv`` (summary), ``<stem>_runs.csv`` (every value) and ``<stem>.json`` into
+        ``out_dir`` (created); returns the paths. The figure: :func:`analog_snu.reports.save_drift_study`.
 
         ``run`` (the run's name or directory) and ``split`` (the evaluated split), when given,
-        are stored in ``meta`` and shown in the plot's title and axis label.
+        are stored in ``meta``.
         """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        files, paths = self.files(out_dir, stem, plot, run=run, split=split)
+        files, paths = self.files(out_dir, stem, run=run, split=split)
         replace_files(files)
         return paths
 
-    def files(self, out_dir: str | Path, stem: str = "drift_study", plot: bool = True,
-              run: str | None = None, split: str | None = None) -> tuple[dict[Path, bytes], dict[str, Path]]:
+    def files(self, out_dir: str | Path, stem: str = "drift_study", run: str | None = None,
+              split: str | None = None) -> tuple[dict[Path, bytes], dict[str, Path]]:
         """What :meth:`save` writes, not written yet: ``(path -> content, kind -> path)``."""
         if run is not None:
             self.meta["run"] = str(run)
@@ -171,54 +130,7 @@ class DriftStudyResult:
             paths["runs_csv"]: _csv(self.rows, ["time_s", "compensated", "seed", "value"]),
             paths["json"]: (json.dumps(self.to_dict(), indent=2) + "\n").encode(),
         }
-        if plot:
-            paths["png"] = out_dir / f"{stem}.png"
-            files[paths["png"]] = self._plot()
         return files, paths
-
-    def _plot(self) -> bytes:
-        return plot_drift_study(self.to_dict())
-
-
-def plot_drift_study(study: dict[str, Any], dpi: int = PLOT_DPI) -> bytes:
-    """PNG of a drift study (the dict of :meth:`DriftStudyResult.to_dict`, as in ``drift_study.json``):
-    mean metric vs time after programming with human ticks, without and with compensation,
-    the std over programming seeds as error bars; device and run in the title."""
-    meta = study.get("meta") or {}
-    summary = study["summary"]
-    seeds = study.get("seeds") or []
-    fig = new_figure(7.0, 4.4)
-    ax = fig.subplots()
-    for compensated, label, marker in ((False, "no compensation", "o"),
-                                       (True, f"{study.get('compensation', '')} compensation".strip(), "s")):
-        points = sorted((s for s in summary if bool(s["compensated"]) == compensated), key=lambda s: s["time_s"])
-        if points:
-            ax.errorbar([p["time_s"] for p in points], [p["mean"] for p in points],
-                        yerr=[p["std"] for p in points], marker=marker, capsize=3, label=label)
-    if study.get("reference") is not None:
-        ax.axhline(study["reference"], color="gray", linestyle="--", label="before programming")
-    times = [float(s["time_s"]) for s in summary]
-    if min(times) <= 0.0:
-        ax.set_xscale("symlog", linthresh=1.0, linscale=0.3)
-    else:
-        ax.set_xscale("log")
-    ticks, labels = time_ticks(min(times), max(times))
-    if len(ticks) >= 2:
-        ax.set_xticks(ticks, labels)
-        ax.minorticks_off()
-    ax.set_xlabel("time after programming (log scale)")
-    ax.set_ylabel(metric_axis_label(study["metric"], meta.get("split")))
-    devices = sorted({str(d.get("name", "?")) for d in (meta.get("devices") or {}).values() if isinstance(d, dict)})
-    where = " · ".join(part for part in (
-        f"device {', '.join(devices)}" if devices else None,
-        f"run {meta['run']}" if meta.get("run") else None,
-    ) if part)
-    title = f"Drift study: mean ± std over {len(seeds)} programming seed{'s' if len(seeds) != 1 else ''}"
-    ax.set_title(f"{title}\n{where}" if where else title, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
-    return figure_png(fig, dpi)
-
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     buffer = io.StringIO()

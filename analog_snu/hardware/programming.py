@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from analog_snu.device_models import PCMDevice, list_presets, resolve_device
-from analog_snu.times import parse_time
 from analog_snu.errors import ConfigError
 from analog_snu.schema import check_seed
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -25,6 +24,7 @@ from analog_snu.tiles.tile_access import (
     program_tile,
     tile_noise_model,
 )
+from analog_snu.times import parse_time
 
 __all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed", "seconds_after_programming"]
 

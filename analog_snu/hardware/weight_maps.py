@@ -1,4 +1,4 @@
-"""Export and import the programmed state of every PCM device of a network.
+"""The data of exported weight maps and their import: the programmed state of every PCM device of a network.
 
 Files (``path`` is the ``.npz``; the others sit next to it):
 
@@ -17,9 +17,9 @@ Files (``path`` is the ``.npz``; the others sit next to it):
   tile its layer, shape, device config, time since programming and seeds.
 - optional ``<stem>_<layer>.csv`` (one row per weight and pair) and ``<stem>_<layer>.png``
   (heatmaps of G+ and G- now, per pair, at the layer's global indices; see
-  :mod:`analog_snu.hardware.map_plots`).
+  :mod:`analog_snu.reports.map_plots`).
 
-All files are written together by :func:`analog_snu.files.replace_files` (all of them or none).
+The files are written together (all of them or none) by :func:`analog_snu.reports.export_weight_maps`.
 :func:`import_weight_maps` checks everything before it changes the model: the checksum, the
 archive's member sizes against a cap before inflating them (no zip bombs), shapes and dtypes,
 and physical ranges (finite, conductances and drift exponents >= 0, device maxima
@@ -45,8 +45,8 @@ from torch import nn
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
 from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
-from analog_snu.files import read_json_file, read_regular_file, replace_files
-from analog_snu.hardware.map_plots import WEAR_FIELDS, conductance_maps_png, layer_maps_from_states
+from analog_snu.files import read_json_file, read_regular_file
+from analog_snu.hardware.layer_maps import WEAR_FIELDS, LayerMaps, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.tiles.backend import aihwkit_version
 from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
@@ -60,7 +60,7 @@ from analog_snu.tiles.tile_access import (
     tile_snapshot,
 )
 
-__all__ = ["export_weight_maps", "weight_map_files", "import_weight_maps", "FORMAT", "VERSION"]
+__all__ = ["weight_map_data", "import_weight_maps", "npz_path_for", "FORMAT", "VERSION"]
 
 FORMAT = "analog_snu.weight_maps"
 VERSION = 1
@@ -143,38 +143,21 @@ def _csv_text(layer_tiles: list[tuple[str, PCMNoiseModel, PCMTileState]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _npz_path(path: str | os.PathLike) -> Path:
+def npz_path_for(path: str | os.PathLike) -> Path:
+    """The ``.npz`` path of weight maps named ``path`` (``.npz`` appended unless it ends so)."""
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def export_weight_maps(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
-                       time: float | None = None,
-                       wear: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> dict[str, Any]:
-    """Write the weight maps of a programmed ``model`` (see the module docstring for the files).
-
-    ``time`` (seconds after programming, finite, >= 0): first drift every tile that is not at
-    that time to it (:func:`analog_snu.hardware.drift`, seed derived from the programming seed);
-    ``None`` exports the tiles as they are. ``wear``: per-device wear counters of a
-    hardware-in-the-loop run, tile name -> {``programming_events`` | ``set_pulses`` |
-    ``refreshes``: array}, stored as ``<tile>/<counter>`` next to the conductances.
-
-    Returns ``{"npz": Path, "json": Path, "csv": [Path...], "png": [Path...]}``.
-    """
-    if not _npz_path(path).parent.is_dir():
-        raise ConfigError(f"output folder {str(_npz_path(path).parent)!r} does not exist")
-    files, written = weight_map_files(model, path, csv, png, time=time, wear=wear)
-    replace_files(files)
-    return written
-
-
 @torch.no_grad()
-def weight_map_files(model: nn.Module, path: str | os.PathLike, csv: bool = False, png: bool = True, *,
-                     time: float | None = None, wear: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-                     ) -> tuple[dict[Path, bytes], dict[str, Any]]:
-    """What :func:`export_weight_maps` writes, not written yet: ``(path -> content, which is which)``."""
+def weight_map_data(model: nn.Module, path: str | os.PathLike, csv: bool = False, *, layer_maps: bool = False,
+                    time: float | None = None, wear: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                    ) -> tuple[dict[Path, bytes], dict[str, Any], dict[Path, LayerMaps]]:
+    """The data files of the weight maps (npz, json, csv), not written yet: ``(path -> content, which
+    is which, figure path -> LayerMaps)``; the last is filled with ``layer_maps`` (the figures are
+    drawn by :func:`analog_snu.reports.weight_map_files`)."""
     time = None if time is None else seconds_after_programming(time, "time")
-    npz_path = _npz_path(path)
+    npz_path = npz_path_for(path)
     tiles = _programmed_tiles(model)
     if time is not None and any(state.t_now != time for *_, state in tiles):
         drift(model, time)
@@ -219,17 +202,16 @@ def weight_map_files(model: nn.Module, path: str | os.PathLike, csv: bool = Fals
     files: dict[Path, bytes] = {npz_path: npz_bytes,
                                 npz_path.with_suffix(".json"): (json.dumps(meta, indent=2) + "\n").encode()}
     written: dict[str, Any] = {"npz": npz_path, "json": npz_path.with_suffix(".json"), "csv": [], "png": []}
+    figures: dict[Path, LayerMaps] = {}
     for layer, layer_tiles in by_layer.items():
         stem = f"{npz_path.stem}_{_safe_name(layer)}"
         if csv:
             target = npz_path.with_name(stem + ".csv")
             files[target] = _csv_text(layer_tiles).encode()
             written["csv"].append(target)
-        if png:
-            target = npz_path.with_name(stem + ".png")
-            files[target] = conductance_maps_png(layer_maps_from_states(layer, layer_tiles))
-            written["png"].append(target)
-    return files, written
+        if layer_maps:
+            figures[npz_path.with_name(stem + ".png")] = layer_maps_from_states(layer, layer_tiles)
+    return files, written, figures
 
 
 # --- import ------------------------------------------------------------------------------------------
@@ -364,7 +346,7 @@ def _state_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[in
 @torch.no_grad()
 def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
                        max_bytes: int = DEFAULT_MAX_NPZ_BYTES) -> dict[str, PCMTileState]:
-    """Restore the programmed/drifted state exported by :func:`export_weight_maps` into ``model``.
+    """Restore the programmed/drifted state exported by :func:`analog_snu.reports.export_weight_maps` into ``model``.
 
     The model must have the same analog tiles (names and shapes) and device configs (a tile
     built from a stock aihwkit config adopts the file's device). Evaluation afterwards is
@@ -373,7 +355,7 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
     physically impossible value (see the module docstring) or an archive whose members declare
     more than ``max_bytes`` uncompressed.
     """
-    npz_path = _npz_path(path)
+    npz_path = npz_path_for(path)
     meta = _read_meta(npz_path)
     arrays = _read_arrays(npz_path, meta["npz_sha256"], max_bytes)
     tiles = named_layer_tiles(model)

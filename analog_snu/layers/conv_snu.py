@@ -26,8 +26,8 @@ from analog_snu.functional import (
     variational_dropout,
 )
 from analog_snu.layers.checks import check_finite_float, check_image_layers, check_size, check_unit_interval
-from analog_snu.layers.snu import SNU
 from analog_snu.layers.precision import ExactInitialValues
+from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_conv2d, make_linear
 
 __all__ = ["ConvSNU", "ConvSNUNetwork"]

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
-
-from pydantic import Field, NonNegativeInt, PositiveFloat
+from typing import Any
 
 import torch
+from pydantic import Field, NonNegativeInt, PositiveFloat
 from torch import Tensor, nn
 
 from analog_snu.errors import DataError
 from analog_snu.schema import StrictModel
 
-__all__ = ["TASK_NAMES", "SizedBatches", "Task", "TaskConfig", "TaskOptions", "data_loader"]
-
-
-#: the tasks a run can name
-TASK_NAMES = ("digits", "mnist", "jsb", "ptb")
+__all__ = ["SizedBatches", "Task", "TaskOptions", "data_loader"]
 
 
 class TaskOptions(StrictModel):
@@ -42,17 +37,6 @@ class TaskOptions(StrictModel):
     """Shuffle the training examples every epoch; off: the data's own order every epoch (IBM's JSB example)."""
     valid_limit: NonNegativeInt = 0
     """Use only the first N validation examples (0: all; tokens for ptb), for quick runs; the test split stays whole."""
-
-
-class TaskConfig(TaskOptions):
-    """A task by name plus its data-side settings."""
-
-    name: Literal["digits", "mnist", "jsb", "ptb"]
-    """Task: digits (8x8, accuracy), mnist (accuracy), jsb (music, NLL/frame), ptb (language, perplexity)."""
-
-    def options(self) -> TaskOptions:
-        """The settings without the name."""
-        return TaskOptions.model_validate(self.model_dump(exclude={"name"}))
 
 
 class Task:

@@ -66,7 +66,6 @@ from analog_snu.tiles import is_analog
 from analog_snu.training.grapes import (
     GRAPES,
     _normalise,
-    _scale_rows,
     is_conv_map,
     layer_maps,
     map_weight,

@@ -47,7 +47,6 @@ Example (a loop like :func:`~analog_snu.training.loop.train_epoch`)::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from typing import Any
@@ -68,18 +67,18 @@ from analog_snu.tiles.tile_access import (
     named_layer_tiles,
     tile_noise_model,
 )
+from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
 
-__all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILTrainer"]
+__all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILConfig", "HILTrainer"]
 
-HIL_SCHEMES = ("reprogram", "mixed")
+#: the HIL keyword arguments of :class:`HILTrainer` and their defaults (the Python API's: headroom
+#: 1.5 for both schemes, where a run config's default for mixed is 8)
+_KEYWORD_DEFAULTS: dict[str, Any] = {"scheme": "reprogram", "program_every": 1, "chip_seconds_per_batch": 1.0,
+                                     "granularity": None, "headroom": 1.5, "program_all": False}
 #: 2: the optimizer steps on network-unit weights (version 1 stepped on tile units, whose Adam
 #: moments a version-2 step cannot continue)
 HIL_STATE_VERSION = 2
 _PREFIX = "hil/"
-
-
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 class HILTrainer:
@@ -89,6 +88,8 @@ class HILTrainer:
         model: a network whose analog tiles are inference tiles of ``device``.
         optimizer: built over ``model`` (e.g. :func:`~analog_snu.training.optimizers.make_optimizer`).
         device: the chip's :class:`PCMDevice` or a preset name (not ``"digital"``/``None``).
+        config: the HIL options as one :class:`~analog_snu.training.hil_config.HILConfig` (a run's
+            :attr:`~analog_snu.experiments.RunConfig.hil`); without it, the keywords below build one.
         scheme: ``"reprogram"`` or ``"mixed"``.
         program_every: reprogram the chip every this many batches (``>= 1``; reprogram only).
         chip_seconds_per_batch: chip-clock advance per batch, seconds, ``>= 0``.
@@ -99,42 +100,39 @@ class HILTrainer:
         program_all: reprogram only: every round writes every device (default: changed targets).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: PCMDevice | str | None, *,
-                 scheme: str = "reprogram", program_every: int = 1, chip_seconds_per_batch: float = 1.0,
-                 seed: int = 0, granularity: float | None = None, headroom: float = 1.5,
-                 program_all: bool = False) -> None:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: PCMDevice | str | None,
+                 config: HILConfig | None = None, *, scheme: str = "reprogram", program_every: int = 1,
+                 chip_seconds_per_batch: float = 1.0, seed: int = 0, granularity: float | None = None,
+                 headroom: float = 1.5, program_all: bool = False) -> None:
         if device is None or device == "digital":
             raise ConfigError(
                 f"HIL training needs a PCM device (a PCMDevice or one of the presets {list_presets()}), got {device!r}"
             )
         device = resolve_device(device)
-        if scheme not in HIL_SCHEMES:
-            raise ConfigError(f"scheme must be one of {list(HIL_SCHEMES)}, got {scheme!r}")
-        if isinstance(program_every, bool) or not isinstance(program_every, int) or program_every < 1:
-            raise ConfigError(f"program_every must be an int >= 1 (batches between programming rounds), got {program_every!r}")
-        if scheme == "mixed" and program_every != 1:
-            raise ConfigError(
-                f"program_every applies to the reprogram scheme (mixed precision writes pulses every batch), got {program_every}"
-            )
-        if not _is_number(chip_seconds_per_batch) or chip_seconds_per_batch < 0:
-            raise ConfigError(f"chip_seconds_per_batch must be a finite number >= 0 (seconds), got {chip_seconds_per_batch!r}")
-        if granularity is not None and (not _is_number(granularity) or granularity <= 0):
-            raise ConfigError(f"granularity must be a number > 0 (fraction of g_max per SET pulse), got {granularity!r}")
-        if granularity is not None and scheme != "mixed":
-            raise ConfigError("granularity applies to the mixed scheme only")
-        if not isinstance(program_all, bool):
-            raise ConfigError(f"program_all must be a bool, got {program_all!r}")
-        if scheme == "mixed" and device.conductance.pairs != 1:
+        options = {"scheme": scheme, "program_every": program_every, "chip_seconds_per_batch": chip_seconds_per_batch,
+                   "granularity": granularity, "headroom": headroom, "program_all": program_all}
+        if config is None:
+            if scheme == "mixed" and program_every == 1:  # the keyword's default, not a choice of the caller
+                options["program_every"] = None
+            config = HILConfig(**options)
+        elif not isinstance(config, HILConfig):
+            raise ConfigError(f"config must be a HILConfig, got {type(config).__name__}")
+        else:
+            changed = sorted(k for k, v in options.items() if v != _KEYWORD_DEFAULTS[k])
+            if changed:
+                raise ConfigError(f"pass the HIL options in config or as keywords, not both (got config and {changed})")
+        if config.scheme == "mixed" and device.conductance.pairs != 1:
             raise ConfigError(
                 f"the mixed scheme supports one G+/G- pair per weight (conductance.significance of length 1), "
                 f"got {device.conductance.pairs} pairs"
             )
+        self.config = config
         self.tiles = self._check_tiles(model, device)
-        self.model, self.optimizer, self.device, self.scheme = model, optimizer, device, scheme
-        self.program_every, self.chip_seconds_per_batch = program_every, float(chip_seconds_per_batch)
-        self.program_all = program_all
+        self.model, self.optimizer, self.device, self.scheme = model, optimizer, device, config.scheme
+        self.program_every, self.chip_seconds_per_batch = config.program_every, float(config.chip_seconds_per_batch)
+        self.program_all = config.program_all
         shapes = {name: tuple(_raw(tile).shape) for name, tile in self.tiles}
-        self.chip = SimulatedChip(device, shapes, seed=seed, headroom=headroom, granularity=granularity)
+        self.chip = SimulatedChip(device, shapes, seed=seed, headroom=config.headroom, granularity=config.granularity)
         self.batches = 0
         self.chi: dict[str, Tensor] = {}
         self.requested: dict[str, Tensor] = {}

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 
-
 @pytest.fixture
 def bench(load_benchmark):
     return load_benchmark("bench_contention")

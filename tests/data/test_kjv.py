@@ -6,9 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from analog_snu.data import package_files
-
-from analog_snu.data import kjv
+from analog_snu.data import kjv, package_files
 from analog_snu.data.kjv import find_kjv_database, kjv_lines, kjv_split_of, load_kjv, ptb_normalize
 from analog_snu.errors import DataError
 

@@ -7,11 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from analog_snu.data import package_files
 import torch
 
-from analog_snu.data import mnist as mnist_module
+from analog_snu.data import package_files
 from analog_snu.data.mnist import find_mnist_pickle, load_mnist
 from analog_snu.errors import DataError
 

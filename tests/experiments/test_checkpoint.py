@@ -4,6 +4,9 @@ import os
 import pytest
 import torch
 
+from analog_snu import files
+from analog_snu.device_models import preset
+from analog_snu.errors import AnalogSNUError, CheckpointError
 from analog_snu.experiments import checkpoint as ckpt
 from analog_snu.experiments.checkpoint import (
     load_checkpoint,
@@ -14,9 +17,6 @@ from analog_snu.experiments.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
-from analog_snu.device_models import preset
-from analog_snu import files
-from analog_snu.errors import AnalogSNUError, CheckpointError
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.training import make_optimizer
 

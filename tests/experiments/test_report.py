@@ -22,13 +22,14 @@ from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.report import loss_axis_label, write_report
 from analog_snu.files import write_json
-from analog_snu.hardware import drift, drift_study, export_weight_maps, program
-from analog_snu.hardware.map_plots import PLOT_DPI, layers_from_maps
+from analog_snu.hardware import drift, drift_study, program
+from analog_snu.hardware.layer_maps import layers_from_maps
+from analog_snu.reports import PLOT_DPI, export_weight_maps, save_drift_study
 from analog_snu.training.loop import accuracy, evaluate, train_epoch
 
 DEVICE = "pcm_joshi2020"
 # the module (analog_snu.hardware.drift_study is also the name of its function in analog_snu.hardware)
-drift_study_module = importlib.import_module("analog_snu.hardware.drift_study")
+drift_study_module = importlib.import_module("analog_snu.reports.drift_plots")
 
 
 def _batches(images, labels, size, generator, shuffle=True):
@@ -76,7 +77,7 @@ def tiny_run(tmp_path_factory):
         write_json(run / "hil.json", {"scheme": "reprogram", "devices": 2368,
                                       "programming_events": {"mean": 12.5, "max": 40}})
         study = drift_study(model, test_accuracy, times=(1.0, 3600.0, 31_536_000.0), seeds=(0, 1), metric="accuracy")
-        study_paths = study.save(run / "drift_study" / f"{DEVICE}_seeds0-1", run=run.name, split="test")
+        study_paths = save_drift_study(study, run / "drift_study" / f"{DEVICE}_seeds0-1", run=run.name, split="test")
         program(model, seed=0)
         drift(model, 3600.0)
         (run / "weight_maps" / f"{DEVICE}_seed0_t3600").mkdir(parents=True)
@@ -330,7 +331,7 @@ def test_a_dpi_that_would_take_gigabytes_is_refused_before_drawing(tmp_path, dpi
 
 
 def test_a_figure_with_too_many_pixels_is_refused_at_any_dpi():
-    from analog_snu.hardware.map_plots import MAX_FIGURE_PIXELS, figure_png, new_figure
+    from analog_snu.reports.figures import MAX_FIGURE_PIXELS, figure_png, new_figure
 
     big = new_figure(100.0, 100.0)  # 60,000 x 60,000 pixels at 600 dpi
     with pytest.raises(ConfigError, match=r"a figure of 60000 x 60000 pixels at 600 dpi is larger than the "

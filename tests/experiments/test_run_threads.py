@@ -2,11 +2,9 @@
 
 import json
 
-import pytest
 import torch
 
-from analog_snu.experiments import build_config, evaluate_run, load_task_for, train_run
-from analog_snu.experiments import run_threads
+from analog_snu.experiments import build_config, evaluate_run, load_task_for, run_threads, train_run
 from analog_snu.experiments.run_threads import batch_work
 from analog_snu.tasks import Task
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from analog_snu.errors import ConfigError, ShapeError
-from analog_snu.functional import SNUState, snu_pool_compiled, snu_pool_sequence, snu_pool_loops, snu_step
+from analog_snu.functional import SNUState, snu_pool_compiled, snu_pool_loops, snu_pool_sequence, snu_step
 from analog_snu.functional import snu as snu_module
 from analog_snu.functional.surrogates import SURROGATES
 

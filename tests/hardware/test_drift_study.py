@@ -10,6 +10,7 @@ from analog_snu.cli import main
 from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.hardware import drift_study
+from analog_snu.reports import save_drift_study
 
 
 def _setup(mode="hwa"):
@@ -46,7 +47,10 @@ def test_drift_study_rows_summary_and_restores_model(tmp_path, mode):
     paths = result.save(tmp_path / "out")
     assert paths["csv"].read_text().startswith("time_s,compensated,mean,std,n")
     assert json.loads(paths["json"].read_text())["seeds"] == [0, 1]
-    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert "png" not in paths and not (tmp_path / "out" / "drift_study.png").exists()  # hardware/ draws nothing
+    drawn = save_drift_study(result, tmp_path / "drawn")
+    assert drawn["png"].read_bytes()[:4] == b"\x89PNG"
+    assert {kind: drawn[kind].read_bytes() for kind in paths} == {kind: paths[kind].read_bytes() for kind in paths}
 
 
 def test_drift_study_errors():

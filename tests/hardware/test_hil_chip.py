@@ -12,7 +12,7 @@ from analog_snu.errors import CheckpointError, ConfigError, InputValueError
 from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
 from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_NONE
-from analog_snu.tiles.tile_access import named_layer_tiles, set_tile_compensation, tile_noise_model
+from analog_snu.tiles.tile_access import named_layer_tiles, tile_noise_model
 
 SHAPES = {"a": (4, 5), "b": (3, 4)}
 

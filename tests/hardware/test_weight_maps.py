@@ -12,9 +12,9 @@ import torch
 
 from analog_snu import SNUNetwork, drift, export_weight_maps, import_weight_maps, program
 from analog_snu.data.cache import load_npz
-from analog_snu.hardware import programmed_states
 from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError
+from analog_snu.hardware import programmed_states
 
 TILE = "layers.0.weight_ih.analog_module"
 

@@ -132,7 +132,10 @@ def test_grapes_on_cnn_scales_each_channel_error():
     m_conv = (2 * i_c / i_c.max()).view(-1, 1, 1)
     wd = twin.dense[0].weight_ih.weight.detach()
     m_dense = 2 * wd.abs().sum(1) / wd.abs().sum(1).max()
-    scale = lambda y, m: y * m + (y * (1 - m)).detach()
+
+    def scale(y, m):
+        return y * m + (y * (1 - m)).detach()
+
     twin.convs[0].pool = 1  # the layer pools its output; here the scaled spikes are pooled as GRAPES first saw them
     y, _ = twin.convs[0](x)
     y = scale(y, m_conv)

@@ -127,7 +127,7 @@ def test_dropout_on_analog_tiles_is_digital_before_the_tile():
     torch.manual_seed(0)
     net = SNUNetwork([5, 16, 3], output="sequence", rpu_config=rpu, dropout=0.5, **ALWAYS).train()
     into_readout, handle = _inputs_of(net.readout)
-    out = net(torch.ones(5, 8, 5))
+    net(torch.ones(5, 8, 5))
     handle.remove()
     _assert_variational(into_readout[0].reshape(5, 8, 16), 5, 0.5)
     # one sample: a dropped unit sends nothing to the readout tile, so its weight column gets no gradient

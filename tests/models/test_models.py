@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.layers import SNUNetwork
-from analog_snu.device_models import preset
 from analog_snu.models import LanguageModel, ModelSpec, RecurrentNetwork, build_model
 
 

@@ -186,7 +186,11 @@ def cnn_reference(model, x, labels, rule, feedback=None, clip=False):
     h2 = a2.relu()
     z = h2.flatten(1) @ w3.T
     e = (z.softmax(-1) - nn.functional.one_hot(labels, 3)) / x.shape[0]
-    m = lambda w: (lambda i: (2 * i / i.max()).clamp(1, 2) if clip else 2 * i / i.max())(w.abs().flatten(1).sum(1))
+
+    def m(w):
+        i = w.abs().flatten(1).sum(1)
+        return (2 * i / i.max()).clamp(1, 2) if clip else 2 * i / i.max()
+
     if rule.startswith("DFA"):
         back2 = (e @ feedback[2]).reshape(h2.shape)
     else:

@@ -227,21 +227,21 @@ def test_bad_arguments_raise_named_errors():
         HILTrainer(analog, opt, "digital")
     with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
         HILTrainer(analog, opt, None)
-    with pytest.raises(ConfigError, match=r"scheme must be one of \['reprogram', 'mixed'\], got 'pulsed'"):
+    with pytest.raises(ConfigError, match=r"scheme: Input should be 'reprogram' or 'mixed' \(got 'pulsed'\)"):
         HILTrainer(analog, opt, device, scheme="pulsed")
-    with pytest.raises(ConfigError, match="program_every must be an int >= 1.*got 0"):
+    with pytest.raises(ConfigError, match=r"program_every: Input should be greater than 0 \(got 0\)"):
         HILTrainer(analog, opt, device, program_every=0)
-    with pytest.raises(ConfigError, match="program_every applies to the reprogram scheme"):
+    with pytest.raises(ConfigError, match="--program-every applies to --hil-scheme reprogram, not mixed"):
         HILTrainer(analog, opt, device, scheme="mixed", program_every=2)
-    with pytest.raises(ConfigError, match=r"granularity must be a number > 0.*got 0"):
+    with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got 0.0\)"):
         HILTrainer(analog, opt, device, scheme="mixed", granularity=0.0)
-    with pytest.raises(ConfigError, match=r"granularity must be a number > 0.*got -1"):
+    with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got -1\)"):
         HILTrainer(analog, opt, device, scheme="mixed", granularity=-1)
-    with pytest.raises(ConfigError, match="granularity applies to the mixed scheme only"):
+    with pytest.raises(ConfigError, match="--granularity applies to --hil-scheme mixed only"):
         HILTrainer(analog, opt, device, granularity=0.01)
-    with pytest.raises(ConfigError, match="chip_seconds_per_batch must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match="chip_seconds_per_batch: Input should be greater than or equal to 0"):
         HILTrainer(analog, opt, device, chip_seconds_per_batch=-1.0)
-    with pytest.raises(ConfigError, match="program_all must be a bool"):
+    with pytest.raises(ConfigError, match="program_all: Input should be a valid boolean"):
         HILTrainer(analog, opt, device, program_all=1)
     digital = SNUNetwork(list(SIZES))
     with pytest.raises(ConfigError, match="the model is digital"):

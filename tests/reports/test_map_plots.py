@@ -7,14 +7,10 @@ import pytest
 from PIL import Image
 
 from analog_snu.errors import CheckpointError
-from analog_snu.hardware import map_plots
-from analog_snu.hardware.map_plots import (
-    PLOT_DPI,
-    layer_figures,
-    layers_from_maps,
-    tile_grid_index,
-    tile_offsets,
-)
+from analog_snu.hardware.layer_maps import layers_from_maps, tile_grid_index, tile_offsets
+from analog_snu.reports import map_plots
+from analog_snu.reports.figures import PLOT_DPI
+from analog_snu.reports.map_plots import layer_figures
 
 LAYER = "layers.0.weight_ih"
 DEVICE = {"name": "pcm_test", "conductance": {"g_max": 25.0}}
@@ -179,7 +175,8 @@ def test_network_weights_of_the_maps_are_what_the_network_computes_with(kind, tm
 
     from analog_snu import SNUNetwork
     from analog_snu.device_models import preset
-    from analog_snu.hardware import drift, export_weight_maps, program
+    from analog_snu.hardware import drift, program
+    from analog_snu.reports import export_weight_maps
 
     device = preset("pcm_joshi2020").updated({"read_noise": {"enabled": False}, "periphery": {"enabled": False}})
     torch.manual_seed(0)
