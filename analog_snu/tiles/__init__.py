@@ -12,7 +12,8 @@ from analog_snu.tiles.linear import (
 )
 from analog_snu.tiles.optim import analog_optimizer
 from analog_snu.tiles.rnn import ANALOG_RNN_CELLS, analog_rnn
-from analog_snu.tiles.updates import remap_tile, scale_weight_update, tile_rows, update_in_network_units
+from analog_snu.tiles.units import remap_tile, update_in_network_units
+from analog_snu.tiles.updates import scale_weight_update, tile_rows
 
 __all__ = [
     "ANALOG_RNN_CELLS",
