@@ -186,9 +186,10 @@ def build(sweeps: Path) -> dict[str, Any]:
 def _fmt(row: dict[str, Any]) -> str:
     if row["mean"] is None:
         return "not run"
-    if row["metric"] == "test_accuracy":
-        return f"{100 * row['mean']:.2f} +- {100 * row['std']:.2f} %"
-    return f"{row['mean']:.3f} +- {row['std']:.3f}"
+    scale, digits, unit = (100.0, 2, " %") if row["metric"] == "test_accuracy" else (1.0, 3, "")
+    if len(row["seeds"]) == 1:
+        return f"{scale * row['mean']:.{digits}f}{unit} (one seed)"
+    return f"{scale * row['mean']:.{digits}f} +- {scale * row['std']:.{digits}f}{unit}"
 
 
 def markdown(table: dict[str, Any]) -> str:
