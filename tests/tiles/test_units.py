@@ -9,15 +9,20 @@ from analog_snu.tiles import read_weight, remap_tile, tile_rows, update_in_netwo
 from analog_snu.tiles.units import weight_parameter
 
 
-@pytest.mark.parametrize("simulator", ["torch", "cpp"])
-def test_update_in_network_units_gives_the_weights_and_gradient_the_network_computes_with(simulator):
-    # A tile stores W / s (weight_scaling_omega = 1); its forward reads with scales s_f = 2 s (a
-    # drift compensation). Inside the block: W = s * W_tile and dL/dW_f, by finite differences.
+def _scaled_layer(simulator, seed):
+    """A 6 -> 4 analog layer on an ideal device whose tile stores W / s (weight_scaling_omega = 1)."""
     device = preset("ideal").updated({"periphery": {"weight_scaling_omega": 1.0}, "simulator": simulator})
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     layer = AnalogLinear(6, 4, bias=False, rpu_config=device.rpu_config("inference")).eval()
     ((tile, _),) = list(tile_rows(layer))
-    weight = weight_parameter(tile)
+    return layer, tile, weight_parameter(tile)
+
+
+@pytest.mark.parametrize("simulator", ["torch", "cpp"])
+def test_update_in_network_units_gives_the_weights_and_gradient_the_network_computes_with(simulator):
+    # The forward reads with scales s_f = 2 s (a drift compensation). Inside the block: W = s * W_tile
+    # and dL/dW_f of the weights the forward computed with, in closed form for a squared error.
+    layer, tile, weight = _scaled_layer(simulator, seed=0)
     resting = tile.get_mapping_scales().clone()
     x, target = torch.rand(5, 6), torch.rand(5, 4)
     tile.set_mapping_scales(resting * 2.0)
@@ -37,11 +42,7 @@ def test_update_in_network_units_gives_the_weights_and_gradient_the_network_comp
 
 @pytest.mark.parametrize("simulator", ["torch", "cpp"])
 def test_remap_tile_keeps_the_network_weights_and_the_gradient_convention(simulator):
-    device = preset("ideal").updated({"periphery": {"weight_scaling_omega": 1.0}, "simulator": simulator})
-    torch.manual_seed(1)
-    layer = AnalogLinear(6, 4, bias=False, rpu_config=device.rpu_config("inference")).eval()
-    ((tile, _),) = list(tile_rows(layer))
-    weight = weight_parameter(tile)
+    layer, tile, weight = _scaled_layer(simulator, seed=1)
     with torch.no_grad():
         weight.mul_(7.0)  # trained weights outgrew the initial scale
     network = read_weight(layer).clone()
