@@ -220,9 +220,9 @@ class HILTrainer:
                 _set(tile, self.requested[name])
         if grapes is not None:
             grapes.before_step()
-        # The optimizer learns the weights the network computes with, as in a digital run; in the
-        # tiles' units (W / s, s from the digital weight scaling) Adam's steps were 1 / s times
-        # smaller (s ~ 0.1 for JSB: HIL trailed digital by 0.84 nats with nothing else changed).
+        # The optimizer learns the weights the network computes with, as in a digital run; stepping
+        # on the tiles' units (W / s, s from the digital weight scaling) made Adam's rate on W s
+        # times the given one (s ~ 0.1 for JSB: HIL trailed digital by 0.84 nats with nothing else changed).
         with ExitStack() as network_units:
             for (_, tile), resting, forward in zip(self.tiles, saved_scales, forward_scales):
                 network_units.enter_context(update_in_network_units(tile, resting, forward))
