@@ -1,4 +1,5 @@
 import importlib.util
+import signal
 import sys
 from pathlib import Path
 
@@ -31,3 +32,17 @@ def load_benchmark():
         return module
 
     return load
+
+
+@pytest.fixture
+def no_hang():
+    """Turn a read that blocks (a FIFO opened as a file) into a test failure after 30 s instead of a hung run."""
+
+    def hung(*_):
+        raise AssertionError("a read blocked (a FIFO was opened as a file?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -131,21 +131,6 @@ def test_replace_files_on_a_full_disk_leaves_the_old_files(tmp_path):
 # --- reading: regular files only, strict JSON ------------------------------------------------------
 
 
-@pytest.fixture
-def no_hang():
-    """Turn a read that blocks into a test failure after 20 s instead of a hung test run."""
-    import signal
-
-    def hung(*_):
-        raise AssertionError("a read blocked (a FIFO was opened as a file?)")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 def test_only_regular_files_are_read(tmp_path, no_hang):
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)

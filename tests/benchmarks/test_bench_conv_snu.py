@@ -1,26 +1,13 @@
 """Smoke run of the conv-SNU speed benchmark at toy size (no timing assertions)."""
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_conv_snu_times_both_paths_with_firing_layers_and_restores_the_switch(monkeypatch):
-    bench = load("bench_conv_snu")
+def test_bench_conv_snu_times_both_paths_with_firing_layers_and_restores_the_switch(load_benchmark, monkeypatch):
+    bench = load_benchmark("bench_conv_snu")
     monkeypatch.delenv("ANALOG_SNU_TORCH_LOOPS", raising=False)
     config = bench.BenchConfig(steps=3, batch=2, side=16, channels=(2, 3), hidden=(4,), classes=3, rate=2.0,
                                lit=0.5, threshold=0.1, rounds=2)
@@ -37,8 +24,8 @@ def test_bench_conv_snu_times_both_paths_with_firing_layers_and_restores_the_swi
     assert "| compiled |" in bench.table(result)
 
 
-def test_bench_conv_snu_refuses_bad_arguments(capsys):
-    bench = load("bench_conv_snu")
+def test_bench_conv_snu_refuses_bad_arguments(load_benchmark, capsys):
+    bench = load_benchmark("bench_conv_snu")
     with pytest.raises(SystemExit) as exc:
         bench.main(["--rounds", "0"])
     assert exc.value.code == 2

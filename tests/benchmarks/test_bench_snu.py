@@ -1,22 +1,9 @@
 """Smoke runs of the SNU speed benchmarks at toy size (no timing assertions)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def toy_config(bench, **kwargs):
@@ -24,8 +11,8 @@ def toy_config(bench, **kwargs):
                              **kwargs)
 
 
-def test_bench_snu_reports_every_path_rates_and_ratios():
-    bench = load("bench_snu")
+def test_bench_snu_reports_every_path_rates_and_ratios(load_benchmark):
+    bench = load_benchmark("bench_snu")
     results = bench.run(toy_config(bench))
     times = {key for key in results if key.endswith("_ms")}
     assert times == {f"{p}_ms" for p in bench.PATHS} | {"gemm_floor_ms"}
@@ -40,8 +27,8 @@ def test_bench_snu_reports_every_path_rates_and_ratios():
     assert "| preset_hwa |" in bench.markdown(results)
 
 
-def test_cpu_clock_times_process_cpu_and_needs_one_thread(monkeypatch, capsys):
-    bench = load("bench_snu")
+def test_cpu_clock_times_process_cpu_and_needs_one_thread(load_benchmark, monkeypatch, capsys):
+    bench = load_benchmark("bench_snu")
     ticks = iter(range(0, 1000, 2))  # a fake CPU clock: every step takes 2 s
     monkeypatch.setitem(bench.CLOCKS, "cpu", lambda: next(ticks))
     assert bench._timed(lambda: None, "cpu") == 2000.0
@@ -54,8 +41,8 @@ def test_cpu_clock_times_process_cpu_and_needs_one_thread(monkeypatch, capsys):
     assert "--clock cpu times one thread" in capsys.readouterr().err
 
 
-def test_gemm_floor_covers_the_step_products():
-    bench = load("bench_snu")
+def test_gemm_floor_covers_the_step_products(load_benchmark):
+    bench = load_benchmark("bench_snu")
     config = toy_config(bench)
     names = [name for name, *_ in bench._gemm_operands(config)]
     assert len(names) == 8  # 3 forward (2 layers + readout), 5 backward (no input gradient for layer 1)
@@ -63,16 +50,16 @@ def test_gemm_floor_covers_the_step_products():
     assert floor.time_round(1) > 0 and set(floor.choice) == set(names)
 
 
-def test_naive_loop_is_the_same_network():
-    bench = load("bench_snu")
+def test_naive_loop_is_the_same_network(load_benchmark):
+    bench = load_benchmark("bench_snu")
     torch.manual_seed(0)
     net = bench.SNUNetwork([12, 6, 5, 3], threshold=0.2)
     x = torch.bernoulli(torch.full((4, 2, 12), 0.5))
     torch.testing.assert_close(bench.naive_forward(net, x), net(x))
 
 
-def test_memory_of_one_path_in_process():
-    bench = load("bench_snu")
+def test_memory_of_one_path_in_process(load_benchmark):
+    bench = load_benchmark("bench_snu")
     config = toy_config(bench)
     result = bench.memory_of_path(config, "digital")
     assert result["peak_rise_mib"] >= 0 and result["rss_before_mib"] > 0
@@ -82,8 +69,8 @@ def test_memory_of_one_path_in_process():
     assert at_least <= result["saved_mib"] * 2**20 < 4 * at_least
 
 
-def test_saved_for_backward_counts_each_storage_once():
-    bench = load("bench_snu")
+def test_saved_for_backward_counts_each_storage_once(load_benchmark):
+    bench = load_benchmark("bench_snu")
     x = torch.randn(1024, requires_grad=True)  # 4 KiB
     with bench.SavedForBackward() as saved:
         y = x.exp()  # saves its result: 4 KiB
@@ -95,12 +82,12 @@ def test_saved_for_backward_counts_each_storage_once():
     torch.testing.assert_close(x.grad[:10], x.detach()[:10].exp() + 2 * x.detach()[:10] + x.detach()[:10].cos())
 
 
-def test_functional_benchmark_ways_agree():
-    assert load("bench_snu_functional").check_equal(torch.device("cpu")) < 1e-12
+def test_functional_benchmark_ways_agree(load_benchmark):
+    assert load_benchmark("bench_snu_functional").check_equal(torch.device("cpu")) < 1e-12
 
 
-def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
-    bench = load("bench_snu")
+def test_run_memory_reports_the_median_over_hash_seeds(load_benchmark, monkeypatch):
+    bench = load_benchmark("bench_snu")
     rises = {"digital": [50.0, 70.0, 60.0], "preset_hwa": [90.0, 130.0, 100.0]}
     saved = {"digital": 20.0, "preset_hwa": 30.0}
     seen = []
@@ -126,8 +113,8 @@ def test_run_memory_reports_the_median_over_hash_seeds(monkeypatch):
     assert seen == [("digital", "0", "131072")] and result["malloc_mmap_threshold"] == 131072
 
 
-def test_bench_peers_setting_at_toy_size_on_the_cpu_clock():
-    peers = load("bench_peers")
+def test_bench_peers_setting_at_toy_size_on_the_cpu_clock(load_benchmark):
+    peers = load_benchmark("bench_peers")
     result = peers.run_setting(steps=2, batch=2, rounds=1, best_of=1, clock="cpu")
     assert result["steps"] == 2 and result["batch"] == 2 and result["ms"]["analog_snu"] > 0
     available = {name for name, build in peers.builders().items() if build is not None}
@@ -135,8 +122,8 @@ def test_bench_peers_setting_at_toy_size_on_the_cpu_clock():
     assert all(result["ms"][name] is None for name in set(result["ms"]) - available)
 
 
-def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(monkeypatch):
-    bench = load("bench_snu")
+def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(load_benchmark, monkeypatch):
+    bench = load_benchmark("bench_snu")
     from analog_snu.functional import snu_loops
     from analog_snu.layers import SNUNetwork
 
@@ -155,8 +142,8 @@ def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(monkeyp
         net(x)
 
 
-def test_periphery_accuracy_compares_means_within_standard_errors():
-    bench = load("periphery_accuracy")
+def test_periphery_accuracy_compares_means_within_standard_errors(load_benchmark):
+    bench = load_benchmark("periphery_accuracy")
 
     def runs(*accuracies):
         return [{"seed": i, "test_accuracy": a, "cpu_s": 1.0} for i, a in enumerate(accuracies)]
@@ -169,9 +156,9 @@ def test_periphery_accuracy_compares_means_within_standard_errors():
     assert bench.summarise({"compiled": runs(90.0), "torch": runs(91.0)}, bound=3.0)["within_bound"] is None
 
 
-def test_periphery_parts_times_each_part_and_restores_it():
-    parts = load("periphery_parts")
-    bench = load("bench_snu")
+def test_periphery_parts_times_each_part_and_restores_it(load_benchmark):
+    parts = load_benchmark("periphery_parts")
+    bench = load_benchmark("bench_snu")
     config = toy_config(bench, paths=("preset_hwa",))
     x, labels = bench.make_input(config)
     forward, net = bench.build_paths(config)["preset_hwa"]

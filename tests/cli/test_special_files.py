@@ -6,7 +6,6 @@ forever on a plain ``open()`` (no writer ever opens the FIFO), so an alarm turns
 
 import os
 import shutil
-import signal
 
 import pytest
 
@@ -20,18 +19,6 @@ def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("special") / "run"
     assert main(["train", *TOY, "--out", str(run)]) == 0
     return run
-
-
-@pytest.fixture
-def no_hang():
-    def hung(*_):
-        raise AssertionError("blocked on a FIFO")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def refused(capsys, argv, pattern, code):
