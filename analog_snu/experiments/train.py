@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,9 @@ from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, tr
 
 __all__ = ["TrainResult", "train_run", "run_header", "load_task_for", "RESUMABLE_CHANGES"]
 
-#: config fields a resumed run may change: more epochs, a lower learning rate after divergence
-RESUMABLE_CHANGES = ("training.epochs", "training.lr")
+#: config fields a resumed run may change: more epochs, a lower learning rate after divergence, a
+#: longer patience (a run stopped early continues as if it had been started with that patience)
+RESUMABLE_CHANGES = ("training.epochs", "training.lr", "training.patience")
 
 
 @dataclass
@@ -183,9 +185,18 @@ def train_run(
             _check_resumable(stored, config)
             restore_model(model, checkpoint)
             if scheduler is not None:  # the schedule's state, replayed from the history
-                for row in checkpoint.meta["extra"]["history"]:
-                    scheduler_step(scheduler, row["valid_loss"])
+                with warnings.catch_warnings():  # replayed steps come before any optimizer step by design
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                    for row in checkpoint.meta["extra"]["history"]:
+                        scheduler_step(scheduler, row["valid_loss"])
+            scheduled = [group["lr"] for group in optimizer.param_groups]
             restore_optimizer(optimizer, checkpoint)
+            if scheduler is not None:
+                # the checkpoint holds the rate its epoch ran at, written before that epoch's scheduler
+                # step: the next epoch runs at the replayed rate (else a resume on a step boundary
+                # would repeat the old rate for one epoch)
+                for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+                    group["lr"] = lr
             if stored.training.lr != config.training.lr:
                 for group in optimizer.param_groups:
                     group["lr"] = config.training.lr  # a lower lr after divergence

@@ -87,6 +87,20 @@ def test_resume_extends_a_finished_run_to_the_same_weights(tmp_path):
     assert json.loads((tmp_path / "b" / "final.json").read_text())["epochs"] == 4
 
 
+def test_a_run_stopped_early_resumed_with_more_patience_equals_a_run_with_that_patience(tmp_path, recwarn):
+    # lr 1, seed 4, the rate cut every 2 epochs: validation loss rises at epoch 8, so patience 1
+    # stops there and patience 3 does not; the resumed run must replay the schedule to match
+    config = dict(epochs=10, lr=1.0, seed=4, schedule="step", **{"step-size": 2})
+    stopped = train_run(tiny(patience=1, **config), tmp_path / "a", progress=False)
+    assert stopped.final["stopped_early"] and len(stopped.history) == 8
+    patient = train_run(tiny(patience=3, **config), tmp_path / "b", progress=False)
+    resumed = train_run(tiny(patience=3, **config), tmp_path / "a", progress=False, resume=True)
+    assert [(r["epoch"], r["valid_loss"]) for r in resumed.history] == [(r["epoch"], r["valid_loss"])
+                                                                        for r in patient.history]
+    _assert_same_weights(patient.model, resumed.model)
+    assert not any("lr_scheduler.step()" in str(w.message) for w in recwarn)  # the schedule's replay is silent
+
+
 def test_resume_keeps_the_device_name(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli("train", *TINY, "--epochs", 1, "--device", "pcm_joshi2020", "--out", run) == 0
