@@ -1,7 +1,7 @@
 """analog_snu: Spiking Neural Units and GRAPES on simulated phase-change-memory crossbars.
 
 The public API; see the README for a tour. Names are imported on first use (PEP 562), so
-that ``analog_snu.device_models``, ``analog_snu.data`` and ``analog_snu.functional`` stay
+that ``analog_snu.pcm``, ``analog_snu.data`` and ``analog_snu.functional`` stay
 importable where aihwkit's compiled core is missing; only the names that need it import it.
 """
 

@@ -4,7 +4,7 @@
 network, input and step of :mod:`bench_snu`). A step is zero_grad + forward + cross-entropy +
 backward + an SGD update; on CUDA it is timed with ``torch.cuda.synchronize()`` around it.
 Paths: ``digital`` (``nn.Linear`` maps) and ``preset_hwa`` (``pcm_joshi2020``,
-``rpu_config("hwa")``: aihwkit's torch inference tiles with PCM periphery and weight noise).
+``device_rpu_config(device, "hwa")``: aihwkit's torch inference tiles with PCM periphery and weight noise).
 Every (accelerator, batch, path) is warmed up, then its median over ``--steps`` steps is
 reported in ms (``<accelerator>_<path>_b<batch>_ms``), plus GPU/CPU speed-ups.
 

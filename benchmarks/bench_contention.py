@@ -141,13 +141,14 @@ def time_network(workload: str, steps: int, toy: bool) -> dict:
     import torch  # noqa: PLC0415 - the parent process does not need torch
     from torch import nn  # noqa: PLC0415
 
-    from analog_snu.device_models import preset  # noqa: PLC0415
     from analog_snu.layers import SNUNetwork  # noqa: PLC0415
+    from analog_snu.pcm import preset  # noqa: PLC0415
     from analog_snu.threads import apply_threads  # noqa: PLC0415
+    from analog_snu.tiles import device_rpu_config  # noqa: PLC0415
 
     sizes, time_steps, batch = ((12, 8, 6, 3), 3, 4) if toy else ((784, 256, 256, 10), 20, 64)
     torch.manual_seed(0)
-    rpu_config = preset(PRESET).rpu_config("hwa") if workload == "network_hwa" else None
+    rpu_config = device_rpu_config(preset(PRESET), "hwa") if workload == "network_hwa" else None
     net = SNUNetwork(list(sizes), threshold=0.5, rpu_config=rpu_config)
     generator = torch.Generator().manual_seed(0)
     x = torch.bernoulli(torch.full((time_steps, batch, sizes[0]), 0.15), generator=generator)

@@ -39,10 +39,10 @@ import torch
 from torch import nn
 
 from analog_snu.data import load_digits, load_mnist, rate_encode
-from analog_snu.device_models import preset
 from analog_snu.errors import InputValueError
 from analog_snu.layers import CNN, MLP, SNUNetwork
-from analog_snu.tiles import aihwkit_version
+from analog_snu.pcm import preset
+from analog_snu.tiles import aihwkit_version, device_rpu_config
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
 from analog_snu.training.feedback_alignment import make_learning_rule
 from analog_snu.training.init import WEIGHT_INITS, init_weights
@@ -124,7 +124,7 @@ def rpu_config_source(mode: str) -> tuple[object, str]:
     """PCM tiles for the mode and where they come from: the device-model preset ``pcm_joshi2020``."""
     if mode == "digital":
         return None, "digital"
-    return preset("pcm_joshi2020").rpu_config(mode), f"analog_snu preset pcm_joshi2020, mode {mode!r}"
+    return device_rpu_config(preset("pcm_joshi2020"), mode), f"analog_snu preset pcm_joshi2020, mode {mode!r}"
 
 
 def rpu_config(mode: str):

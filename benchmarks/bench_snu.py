@@ -4,7 +4,7 @@
 Paths (``*_ms`` keys of the JSON object):
 
 - ``digital``: ``SNUNetwork`` with ``nn.Linear`` maps (batched input products + fused recurrence);
-- ``preset_hwa``: preset ``pcm_joshi2020``, ``rpu_config("hwa")`` (the default for hardware-aware
+- ``preset_hwa``: preset ``pcm_joshi2020``, ``device_rpu_config(device, "hwa")`` (the default for hardware-aware
   training: aihwkit torch tiles, PCM periphery, weight noise);
 - ``torch_inference`` / ``cpp_inference`` / ``cpp_float``: stock aihwkit
   ``TorchInferenceRPUConfig``, ``InferenceRPUConfig`` (C++ tiles), ``FloatingPointRPUConfig``;
@@ -56,11 +56,14 @@ import torch  # noqa: E402
 from aihwkit.simulator.configs import FloatingPointRPUConfig, InferenceRPUConfig, TorchInferenceRPUConfig  # noqa: E402
 from torch import nn  # noqa: E402
 
-from analog_snu.device_models import preset  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
 from analog_snu.layers import SNUNetwork  # noqa: E402
-from analog_snu.tiles import fused_periphery  # noqa: E402
+from analog_snu.pcm import preset  # noqa: E402
+from analog_snu.tiles import (
+    device_rpu_config,  # noqa: E402
+    fused_periphery,  # noqa: E402
+)
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
          "digital_torch_loops", "preset_hwa_torch_periphery")
@@ -131,8 +134,8 @@ def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _rpu_config(path: str):
     return {
-        "preset_hwa": lambda: preset(PRESET).rpu_config("hwa"),
-        "preset_hwa_torch_periphery": lambda: preset(PRESET).rpu_config("hwa"),
+        "preset_hwa": lambda: device_rpu_config(preset(PRESET), "hwa"),
+        "preset_hwa_torch_periphery": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "torch_inference": TorchInferenceRPUConfig,
         "cpp_inference": InferenceRPUConfig,
         "cpp_float": FloatingPointRPUConfig,

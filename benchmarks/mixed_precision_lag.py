@@ -9,8 +9,8 @@ fixed direction after 50, 200 and 600 steps, at weight ranges (headroom) 1.5 and
 """
 import torch
 
-from analog_snu.device_models import preset
-from analog_snu.hardware.chip import SimulatedChip
+from analog_snu.pcm import preset
+from analog_snu.pcm.chip import SimulatedChip
 
 torch.manual_seed(0)
 dev = preset("pcm_joshi2020")

@@ -1,7 +1,7 @@
 """Where the preset HWA step's cost over digital comes from: the output bound and each periphery part.
 
 The network, input and step of ``bench_snu.py`` (784-256-256-10 SNU, T = 20, N = 64, input rate
-0.15, threshold 0.5), on variants of preset ``pcm_joshi2020`` with ``rpu_config("hwa")``, timed
+0.15, threshold 0.5), on variants of preset ``pcm_joshi2020`` with ``device_rpu_config(device, "hwa")``, timed
 in one process against the digital network (interleaved rounds, best of 3 per variant and round,
 medians; forward and backward apart). For every variant the script also counts the input vectors
 whose outputs saturate the ADC at the first conversion (bound management converts them again).
@@ -24,9 +24,12 @@ from torch.nn.functional import cross_entropy
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_snu  # noqa: E402  (the benchmark's network, input and configuration)
 
-from analog_snu.device_models import preset  # noqa: E402
 from analog_snu.functional import periphery_loops  # noqa: E402
-from analog_snu.tiles import spike_mvm  # noqa: E402
+from analog_snu.pcm import preset  # noqa: E402
+from analog_snu.tiles import (
+    device_rpu_config,  # noqa: E402
+    spike_mvm,  # noqa: E402
+)
 
 PRESET = bench_snu.PRESET  # the preset whose variants are compared
 
@@ -85,7 +88,7 @@ def build(config: bench_snu.BenchConfig, variants: dict[str, dict]) -> dict[str,
     nets["digital"] = bench_snu.SNUNetwork(list(config.sizes), threshold=config.threshold)
     for name, changes in variants.items():
         torch.manual_seed(config.seed)
-        rpu_config = preset(PRESET).updated(changes).rpu_config("hwa")
+        rpu_config = device_rpu_config(preset(PRESET).updated(changes), "hwa")
         nets[name] = bench_snu.SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=rpu_config)
     return nets
 

@@ -12,7 +12,8 @@ import sys
 import torch
 
 from analog_snu import SNU, device_count, drift, program
-from analog_snu.device_models import preset
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 
 TOY = "--toy" in sys.argv
 T, N, F_IN, F_OUT = (5, 4, 16, 8) if TOY else (20, 64, 256, 128)
@@ -29,7 +30,7 @@ print(f"digital layer: spike rate {y_digital.mean():.3f}")
 for compensation in ("global", "none"):
     # The same layer with its matrix product on a PCM tile ("inference": no training noise).
     device = preset("pcm_joshi2020").updated({"periphery": {"drift_compensation": compensation}})
-    analog = SNU(F_IN, F_OUT, decay=0.8, threshold=0.5, rpu_config=device.rpu_config("inference"))
+    analog = SNU(F_IN, F_OUT, decay=0.8, threshold=0.5, rpu_config=device_rpu_config(device, "inference"))
     analog.weight_ih.set_weights(digital.weight_ih.weight.detach())  # copy W onto the tile
     analog.threshold.data.copy_(digital.threshold.data)
     if compensation == "global":

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from analog_snu.cli import main
-from analog_snu.device_models import PCMDevice, list_presets, preset, preset_info
+from analog_snu.pcm import PCMDevice, list_presets, preset, preset_info
 
 TOY = "--toy" in sys.argv
 OUT = Path("runs/examples/02")

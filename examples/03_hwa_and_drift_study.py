@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from analog_snu import train_run
-from analog_snu.device_models import preset
 from analog_snu.experiments import build_config, run_drift_study
+from analog_snu.pcm import preset
 
 TOY = "--toy" in sys.argv
 OUT = Path("runs/examples/03")

@@ -40,11 +40,11 @@ def test_every_subpackage_has_an_api_page():
 def test_roles_become_optional_references_qualified_by_module_or_class():
     convert = _converter()
     text = convert("See :func:`snu_step`, :class:`~analog_snu.layers.SNU` and :meth:`save`.",
-                   "analog_snu.functional.snu", "analog_snu.device_models.pcm.PCMDevice")
+                   "analog_snu.functional.snu", "analog_snu.pcm.device.PCMDevice")
     assert text == (
         'See <autoref identifier="analog_snu.functional.snu.snu_step" optional><code>snu_step</code></autoref>, '
         '<autoref identifier="analog_snu.layers.SNU" optional><code>SNU</code></autoref> and '
-        '<autoref identifier="analog_snu.device_models.pcm.PCMDevice.save" optional><code>save</code></autoref>.'
+        '<autoref identifier="analog_snu.pcm.device.PCMDevice.save" optional><code>save</code></autoref>.'
     )
     assert convert("the decay :math:`d` in [0, 1]") == "the decay `d` in [0, 1]"
 

@@ -11,12 +11,12 @@ def test_every_public_name_resolves():
         assert getattr(analog_snu, name) is not None, name
 
 
-def test_device_models_data_and_functional_import_without_aihwkit():
+def test_pcm_data_and_functional_import_without_aihwkit():
     # sys.modules[...] = None makes any `import aihwkit` raise ImportError in the child.
     code = (
         "import sys; sys.modules['aihwkit'] = None\n"
-        "import analog_snu, analog_snu.device_models, analog_snu.data, analog_snu.functional\n"
-        "from analog_snu.device_models import preset\n"
+        "import analog_snu, analog_snu.pcm, analog_snu.pcm.chip, analog_snu.data, analog_snu.functional\n"
+        "from analog_snu.pcm import preset\n"
         "assert preset('ideal').to_dict()\n"
         "assert 'aihwkit' not in {m.split('.')[0] for m in sys.modules if sys.modules[m] is not None}\n"
         "try:\n"

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic.fields import FieldInfo
 
 from analog_snu.cli.time_args import time_arg
-from analog_snu.device_models import list_presets
 from analog_snu.experiments import FLAG_PATHS, SECTIONS, TASK_DEFAULTS, RunConfig, build_config, parse_set, read_toml
+from analog_snu.pcm import list_presets
 from analog_snu.times import TimeSeconds
 
 __all__ = ["add_config_arguments", "add_set_argument", "config_from_args", "flag_values"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from analog_snu.device_models import PCMDevice, list_presets, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import parse_set
+from analog_snu.pcm import PCMDevice, list_presets, resolve_device
 
 __all__ = ["add_device_arguments", "device_from_args"]
 

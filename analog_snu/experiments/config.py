@@ -5,13 +5,13 @@
     RunConfig
       task:        TaskConfig      name + data-side settings          (analog_snu.tasks)
       model:       ModelConfig     cell, layers, unit parameters      (analog_snu.models)
-      device:      PCMDevice|None  the PCM device BY VALUE; None = digital (analog_snu.device_models)
+      device:      PCMDevice|None  the PCM device BY VALUE; None = digital (analog_snu.pcm)
       training:    TrainingConfig  mode, optimizer, lr, epochs, seed, GRAPES, HIL, schedule
       accelerator: "cpu"|"cuda"    the torch device the run computes on
       threads:     "auto"|int      CPU threads (analog_snu.threads); not stored: it changes speed, not results
 
 Each part is declared once, where it belongs (task options in ``tasks/``, the model in
-``models/``, the device in ``device_models/``); this module only composes them and adds the
+``models/``, the device in ``pcm/``); this module only composes them and adds the
 training part. Validation is pydantic v2 in strict mode (see :mod:`analog_snu.schema` for
 why): wrong types are refused, never coerced. Values left open take the task's defaults
 (:data:`TASK_DEFAULTS`) before validation, so a stored config is explicit.
@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PositiveInt, model_validator
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import ConfigError
 from analog_snu.models import TRAINING_MODES, ModelConfig, ModelSpec
+from analog_snu.pcm import PCMDevice
 from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
 from analog_snu.threads import THREADS_RULE, is_thread_setting

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.evaluate import evaluate_run
@@ -22,6 +21,7 @@ from analog_snu.experiments.records import read_record
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.experiments.train import train_run
 from analog_snu.files import read_json_file
+from analog_snu.pcm import preset
 from analog_snu.times import format_time
 from analog_snu.training.loop import ProgressMode
 

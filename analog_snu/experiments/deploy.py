@@ -20,7 +20,6 @@ from typing import Any
 
 from torch import nn
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, restore_model, transfer_weights
 from analog_snu.experiments.config import RunConfig
@@ -30,6 +29,7 @@ from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.experiments.sources import set_path
 from analog_snu.experiments.train import load_task_for
 from analog_snu.models import ModelSpec, build_model
+from analog_snu.pcm import PCMDevice
 from analog_snu.tasks import Task
 
 __all__ = ["OpenedRun", "open_run", "on_device", "device_label", "result_label"]

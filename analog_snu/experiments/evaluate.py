@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.records import evaluate_split, versions
@@ -22,6 +21,7 @@ from analog_snu.experiments.run_dir import RunDirectory, result_folder
 from analog_snu.files import read_json_file, write_json
 from analog_snu.hardware import drift, program
 from analog_snu.hardware.programming import seconds_after_programming
+from analog_snu.pcm import PCMDevice
 from analog_snu.schema import check_seed
 from analog_snu.times import format_time
 

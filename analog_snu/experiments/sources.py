@@ -23,11 +23,11 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel
 
-from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, TrainingConfig, check_key_depth, flatten
 from analog_snu.files import read_text_file
 from analog_snu.models import ModelConfig
+from analog_snu.pcm import PCMDevice, resolve_device
 from analog_snu.schema import merge, validate
 from analog_snu.tasks import TASK_NAMES, TaskConfig
 

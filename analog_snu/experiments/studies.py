@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.experiments.checkpoint import Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
@@ -25,6 +24,7 @@ from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.hardware import device_count, drift_study, program
 from analog_snu.hardware.drift_study import check_study_seeds, check_study_times
 from analog_snu.hardware.layer_maps import WEAR_FIELDS
+from analog_snu.pcm import PCMDevice
 from analog_snu.reports import drift_study_files, weight_map_files
 from analog_snu.schema import check_seed
 from analog_snu.times import format_time

@@ -38,7 +38,6 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from analog_snu.device_models import resolve_device
 from analog_snu.errors import AnalogSNUError, BackendError, CheckpointError, ConfigError
 from analog_snu.experiments.config import RunConfig, config_differences
 from analog_snu.experiments.evaluate import evaluate_run
@@ -49,6 +48,7 @@ from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
 from analog_snu.files import atomic_write_text, read_json_file, to_json, write_json
+from analog_snu.pcm import resolve_device
 from analog_snu.threads import cpu_share, environment_threads, usable_cpus
 from analog_snu.times import parse_time
 from analog_snu.training.loop import ProgressMode, format_duration

@@ -2,11 +2,12 @@
 the figures are drawn by :mod:`analog_snu.reports`).
 
 Above :mod:`analog_snu.tiles`: works on any network whose analog tiles carry a
-:class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` (built with ``PCMDevice.rpu_config(mode)``),
-or on stock aihwkit tiles when a ``device`` is given.
+:class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` (built with
+``analog_snu.tiles.device_rpu.device_rpu_config(device, mode)``), or on stock aihwkit tiles when a
+``device`` is given. The simulated chip of hardware-in-the-loop training is
+:class:`analog_snu.pcm.chip.SimulatedChip`.
 """
 
-from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.drift_study import DEFAULT_TIMES, DriftStudyResult, drift_study
 from analog_snu.hardware.programming import derive_seed, device_count, drift, program, programmed_states
 from analog_snu.hardware.weight_maps import import_weight_maps
@@ -14,7 +15,6 @@ from analog_snu.hardware.weight_maps import import_weight_maps
 __all__ = [
     "DEFAULT_TIMES",
     "DriftStudyResult",
-    "SimulatedChip",
     "drift_study",
     "derive_seed",
     "device_count",

@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from analog_snu.device_models import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.errors import ConfigError
 from analog_snu.files import replace_files
 from analog_snu.hardware.programming import drift, program, seconds_after_programming
 from analog_snu.hardware.weight_maps import _package_version
 from analog_snu.metrics import format_metric
+from analog_snu.pcm import DRIFT_COMPENSATIONS, PCMDevice, resolve_device
 from analog_snu.schema import check_seed
 from analog_snu.tiles.tile_access import (
     named_layer_tiles,

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import torch
 from torch import nn
 
-from analog_snu.device_models import PCMDevice, list_presets, resolve_device
 from analog_snu.errors import ConfigError
+from analog_snu.pcm import PCMDevice, list_presets, resolve_device
+from analog_snu.pcm.physics import PCMTileState
+from analog_snu.pcm.seeds import derive_seed
 from analog_snu.schema import check_seed
-from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
+from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.tile_access import (
     attach_noise_model,
     drift_tile,
@@ -29,12 +30,6 @@ from analog_snu.times import parse_time
 __all__ = ["program", "drift", "device_count", "programmed_states", "derive_seed", "seconds_after_programming"]
 
 _PROGRAM, _DRIFT, _FORWARD = 1, 2, 3  # stream ids mixed into the seeds
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (numpy ``SeedSequence``: well mixed, platform independent)."""
-    words = np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(2, dtype=np.uint32)
-    return (int(words[0]) << 31) ^ int(words[1])
 
 
 def _generator(seed: int | None, *parts: int) -> torch.Generator | None:
@@ -54,7 +49,7 @@ def _check_seed(seed: object) -> int | None:
 def _analog_tiles(model: nn.Module):
     tiles = named_layer_tiles(model)
     if not tiles:
-        raise ConfigError("the model has no analog tiles; build it with rpu_config=preset(...).rpu_config(mode)")
+        raise ConfigError("the model has no analog tiles; build it with rpu_config=device_rpu_config(preset(...), mode)")
     return tiles
 
 

@@ -43,13 +43,14 @@ import torch
 from torch import nn
 
 from analog_snu.data.cache import DEFAULT_MAX_NPZ_BYTES, load_npz
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, DataError
 from analog_snu.files import read_json_file, read_regular_file
 from analog_snu.hardware.layer_maps import WEAR_FIELDS, LayerMaps, layer_maps_from_states
 from analog_snu.hardware.programming import drift, seconds_after_programming
+from analog_snu.pcm import PCMDevice
+from analog_snu.pcm.physics import PCMTileState
 from analog_snu.tiles.backend import aihwkit_version
-from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
+from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.tile_access import (
     attach_noise_model,
     is_inference_tile,

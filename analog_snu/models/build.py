@@ -9,6 +9,7 @@ from torch import nn
 from analog_snu.layers import ConvSNUNetwork, SNUNetwork
 from analog_snu.models.networks import LanguageModel, RecurrentNetwork
 from analog_snu.models.spec import TILE_MODES, ModelSpec
+from analog_snu.tiles import device_rpu_config
 
 __all__ = ["build_model", "rpu_config_for"]
 
@@ -20,7 +21,7 @@ def rpu_config_for(spec: ModelSpec, training: str | None = None) -> Any:
     """
     if spec.device is None:
         return None
-    return spec.device.rpu_config(TILE_MODES[training or spec.training])
+    return device_rpu_config(spec.device, TILE_MODES[training or spec.training])
 
 
 def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:

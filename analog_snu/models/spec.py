@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.functional import ACTIVATIONS, SURROGATES, neuron_cell_names
+from analog_snu.pcm import PCMDevice
 from analog_snu.schema import StrictModel
 
 __all__ = ["ModelConfig", "ModelSpec", "CELLS", "BASELINE_CELLS", "HEADS", "TRAINING_MODES", "TILE_MODES"]
@@ -28,7 +28,7 @@ HEADS = ("mean", "sequence", "language")
 #: how the weights are trained: digital floats, hardware-aware (PCM inference tiles), pulsed PCM
 #: updates, or hardware in the loop (forward on the simulated chip, learning in software)
 TRAINING_MODES = ("digital", "hwa", "pulsed", "hil")
-#: training mode -> the device's tile kind (``PCMDevice.rpu_config(mode)``)
+#: training mode -> the device's tile kind (``analog_snu.tiles.device_rpu_config(device, mode)``)
 TILE_MODES = {"hwa": "hwa", "pulsed": "pulsed", "hil": "inference", "inference": "inference"}
 
 

@@ -1,6 +1,7 @@
-"""The bridge to aihwkit: the only package that imports it."""
+"""The bridge to aihwkit: the only package that imports it; it adapts :mod:`analog_snu.pcm` to aihwkit."""
 
 from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
+from analog_snu.tiles.device_rpu import device_rpu_config
 from analog_snu.tiles.linear import (
     AnalogContainerBase,
     is_analog,
@@ -22,6 +23,7 @@ __all__ = [
     "aihwkit_module",
     "aihwkit_version",
     "analog_optimizer",
+    "device_rpu_config",
     "is_analog",
     "is_conv2d_map",
     "is_linear_map",

@@ -1,4 +1,5 @@
-"""A :class:`~analog_snu.device_models.PCMDevice` turned into aihwkit RPU configs.
+"""A :class:`~analog_snu.pcm.PCMDevice` turned into aihwkit RPU configs by :func:`device_rpu_config`
+(the device config itself knows nothing of aihwkit).
 
 - ``"inference"``: ``TorchInferenceRPUConfig`` (``simulator="torch"``) or ``InferenceRPUConfig``
   (``"cpp"``) with :class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel`, the periphery
@@ -17,9 +18,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from analog_snu.device_models import PCMDevice
-from analog_snu.device_models.pcm import MODES
 from analog_snu.errors import ConfigError
+from analog_snu.pcm.device import MODES, PCMDevice
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.spike_mvm import SpikeTorchSimulatorTile

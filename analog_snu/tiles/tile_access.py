@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analog_snu.device_models import DRIFT_COMPENSATIONS
 from analog_snu.errors import ConfigError
+from analog_snu.pcm import DRIFT_COMPENSATIONS
+from analog_snu.pcm.physics import PCMTileState
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.device_rpu import PCMPulsedRPUConfig, drift_compensation_of, pcm_noise_model_of
-from analog_snu.tiles.pcm_noise import PCMNoiseModel, PCMTileState
+from analog_snu.tiles.pcm_noise import PCMNoiseModel
 
 __all__ = [
     "named_layer_tiles",

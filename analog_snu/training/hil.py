@@ -3,7 +3,7 @@ r"""Hardware-in-the-loop (HIL) training: forward passes on a simulated, drifting
 Two schemes (``scheme=``):
 
 - ``"reprogram"`` (chip in the loop). The network's analog tiles hold the float32 master
-  weights W (tile units) between steps; a :class:`~analog_snu.hardware.chip.SimulatedChip`
+  weights W (tile units) between steps; a :class:`~analog_snu.pcm.chip.SimulatedChip`
   holds the conductances programmed from W. Every ``program_every`` batches (before the batch,
   the first one included) the chip is reprogrammed from W: only devices whose target changed
   get a programming event (``program_all=True``: every device, a full refresh). Each batch's
@@ -15,7 +15,7 @@ Two schemes (``scheme=``):
 - ``"mixed"`` (mixed-precision in-memory training, Nandakumar et al., Front. Neurosci. 2020).
   The weights live on the chip. The optimizer's update :math:`\Delta W` of every batch
   accumulates in :math:`\chi` (float64) and is transferred as SET pulses
-  (:mod:`analog_snu.tiles.mixed_precision`); pairs are refreshed when a device saturates.
+  (:mod:`analog_snu.pcm.mixed_precision`); pairs are refreshed when a device saturates.
   The optimizer updates a float32 "requested" copy :math:`W_0 + \sum \Delta W` (so momentum,
   Adam and weight decay see the weights the chip is asked for); between steps the tiles hold
   the chip's nominal weights (its conductances right after their last write), which is what
@@ -33,12 +33,12 @@ events. ``k`` rounds of an unchanged W give every device ``k`` events only with
 ``program_all`` (``force``); otherwise 1 (the first programming).
 
 Tiles must be aihwkit inference tiles carrying a PCM noise model, i.e. built with
-``PCMDevice.rpu_config("inference")`` (torch tiles for bit-identical resume; ``"hwa"`` tiles
+``device_rpu_config(device, "inference")`` (torch tiles for bit-identical resume; ``"hwa"`` tiles
 are refused: the chip supplies the noise).
 
 Example (a loop like :func:`~analog_snu.training.loop.train_epoch`)::
 
-    model = SNUNetwork([64, 32, 10], rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+    model = SNUNetwork([64, 32, 10], rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     optimizer = make_optimizer(model, "adam", lr=1e-3)
     hil = HILTrainer(model, optimizer, "pcm_joshi2020", scheme="mixed", seed=0)
     loss = hil.train_epoch(batches, loss_fn, grapes=None)
@@ -55,10 +55,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from analog_snu.device_models import PCMDevice, list_presets
 from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.hardware.chip import SimulatedChip
 from analog_snu.hardware.programming import resolve_device
+from analog_snu.pcm import PCMDevice, list_presets
+from analog_snu.pcm.chip import SimulatedChip
 from analog_snu.tiles import remap_tile, update_in_network_units
 from analog_snu.tiles.tile_access import (
     has_training_noise,
@@ -145,19 +145,19 @@ class HILTrainer:
         if not tiles:
             raise ConfigError(
                 "HIL training needs analog tiles; the model is digital: build it with "
-                "rpu_config=device.rpu_config('inference')"
+                "rpu_config=device_rpu_config(device, 'inference')"
             )
         out = []
         for _, name, tile in tiles:
             if not is_inference_tile(tile):
                 raise ConfigError(
                     f"tile {name!r} is not an inference tile (pulsed or floating point); HIL training needs "
-                    "rpu_config=device.rpu_config('inference')"
+                    "rpu_config=device_rpu_config(device, 'inference')"
                 )
             if has_training_noise(tile):
                 raise ConfigError(
                     f"tile {name!r} injects hardware-aware training noise ('hwa' mode); HIL training runs on the "
-                    "chip's own noise: build it with device.rpu_config('inference')"
+                    "chip's own noise: build it with device_rpu_config(device, 'inference')"
                 )
             noise_model = tile_noise_model(tile)
             if noise_model is not None and noise_model.device != device:

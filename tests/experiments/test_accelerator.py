@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from analog_snu.cli import main
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import build_config, evaluate_run, load_run, train_run
 from analog_snu.experiments.accelerator import resolve_accelerator
 from analog_snu.experiments.checkpoint import model_tensors
 from analog_snu.hardware import drift, program
 from analog_snu.layers import SNUNetwork
+from analog_snu.pcm import preset
 from analog_snu.tasks.placement import batches_on, model_accelerator, to_accelerator
+from analog_snu.tiles import device_rpu_config
 from analog_snu.training import loop
 
 META = torch.device("meta")
@@ -113,7 +114,7 @@ def test_every_tensor_of_a_model_follows_to(mode):
     device state is the one exception by design: float64 on the CPU, drawn from CPU generators, so a
     seed programs the same conductances whatever the accelerator (its programmed weights are handed
     to the tile on the tile's device)."""
-    rpu = None if mode == "digital" else preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = None if mode == "digital" else device_rpu_config(preset("pcm_joshi2020"), "hwa")
     net = SNUNetwork([6, 5, 3], rpu_config=rpu)
     if mode == "hwa":
         program(net, seed=0)

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from analog_snu import files
-from analog_snu.device_models import preset
 from analog_snu.errors import AnalogSNUError, CheckpointError
 from analog_snu.experiments import checkpoint as ckpt
 from analog_snu.experiments.checkpoint import (
@@ -18,6 +17,7 @@ from analog_snu.experiments.checkpoint import (
     save_checkpoint,
 )
 from analog_snu.models import ModelSpec, build_model
+from analog_snu.pcm import preset
 from analog_snu.training import make_optimizer
 
 SPEC = ModelSpec(cell="snu", head="mean", input_size=6, layers=[5], output_size=3)

@@ -6,12 +6,12 @@ import pytest
 
 from analog_snu.cli import build_parser
 from analog_snu.cli.config_flags import config_from_args
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import FLAG_PATHS, RunConfig, build_config, parse_set
 from analog_snu.experiments.config import config_differences, flatten
 from analog_snu.experiments.sources import to_toml
 from analog_snu.functional import SURROGATES
+from analog_snu.pcm import preset
 
 
 def test_task_defaults_make_the_stored_config_explicit():

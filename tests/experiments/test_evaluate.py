@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from analog_snu.cli import main
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import build_config, evaluate_run, train_run
+from analog_snu.pcm import preset
 
 TINY = ["--task", "digits", "--layers", "8", "--train-limit", "48", "--epochs", "1", "--quiet"]
 

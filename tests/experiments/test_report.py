@@ -18,13 +18,14 @@ from PIL import Image
 from analog_snu import SNUNetwork
 from analog_snu.cli import report as report_cli
 from analog_snu.data import load_digits, rate_encode
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.report import loss_axis_label, write_report
 from analog_snu.files import write_json
 from analog_snu.hardware import drift, drift_study, program
 from analog_snu.hardware.layer_maps import layers_from_maps
+from analog_snu.pcm import preset
 from analog_snu.reports import PLOT_DPI, export_weight_maps, save_drift_study
+from analog_snu.tiles import device_rpu_config
 from analog_snu.training.loop import accuracy, evaluate, train_epoch
 
 DEVICE = "pcm_joshi2020"
@@ -50,7 +51,7 @@ def tiny_run(tmp_path_factory):
         train_x, train_y = (part[:96] for part in data["train"])
         test_x, test_y = (part[:64] for part in data["test"])
         device = preset(DEVICE)
-        rpu_config = device.rpu_config("hwa")
+        rpu_config = device_rpu_config(device, "hwa")
         rpu_config.mapping.max_input_size = 32  # 64 inputs -> two tiles of 32: array.0.0 and array.1.0
         torch.manual_seed(0)
         model = SNUNetwork([64, 16, 10], rpu_config=rpu_config)

@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 
 from analog_snu.cli import main
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import evaluate_run, load_run, train_run
 from analog_snu.experiments.checkpoint import model_tensors
 from analog_snu.experiments.sweep import _claim, run_sweep
 from analog_snu.experiments.sweep_results import drift_column
 from analog_snu.experiments.sweep_spec import expand, parse_sweep_spec, read_sweep_spec, trial_id
+from analog_snu.pcm import preset
 
 TINY_BASE = {"task": "digits", "layers": [8], "train-limit": 64, "epochs": 2}
 

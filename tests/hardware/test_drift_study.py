@@ -7,10 +7,11 @@ import torch
 
 from analog_snu import SNUNetwork
 from analog_snu.cli import main
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.hardware import drift_study
+from analog_snu.pcm import preset
 from analog_snu.reports import save_drift_study
+from analog_snu.tiles import device_rpu_config
 
 
 def _setup(mode="hwa"):
@@ -18,7 +19,7 @@ def _setup(mode="hwa"):
     if mode == "pulsed":  # aihwkit's C++ tiles draw output noise from their own, unseedable RNG
         device = device.updated({"periphery": {"out_noise": 0.0}})
     torch.manual_seed(0)
-    net = SNUNetwork([8, 6, 3], rpu_config=device.rpu_config(mode))
+    net = SNUNetwork([8, 6, 3], rpu_config=device_rpu_config(device, mode))
     x = torch.bernoulli(torch.full((5, 16, 8), 0.5), generator=torch.Generator().manual_seed(1))
 
     def mean_output(model):

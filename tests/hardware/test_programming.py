@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from analog_snu import SNUNetwork, device_count, drift, program
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.hardware import programmed_states
-from analog_snu.tiles import make_linear
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, make_linear
 
 
 def _net(name="pcm_joshi2020", mode="inference", sizes=(8, 6, 3), **kw):
     torch.manual_seed(0)
-    return SNUNetwork(list(sizes), rpu_config=preset(name).rpu_config(mode), **kw)
+    return SNUNetwork(list(sizes), rpu_config=device_rpu_config(preset(name), mode), **kw)
 
 
 def _x():
@@ -24,11 +24,11 @@ def _tile_weights(net):
 
 
 def test_device_count_of_the_paper_network_is_52800():
-    net = SNUNetwork([88, 150, 88], output="sequence", rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+    net = SNUNetwork([88, 150, 88], output="sequence", rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     counts = device_count(net)
     assert counts == {"layers.0.weight_ih": 2 * 88 * 150, "readout": 2 * 150 * 88, "total": 52_800}
     two_pairs = preset("pcm_joshi2020").updated({"conductance": {"significance": [1.0, 2.0]}})
-    net2 = SNUNetwork([88, 150, 88], rpu_config=two_pairs.rpu_config("inference"))
+    net2 = SNUNetwork([88, 150, 88], rpu_config=device_rpu_config(two_pairs, "inference"))
     assert device_count(net2)["total"] == 105_600
 
 
@@ -110,7 +110,7 @@ def test_global_compensation_restores_the_mean_output():
     for scheme in ("global", "none"):
         device = preset("pcm_joshi2020").updated({**quiet, "periphery": {**quiet["periphery"], "drift_compensation": scheme}})
         torch.manual_seed(0)
-        layer = make_linear(64, 32, device.rpu_config("inference"))
+        layer = make_linear(64, 32, device_rpu_config(device, "inference"))
         layer.eval()
         eye, x = torch.eye(64), torch.rand(256, 64)
         before = _mean_abs_output(layer, eye), _mean_abs_output(layer, x)

@@ -12,9 +12,10 @@ import torch
 
 from analog_snu import SNUNetwork, drift, export_weight_maps, import_weight_maps, program
 from analog_snu.data.cache import load_npz
-from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware import programmed_states
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 
 TILE = "layers.0.weight_ih.analog_module"
 
@@ -24,7 +25,7 @@ def _net(mode="inference", name="pcm_aged_lowyield", sizes=(8, 6, 3)):
     if mode == "pulsed":  # aihwkit's C++ tiles draw output noise from their own, unseedable RNG
         device = device.updated({"periphery": {"out_noise": 0.0}})
     torch.manual_seed(0)
-    return SNUNetwork(list(sizes), rpu_config=device.rpu_config(mode))
+    return SNUNetwork(list(sizes), rpu_config=device_rpu_config(device, mode))
 
 
 def _eval(net):

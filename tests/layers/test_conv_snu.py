@@ -9,10 +9,10 @@ from aihwkit.simulator.configs import FloatingPointRPUConfig
 from torch import nn
 
 from analog_snu import device_count, drift, program
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 from analog_snu.layers.conv_snu import ConvSNU, ConvSNUNetwork
-from analog_snu.tiles import make_conv2d
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, make_conv2d
 from analog_snu.training import GRAPES
 from analog_snu.training.feedback_alignment import make_learning_rule
 
@@ -86,7 +86,7 @@ def test_analog_ideal_conv_equals_digital_and_is_counted_programmed_drifted():
     x = torch.bernoulli(torch.full((3, 2, 2, 6, 6), 0.5))
     torch.testing.assert_close(analog(x)[0], digital(x)[0])
     net = ConvSNUNetwork((1, 12, 12), (4,), kernel_size=3, hidden=(6,), classes=3,
-                         rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+                         rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     counts = device_count(net)
     assert counts["convs.0.weight_ih"] == 2 * 4 * 1 * 3 * 3
     assert counts["dense.0.weight_ih"] == 2 * 6 * 4 * 5 * 5 and counts["readout"] == 2 * 3 * 6

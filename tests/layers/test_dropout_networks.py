@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.layers import MLP, ConvSNUNetwork, SNUNetwork
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 
 # threshold -1: s >= 0 > threshold, so every SNU spikes at every step and a layer's output is
 # all ones; what the next layer receives is then exactly the dropout mask.
@@ -123,7 +124,7 @@ def test_networks_refuse_bad_dropout(bad):
 
 
 def test_dropout_on_analog_tiles_is_digital_before_the_tile():
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     torch.manual_seed(0)
     net = SNUNetwork([5, 16, 3], output="sequence", rpu_config=rpu, dropout=0.5, **ALWAYS).train()
     into_readout, handle = _inputs_of(net.readout)

@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.layers import SNUNetwork
 from analog_snu.models import LanguageModel, ModelSpec, RecurrentNetwork, build_model
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 
 
 def spec(**changes):
@@ -129,7 +130,7 @@ def test_analog_rnn_refuses_other_cells():
     from analog_snu.tiles import analog_rnn
 
     with pytest.raises(ConfigError, match=r"analog RNN cell must be one of \['gru', 'lstm'\], got 'rnn'"):
-        analog_rnn("rnn", 3, 4, preset("pcm").rpu_config("hwa"))
+        analog_rnn("rnn", 3, 4, device_rpu_config(preset("pcm"), "hwa"))
 
 
 def test_conv_channels_build_a_convolutional_snu_whose_tiles_are_counted():

@@ -11,6 +11,7 @@ from analog_snu.hardware.layer_maps import layers_from_maps, tile_grid_index, ti
 from analog_snu.reports import map_plots
 from analog_snu.reports.figures import PLOT_DPI
 from analog_snu.reports.map_plots import layer_figures
+from analog_snu.tiles import device_rpu_config
 
 LAYER = "layers.0.weight_ih"
 DEVICE = {"name": "pcm_test", "conductance": {"g_max": 25.0}}
@@ -174,13 +175,13 @@ def test_network_weights_of_the_maps_are_what_the_network_computes_with(kind, tm
     import torch
 
     from analog_snu import SNUNetwork
-    from analog_snu.device_models import preset
     from analog_snu.hardware import drift, program
+    from analog_snu.pcm import preset
     from analog_snu.reports import export_weight_maps
 
     device = preset("pcm_joshi2020").updated({"read_noise": {"enabled": False}, "periphery": {"enabled": False}})
     torch.manual_seed(0)
-    net = SNUNetwork([12, 8, 5], rpu_config=device.rpu_config(kind))
+    net = SNUNetwork([12, 8, 5], rpu_config=device_rpu_config(device, kind))
     for module in net.modules():  # learned output scales that are not 1, as after training
         if getattr(module, "out_scaling_alpha", None) is not None:
             with torch.no_grad():

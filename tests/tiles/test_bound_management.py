@@ -13,7 +13,8 @@ import torch
 from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
 from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
 
-from analog_snu.device_models import preset
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, per_vector_bound_management_applies
 
 F64 = torch.float64
@@ -21,7 +22,7 @@ F64 = torch.float64
 
 def preset_io(**change):
     """pcm_joshi2020's HWA forward IO (7-bit DAC, 9-bit ADC, bound 12, abs-max NM, iterative BM), changed."""
-    return dataclasses.replace(preset("pcm_joshi2020").rpu_config("hwa").forward, **change)
+    return dataclasses.replace(device_rpu_config(preset("pcm_joshi2020"), "hwa").forward, **change)
 
 
 def spikes(rows, cols, rate, seed=0):

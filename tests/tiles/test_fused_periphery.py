@@ -19,10 +19,10 @@ from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
-from analog_snu.device_models import preset
 from analog_snu.functional import periphery_loops
 from analog_snu.layers import SNUNetwork
-from analog_snu.tiles import spike_tile
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, spike_tile
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV, fused_periphery_applies, noisy_weight, round_tables
 from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, adc_step
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
@@ -30,7 +30,7 @@ from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
 
 def hwa_config(tile_class=SpikeTorchInferenceTile, columnwise=False, weight_noise=True, stock_mvm=False,
                **forward_change):
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     rpu.tile_class = tile_class
     if stock_mvm:
         rpu.simulator_tile_class = TorchSimulatorTile
@@ -129,7 +129,7 @@ def test_inference_config_without_learned_scales_equals_aihwkits_tile_module(ome
     weight, _, x = saturating_case()
     outs = []
     for tile_class in (TorchInferenceTile, SpikeTorchInferenceTile):
-        rpu = preset("pcm_joshi2020").rpu_config("inference")
+        rpu = device_rpu_config(preset("pcm_joshi2020"), "inference")
         rpu.tile_class = tile_class
         rpu.forward.out_noise = 0.0
         rpu.mapping.weight_scaling_omega = omega
@@ -400,7 +400,7 @@ def test_binary_state():
 
 
 def test_preset_network_trains_through_the_compiled_periphery():
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     torch.manual_seed(0)
     net = SNUNetwork([30, 16, 16, 4], threshold=0.3, rpu_config=rpu)
     x = spikes(5 * 3, 30, 0.4).reshape(5, 3, 30)

@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from analog_snu.device_models import preset
-from analog_snu.tiles import analog_rnn, make_conv2d, make_linear
+from analog_snu.pcm import preset
+from analog_snu.tiles import analog_rnn, device_rpu_config, make_conv2d, make_linear
 
 
 def _same_weights(a, b):
@@ -21,7 +21,7 @@ def _same_weights(a, b):
     lambda rpu: analog_rnn("lstm", 5, 4, rpu),
 ], ids=["linear", "conv2d", "lstm"])
 def test_state_dict_copies_and_loads_back(build):
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     torch.manual_seed(0)
     layer = build(rpu)
     state = layer.state_dict()

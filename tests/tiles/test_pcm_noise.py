@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 
-from analog_snu.device_models import PCMDevice, preset
 from analog_snu.errors import ConfigError
 from analog_snu.layers import SNUNetwork
-from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_AT_ZERO, PCMNoiseModel
+from analog_snu.pcm import PCMDevice, preset
+from analog_snu.pcm.physics import STUCK_AT_GMAX, STUCK_AT_ZERO
+from analog_snu.tiles import device_rpu_config
+from analog_snu.tiles.pcm_noise import PCMNoiseModel
 
 ROWS, COLS = 200, 500  # 100,000 weights
 
@@ -139,7 +141,7 @@ def test_switching_one_nonideality_off_keeps_the_others_realisation():
 
 
 def test_aihwkit_program_and_drift_fill_the_state():
-    net = SNUNetwork([6, 5, 3], rpu_config=preset("pcm_joshi2020").rpu_config("inference"))
+    net = SNUNetwork([6, 5, 3], rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     net.eval()
     net.program_analog_weights()
     net.drift_analog_weights(100.0)
@@ -158,12 +160,12 @@ def test_errors():
     with pytest.raises(ConfigError, match="device must be a PCMDevice, got dict"):
         PCMNoiseModel({})
     with pytest.raises(ConfigError, match="mode 'pulsed' supports one G\\+/G- pair per weight"):
-        PCMDevice().updated({"conductance": {"significance": [1.0, 2.0]}}).rpu_config("pulsed")
+        device_rpu_config(PCMDevice().updated({"conductance": {"significance": [1.0, 2.0]}}), "pulsed")
 
 
 @pytest.mark.parametrize("mode", ["inference", "hwa", "pulsed"])
 def test_rpu_configs_build_trainable_layers(mode):
-    net = SNUNetwork([6, 5, 3], rpu_config=preset("pcm_aged_lowyield").rpu_config(mode))
+    net = SNUNetwork([6, 5, 3], rpu_config=device_rpu_config(preset("pcm_aged_lowyield"), mode))
     out = net(torch.bernoulli(torch.full((4, 2, 6), 0.5)))
     out.sum().backward()
     assert out.shape == (2, 3)

@@ -14,15 +14,16 @@ from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagem
 from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
 from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
-from analog_snu.device_models import preset
 from analog_snu.layers import SNUNetwork
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV
 from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, SpikeTorchSimulatorTile, spike_shortcut_applies
 
 
 def preset_io():
     """The forward IO parameters of pcm_joshi2020's HWA config (7-bit DAC, 9-bit ADC, bound 12, iterative BM)."""
-    return preset("pcm_joshi2020").rpu_config("hwa").forward
+    return device_rpu_config(preset("pcm_joshi2020"), "hwa").forward
 
 
 def spikes(rows, cols, rate, seed=0):
@@ -157,9 +158,9 @@ def test_preset_network_gives_the_stock_tile_results_when_no_vector_saturates(mo
     compares the compiled periphery in distribution).
     """
     monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
-    rpu_ours = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu_ours = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     assert rpu_ours.simulator_tile_class is SpikeTorchSimulatorTile
-    rpu_stock = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu_stock = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     rpu_stock.simulator_tile_class = TorchSimulatorTile
     rpu_ours.forward.out_bound = rpu_stock.forward.out_bound = 100.0
     assert isinstance(rpu_stock, TorchInferenceRPUConfig)

@@ -13,9 +13,9 @@ import torch
 from aihwkit.nn import AnalogLinear
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 
-from analog_snu.device_models import preset
 from analog_snu.layers import SNUNetwork
-from analog_snu.tiles import spike_tile
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, spike_tile
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
 
@@ -26,7 +26,7 @@ def _torch_periphery(monkeypatch):
 
 
 def hwa_config(tile_class, columnwise=False, **forward_change):
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     rpu.tile_class = tile_class
     rpu.mapping.weight_scaling_columnwise = rpu.mapping.out_scaling_columnwise = columnwise  # per column
     rpu.forward = dataclasses.replace(rpu.forward, **forward_change)
@@ -142,7 +142,7 @@ def test_eval_mode_with_drift_compensation_and_gradient_takes_aihwkits_path():
 
 
 def test_preset_network_trains_through_the_code_tile():
-    rpu = preset("pcm_joshi2020").rpu_config("hwa")
+    rpu = device_rpu_config(preset("pcm_joshi2020"), "hwa")
     assert rpu.tile_class is SpikeTorchInferenceTile
     torch.manual_seed(0)
     net = SNUNetwork([30, 16, 16, 4], threshold=0.3, rpu_config=rpu)

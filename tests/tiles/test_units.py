@@ -4,8 +4,8 @@ import pytest
 import torch
 from aihwkit.nn import AnalogLinear
 
-from analog_snu.device_models import preset
-from analog_snu.tiles import read_weight, remap_tile, tile_rows, update_in_network_units
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, read_weight, remap_tile, tile_rows, update_in_network_units
 from analog_snu.tiles.units import weight_parameter
 
 
@@ -13,7 +13,7 @@ def _scaled_layer(simulator, seed):
     """A 6 -> 4 analog layer on an ideal device whose tile stores W / s (weight_scaling_omega = 1)."""
     device = preset("ideal").updated({"periphery": {"weight_scaling_omega": 1.0}, "simulator": simulator})
     torch.manual_seed(seed)
-    layer = AnalogLinear(6, 4, bias=False, rpu_config=device.rpu_config("inference")).eval()
+    layer = AnalogLinear(6, 4, bias=False, rpu_config=device_rpu_config(device, "inference")).eval()
     ((tile, _),) = list(tile_rows(layer))
     return layer, tile, weight_parameter(tile)
 

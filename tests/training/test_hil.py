@@ -7,9 +7,9 @@ from torch.nn import functional as F
 from analog_snu import SNUNetwork
 from analog_snu.data import load_digits
 from analog_snu.data.encoding import rate_encode
-from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.tiles import read_weight
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config, read_weight
 from analog_snu.tiles.tile_access import named_layer_tiles
 from analog_snu.training import GRAPES, make_optimizer
 from analog_snu.training.hil import HILTrainer
@@ -26,7 +26,7 @@ def _batches(n=4, size=16, seed=0):
 
 def _analog(device, seed=0):
     torch.manual_seed(seed)
-    return SNUNetwork(list(SIZES), rpu_config=device.rpu_config("inference"))
+    return SNUNetwork(list(SIZES), rpu_config=device_rpu_config(device, "inference"))
 
 
 def _digital_copy_of(analog):
@@ -246,10 +246,10 @@ def test_bad_arguments_raise_named_errors():
     digital = SNUNetwork(list(SIZES))
     with pytest.raises(ConfigError, match="the model is digital"):
         HILTrainer(digital, make_optimizer(digital, "sgd", lr=0.1), device)
-    hwa = SNUNetwork(list(SIZES), rpu_config=device.rpu_config("hwa"))
+    hwa = SNUNetwork(list(SIZES), rpu_config=device_rpu_config(device, "hwa"))
     with pytest.raises(ConfigError, match="injects hardware-aware training noise"):
         HILTrainer(hwa, make_optimizer(hwa, "sgd", lr=0.1), device)
-    pulsed = SNUNetwork([4, 3, 2], rpu_config=device.rpu_config("pulsed"))
+    pulsed = SNUNetwork([4, 3, 2], rpu_config=device_rpu_config(device, "pulsed"))
     with pytest.raises(ConfigError, match="is not an inference tile"):
         HILTrainer(pulsed, make_optimizer(pulsed, "sgd", lr=0.1), device)
     with pytest.raises(ConfigError, match="was built for device 'pcm_joshi2020'.*'pcm_aged_lowyield'"):

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from analog_snu import SNUNetwork
-from analog_snu.device_models import preset
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import RunConfig, build_config
+from analog_snu.pcm import preset
+from analog_snu.tiles import device_rpu_config
 from analog_snu.training import HILConfig, HILTrainer, make_optimizer
 
 
@@ -61,7 +62,7 @@ def test_flags_build_the_same_hil_config():
 
 def _analog(device):
     torch.manual_seed(0)
-    return SNUNetwork([64, 6, 10], rpu_config=device.rpu_config("inference"))
+    return SNUNetwork([64, 6, 10], rpu_config=device_rpu_config(device, "inference"))
 
 
 def test_trainer_takes_a_config_or_keywords_alike():

@@ -1,7 +1,7 @@
 """Named PCM device presets, each with where its numbers come from.
 
 Add a preset by adding an entry to :data:`PRESETS`; :func:`preset` returns a fresh
-:class:`~analog_snu.device_models.pcm.PCMDevice` (frozen, so entries cannot be mutated).
+:class:`~analog_snu.pcm.device.PCMDevice` (frozen, so entries cannot be mutated).
 :func:`resolve_device` is the one way from a user's ``--device`` value (a preset name or a
 ``.toml``/``.json`` device file) to a :class:`PCMDevice`.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analog_snu.device_models._files import FILE_SUFFIXES
-from analog_snu.device_models.pcm import PCMDevice
 from analog_snu.errors import ConfigError
+from analog_snu.pcm._files import FILE_SUFFIXES
+from analog_snu.pcm.device import PCMDevice
 
 __all__ = ["Preset", "PRESETS", "preset", "list_presets", "preset_info", "resolve_device"]
 

@@ -59,8 +59,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from analog_snu.device_models._files import load_file, save_file
 from analog_snu.errors import ConfigError
+from analog_snu.pcm._files import load_file, save_file
 from analog_snu.schema import StrictModel, finite_tuple
 
 __all__ = [
@@ -78,7 +78,7 @@ __all__ = [
     "StuckConfig",
 ]
 
-#: ``PCMDevice.rpu_config(mode)`` modes.
+#: tile kinds a device is built into (``analog_snu.tiles.device_rpu.device_rpu_config(device, mode)``).
 MODES = ("inference", "hwa", "pulsed")
 #: drift compensation schemes (aihwkit ``GlobalDriftCompensation`` / ``PerColumnDriftCompensation``).
 DRIFT_COMPENSATIONS = ("none", "global", "per_column")
@@ -275,11 +275,11 @@ class PCMDevice(StrictModel):
     """A PCM crossbar device: everything needed to build aihwkit configs and program tiles.
 
     Load and save with :meth:`from_file` / :meth:`save` (``.toml`` or ``.json``), or
-    :meth:`from_dict` / :meth:`to_dict`. Build an aihwkit RPU config with
-    :meth:`rpu_config`. Instances are frozen; use :meth:`updated` for variants.
+    :meth:`from_dict` / :meth:`to_dict`. An aihwkit RPU config is built from it by
+    :func:`analog_snu.tiles.device_rpu.device_rpu_config`. Instances are frozen; use :meth:`updated` for variants.
 
     Example:
-        >>> from analog_snu.device_models import preset
+        >>> from analog_snu.pcm import preset
         >>> dev = preset("pcm_joshi2020").updated({"drift": {"enabled": False}})
         >>> dev.drift.enabled, dev.conductance.g_max
         (False, 25.0)
@@ -364,19 +364,6 @@ class PCMDevice(StrictModel):
             and not self.periphery.enabled
             and not self.hwa.enabled
         )
-
-    # -- aihwkit ---------------------------------------------------------------------------------
-    def rpu_config(self, mode: str = "inference"):
-        """An aihwkit RPU config for ``mode``: ``"inference"``, ``"hwa"`` or ``"pulsed"``.
-
-        See :func:`analog_snu.tiles.device_rpu.device_rpu_config`. Needs aihwkit; imported
-        here (the one sanctioned upward call) so that this module imports without it.
-        """
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {list(MODES)}, got {mode!r}")
-        from analog_snu.tiles.device_rpu import device_rpu_config  # noqa: PLC0415 - sanctioned upward call
-
-        return device_rpu_config(self, mode)
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,12 @@
-"""PCM device configs and presets: strict pydantic models, importable without aihwkit."""
+"""The PCM device in pure torch, never importing aihwkit or :mod:`analog_snu.tiles`.
 
-from analog_snu.device_models.pcm import (
+This package exports the device config and its presets (strict pydantic models, importable without
+torch). The physics live in submodules: :mod:`analog_snu.pcm.physics` (mapping, programming, drift
+and read noise of a tile), :mod:`analog_snu.pcm.mixed_precision` (the mixed-precision update rule and
+SET pulses) and :mod:`analog_snu.pcm.chip` (the simulated chip of hardware-in-the-loop training).
+"""
+
+from analog_snu.pcm.device import (
     DRIFT_COMPENSATIONS,
     MODES,
     SIMULATORS,
@@ -14,7 +20,7 @@ from analog_snu.device_models.pcm import (
     ReadNoiseConfig,
     StuckConfig,
 )
-from analog_snu.device_models.presets import PRESETS, list_presets, preset, preset_info, resolve_device
+from analog_snu.pcm.presets import PRESETS, list_presets, preset, preset_info, resolve_device
 from analog_snu.schema import format_validation_error
 
 __all__ = [

@@ -23,7 +23,7 @@ here because aihwkit's version cannot serve hardware-in-the-loop training:
 
 What stays aihwkit's: the rule above, the granularity default (the device's ``dw_min``,
 as ``MixedPrecisionCompound(granularity=0)`` takes it from its device), the SET-pulse
-parameters of ``PCMPresetDevice`` (:class:`~analog_snu.device_models.pcm.PulsedConfig`) and
+parameters of ``PCMPresetDevice`` (:class:`~analog_snu.pcm.device.PulsedConfig`) and
 the refresh criterion of ``OneSidedUnitCell`` (refresh when the larger device is above
 ``upper`` and the smaller above ``lower``, both relative to the device's ``g_max``).
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from analog_snu import SNUNetwork, drift, program
-from analog_snu.device_models import preset
 from analog_snu.errors import CheckpointError, ConfigError, InputValueError
-from analog_snu.hardware.chip import SimulatedChip
-from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
-from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_NONE
+from analog_snu.pcm import preset
+from analog_snu.pcm.chip import SimulatedChip
+from analog_snu.pcm.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
+from analog_snu.pcm.physics import STUCK_AT_GMAX, STUCK_NONE
+from analog_snu.tiles import device_rpu_config
 from analog_snu.tiles.tile_access import named_layer_tiles, tile_noise_model
 
 SHAPES = {"a": (4, 5), "b": (3, 4)}
@@ -205,7 +206,7 @@ def _scale_after(net, t_seconds, estimate="tile"):
 def test_working_device_compensation_is_not_fooled_by_stuck_devices(scheme):
     dev = preset("pcm_aged_lowyield").updated({"periphery": {"drift_compensation": scheme}})
     torch.manual_seed(0)
-    net = SNUNetwork([64, 48, 10], rpu_config=dev.rpu_config("inference"))
+    net = SNUNetwork([64, 48, 10], rpu_config=device_rpu_config(dev, "inference"))
     program(net, seed=0)
     year = 31_536_000.0
     assert 0.97 <= _scale_after(net, year) <= 1.03

@@ -10,11 +10,11 @@ import pydantic
 import pytest
 import tomli_w
 
-from analog_snu.device_models import PCMDevice, format_validation_error, list_presets, preset, preset_info
-from analog_snu.device_models.pcm import ConductanceConfig, DriftConfig, StuckConfig
 from analog_snu.errors import ConfigError
+from analog_snu.pcm import PCMDevice, format_validation_error, list_presets, preset, preset_info
+from analog_snu.pcm.device import ConductanceConfig, DriftConfig, StuckConfig
 
-PACKAGE = Path(__file__).resolve().parents[2] / "analog_snu" / "device_models"
+PACKAGE = Path(__file__).resolve().parents[2] / "analog_snu" / "pcm"
 
 
 def test_required_presets_exist_with_provenance():
@@ -305,22 +305,30 @@ def test_bad_files_rejected(tmp_path):
         PCMDevice().save(tmp_path / "d.txt")
 
 
-def test_bad_mode_rejected_before_importing_tiles():
-    with pytest.raises(ConfigError, match=r"mode must be one of \['inference', 'hwa', 'pulsed'\], got 'train'"):
-        PCMDevice().rpu_config("train")
+#: the device config and its presets: plain data, importable without torch
+CONFIG_MODULES = ("__init__.py", "device.py", "presets.py", "_files.py")
 
 
-def test_device_models_do_not_import_aihwkit_or_tiles_at_module_level():
-    for path in PACKAGE.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:  # module level only; PCMDevice.rpu_config imports tiles inside the method
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            for name in names:
-                assert not name.startswith(("aihwkit", "analog_snu.tiles", "analog_snu.layers", "torch")), (path, name)
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):  # every level: no function-local imports either
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    return names
+
+
+def test_pcm_never_imports_aihwkit_or_the_packages_above_it():
+    modules = sorted(PACKAGE.glob("*.py"))
+    assert {p.name for p in modules} >= {*CONFIG_MODULES, "physics.py", "mixed_precision.py", "chip.py"}
+    above = ("aihwkit", "analog_snu.tiles", "analog_snu.functional", "analog_snu.layers", "analog_snu.hardware",
+             "analog_snu.training", "analog_snu.models", "analog_snu.experiments")
+    for path in modules:
+        for name in _imports(path):
+            assert not name.startswith(above), (path.name, name)
+            if path.name in CONFIG_MODULES:
+                assert not name.startswith("torch"), (path.name, name)
 
 
 @pytest.mark.parametrize(("name", "text"), [("empty.toml", ""), ("blank.toml", "\n  \n# only a comment\n"),

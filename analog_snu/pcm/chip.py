@@ -9,7 +9,7 @@ r"""A simulated PCM chip for hardware-in-the-loop training: per-device state ove
 - per device, set when it is last written (programmed, pulsed or refreshed): its conductance
   ``g_base`` right after, the chip time ``t_base`` of that write, and its drift exponent
   ``nu`` (redrawn at every programming, as the PCM statistics of
-  :class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` give it for the target);
+  :class:`~analog_snu.pcm.physics.PCMPhysics` give it for the target);
 - wear counters: programming events, SET pulses, refreshes (per pair).
 
 A **read** at chip time ``t`` drifts every device from its own write,
@@ -17,20 +17,20 @@ A **read** at chip time ``t`` drifts every device from its own write,
 read-noise sample for that age, and returns the weights plus the drift-compensation factor,
 estimated the way a chip can: from calibration reads of the devices that work (stuck devices,
 known from program-and-verify, excluded; see
-:meth:`~analog_snu.tiles.pcm_noise.PCMNoiseModel.working_compensation`).
+:meth:`~analog_snu.pcm.physics.PCMPhysics.working_compensation`).
 
 **Mapping.** Weights (tile units) map to conductances with one fixed scale per tile
 (µS per unit, the periphery's), chosen at the first programming so that ``headroom`` times
 ``max |W|`` reaches ``g_max``; a later ``max |W|`` beyond that range re-chooses it (then every
 target changes). Programming noise, stuck devices and the ``g_max`` cut act as in
-:class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel`.
+:class:`~analog_snu.pcm.physics.PCMPhysics`.
 
 **Programming rounds** (``program``) write only the devices whose target changed since their
 last programming (a device at its old target needs no programming event), or every device with
 ``force=True`` (a full refresh of the array, which also undoes drift). Each written device,
 stuck ones included (they get the pulses but do not move), counts one programming event.
 
-**Mixed precision** (:meth:`apply_update`): see :mod:`analog_snu.tiles.mixed_precision`.
+**Mixed precision** (:meth:`apply_update`): see :mod:`analog_snu.pcm.mixed_precision`.
 
 Random draws come from the chip's own ``torch.Generator`` (seeded, saved with the state): each
 round draws full-shape tensors in a fixed order, whatever is switched on.
@@ -48,18 +48,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import CheckpointError, ConfigError, InputValueError
-from analog_snu.hardware.programming import derive_seed
+from analog_snu.pcm.device import PCMDevice
+from analog_snu.pcm.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
+from analog_snu.pcm.physics import STUCK_AT_GMAX, STUCK_AT_ZERO, STUCK_NONE, PCMPhysics
+from analog_snu.pcm.seeds import derive_seed
 from analog_snu.schema import check_seed
-from analog_snu.tiles.mixed_precision import mixed_precision_transfer, refresh_mask, set_pulses
-from analog_snu.tiles.pcm_noise import STUCK_AT_GMAX, STUCK_AT_ZERO, STUCK_NONE, PCMNoiseModel
 
 __all__ = ["ChipArray", "SimulatedChip", "CHIP_STATE_VERSION"]
 
 CHIP_STATE_VERSION = 1
 _F64 = torch.float64
-_CHIP_STREAM = 4  # stream id mixed into the chip seed (programming.py uses 1-3)
+_CHIP_STREAM = 4  # stream id mixed into the chip seed (analog_snu.hardware.programming uses 1-3)
 _ZERO = 1e-12
 
 #: per-device tensors of a :class:`ChipArray`: name -> dtype (shape (K, 2, F_out, F_in))
@@ -147,7 +147,7 @@ class SimulatedChip:
         if not shapes:
             raise ConfigError("shapes must name at least one tile (the network has no analog tiles)")
         self.device = device
-        self.noise_model = PCMNoiseModel(device)
+        self.physics = PCMPhysics(device)
         self.seed, self.headroom, self.granularity = seed, float(headroom), float(granularity)
         self.refresh_upper, self.refresh_lower = float(refresh_upper), float(refresh_lower)
         self.time = 0.0
@@ -204,7 +204,7 @@ class SimulatedChip:
 
     def weights_of(self, name: str, g: Tensor) -> Tensor:
         """Weights (F_out, F_in) float32 of conductances ``g`` (K, 2, F_out, F_in) of tile ``name``."""
-        return self.noise_model.weights_from_conductances(g, self._array(name).scale)
+        return self.physics.weights_from_conductances(g, self._array(name).scale)
 
     def nominal_weights(self, name: str) -> Tensor:
         """Weights of the devices right after their last write (no drift, no read noise)."""
@@ -227,7 +227,7 @@ class SimulatedChip:
         rescale = not array.programmed or w_max * array.scale > self._full_range() * (1 + 1e-12)
         if rescale:
             array.scale = self._full_range() / (self.headroom * max(w_max, 1e-7))
-        target, _ = self.noise_model.conductance_targets(weights, array.scale)
+        target, _ = self.physics.conductance_targets(weights, array.scale)
         target = torch.minimum(target, array.g_max_device)
         prog_draw, nu_draw = self._normal(target.shape), self._normal(target.shape)
         write = torch.ones_like(target, dtype=torch.bool) if (force or rescale) else target != array.g_target
@@ -240,7 +240,7 @@ class SimulatedChip:
         return int(write.sum())
 
     def _programmed(self, target: Tensor, prog_draw: Tensor, nu_draw: Tensor, array: ChipArray) -> tuple[Tensor, Tensor]:
-        nm, dev = self.noise_model, self.device
+        nm, dev = self.physics, self.device
         g = (target + nm.programming_sigma(target) * prog_draw).clamp(min=0.0)
         g = torch.minimum(g, array.g_max_device)
         if dev.drift.enabled:
@@ -254,7 +254,7 @@ class SimulatedChip:
     # -- reading ------------------------------------------------------------------------------------
     def _drifted(self, array: ChipArray) -> tuple[Tensor, Tensor]:
         age = (self.time - array.t_base).clamp(min=0.0)
-        g = array.g_base * self.noise_model.drift_factor(array.nu, age, self.device.drift.t0)
+        g = array.g_base * self.physics.drift_factor(array.nu, age, self.device.drift.t0)
         return g, age
 
     @torch.no_grad()
@@ -269,9 +269,9 @@ class SimulatedChip:
         array = self._array(name)
         g, age = self._drifted(array)
         draw = self._normal(g.shape)
-        g_now = (g + g.abs() * self.noise_model.read_noise_sigma(array.g_base, age) * draw).clamp(min=0.0)
+        g_now = (g + g.abs() * self.physics.read_noise_sigma(array.g_base, age) * draw).clamp(min=0.0)
         g_now = _stuck_values(g_now, array.stuck, array.g_max_device)
-        alpha = self.noise_model.working_compensation(
+        alpha = self.physics.working_compensation(
             array.g_base, g_now, array.stuck, self.device.periphery.drift_compensation
         )
         return self.weights_of(name, g_now), alpha
@@ -289,7 +289,7 @@ class SimulatedChip:
         """Mixed-precision transfer of ``chi`` (F_out, F_in float64, weight units) to tile ``name``.
 
         ``n = trunc(chi / eps)`` SET pulses go to G+ (n > 0) or G- (n < 0) of the first pair
-        (pulse model in :mod:`analog_snu.tiles.mixed_precision`); then pairs past the refresh
+        (pulse model in :mod:`analog_snu.pcm.mixed_precision`); then pairs past the refresh
         criterion are refreshed. Returns ``(n, chi - n eps)``.
         """
         array = self._array(name)

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from analog_snu.device_models import PCMDevice, list_presets, preset, preset_info, resolve_device
 from analog_snu.errors import ConfigError
+from analog_snu.pcm import PCMDevice, list_presets, preset, preset_info, resolve_device
 
 
 def test_pcm_preset_is_the_aihwkit_stock_hwa_config_as_device_fields():
