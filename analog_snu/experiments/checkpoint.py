@@ -5,7 +5,7 @@ One file holds everything needed to rebuild and continue a run:
 - ``model/<name>``: every plain tensor of the model's state dict (digital weights,
   thresholds, decays, aihwkit's digital biases and mapping scales);
 - ``tile/<name>/weight`` (``/bias``, ``/hidden``): each aihwkit tile's raw crossbar weights
-  (``get_weights(apply_weight_scaling=False)``; the scales are model tensors) and, for
+  (in tile units; the scales are model tensors) and, for
   pulsed devices, its hidden device parameters;
 - ``optim/<index>/<key>``: optimizer state tensors; hyper-parameters go in the JSON;
 - ``rng/torch``: the global torch RNG state;
@@ -40,7 +40,16 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME
 from analog_snu.files import atomic_write_bytes, load_json, read_regular_file
 from analog_snu.models import ModelSpec, build_model
-from analog_snu.tiles import is_analog
+from analog_snu.tiles.crossbar import (
+    holds_tiles,
+    is_model_tensor,
+    is_tile_scale,
+    layer_weights,
+    load_tile_tensors,
+    saved_like,
+    set_layer_weights,
+    tile_tensors,
+)
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -110,41 +119,15 @@ def _checkpoint_digest(tensors: dict[str, Tensor], meta_json: str) -> str:
     return hashlib.sha256(f"{tensor_digest(tensors)}\n{meta_json}".encode()).hexdigest()
 
 
-def _named_tiles(model: nn.Module) -> list[tuple[str, Any]]:
-    named = getattr(model, "named_analog_tiles", None)
-    return list(named()) if callable(named) else []
-
-
-def _is_plain_tensor_entry(name: str, value: Any) -> bool:
-    # aihwkit keeps a placeholder parameter (analog_ctx) and a dict of Python objects
-    # (analog_tile_state) in its state dict: neither is data of ours.
-    return isinstance(value, Tensor) and not name.endswith("analog_ctx") and type(value) in (Tensor, nn.Parameter)
-
-
 @torch.no_grad()
 def model_tensors(model: nn.Module) -> dict[str, Tensor]:
     """Everything needed to restore ``model``'s weights, as named CPU tensors (see the module docstring)."""
     tensors: dict[str, Tensor] = {}
     for name, value in model.state_dict().items():
-        if _is_plain_tensor_entry(name, value):
+        if is_model_tensor(name, value):
             tensors[f"model/{name}"] = value.detach().cpu().clone().contiguous()
-    for name, tile in _named_tiles(model):
-        weight, bias = tile.get_weights(apply_weight_scaling=False)
-        tensors[f"tile/{name}/weight"] = weight.detach().cpu().clone().contiguous()
-        if bias is not None and getattr(tile, "analog_bias", False):
-            tensors[f"tile/{name}/bias"] = bias.detach().cpu().clone().contiguous()
-        hidden = _hidden_parameters(tile)
-        if hidden is not None:
-            tensors[f"tile/{name}/hidden"] = hidden
+    tensors.update(tile_tensors(model))
     return tensors
-
-
-def _hidden_parameters(tile: Any) -> Tensor | None:
-    getter = getattr(getattr(tile, "tile", None), "get_hidden_parameters", None)
-    if not callable(getter):
-        return None
-    hidden = getter()
-    return hidden.detach().cpu().clone().contiguous() if hidden.numel() else None
 
 
 def _optimizer_payload(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -276,7 +259,7 @@ def restore_model(model: nn.Module, checkpoint: Checkpoint) -> None:
     """Copy the checkpoint's weights into ``model`` (built from the same spec); names and shapes must match."""
     saved = checkpoint.group("model")
     targets = {name: value for name, value in model.state_dict(keep_vars=True).items()
-               if _is_plain_tensor_entry(name, value)}
+               if is_model_tensor(name, value)}
     missing, unexpected = sorted(set(targets) - set(saved)), sorted(set(saved) - set(targets))
     if missing or unexpected:
         raise CheckpointError(
@@ -284,9 +267,7 @@ def restore_model(model: nn.Module, checkpoint: Checkpoint) -> None:
             f"unexpected {unexpected[:5]}"
         )
     for name, target in targets.items():
-        if name.endswith(".alpha") and target.numel() == saved[name].numel() == 1:
-            # aihwkit's drift compensation turns a tile's (1,) alpha into a 0-d tensor.
-            saved[name] = saved[name].reshape(target.shape)
+        saved[name] = saved_like(name, saved[name], target)
         if tuple(target.shape) != tuple(saved[name].shape):
             raise CheckpointError(
                 f"checkpoint tensor {name!r} has shape {tuple(saved[name].shape)}, the model expects "
@@ -294,21 +275,7 @@ def restore_model(model: nn.Module, checkpoint: Checkpoint) -> None:
             )
     for name, target in targets.items():
         target.data.copy_(saved[name])
-    tiles = dict(_named_tiles(model))
-    saved_tiles = {name.rsplit("/", 1)[0] for name in checkpoint.group("tile")}
-    if set(tiles) != saved_tiles:
-        raise CheckpointError(
-            f"checkpoint tiles {sorted(saved_tiles)[:5]} do not match the model's {sorted(tiles)[:5]} (a different config?)"
-        )
-    for name, tile in tiles.items():
-        weight = checkpoint.tensors[f"tile/{name}/weight"]
-        bias = checkpoint.tensors.get(f"tile/{name}/bias")
-        if getattr(tile, "digital_bias", False) and getattr(tile, "bias", None) is not None:
-            bias = tile.bias.detach().clone()  # restored above as a model tensor
-        tile.set_weights(weight, bias, apply_weight_scaling=False)
-        hidden = checkpoint.tensors.get(f"tile/{name}/hidden")
-        if hidden is not None:
-            tile.tile.set_hidden_parameters(hidden)
+    load_tile_tensors(model, checkpoint.tensors)
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
@@ -353,11 +320,6 @@ def load_checkpoint(path: str | os.PathLike, training: str | None = None) -> tup
     return model, spec, checkpoint
 
 
-def _holds_tiles(module: nn.Module) -> bool:
-    """An aihwkit layer with its own tile(s) (AnalogLinear, ...), not a container of such layers."""
-    return is_analog(module) and hasattr(module, "analog_module")
-
-
 @torch.no_grad()
 def transfer_weights(source: nn.Module, target: nn.Module) -> None:
     """Copy the logical weights of ``source`` into ``target``: same architecture, other tiles.
@@ -366,26 +328,25 @@ def transfer_weights(source: nn.Module, target: nn.Module) -> None:
     analog layer of ``target`` takes the weights of the module of the same name in ``source``;
     plain tensors (thresholds, decays, digital biases) are copied by name, tile scales are not.
     """
-    source_state = {k: v for k, v in source.state_dict().items() if _is_plain_tensor_entry(k, v)}
+    source_state = {k: v for k, v in source.state_dict().items() if is_model_tensor(k, v)}
     for name, value in target.state_dict(keep_vars=True).items():
-        is_scale = name.endswith(("mapping_scales", "alpha", "shared_weights"))
-        if _is_plain_tensor_entry(name, value) and name in source_state and not is_scale:
+        if is_model_tensor(name, value) and name in source_state and not is_tile_scale(name):
             value.data.copy_(source_state[name])
     source_modules = dict(source.named_modules())
     for name, module in target.named_modules():
-        if not _holds_tiles(module):  # containers (SNU, SNUNetwork) are analog too, but hold no tile themselves
+        if not holds_tiles(module):  # containers (SNU, SNUNetwork) are analog too, but hold no tile themselves
             continue
         origin = source_modules.get(name)
         if origin is None:
             raise CheckpointError(f"cannot move the weights onto tiles: the source model has no layer {name!r}")
-        if _holds_tiles(origin):
-            weight, bias = origin.get_weights()
+        if holds_tiles(origin):
+            weight, bias = layer_weights(origin)
         elif isinstance(getattr(origin, "weight", None), Tensor):
             weight, bias = origin.weight.detach().clone(), getattr(origin, "bias", None)
             bias = None if bias is None else bias.detach().clone()
         else:
             raise CheckpointError(f"cannot move layer {name!r} ({type(origin).__name__}) onto analog tiles")
-        module.set_weights(weight, bias)
+        set_layer_weights(module, weight, bias)
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[nn.Module, ModelSpec]:

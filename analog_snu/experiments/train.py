@@ -40,7 +40,7 @@ from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
-from analog_snu.tiles.tile_access import named_layer_tiles
+from analog_snu.tiles.crossbar import crossbars
 from analog_snu.times import format_time
 from analog_snu.training import (
     GRAPES,
@@ -102,12 +102,12 @@ def _metrics_files(run_dir: Path, history: list[dict[str, Any]]) -> dict[Path, b
 
 
 def _non_finite_weights(model: nn.Module) -> list[str]:
-    # aihwkit's analog_ctx parameters are placeholders; tile weights are read through get_weights()
+    # aihwkit's placeholder parameters hold no data; tile weights are read through their crossbar handles
     bad = [name for name, p in model.named_parameters()
            if type(p) is nn.Parameter and p.is_floating_point() and not torch.isfinite(p).all()]
-    for layer, _, tile in named_layer_tiles(model):
-        if not torch.isfinite(tile.get_weights(apply_weight_scaling=False)[0]).all():
-            bad.append(f"{layer} (tile weights)")
+    for crossbar in crossbars(model):
+        if not torch.isfinite(crossbar.weights()).all():
+            bad.append(f"{crossbar.layer} (tile weights)")
     return bad
 
 

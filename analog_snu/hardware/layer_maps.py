@@ -1,8 +1,7 @@
 """A programmed network's PCM devices per layer, at the layer's global indices (data for figures).
 
-aihwkit splits a layer larger than its tile size over a grid of tiles named
-``<layer>.analog_module.array.<i>.<j>`` (``i``: block of inputs/columns, ``j``: block of
-outputs/rows; see aihwkit's ``TileModuleArray``). The :class:`LayerMaps` here put every tile
+aihwkit splits a layer larger than its tile size over a grid of tiles
+(:func:`analog_snu.tiles.crossbar.tile_grid_index` reads a tile's place from its name). The :class:`LayerMaps` here put every tile
 back at its place, so a 784-input layer split over two tiles shows columns 0-783, and they name
 the layer as the user knows it (``layers.0.weight_ih``), never a tile path.
 
@@ -13,7 +12,6 @@ Built from the weight-map files (:func:`layers_from_maps`: the ``.json`` sidecar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from analog_snu.errors import CheckpointError
+from analog_snu.tiles.crossbar import tile_grid_index
 
 __all__ = [
     "WEAR_FIELDS",
@@ -33,19 +32,6 @@ __all__ = [
 
 #: per-device wear counters a weight-map file may hold (hardware-in-the-loop runs)
 WEAR_FIELDS = ("programming_events", "set_pulses", "refreshes")
-_ARRAY_INDEX = re.compile(r"\.array\.(\d+)\.(\d+)$")
-
-
-def tile_grid_index(tile_name: str) -> tuple[int, int] | None:
-    """``(input_block, output_block)`` of an aihwkit tile-array member, ``None`` for a lone tile.
-
-    >>> tile_grid_index("layers.0.weight_ih.analog_module.array.1.0")
-    (1, 0)
-    >>> tile_grid_index("readout.analog_module") is None
-    True
-    """
-    match = _ARRAY_INDEX.search(tile_name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def tile_offsets(tiles: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:

@@ -17,6 +17,7 @@ from analog_snu.pcm import PCMDevice, list_presets, resolve_device
 from analog_snu.pcm.physics import PCMTileState
 from analog_snu.pcm.seeds import derive_seed
 from analog_snu.schema import check_seed
+from analog_snu.tiles.crossbar import crossbars
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.tile_access import (
     attach_noise_model,
@@ -138,10 +139,10 @@ def device_count(model: nn.Module) -> dict[str, int]:
     which aihwkit keeps digital, use none). An 88-150-88 SNU network with an analog readout and
     one pair per weight has 2 (88*150 + 150*88) = 52,800."""
     counts: dict[str, int] = {}
-    for layer, _, tile in _analog_tiles(model):
-        weight, _ = tile.get_weights(apply_weight_scaling=False)
-        noise_model = tile_noise_model(tile)
+    _analog_tiles(model)  # refuses a digital model
+    for crossbar in crossbars(model):
+        noise_model = crossbar.noise_model
         per_weight = noise_model.device.devices_per_weight if noise_model is not None else 2
-        counts[layer] = counts.get(layer, 0) + weight.numel() * per_weight
+        counts[crossbar.layer] = counts.get(crossbar.layer, 0) + crossbar.weights().numel() * per_weight
     counts["total"] = sum(counts.values())
     return counts

@@ -50,13 +50,12 @@ from analog_snu.hardware.programming import drift, seconds_after_programming
 from analog_snu.pcm import PCMDevice
 from analog_snu.pcm.physics import PCMTileState
 from analog_snu.tiles.backend import aihwkit_version
+from analog_snu.tiles.crossbar import crossbars
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.tile_access import (
-    attach_noise_model,
     is_inference_tile,
     named_layer_tiles,
     network_scales,
-    restore_tile,
     tile_noise_model,
     tile_snapshot,
 )
@@ -359,8 +358,8 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
     npz_path = npz_path_for(path)
     meta = _read_meta(npz_path)
     arrays = _read_arrays(npz_path, meta["npz_sha256"], max_bytes)
-    tiles = named_layer_tiles(model)
-    names = [name for _, name, _ in tiles]
+    tiles = crossbars(model)
+    names = [crossbar.name for crossbar in tiles]
     saved_names = [entry.get("name") for entry in meta["tiles"] if isinstance(entry, dict)]
     if names != saved_names:
         raise CheckpointError(f"weight maps hold tiles {saved_names[:6]}, the model has {names[:6]} (another architecture?)")
@@ -375,9 +374,9 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
             raise CheckpointError(f"weight-map sidecar: time_since_programming_s / program_seed / drift_seed "
                                   f"{summary} differ from tile {names[0]!r}'s")
     plans = []
-    for (_, name, tile), entry in zip(tiles, meta["tiles"]):
-        weight, _ = tile.get_weights(apply_weight_scaling=False)
-        shape = tuple(weight.shape)
+    for crossbar, entry in zip(tiles, meta["tiles"]):
+        name = crossbar.name
+        shape = tuple(crossbar.weights().shape)
         saved_shape = entry.get("shape")
         if not isinstance(saved_shape, list) or tuple(saved_shape) != shape:
             shown = tuple(saved_shape) if isinstance(saved_shape, list) else saved_shape
@@ -386,7 +385,7 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
             device = PCMDevice.from_dict(entry["device"])
         except (KeyError, ConfigError, TypeError) as exc:
             raise CheckpointError(f"tile {name!r}: the weight maps' device config is invalid: {exc}") from exc
-        noise_model = tile_noise_model(tile)
+        noise_model = crossbar.noise_model
         if noise_model is not None and noise_model.device != device:
             raise CheckpointError(
                 f"tile {name!r}: the weight maps were programmed with device {device.name!r}, the model's tile "
@@ -396,12 +395,12 @@ def import_weight_maps(model: nn.Module, path: str | os.PathLike, *,
         if pairs != device.conductance.pairs:
             raise CheckpointError(f"tile {name!r}: {pairs!r} pairs in the file, {device.conductance.pairs} in its device config")
         state, snapshot = _state_from_arrays(arrays, name, shape, pairs, entry)
-        plans.append((tile, noise_model, device, state, snapshot))
+        plans.append((crossbar, noise_model, device, state, snapshot))
     model.eval()
     restored = {}
-    for (tile, noise_model, device, state, snapshot), name in zip(plans, names):
+    for (crossbar, noise_model, device, state, snapshot), name in zip(plans, names):
         if noise_model is None:
-            noise_model = attach_noise_model(tile, PCMNoiseModel(device))
-        restore_tile(tile, noise_model, state, snapshot)
+            noise_model = crossbar.attach_noise_model(PCMNoiseModel(device))
+        crossbar.restore(noise_model, state, snapshot)
         restored[name] = state
     return restored

@@ -1,6 +1,7 @@
 """The bridge to aihwkit: the only package that imports it; it adapts :mod:`analog_snu.pcm` to aihwkit."""
 
 from analog_snu.tiles.backend import aihwkit_module, aihwkit_version
+from analog_snu.tiles.crossbar import Crossbar, crossbars
 from analog_snu.tiles.device_rpu import device_rpu_config
 from analog_snu.tiles.linear import (
     AnalogContainerBase,
@@ -17,6 +18,8 @@ from analog_snu.tiles.units import remap_tile, update_in_network_units
 from analog_snu.tiles.updates import scale_weight_update, tile_rows
 
 __all__ = [
+    "Crossbar",
+    "crossbars",
     "ANALOG_RNN_CELLS",
     "analog_rnn",
     "AnalogContainerBase",

@@ -59,14 +59,7 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware.programming import resolve_device
 from analog_snu.pcm import PCMDevice, list_presets
 from analog_snu.pcm.chip import SimulatedChip
-from analog_snu.tiles import remap_tile, update_in_network_units
-from analog_snu.tiles.tile_access import (
-    has_training_noise,
-    is_inference_tile,
-    mapping_scales_copy,
-    named_layer_tiles,
-    tile_noise_model,
-)
+from analog_snu.tiles.crossbar import Crossbar, crossbars
 from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
 
 __all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILConfig", "HILTrainer"]
@@ -138,28 +131,29 @@ class HILTrainer:
         self.requested: dict[str, Tensor] = {}
 
     @staticmethod
-    def _check_tiles(model: nn.Module, device: PCMDevice) -> list[tuple[str, Any]]:
+    def _check_tiles(model: nn.Module, device: PCMDevice) -> list[tuple[str, Crossbar]]:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch nn.Module, got {type(model).__name__}")
-        tiles = named_layer_tiles(model)
+        tiles = crossbars(model)
         if not tiles:
             raise ConfigError(
                 "HIL training needs analog tiles; the model is digital: build it with "
                 "rpu_config=device_rpu_config(device, 'inference')"
             )
         out = []
-        for _, name, tile in tiles:
-            if not is_inference_tile(tile):
+        for tile in tiles:
+            name = tile.name
+            if tile.kind != "inference":
                 raise ConfigError(
                     f"tile {name!r} is not an inference tile (pulsed or floating point); HIL training needs "
                     "rpu_config=device_rpu_config(device, 'inference')"
                 )
-            if has_training_noise(tile):
+            if tile.has_training_noise:
                 raise ConfigError(
                     f"tile {name!r} injects hardware-aware training noise ('hwa' mode); HIL training runs on the "
                     "chip's own noise: build it with device_rpu_config(device, 'inference')"
                 )
-            noise_model = tile_noise_model(tile)
+            noise_model = tile.noise_model
             if noise_model is not None and noise_model.device != device:
                 raise ConfigError(
                     f"tile {name!r} was built for device {noise_model.device.name!r}, the chip is "
@@ -196,11 +190,11 @@ class HILTrainer:
             for name, tile in self.tiles:
                 # the digital scale follows the weights, as the chip's conductance range does: the
                 # periphery keeps its ranges (a fixed scale left JSB's ADC saturating, +0.15 nats)
-                remap_tile(tile, self.device.periphery.weight_scaling_omega)
+                tile.remap(self.device.periphery.weight_scaling_omega)
                 self.chip.program(name, _raw(tile), force=self.program_all or not self.started)
         self.chip.advance(self.chip_seconds_per_batch)
         # copies, not aliases: restoring an alias compounded the compensation factor batch after batch
-        saved_scales = [mapping_scales_copy(tile) for _, tile in self.tiles]
+        saved_scales = [tile.output_scales() for _, tile in self.tiles]
         forward_scales = list(saved_scales)
         if self.scheme == "reprogram":
             self.requested = {name: _raw(tile) for name, tile in self.tiles}  # master W, back before the step
@@ -211,12 +205,12 @@ class HILTrainer:
                 if self.device.periphery.drift_compensation != "none":  # digital, on the tile's output scales
                     base = torch.ones(1) if scales is None else scales
                     forward_scales[i] = base * alpha.to(base.device, base.dtype)
-                    tile.set_mapping_scales(forward_scales[i].clone())
+                    tile.set_output_scales(forward_scales[i].clone())
             loss = loss_fn(self.model(inputs), targets)
             loss.backward()
         finally:
             for (name, tile), scales in zip(self.tiles, saved_scales):
-                tile.set_mapping_scales(scales)  # this step's own copy: no later step reuses it
+                tile.set_output_scales(scales)  # this step's own copy: no later step reuses it
                 _set(tile, self.requested[name])
         if grapes is not None:
             grapes.before_step()
@@ -225,7 +219,7 @@ class HILTrainer:
         # times the given one (s ~ 0.1 for JSB: HIL trailed digital by 0.84 nats with nothing else changed).
         with ExitStack() as network_units:
             for (_, tile), resting, forward in zip(self.tiles, saved_scales, forward_scales):
-                network_units.enter_context(update_in_network_units(tile, resting, forward))
+                network_units.enter_context(tile.in_network_units(resting, forward))
             self.optimizer.step()
         if self.scheme == "mixed":
             for name, tile in self.tiles:
@@ -338,14 +332,13 @@ class HILTrainer:
             _set(tile, weights[name])
 
 
-def _raw(tile: Any) -> Tensor:
+def _raw(tile: Crossbar) -> Tensor:
     """The tile's crossbar weights (tile units), a detached CPU float32 copy."""
-    return torch.as_tensor(tile.tile.get_weights()).detach().cpu().to(torch.float32).clone()
+    return tile.read_weights()
 
 
-@torch.no_grad()
-def _set(tile: Any, weights: Tensor) -> None:
-    tile.tile.set_weights(weights.detach().to(torch.float32).clone())
+def _set(tile: Crossbar, weights: Tensor) -> None:
+    tile.write_weights(weights)
 
 
 def _expect(tensors: Mapping[str, Tensor], key: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:

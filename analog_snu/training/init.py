@@ -10,7 +10,7 @@ scheme              weights W of a map with fan_in = F_in (C_in kH kW for a conv
 ``"xavier_uniform"``  U(±sqrt(6 / (fan_in + fan_out))), biases 0                    Glorot & Bengio 2010
 ==================  ==============================================================  ==========================
 
-Analog maps are written through aihwkit's ``set_weights`` (all tiles of a split layer).
+Analog maps are written through :func:`analog_snu.tiles.crossbar.set_layer_weights` (all tiles of a split layer).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
 from analog_snu.schema import check_seed
-from analog_snu.tiles import is_analog
+from analog_snu.tiles import is_analog, is_conv2d_map, is_linear_map
+from analog_snu.tiles.crossbar import layer_weights, set_layer_weights
 
 __all__ = ["WEIGHT_INITS", "init_weights"]
 
@@ -35,8 +36,7 @@ def _maps(model: nn.Module) -> list[nn.Module]:
     for module in model.modules():
         if any(module is not a and _inside(module, a) for a in seen_analog):
             continue
-        name = type(module).__name__
-        if is_analog(module) and name in ("AnalogLinear", "AnalogConv2d"):
+        if is_analog(module) and (is_linear_map(module) or is_conv2d_map(module)):
             found.append(module)
             seen_analog.append(module)
         elif not is_analog(module) and isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -76,9 +76,9 @@ def init_weights(model: nn.Module, scheme: str = "default", seed: int | None = N
     maps = _maps(model)
     for module in maps:
         if is_analog(module):
-            weight, bias = module.get_weights()
+            weight, bias = layer_weights(module)
             new = _draw(scheme, tuple(weight.shape), generator).to(weight.dtype)
-            module.set_weights(new, None if bias is None else torch.zeros_like(bias))
+            set_layer_weights(module, new, None if bias is None else torch.zeros_like(bias))
         else:
             module.weight.copy_(_draw(scheme, tuple(module.weight.shape), generator))
             if module.bias is not None:

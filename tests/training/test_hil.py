@@ -133,7 +133,7 @@ def test_mixed_summary_and_conservation_during_training():
     analog = _analog(device)
     hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.2), device, scheme="mixed", seed=0,
                      chip_seconds_per_batch=2.0)
-    start = {name: torch.as_tensor(tile.tile.get_weights()).clone() for name, tile in hil.tiles}
+    start = {name: tile.read_weights() for name, tile in hil.tiles}
     hil.train_epoch(_batches(3, 16), F.cross_entropy)
     summary = hil.summary()
     assert set(summary) == {"scheme", "chip_seconds", "devices", "set_pulses", "refreshes"}
