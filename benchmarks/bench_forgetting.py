@@ -65,7 +65,7 @@ def run_one(optimizer_name: str, seed: int, args, data) -> dict:
     for task, perm in enumerate(perms):
         for _ in range(args.epochs):
             train_epoch(model, batches(train_x[:, perm], train_y, args.batch, generator), optimizer, loss_fn,
-                        grapes=rule, progress=False)
+                        rule=rule, progress=False)
         matrix.append([evaluate(model, list(batches(test_x[:, p], test_y, 1000)), accuracy) for p in perms[:task + 1]])
     final = matrix[-1]
     return {"optimizer": optimizer_name, "seed": seed, "lr": args.lr * factor, "accuracy_matrix": matrix,

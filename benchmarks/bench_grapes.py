@@ -185,7 +185,7 @@ def run_one(net: str, mode: str, optimizer_name: str, seed: int, config: BenchCo
         if diverged is None:
             try:
                 loss = train_epoch(model, batches(net, train_x, train_y, config, generator), optimizer, loss_fn,
-                                   grapes=rule, progress=False)
+                                   rule=rule, progress=False)
             except InputValueError:  # GRAPES refuses NaN/inf weights: the run diverged
                 diverged, loss = epoch + 1, float("nan")
         else:

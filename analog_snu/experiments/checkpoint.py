@@ -9,6 +9,10 @@ One file holds everything needed to rebuild and continue a run:
   pulsed devices, its hidden device parameters;
 - ``optim/<index>/<key>``: optimizer state tensors; hyper-parameters go in the JSON;
 - ``rng/torch``: the global torch RNG state;
+- ``<group>/<key>``: the tensors of the state dicts of the run's other training parts
+  (``states``): the learning rule's under :data:`RULE_STATE` (FA/DFA feedback matrices by map
+  name), the hardware hook's under :data:`HARDWARE_STATE` (the chip of a hardware-in-the-loop
+  run); their JSON-able values are in the metadata's ``extra[<group>]``;
 - JSON metadata (safetensors header): format version, the :class:`~analog_snu.models.ModelSpec`,
   the optimizer's param groups and scalars, and whatever the caller adds (``extra``).
 
@@ -53,6 +57,8 @@ from analog_snu.tiles.crossbar import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "HARDWARE_STATE",
+    "RULE_STATE",
     "Checkpoint",
     "checkpoint_bytes",
     "tensor_digest",
@@ -74,6 +80,12 @@ VERSION = 3
 READABLE_VERSIONS = (2, 3)
 _META_KEY = "analog_snu"
 _DIGEST_KEY = "analog_snu_sha256"
+#: the group of the learning rule's state (named for the only rule state there is: FA/DFA feedback matrices)
+RULE_STATE = "feedback"
+#: the group of the hardware hook's state (hardware-in-the-loop training)
+HARDWARE_STATE = "hil"
+#: groups of the checkpoint's own
+_OWN_GROUPS = ("model", "tile", "optim", "rng")
 
 
 @dataclass
@@ -99,6 +111,14 @@ class Checkpoint:
         """Tensors under ``prefix/`` with the prefix stripped."""
         start = len(prefix) + 1
         return {name[start:]: tensor for name, tensor in self.tensors.items() if name.startswith(prefix + "/")}
+
+    def state(self, group: str) -> dict[str, Any]:
+        """The state dict saved as ``states[group]`` (:func:`checkpoint_bytes`): its JSON values and
+        its tensors (``{}`` when the checkpoint holds none)."""
+        values = self.meta.get("extra", {}).get(group, {})
+        if not isinstance(values, dict):
+            raise CheckpointError(f"checkpoint's {group!r} state is {type(values).__name__}, not a mapping")
+        return {**values, **self.group(group)}
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -162,15 +182,21 @@ def checkpoint_bytes(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
     save_rng: bool = True,
-    state_tensors: dict[str, Tensor] | None = None,
+    states: dict[str, dict[str, Any]] | None = None,
 ) -> bytes:
     """The checkpoint file :func:`save_checkpoint` writes, as bytes (to write it together with other files)."""
     tensors = model_tensors(model)
-    for name, tensor in (state_tensors or {}).items():
-        if name.split("/", 1)[0] in ("model", "tile", "optim", "rng"):
-            raise CheckpointError(f"state tensor name {name!r} collides with the checkpoint's own groups")
-        tensors[name] = tensor.detach().cpu().contiguous()
-    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra or {}}
+    extra = dict(extra or {})
+    for group, state in (states or {}).items():
+        if group in _OWN_GROUPS or group in extra:
+            raise CheckpointError(f"state group {group!r} collides with the checkpoint's own groups or extra")
+        values = {key: value for key, value in state.items() if not isinstance(value, Tensor)}
+        if values:
+            extra[group] = values
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                tensors[f"{group}/{key}"] = value.detach().cpu().contiguous()
+    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "spec": spec.to_dict(), "extra": extra}
     if optimizer is not None:
         optim_tensors, meta["optimizer"] = _optimizer_payload(optimizer)
         tensors.update(optim_tensors)
@@ -189,15 +215,16 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, Any] | None = None,
     save_rng: bool = True,
-    state_tensors: dict[str, Tensor] | None = None,
+    states: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Write model weights, spec, optimizer and RNG state to ``path`` atomically (safetensors).
 
-    ``state_tensors``: more named tensors to keep (e.g. the ``hil/...`` chip state of a
-    hardware-in-the-loop run), covered by the same SHA-256.
+    ``states``: the state dicts of other training parts by group name (:data:`RULE_STATE`,
+    :data:`HARDWARE_STATE`), tensors and JSON values, covered by the same SHA-256; read back
+    with :meth:`Checkpoint.state`.
     """
     atomic_write_bytes(path, checkpoint_bytes(model, spec, optimizer=optimizer, extra=extra, save_rng=save_rng,
-                                              state_tensors=state_tensors))
+                                              states=states))
 
 
 # --- reading -------------------------------------------------------------------------------------

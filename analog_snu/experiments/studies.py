@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from analog_snu.experiments.checkpoint import Checkpoint
+from analog_snu.experiments.checkpoint import HARDWARE_STATE, Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
 from analog_snu.experiments.evaluate import check_times
 from analog_snu.experiments.outputs import output_folder
@@ -35,7 +35,7 @@ __all__ = ["run_drift_study", "run_export_maps"]
 def _wear(checkpoint: Checkpoint) -> dict[str, dict[str, np.ndarray]]:
     """Per-device wear counters of a hardware-in-the-loop run, from its checkpoint (empty otherwise)."""
     wear: dict[str, dict[str, np.ndarray]] = {}
-    for key, tensor in checkpoint.group("hil/chip").items():
+    for key, tensor in checkpoint.group(f"{HARDWARE_STATE}/chip").items():
         tile, _, counter = key.rpartition("/")
         if counter in WEAR_FIELDS:
             wear.setdefault(tile, {})[counter] = tensor.numpy()

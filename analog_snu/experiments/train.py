@@ -27,6 +27,9 @@ from torch import nn
 from analog_snu.errors import CheckpointError, DivergenceError, InputValueError
 from analog_snu.experiments.accelerator import resolve_accelerator
 from analog_snu.experiments.checkpoint import (
+    HARDWARE_STATE,
+    RULE_STATE,
+    Checkpoint,
     checkpoint_bytes,
     read_checkpoint,
     restore_model,
@@ -43,15 +46,15 @@ from analog_snu.tasks import Task, load_task
 from analog_snu.tiles.crossbar import crossbars
 from analog_snu.times import format_time
 from analog_snu.training import (
-    GRAPES,
-    HILTrainer,
+    HILHook,
+    LearningRule,
     init_weights,
+    learning_rule_name,
     make_learning_rule,
     make_optimizer,
     make_scheduler,
     scheduler_step,
 )
-from analog_snu.training.feedback_alignment import LearningRule
 from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, train_epoch
 
 __all__ = ["TrainResult", "train_run", "run_header", "load_task_for", "RESUMABLE_CHANGES"]
@@ -135,6 +138,19 @@ def _diverged(run_dir: Path, epoch: int, problems: list[str], config: RunConfig)
     return DivergenceError(f"training diverged in epoch {epoch} ({'; '.join(problems)}); {kept}")
 
 
+@dataclass
+class _Trainee:
+    """What a run trains and how: the network, its optimizer and schedule, the learning rule and
+    the hardware in the loop (``None``: the network alone)."""
+
+    model: nn.Module
+    spec: ModelSpec
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    rule: LearningRule
+    hardware: HILHook | None
+
+
 def train_run(
     config: RunConfig,
     run_dir: str | Path,
@@ -163,140 +179,182 @@ def train_run(
     with RunDirectory(run_dir, create=True) as run:
         run.check_request(resume=resume, force=force)
         task = task or load_task_for(config)
-        spec = spec_for(config, task.head, task.input_size, task.output_size)
-        apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
-
-        torch.manual_seed(config.training.seed)
-        model = build_model(spec).to(accelerator)
-        if config.training.weight_init != "default":
-            init_weights(model, config.training.weight_init, seed=config.training.seed)
-        optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
-        scheduler = _scheduler(config, optimizer)
-        rule = _learning_rule(config, model)
-        hil = _hil_trainer(config, model, optimizer)
+        trainee = _build(config, task, accelerator)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume:
-            checkpoint = read_checkpoint(run.checkpoint)
-            stored = RunConfig.from_dict(checkpoint.meta["extra"].get("config"), where=f"{run.checkpoint} config")
-            record = read_record(run.path, expect=stored)
-            if device_source is None:  # the device is the checkpoint's: so is the name it came by
-                device_source = record.get("device_source")
-            _check_resumable(stored, config)
-            restore_model(model, checkpoint)
-            if scheduler is not None:  # the schedule's state, replayed from the history
-                with warnings.catch_warnings():  # replayed steps come before any optimizer step by design
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                    for row in checkpoint.meta["extra"]["history"]:
-                        scheduler_step(scheduler, row["valid_loss"])
-            scheduled = [group["lr"] for group in optimizer.param_groups]
-            restore_optimizer(optimizer, checkpoint)
-            if scheduler is not None:
-                # the checkpoint holds the rate its epoch ran at, written before that epoch's scheduler
-                # step: the next epoch runs at the replayed rate (else a resume on a step boundary
-                # would repeat the old rate for one epoch)
-                for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
-                    group["lr"] = lr
-            if stored.training.lr != config.training.lr:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.training.lr  # a lower lr after divergence
-            if isinstance(rule, LearningRule) and rule.feedback_state():
-                rule.load_feedback_state({name[len("feedback/"):]: tensor for name, tensor
-                                          in checkpoint.group_with_prefix("feedback/").items()})
-            restore_rng(checkpoint)
-            if hil is not None:
-                hil.load_state(checkpoint.meta["extra"].get("hil"), checkpoint.group_with_prefix("hil/"))
-            history = list(checkpoint.meta["extra"]["history"])
-            start_epoch = int(checkpoint.meta["extra"]["epoch"])
-            if run.finished:
-                if config.training.epochs <= start_epoch:
-                    raise CheckpointError(
-                        f"{run.path} already holds a finished run of {start_epoch} epochs; pass --epochs N with "
-                        f"N > {start_epoch} to extend it, or --force to overwrite it"
-                    )
+            history, start_epoch, device_source = _resume(run, config, trainee, device_source)
         else:
             if force:
                 run.clear()
             write_record(run.path, config, device_source=device_source)
         if mode.epoch_lines:
-            print(run_header(config, spec, run.path, device_source=device_source, start_epoch=start_epoch,
+            print(run_header(config, trainee.spec, run.path, device_source=device_source, start_epoch=start_epoch,
                              label=label), flush=True)
-
         record = record_bytes(config, device_source=device_source)
-        loss_fn = task.loss_fn()
-        epochs = config.training.epochs
         started = time.perf_counter()
-        for epoch in range(start_epoch, epochs):
-            start = time.perf_counter()
-            batches = task.train_batches(_epoch_generator(config.training.seed, epoch))
-            desc = f"{config.task.name} epoch {epoch + 1}/{epochs}"
-            if hil is None:
-                train_loss = train_epoch(model, batches, optimizer, loss_fn, grapes=rule, desc=desc, progress=mode)
-            else:
-                try:
-                    train_loss = hil.train_epoch(batches, loss_fn, grapes=rule, desc=f"{desc} (HIL)",
-                                                 progress=mode.bars)
-                except InputValueError as exc:  # the chip refuses to program non-finite weights
-                    raise _diverged(run.path, epoch + 1, [str(exc)], config) from None
-            train_s = time.perf_counter() - start
-            valid = evaluate_split(task, model, "valid", config.training.seed)
-            diverged = _divergence(run.path, epoch + 1, train_loss, valid["loss"], model, config)
-            if diverged is not None:
-                raise diverged
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid["loss"],
-                   f"valid_{task.metric}": valid[task.metric], "train_s": round(train_s, 3),
-                   "epoch_s": round(time.perf_counter() - start, 3)}
+        for epoch in range(start_epoch, config.training.epochs):
+            row = _train_and_validate(run.path, config, task, trainee, epoch, mode)
             history.append(row)
-            extra = {"config": config.to_dict(), "epoch": epoch + 1, "history": history}
-            state = _feedback_tensors(rule)
-            if hil is not None:
-                extra["hil"] = hil.state_meta()
-                state.update(hil.state_tensors())
-            checkpoint_file = checkpoint_bytes(model, spec, optimizer=optimizer, extra=extra, state_tensors=state)
-            # One epoch's files change together, or not at all (files.replace_files): a failed write
-            # (disk full, no permission) leaves the previous epoch's checkpoint, record and metrics
-            # agreeing with each other. On --resume, config.json (epochs, lr may have changed) goes with
-            # the first new checkpoint, and a finished run's final.json is removed only with it.
-            files = {run.checkpoint: checkpoint_file, run.path / "config.json": record,
-                     **_metrics_files(run.path, history)}
-            if _best_epoch(history) == epoch + 1:
-                files[run.path / BEST_CHECKPOINT_NAME] = checkpoint_file
-            if hil is not None:
-                files[run.path / "hil.json"] = (to_json(hil.summary()) + "\n").encode()
-            replace_files(files, remove=[run.path / "final.json"])
+            _save_epoch(run, config, trainee, history, record)
             if mode.epoch_lines:
-                print(epoch_line(epoch + 1, epochs, row, elapsed=time.perf_counter() - started, label=label), flush=True)
+                print(epoch_line(epoch + 1, config.training.epochs, row, elapsed=time.perf_counter() - started,
+                                 label=label), flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
-            if scheduler is not None:
-                scheduler_step(scheduler, valid["loss"])
-            patience = config.training.patience
-            if patience is not None and epoch + 1 - _best_epoch(history) >= patience:
-                if mode.epoch_lines:
-                    print(f"{f'[{label}] ' if label else ''}early stop: no better validation loss for {patience} "
-                          "epochs", flush=True)
+            if trainee.scheduler is not None:
+                scheduler_step(trainee.scheduler, row["valid_loss"])
+            if _stops_early(config, history, mode, label):
                 break
-
-        test = evaluate_split(task, model, "test", config.training.seed)
-        last = {"epoch": history[-1]["epoch"], f"test_{task.metric}": test[task.metric], "test_loss": test["loss"]}
-        best_epoch = _best_epoch(history)
-        if config.training.select == "best" and best_epoch != last["epoch"]:
-            restore_model(model, read_checkpoint(run.path / BEST_CHECKPOINT_NAME))
-            test = evaluate_split(task, model, "test", config.training.seed)
-        final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
-                 # every figure the task reports (JSB: the four NLL averages papers use)
-                 **{f"test_{key}": value for key, value in test.items()},
-                 "test_loss": test["loss"], "epochs": epochs,
-                 "epoch": best_epoch if config.training.select == "best" else last["epoch"],
-                 "select": config.training.select, "best_valid_epoch": best_epoch, "last": last,
-                 "stopped_early": last["epoch"] < epochs,
-                 "mean_train_s_per_epoch": sum(r["train_s"] for r in history) / max(len(history), 1)}
-        if hil is not None:
-            final["hil"] = hil.summary()
-            if mode.epoch_lines:
-                print(hil_line(final["hil"]), flush=True)
+        final = _final(run.path, config, task, trainee, history)
+        if trainee.hardware is not None and mode.epoch_lines:
+            print(hil_line(final["hil"]), flush=True)
         write_json(run.path / "final.json", final)
-    return TrainResult(model, spec, history, final, run.path)
+    return TrainResult(trainee.model, trainee.spec, history, final, run.path)
+
+
+def _build(config: RunConfig, task: Task, accelerator: torch.device) -> _Trainee:
+    """The network (seeded, initialised, on the run's accelerator), optimizer, schedule, learning rule
+    and hardware of ``config``."""
+    spec = spec_for(config, task.head, task.input_size, task.output_size)
+    apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
+    torch.manual_seed(config.training.seed)
+    model = build_model(spec).to(accelerator)
+    if config.training.weight_init != "default":
+        init_weights(model, config.training.weight_init, seed=config.training.seed)
+    optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
+    return _Trainee(model, spec, optimizer, _scheduler(config, optimizer), _learning_rule(config, model),
+                    _hardware(config, model))
+
+
+def _resume(run: RunDirectory, config: RunConfig, trainee: _Trainee,
+            device_source: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
+    """Restore ``trainee`` and the RNG from the run's checkpoint; the history so far, the number of
+    epochs done and the device source (the checkpoint's, when none is given)."""
+    checkpoint = read_checkpoint(run.checkpoint)
+    extra = checkpoint.meta["extra"]
+    stored = RunConfig.from_dict(extra.get("config"), where=f"{run.checkpoint} config")
+    record = read_record(run.path, expect=stored)
+    if device_source is None:  # the device is the checkpoint's: so is the name it came by
+        device_source = record.get("device_source")
+    _check_resumable(stored, config)
+    restore_model(trainee.model, checkpoint)
+    _restore_optimizer(trainee, checkpoint, lr=config.training.lr if stored.training.lr != config.training.lr else None)
+    trainee.rule.load_state_dict(checkpoint.state(RULE_STATE))
+    restore_rng(checkpoint)
+    if trainee.hardware is not None:
+        trainee.hardware.load_state_dict(checkpoint.state(HARDWARE_STATE))
+    done = int(extra["epoch"])
+    if run.finished and config.training.epochs <= done:
+        raise CheckpointError(
+            f"{run.path} already holds a finished run of {done} epochs; pass --epochs N with "
+            f"N > {done} to extend it, or --force to overwrite it"
+        )
+    return list(extra["history"]), done, device_source
+
+
+def _restore_optimizer(trainee: _Trainee, checkpoint: Checkpoint, lr: float | None) -> None:
+    """The optimizer's state from ``checkpoint`` and its schedule's, replayed from the history;
+    ``lr``: a new learning rate (a lower one after divergence)."""
+    optimizer, scheduler = trainee.optimizer, trainee.scheduler
+    if scheduler is not None:  # the schedule's state, replayed from the history
+        with warnings.catch_warnings():  # replayed steps come before any optimizer step by design
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for row in checkpoint.meta["extra"]["history"]:
+                scheduler_step(scheduler, row["valid_loss"])
+    scheduled = [group["lr"] for group in optimizer.param_groups]
+    restore_optimizer(optimizer, checkpoint)
+    if scheduler is not None:
+        # the checkpoint holds the rate its epoch ran at, written before that epoch's scheduler
+        # step: the next epoch runs at the replayed rate (else a resume on a step boundary
+        # would repeat the old rate for one epoch)
+        for group, rate in zip(optimizer.param_groups, scheduled, strict=True):
+            group["lr"] = rate
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def _train_and_validate(run_dir: Path, config: RunConfig, task: Task, trainee: _Trainee, epoch: int,
+                        mode: ProgressMode) -> dict[str, Any]:
+    """Train epoch ``epoch`` (from 0) and validate; its metrics row. A diverged epoch raises
+    :class:`~analog_snu.errors.DivergenceError`."""
+    start = time.perf_counter()
+    batches = task.train_batches(_epoch_generator(config.training.seed, epoch))
+    desc = f"{config.task.name} epoch {epoch + 1}/{config.training.epochs}"
+    if trainee.hardware is not None:
+        desc += " (HIL)"
+    try:
+        train_loss = train_epoch(trainee.model, batches, trainee.optimizer, task.loss_fn(), trainee.rule,
+                                 trainee.hardware, desc=desc, progress=mode)
+    except InputValueError as exc:  # non-finite weights refused (by the chip, by GRAPES)
+        raise _diverged(run_dir, epoch + 1, [str(exc)], config) from None
+    train_s = time.perf_counter() - start
+    valid = evaluate_split(task, trainee.model, "valid", config.training.seed)
+    diverged = _divergence(run_dir, epoch + 1, train_loss, valid["loss"], trainee.model, config)
+    if diverged is not None:
+        raise diverged
+    return {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid["loss"],
+            f"valid_{task.metric}": valid[task.metric], "train_s": round(train_s, 3),
+            "epoch_s": round(time.perf_counter() - start, 3)}
+
+
+def _save_epoch(run: RunDirectory, config: RunConfig, trainee: _Trainee, history: list[dict[str, Any]],
+                record: bytes) -> None:
+    """The checkpoint (and the best one), record, metrics and hardware summary after the last epoch of
+    ``history``, replaced together."""
+    epoch = history[-1]["epoch"]
+    states = {RULE_STATE: trainee.rule.state_dict()}
+    if trainee.hardware is not None:
+        states[HARDWARE_STATE] = trainee.hardware.state_dict()
+    checkpoint_file = checkpoint_bytes(trainee.model, trainee.spec, optimizer=trainee.optimizer,
+                                       extra={"config": config.to_dict(), "epoch": epoch, "history": history},
+                                       states=states)
+    # One epoch's files change together, or not at all (files.replace_files): a failed write
+    # (disk full, no permission) leaves the previous epoch's checkpoint, record and metrics
+    # agreeing with each other. On --resume, config.json (epochs, lr may have changed) goes with
+    # the first new checkpoint, and a finished run's final.json is removed only with it.
+    files = {run.checkpoint: checkpoint_file, run.path / "config.json": record, **_metrics_files(run.path, history)}
+    if _best_epoch(history) == epoch:
+        files[run.path / BEST_CHECKPOINT_NAME] = checkpoint_file
+    if trainee.hardware is not None:
+        files[run.path / "hil.json"] = (to_json(trainee.hardware.summary()) + "\n").encode()
+    replace_files(files, remove=[run.path / "final.json"])
+
+
+def _stops_early(config: RunConfig, history: list[dict[str, Any]], mode: ProgressMode, label: str | None) -> bool:
+    """True when the validation loss has not improved for ``training.patience`` epochs (said in a line)."""
+    patience = config.training.patience
+    if patience is None or history[-1]["epoch"] - _best_epoch(history) < patience:
+        return False
+    if mode.epoch_lines:
+        print(f"{f'[{label}] ' if label else ''}early stop: no better validation loss for {patience} epochs",
+              flush=True)
+    return True
+
+
+def _final(run_dir: Path, config: RunConfig, task: Task, trainee: _Trainee,
+           history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's ``final.json``: test metrics of the selected epoch (the best one's weights restored
+    into the model when ``training.select`` is ``"best"``), and the hardware's summary."""
+    model, seed = trainee.model, config.training.seed
+    test = evaluate_split(task, model, "test", seed)
+    last = {"epoch": history[-1]["epoch"], f"test_{task.metric}": test[task.metric], "test_loss": test["loss"]}
+    best_epoch = _best_epoch(history)
+    if config.training.select == "best" and best_epoch != last["epoch"]:
+        restore_model(model, read_checkpoint(run_dir / BEST_CHECKPOINT_NAME))
+        test = evaluate_split(task, model, "test", seed)
+    final = {"task": config.task.name, "metric": task.metric, f"test_{task.metric}": test[task.metric],
+             # every figure the task reports (JSB: the four NLL averages papers use)
+             **{f"test_{key}": value for key, value in test.items()},
+             "test_loss": test["loss"], "epochs": config.training.epochs,
+             "epoch": best_epoch if config.training.select == "best" else last["epoch"],
+             "select": config.training.select, "best_valid_epoch": best_epoch, "last": last,
+             "stopped_early": last["epoch"] < config.training.epochs,
+             "mean_train_s_per_epoch": sum(r["train_s"] for r in history) / max(len(history), 1)}
+    if trainee.hardware is not None:
+        final["hil"] = trainee.hardware.summary()
+    return final
 
 
 def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, device_source: str | None = None,
@@ -344,28 +402,19 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
     return make_scheduler(optimizer, t.schedule, **params)
 
 
-def _learning_rule(config: RunConfig, model: nn.Module) -> Any:
-    """GRAPES and/or feedback alignment for the run (``None`` for plain backprop)."""
+def _learning_rule(config: RunConfig, model: nn.Module) -> LearningRule:
+    """The run's learning rule on ``model``: backprop, FA or DFA, with GRAPES or not."""
     t = config.training
-    if t.rule == "bp":
-        return GRAPES(model, t.grapes) if t.grapes else None
-    name = t.rule.upper() + ("grapes" if t.grapes else "")
-    return make_learning_rule(model, name, seed=t.seed, grapes_variant=t.grapes or "propagating")
+    return make_learning_rule(model, learning_rule_name(t.rule, t.grapes), seed=t.seed,
+                              grapes_variant=t.grapes or "propagating")
 
 
-def _feedback_tensors(rule: Any) -> dict[str, torch.Tensor]:
-    """The fixed random feedback matrices of FA/DFA, to checkpoint (empty otherwise)."""
-    if not isinstance(rule, LearningRule):
-        return {}
-    return {f"feedback/{name}": tensor for name, tensor in rule.feedback_state().items()}
-
-
-def _hil_trainer(config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> HILTrainer | None:
-    """The hardware-in-the-loop trainer of a ``--training hil`` run (``None`` otherwise)."""
+def _hardware(config: RunConfig, model: nn.Module) -> HILHook | None:
+    """The chip in the loop of a ``--training hil`` run (``None`` otherwise)."""
     settings = config.hil
     if settings is None:
         return None
-    return HILTrainer(model, optimizer, config.device, settings, seed=config.training.seed)
+    return HILHook(model, config.device, settings, seed=config.training.seed)
 
 
 def hil_line(summary: dict[str, Any]) -> str:

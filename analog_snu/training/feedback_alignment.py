@@ -25,7 +25,7 @@ layer l (its pre-activation for a dense/conv layer, its spikes for an SNU layer)
 - Feedback matrices are fixed, drawn once from a seed (``init="he_uniform"``: U(±sqrt(6 /
   fan_in)) as the reference's default ``w_init``; ``"nokland"``: U(±1/sqrt(fan_out)) for FA,
   U(±1/sqrt(C)) for DFA), one independent stream per layer, and exported/loaded as named
-  tensors (:meth:`FeedbackAlignment.feedback_state`).
+  tensors (:meth:`FeedbackAlignment.state_dict`).
 
 GRAPES on top (:func:`make_learning_rule`):
 
@@ -45,8 +45,8 @@ GRAPES on top (:func:`make_learning_rule`):
   ``delta_a`` broadcasts to a matrix there). Unclipped by default, as in the reference.
   The per-column factor needs a digital weight gradient, so DFAgrapes refuses analog layers.
 
-Use (every rule has the same per-batch protocol as GRAPES, so ``train_epoch(...,
-grapes=rule)`` runs it)::
+Use (every rule is a :class:`~analog_snu.training.rules.LearningRule`, so ``train_epoch(...,
+rule=rule)`` runs it)::
 
     rule = make_learning_rule(model, "DFAgrapes", seed=0)
     rule.begin_batch(); loss.backward(); rule.before_step(); optimizer.step()
@@ -55,7 +55,7 @@ grapes=rule)`` runs it)::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +71,7 @@ from analog_snu.training.grapes import (
     map_weight,
     network_layers,
 )
+from analog_snu.training.rules import Backprop, LearningRule, expect_no_state
 
 __all__ = [
     "FEEDBACK_RULES",
@@ -79,8 +80,9 @@ __all__ = [
     "FeedbackAlignment",
     "DFAGrapes",
     "DFA_LOCAL_REFUSAL",
-    "LearningRule",
+    "ComposedRule",
     "make_learning_rule",
+    "learning_rule_name",
     "fanout_modulation",
 ]
 
@@ -136,7 +138,7 @@ class FeedbackAlignment:
 
     The matrices of layers 1 … L-1 are drawn at construction, except DFA matrices of
     convolution inputs, whose size (C_in * H * W) is known at the first training forward.
-    ``feedback_state()`` / ``load_feedback_state()`` export and restore them by layer name.
+    ``state_dict()`` / ``load_state_dict()`` export and restore them by layer name.
     ``begin_batch()``/``before_step()`` exist for the common per-batch protocol and do nothing.
 
     With GRAPES: ``make_learning_rule(model, "FAgrapes")`` builds IBM's FAgrapes, whose factors
@@ -198,7 +200,7 @@ class FeedbackAlignment:
             limit = math.sqrt(6.0 / features) if self.init == "he_uniform" else 1.0 / math.sqrt(self._classes)
         return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * limit
 
-    def feedback_state(self) -> dict[str, Tensor]:
+    def state_dict(self) -> dict[str, Tensor]:
         """The feedback matrices by the name of the map they serve (e.g. ``"layers.1.weight_ih"``)."""
         missing = [name for name, m in zip(self.names, self._matrices) if m is None]
         if missing:
@@ -208,10 +210,10 @@ class FeedbackAlignment:
             )
         return {name: matrix.clone() for name, matrix in zip(self.names, self._matrices)}
 
-    def load_feedback_state(self, state: dict[str, Tensor]) -> None:
-        """Restore matrices exported by :meth:`feedback_state` (same model, same rule)."""
-        if not isinstance(state, dict) or set(state) != set(self.names):
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore matrices exported by :meth:`state_dict` (same model, same rule)."""
+        if not isinstance(state, Mapping) or set(state) != set(self.names):
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
             raise CheckpointError(f"feedback state must hold exactly the matrices {self.names}, got {got}")
         for k, name in enumerate(self.names):
             value = state[name]
@@ -410,21 +412,30 @@ class DFAGrapes:
 
         return hook
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """``{}``: the factors come from the weights of every batch."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Accepts only the empty state."""
+        expect_no_state("DFAgrapes", state)
+
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
 
-class LearningRule:
-    """One of the reference's learn types on a model: BP, FA or DFA, optionally with GRAPES.
+class ComposedRule:
+    """One of the reference's learn types made of parts: FA or DFA, optionally with GRAPES, or
+    GRAPES alone (``"BPgrapes"``), applied in order.
 
-    Built by :func:`make_learning_rule`. Per batch: ``begin_batch()`` before the forward,
-    ``before_step()`` between ``backward()`` and ``optimizer.step()`` (``train_epoch(...,
-    grapes=rule)`` does both). ``feedback_state()`` is ``{}`` for BP.
+    Built by :func:`make_learning_rule`; a :class:`~analog_snu.training.rules.LearningRule`. Its
+    state is that of its :class:`FeedbackAlignment` part (the feedback matrices by the name of
+    the map they serve), ``{}`` without one.
     """
 
-    def __init__(self, name: str, parts: list) -> None:
+    def __init__(self, name: str, parts: list[LearningRule]) -> None:
         self.name = name
         self.parts = parts
 
@@ -440,24 +451,23 @@ class LearningRule:
         for part in self.parts:
             part.before_step()
 
-    def feedback_state(self) -> dict[str, Tensor]:
+    def state_dict(self) -> dict[str, Tensor]:
         feedback = self.feedback
-        return feedback.feedback_state() if feedback is not None else {}
+        return feedback.state_dict() if feedback is not None else {}
 
-    def load_feedback_state(self, state: dict[str, Tensor]) -> None:
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
         feedback = self.feedback
         if feedback is None:
-            if state:
-                raise CheckpointError(f"rule {self.name} has no feedback matrices, got {sorted(state)}")
+            expect_no_state(self.name, state)
             return
-        feedback.load_feedback_state(state)
+        feedback.load_state_dict(state)
 
     def remove(self) -> None:
         for part in self.parts:
-            part.remove()
+            part.remove()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        return f"LearningRule({self.name!r}, parts={self.parts})"
+        return f"ComposedRule({self.name!r}, parts={self.parts})"
 
 
 def make_learning_rule(
@@ -482,7 +492,8 @@ def make_learning_rule(
             DFAgrapes has one form (``"local"`` is refused, see :data:`DFA_LOCAL_REFUSAL`).
 
     Returns:
-        a :class:`LearningRule`; for ``"BP"`` it does nothing.
+        a :class:`~analog_snu.training.rules.LearningRule`: for ``"BP"`` a
+        :class:`~analog_snu.training.rules.Backprop` (it does nothing), else a :class:`ComposedRule`.
     """
     if rule not in LEARNING_RULES:
         raise ConfigError(f"rule must be one of {list(LEARNING_RULES)}, got {rule!r}")
@@ -492,9 +503,11 @@ def make_learning_rule(
         raise ConfigError(f"grapes_variant={grapes_variant!r} does not apply to DFAgrapes: DFA sends the output "
                           "error straight to every layer, so DFAgrapes (IBM's rule) has one form, which scales each "
                           "layer's own update; use grapes_variant='propagating'")
+    if rule == "BP":
+        return Backprop()
     if clip is None:
         clip = rule == "BPgrapes"
-    parts: list = []
+    parts: list[LearningRule] = []
     base = rule.removesuffix("grapes")
     if base == "FA":
         parts.append(FeedbackAlignment(model, "fa", seed=seed, init=feedback_init))
@@ -504,4 +517,14 @@ def make_learning_rule(
         parts.append(GRAPES(model, variant=grapes_variant, clip=clip))
     elif rule == "DFAgrapes":
         parts.append(DFAGrapes(model, clip=clip))
-    return LearningRule(rule, parts)
+    return ComposedRule(rule, parts)
+
+
+def learning_rule_name(rule: str, grapes: str | None) -> str:
+    """The :data:`LEARNING_RULES` name of a run's ``training.rule`` (``"bp"``, ``"fa"``, ``"dfa"``) with
+    its ``training.grapes`` variant (``None``: no GRAPES).
+
+    >>> learning_rule_name("dfa", "propagating"), learning_rule_name("bp", None)
+    ('DFAgrapes', 'BP')
+    """
+    return rule.upper() + ("grapes" if grapes else "")

@@ -37,11 +37,14 @@ all but the last.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
 from analog_snu.tiles import is_analog, is_conv2d_map, is_linear_map, read_weight, scale_weight_update
+from analog_snu.training.rules import expect_no_state
 
 __all__ = [
     "GRAPES",
@@ -225,7 +228,8 @@ class GRAPES:
             ``clip=False`` to follow them, or build the pair with
             ``make_learning_rule(model, "FAgrapes")``, which does.
 
-    Use per mini-batch (``analog_snu.training.train_epoch(..., grapes=grapes)`` does this)::
+    A :class:`~analog_snu.training.rules.LearningRule`: use per mini-batch
+    (``analog_snu.training.train_epoch(..., rule=grapes)`` does this)::
 
         grapes.begin_batch()        # factors from the weights at the start of the batch
         loss = loss_fn(model(x), y)
@@ -290,6 +294,14 @@ class GRAPES:
                 for param in _node_parameters(layer):
                     _scale_rows(param, layer_factors)
         self._factors = None
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """``{}``: the factors come from the weights of every batch; nothing to checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Accepts only the empty state."""
+        expect_no_state("GRAPES", state)
 
     def remove(self) -> None:
         """Detach the hooks from the model (GRAPES no longer acts)."""

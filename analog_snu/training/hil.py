@@ -23,7 +23,13 @@ Two schemes (``scheme=``):
 
 **Chip clock.** Per batch: [programming round if due] -> clock += ``chip_seconds_per_batch`` ->
 forward/backward on the chip read at that time -> optimizer step [-> pulses and refresh,
-mixed]. With ``program_every=N`` a device programmed before batch ``b`` has drifted
+mixed].
+
+:class:`HILHook` is the hardware hook of :func:`~analog_snu.training.loop.train_epoch`
+(a :class:`~analog_snu.training.loop.HardwareHook`): the loop calls it before the forward
+(programming, the chip clock, the chip's weights into the tiles), around the optimizer step
+(network units) and after it (pulses, refreshes, wear); it checkpoints its state
+(:meth:`HILHook.state_dict`) and reports the wear (:meth:`HILHook.summary`). With ``program_every=N`` a device programmed before batch ``b`` has drifted
 ``(k + 1) S`` seconds at batch ``b + k``.
 
 **Counts.** With ``program_every=N`` over ``B`` batches there are ``ceil(B / N)`` programming
@@ -36,24 +42,23 @@ Tiles must be aihwkit inference tiles carrying a PCM noise model, i.e. built wit
 ``device_rpu_config(device, "inference")`` (torch tiles for bit-identical resume; ``"hwa"`` tiles
 are refused: the chip supplies the noise).
 
-Example (a loop like :func:`~analog_snu.training.loop.train_epoch`)::
+Example::
 
     model = SNUNetwork([64, 32, 10], rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     optimizer = make_optimizer(model, "adam", lr=1e-3)
-    hil = HILTrainer(model, optimizer, "pcm_joshi2020", scheme="mixed", seed=0)
-    loss = hil.train_epoch(batches, loss_fn, grapes=None)
+    hil = HILHook(model, "pcm_joshi2020", scheme="mixed", seed=0)
+    loss = train_epoch(model, batches, optimizer, loss_fn, Backprop(), hardware=hil)
     hil.summary()   # {"scheme": "mixed", "chip_seconds": ..., "devices": ..., "set_pulses": {...}, ...}
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.hardware.programming import resolve_device
@@ -62,24 +67,23 @@ from analog_snu.pcm.chip import SimulatedChip
 from analog_snu.tiles.crossbar import Crossbar, crossbars
 from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
 
-__all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILConfig", "HILTrainer"]
+__all__ = ["HIL_SCHEMES", "HIL_STATE_VERSION", "HILConfig", "HILHook"]
 
-#: the HIL keyword arguments of :class:`HILTrainer` and their defaults (the Python API's: headroom
+#: the HIL keyword arguments of :class:`HILHook` and their defaults (the Python API's: headroom
 #: 1.5 for both schemes, where a run config's default for mixed is 8)
 _KEYWORD_DEFAULTS: dict[str, Any] = {"scheme": "reprogram", "program_every": 1, "chip_seconds_per_batch": 1.0,
                                      "granularity": None, "headroom": 1.5, "program_all": False}
 #: 2: the optimizer steps on network-unit weights (version 1 stepped on tile units, whose Adam
 #: moments a version-2 step cannot continue)
 HIL_STATE_VERSION = 2
-_PREFIX = "hil/"
 
 
-class HILTrainer:
-    """Hardware-in-the-loop training of ``model`` with ``optimizer`` on a simulated PCM chip.
+class HILHook:
+    """Hardware-in-the-loop training of ``model`` on a simulated PCM chip: the hardware hook of
+    :func:`~analog_snu.training.loop.train_epoch` (module docstring).
 
     Args:
         model: a network whose analog tiles are inference tiles of ``device``.
-        optimizer: built over ``model`` (e.g. :func:`~analog_snu.training.optimizers.make_optimizer`).
         device: the chip's :class:`PCMDevice` or a preset name (not ``"digital"``/``None``).
         config: the HIL options as one :class:`~analog_snu.training.hil_config.HILConfig` (a run's
             :attr:`~analog_snu.experiments.RunConfig.hil`); without it, the keywords below build one.
@@ -93,9 +97,8 @@ class HILTrainer:
         program_all: reprogram only: every round writes every device (default: changed targets).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: PCMDevice | str | None,
-                 config: HILConfig | None = None, *, scheme: str = "reprogram", program_every: int = 1,
-                 chip_seconds_per_batch: float = 1.0, seed: int = 0, granularity: float | None = None,
+    def __init__(self, model: nn.Module, device: PCMDevice | str | None, config: HILConfig | None = None, *,
+                 scheme: str = "reprogram", program_every: int = 1, chip_seconds_per_batch: float = 1.0, seed: int = 0, granularity: float | None = None,
                  headroom: float = 1.5, program_all: bool = False) -> None:
         if device is None or device == "digital":
             raise ConfigError(
@@ -121,7 +124,7 @@ class HILTrainer:
             )
         self.config = config
         self.tiles = self._check_tiles(model, device)
-        self.model, self.optimizer, self.device, self.scheme = model, optimizer, device, config.scheme
+        self.model, self.device, self.scheme = model, device, config.scheme
         self.program_every, self.chip_seconds_per_batch = config.program_every, float(config.chip_seconds_per_batch)
         self.program_all = config.program_all
         shapes = {name: tuple(_raw(tile).shape) for name, tile in self.tiles}
@@ -129,6 +132,8 @@ class HILTrainer:
         self.batches = 0
         self.chi: dict[str, Tensor] = {}
         self.requested: dict[str, Tensor] = {}
+        # the tiles' resting output scales and those of this batch's forward pass (drift compensated)
+        self._scales: tuple[list[Tensor | None], list[Tensor | None]] = ([], [])
 
     @staticmethod
     def _check_tiles(model: nn.Module, device: PCMDevice) -> list[tuple[str, Crossbar]]:
@@ -177,15 +182,17 @@ class HILTrainer:
                 self.chi[name] = torch.zeros(weights.shape, dtype=torch.float64)
                 _set(tile, self.chip.nominal_weights(name))
 
-    def step(self, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], *,
-             grapes: Any = None) -> float:
-        """Train on one batch; returns its loss. GRAPES factors come from the resting weights."""
-        self.model.train()
+    def begin_batch(self) -> None:
+        """Before the learning rule's ``begin_batch``: mixed, at the first batch, the weights move
+        onto the chip (the rule's factors then come from the chip's weights)."""
         if self.scheme == "mixed" and not self.started:
             self._start()
-        self.optimizer.zero_grad()
-        if grapes is not None:
-            grapes.begin_batch()
+
+    @contextmanager
+    def forward_pass(self) -> Iterator[None]:
+        """Around the forward and backward pass: the programming round if due (reprogram), the
+        chip clock, the chip's weights and drift compensation in the tiles; the resting weights
+        and scales back afterwards, whatever happens."""
         if self.scheme == "reprogram" and self.batches % self.program_every == 0:
             for name, tile in self.tiles:
                 # the digital scale follows the weights, as the chip's conductance range does: the
@@ -206,21 +213,25 @@ class HILTrainer:
                     base = torch.ones(1) if scales is None else scales
                     forward_scales[i] = base * alpha.to(base.device, base.dtype)
                     tile.set_output_scales(forward_scales[i].clone())
-            loss = loss_fn(self.model(inputs), targets)
-            loss.backward()
+            yield
         finally:
             for (name, tile), scales in zip(self.tiles, saved_scales):
                 tile.set_output_scales(scales)  # this step's own copy: no later step reuses it
                 _set(tile, self.requested[name])
-        if grapes is not None:
-            grapes.before_step()
+        self._scales = (saved_scales, forward_scales)
+
+    @contextmanager
+    def optimizer_step(self) -> Iterator[None]:
+        """Around ``optimizer.step()``: the tiles in network units; afterwards (mixed) the update
+        as SET pulses and refreshes on the chip, the tiles at the chip's nominal weights."""
+        saved_scales, forward_scales = self._scales
         # The optimizer learns the weights the network computes with, as in a digital run; stepping
         # on the tiles' units (W / s, s from the digital weight scaling) made Adam's rate on W s
         # times the given one (s ~ 0.1 for JSB: HIL trailed digital by 0.84 nats with nothing else changed).
         with ExitStack() as network_units:
             for (_, tile), resting, forward in zip(self.tiles, saved_scales, forward_scales):
                 network_units.enter_context(tile.in_network_units(resting, forward))
-            self.optimizer.step()
+            yield
         if self.scheme == "mixed":
             for name, tile in self.tiles:
                 new = _raw(tile).to(torch.float32)
@@ -230,20 +241,8 @@ class HILTrainer:
                 _set(tile, self.chip.nominal_weights(name))
         else:
             self.requested.clear()
+        self._scales = ([], [])
         self.batches += 1
-        return float(loss.item())
-
-    def train_epoch(self, batches: Iterable[tuple[Tensor, Tensor]], loss_fn: Callable[[Tensor, Tensor], Tensor], *,
-                    grapes: Any = None, desc: str = "train (HIL)", progress: bool = False,
-                    total: int | None = None) -> float:
-        """One pass over ``batches`` (as :func:`~analog_snu.training.loop.train_epoch`); mean loss."""
-        if total is None and hasattr(batches, "__len__"):
-            total = len(batches)  # type: ignore[arg-type]
-        loss_sum, count = 0.0, 0
-        for inputs, targets in tqdm(batches, desc=desc, total=total, leave=False, disable=not progress):
-            loss_sum += self.step(inputs, targets, loss_fn, grapes=grapes)
-            count += 1
-        return loss_sum / max(count, 1)
 
     # -- results ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -268,10 +267,14 @@ class HILTrainer:
         """Per-device wear per tile name (see :meth:`SimulatedChip.wear`), for weight maps."""
         return self.chip.wear()
 
-    # -- state --------------------------------------------------------------------------------------
-    def state_meta(self) -> dict[str, Any]:
-        """JSON-able scalars of the HIL state (settings, batch counter, chip clock and settings)."""
-        return {
+    # -- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The HIL state: JSON-able settings and counters (``version``, ``scheme``, ``program_every``,
+        ``chip_seconds_per_batch``, ``program_all``, ``batches``, ``chip``: the chip's settings and
+        clock) and named tensors, contiguous CPU copies: the chip's per-device state and generator
+        (``chip/...``), the resting tile weights (``weights/<tile>``); mixed, once started,
+        ``chi/<tile>`` and the requested weights (``requested/<tile>``)."""
+        state: dict[str, Any] = {
             "version": HIL_STATE_VERSION,
             "scheme": self.scheme,
             "program_every": self.program_every,
@@ -280,56 +283,54 @@ class HILTrainer:
             "batches": self.batches,
             "chip": self.chip.state_meta(),
         }
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        """Named tensors of the HIL state (``hil/...``, contiguous CPU copies): the chip's
-        per-device state, its generator, and the resting tile weights; mixed: ``chi`` and the
-        requested weights."""
-        out = self.chip.state_tensors(prefix=f"{_PREFIX}chip/")
+        state.update(self.chip.state_tensors(prefix=_CHIP))
         for name, tile in self.tiles:
-            out[f"{_PREFIX}weights/{name}"] = _raw(tile).contiguous()
+            state[f"weights/{name}"] = _raw(tile).contiguous()
             if self.scheme == "mixed" and self.started:
-                out[f"{_PREFIX}chi/{name}"] = self.chi[name].clone().contiguous()
-                out[f"{_PREFIX}requested/{name}"] = self.requested[name].clone().contiguous()
-        return out
+                state[f"chi/{name}"] = self.chi[name].clone().contiguous()
+                state[f"requested/{name}"] = self.requested[name].clone().contiguous()
+        return state
 
-    def load_state(self, meta: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> None:
-        """Restore :meth:`state_meta` / :meth:`state_tensors` (the resting tile weights included).
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the resting tile weights included).
 
         Everything is checked before anything changes; corrupt or mismatched state raises
         :class:`~analog_snu.errors.CheckpointError`.
         """
-        if not isinstance(meta, Mapping) or meta.get("version") != HIL_STATE_VERSION:
-            got = meta.get("version") if isinstance(meta, Mapping) else type(meta).__name__
+        if not isinstance(state, Mapping) or state.get("version") != HIL_STATE_VERSION:
+            got = state.get("version") if isinstance(state, Mapping) else type(state).__name__
             hint = (" (written before the optimizer learned in network units: its optimizer state cannot be "
                     "continued; train the run again with --force)") if got == 1 else ""
             raise CheckpointError(f"HIL state version must be {HIL_STATE_VERSION}, got {got!r}{hint}")
         for key in ("scheme", "program_every", "chip_seconds_per_batch", "program_all"):
-            if meta.get(key) != getattr(self, key):
+            if state.get(key) != getattr(self, key):
                 raise CheckpointError(
-                    f"HIL state does not match this run: {key} is {meta.get(key)!r} in the checkpoint, "
+                    f"HIL state does not match this run: {key} is {state.get(key)!r} in the checkpoint, "
                     f"{getattr(self, key)!r} here"
                 )
-        batches = meta.get("batches")
+        batches = state.get("batches")
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
             raise CheckpointError(f"HIL state batch counter must be an int >= 0, got {batches!r}")
-        if not isinstance(tensors, Mapping):
-            raise CheckpointError(f"HIL state tensors must be a mapping of names to tensors, got {type(tensors).__name__}")
         weights, chi, requested = {}, {}, {}
         for name, tile in self.tiles:
             shape = tuple(_raw(tile).shape)
-            weights[name] = _expect(tensors, f"{_PREFIX}weights/{name}", shape, torch.float32)
+            weights[name] = _expect(state, f"weights/{name}", shape, torch.float32)
             if self.scheme == "mixed" and batches > 0:
-                chi[name] = _expect(tensors, f"{_PREFIX}chi/{name}", shape, torch.float64)
-                requested[name] = _expect(tensors, f"{_PREFIX}requested/{name}", shape, torch.float32)
-        chip_meta = meta.get("chip")
+                chi[name] = _expect(state, f"chi/{name}", shape, torch.float64)
+                requested[name] = _expect(state, f"requested/{name}", shape, torch.float32)
+        chip_meta = state.get("chip")
         if not isinstance(chip_meta, Mapping):
             raise CheckpointError("HIL state lacks the chip's settings ('chip')")
-        self.chip.load_state(chip_meta, tensors, prefix=f"{_PREFIX}chip/")  # checks, then changes the chip
+        chip_tensors = {key: value for key, value in state.items() if key.startswith(_CHIP)}
+        self.chip.load_state(chip_meta, chip_tensors, prefix=_CHIP)  # checks, then changes the chip
         self.batches = batches
         self.chi, self.requested = chi, requested
         for name, tile in self.tiles:
             _set(tile, weights[name])
+
+
+#: where the chip's tensors are in the HIL state
+_CHIP = "chip/"
 
 
 def _raw(tile: Crossbar) -> Tensor:
@@ -341,7 +342,7 @@ def _set(tile: Crossbar, weights: Tensor) -> None:
     tile.write_weights(weights)
 
 
-def _expect(tensors: Mapping[str, Tensor], key: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+def _expect(tensors: Mapping[str, Any], key: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     if key not in tensors:
         raise CheckpointError(f"HIL state lacks tensor {key!r}")
     value = tensors[key]

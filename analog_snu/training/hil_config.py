@@ -3,7 +3,7 @@
 The run config stores them flat, as ``training.hil_scheme``, ``training.program_every``, ... (the
 layout of every run directory written so far, and of the ``--hil-scheme``, ``--program-every``
 flags); :attr:`analog_snu.experiments.RunConfig.hil` builds a ``HILConfig`` from them, and
-:class:`~analog_snu.training.hil.HILTrainer` takes one. The ranges (:data:`PROGRAM_EVERY`, ...)
+:class:`~analog_snu.training.hil.HILHook` takes one. The ranges (:data:`PROGRAM_EVERY`, ...)
 and the rules between the options (:func:`check_hil_options`) are declared here and used by
 both layouts.
 """

@@ -1,4 +1,21 @@
-"""Backpropagation-through-time training and evaluation loops, and progress output that fits its stream.
+"""The training loop (one epoch, any learning rule, hardware in the loop or not), evaluation,
+and progress output that fits its stream.
+
+One batch of :func:`train_epoch`::
+
+    optimizer.zero_grad()
+    hardware.begin_batch()              # mixed HIL: the weights move onto the chip (first batch)
+    rule.begin_batch()                  # e.g. GRAPES factors from the weights now
+    with hardware.forward_pass():       # programming, chip clock, chip weights in; resting ones back after
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()                 # the rule's hooks shape the error signals
+    rule.before_step()                  # e.g. local GRAPES scales the pending updates
+    with hardware.optimizer_step():     # network units; then pulses, refreshes, wear
+        optimizer.step()
+
+The rule is a :class:`~analog_snu.training.rules.LearningRule` (plain backprop:
+:class:`~analog_snu.training.rules.Backprop`); the hardware a :class:`HardwareHook`
+(:class:`~analog_snu.training.hil.HILHook`), or ``None`` for a network trained on its own.
 
 Progress (see :func:`progress_mode`):
 
@@ -15,8 +32,9 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +42,7 @@ from tqdm import tqdm
 
 from analog_snu.metrics import format_metric
 from analog_snu.tasks.placement import model_accelerator, to_accelerator
+from analog_snu.training.rules import Backprop, LearningRule
 
 __all__ = [
     "ProgressMode",
@@ -31,6 +50,7 @@ __all__ = [
     "epoch_line",
     "metrics_line",
     "format_duration",
+    "HardwareHook",
     "train_epoch",
     "evaluate",
     "accuracy",
@@ -149,25 +169,66 @@ def _as_mode(progress: bool | ProgressMode) -> ProgressMode:
     return progress_mode(no_progress=not progress)
 
 
+class HardwareHook(Protocol):
+    """Hardware in the training loop: what :func:`train_epoch` calls around each batch (module
+    docstring), and the hardware's state and summary for checkpoints and results."""
+
+    def begin_batch(self) -> None:
+        """Before the learning rule's ``begin_batch``."""
+
+    def forward_pass(self) -> AbstractContextManager[None]:
+        """Around the forward and backward pass."""
+
+    def optimizer_step(self) -> AbstractContextManager[None]:
+        """Around ``optimizer.step()``; its exit ends the batch."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The hardware's state: tensors and JSON-able values by name."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able figures of the hardware's use (clock, wear)."""
+
+
+class _NoHardware:
+    """The network alone: nothing happens around the batch."""
+
+    def begin_batch(self) -> None:
+        pass
+
+    def forward_pass(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def optimizer_step(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
+    rule: LearningRule = Backprop(),  # stateless: one shared default is safe
+    hardware: HardwareHook | None = None,
     *,
-    grapes=None,
     desc: str = "train",
     progress: bool | ProgressMode = True,
     total: int | None = None,
 ) -> float:
     """One pass over ``batches`` of ``(inputs, targets)``; returns the mean loss.
 
-    ``grapes`` (a :class:`~analog_snu.training.grapes.GRAPES`, optional) computes its factors
-    from the weights at the start of every mini-batch and acts on the errors of that batch.
+    ``rule``: the :class:`~analog_snu.training.rules.LearningRule` (plain backprop by default),
+    e.g. GRAPES computing its factors from the weights at the start of every mini-batch and
+    acting on the errors of that batch.
+    ``hardware``: a :class:`HardwareHook` (e.g. :class:`~analog_snu.training.hil.HILHook`
+    for a forward pass on a simulated chip), ``None`` for the network alone.
     ``progress``: a :class:`ProgressMode`, or ``True`` for a bar on a terminal stderr and
     ``False`` for none. ``total``: the number of batches for the bar (default ``len(batches)``
     when it has one), so it shows a percentage and an ETA.
     """
+    hook: HardwareHook | _NoHardware = _NoHardware() if hardware is None else hardware
     mode = _as_mode(progress)
     if total is None and hasattr(batches, "__len__"):
         total = len(batches)  # type: ignore[arg-type]
@@ -179,13 +240,14 @@ def train_epoch(
     for inputs, targets in bar:
         inputs, targets = to_accelerator((inputs, targets), accelerator)
         optimizer.zero_grad()
-        if grapes is not None:
-            grapes.begin_batch()
-        loss = loss_fn(model(inputs), targets)
-        loss.backward()
-        if grapes is not None:
-            grapes.before_step()
-        optimizer.step()
+        hook.begin_batch()
+        rule.begin_batch()
+        with hook.forward_pass():
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+        rule.before_step()
+        with hook.optimizer_step():
+            optimizer.step()
         loss_sum += loss.item()
         count += 1
         if mode.bars:

@@ -224,3 +224,29 @@ def test_a_checkpoint_holding_non_finite_weights_is_refused(tmp_path):
     save_checkpoint(tmp_path / "c.safetensors", model, SPEC)  # a valid file (its SHA-256 matches) ...
     with pytest.raises(CheckpointError, match=r"holds non-finite values in 'model/readout.weight'"):
         read_checkpoint(tmp_path / "c.safetensors")  # ... that eval and --resume refuse
+
+
+def test_training_states_keep_their_tensors_under_their_group_and_their_values_in_extra(tmp_path):
+    model, _ = trained()
+    feedback = {"readout": torch.rand(3, 5)}
+    hardware = {"version": 2, "chip": {"time": 4.0}, "chip/a/g": torch.rand(2, 2), "weights/a": torch.rand(2)}
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model, SPEC, extra={"epoch": 1}, states={"feedback": feedback, "hil": hardware})
+    checkpoint = read_checkpoint(path)
+    # the layout of every checkpoint written so far: tensors as <group>/<key>, other values in extra[<group>]
+    assert {"feedback/readout", "hil/chip/a/g", "hil/weights/a"} <= set(checkpoint.tensors)
+    assert checkpoint.meta["extra"] == {"epoch": 1, "hil": {"version": 2, "chip": {"time": 4.0}}}
+    assert equal_tensors(checkpoint.state("feedback"), feedback)
+    state = checkpoint.state("hil")
+    assert {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)} == {"version": 2, "chip": {"time": 4.0}}
+    assert equal_tensors({k: v for k, v in state.items() if isinstance(v, torch.Tensor)},
+                         {k: v for k, v in hardware.items() if isinstance(v, torch.Tensor)})
+    assert checkpoint.state("other") == {}
+
+
+@pytest.mark.parametrize("group", ["model", "optim", "epoch"])
+def test_a_training_state_may_not_take_a_group_of_the_checkpoint(tmp_path, group):
+    model, _ = trained()
+    with pytest.raises(CheckpointError, match=f"state group '{group}' collides"):
+        save_checkpoint(tmp_path / "c.safetensors", model, SPEC, extra={"epoch": 1}, states={group: {}})
+    assert not (tmp_path / "c.safetensors").exists()

@@ -50,8 +50,10 @@ def test_mixed_run_counts_pulses_and_refreshes(tmp_path):
     assert result.final["hil"]["scheme"] == "mixed"
 
 
-def test_hil_resume_continues_bit_identically(tmp_path, kill_after):
-    config = hil_config(**{"chip-seconds-per-batch": 60.0})
+@pytest.mark.parametrize("flags", [{"chip-seconds-per-batch": 60.0},
+                                   {"hil-scheme": "mixed", "headroom": 1.5, "grapes": "local", "epochs": 3}])
+def test_hil_resume_continues_bit_identically(tmp_path, kill_after, flags):
+    config = hil_config(**flags)
     uninterrupted = train_run(config, tmp_path / "a", progress=False)
     kill_after(config, tmp_path / "b", 1)
     resumed = train_run(config, tmp_path / "b", progress=False, resume=True)

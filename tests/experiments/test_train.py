@@ -176,6 +176,15 @@ def test_divergence_stops_training_keeps_the_last_good_checkpoint_and_says_how_t
     assert math.isfinite(json.loads((run / "final.json").read_text())["test_loss"])
 
 
+def test_weights_grapes_cannot_use_are_a_divergence_too(tmp_path):
+    # NaN weights after the first batch: the next batch's GRAPES factors are undefined, which ends
+    # the run as a divergence (as the chip's refusal to program them does), not as bad input
+    config = tiny(optimizer="sgd", lr=0.5, grapes="propagating", **{"train-limit": 96})
+    with pytest.raises(DivergenceError, match=r"diverged in epoch 1 \(weights\[0\] contains NaN or inf; GRAPES "
+                                              r"factors would be undefined\); nothing was saved"):
+        train_run(config, tmp_path / "run", progress=False, task=_poisoned(config, from_epoch=1))
+
+
 def test_inf_learning_rate_is_a_usage_error(tmp_path, capsys):
     assert run_cli("train", *TINY, "--lr", "inf", "--out", tmp_path / "r") == 2
     assert "training.lr: Input should be a finite number" in capsys.readouterr().err

@@ -160,7 +160,7 @@ def test_feedback_rules_run_on_the_spiking_cnn(name):
     nn.functional.cross_entropy(net(x), labels).backward()
     rule.before_step()
     nn.functional.cross_entropy(bp_net(x), labels).backward()
-    state = rule.feedback_state()
+    state = rule.state_dict()
     assert sorted(state) == ["convs.1.weight_ih", "dense.0.weight_ih", "readout"]
     if name.startswith("DFA"):
         assert state["convs.1.weight_ih"].shape == (3, 3 * 5 * 5)  # (C, C_in * H * W) of the pooled input

@@ -11,7 +11,7 @@ from torch import nn
 
 from analog_snu import MLP, SNUNetwork
 from analog_snu.errors import CheckpointError, ConfigError, ShapeError
-from analog_snu.training import train_epoch
+from analog_snu.training import Backprop, train_epoch
 from analog_snu.training.feedback_alignment import FeedbackAlignment, fanout_modulation, make_learning_rule
 
 # ---------------------------------------------------------------- numpy reference (column-vector form as IBM's code)
@@ -104,7 +104,8 @@ def test_mlp_rules_match_numpy_reference(name, sizes):
     model, x, labels = mlp_case(sizes)
     rule = make_learning_rule(model, name, seed=11)
     weights = [m.weight.detach().numpy().copy() for m in list(model.hidden) + [model.readout]]
-    feedback = [None] + [b.double().numpy() for b in rule.feedback.matrices] if rule.feedback else None
+    fa = getattr(rule, "feedback", None)  # BP: a Backprop, no feedback part
+    feedback = [None] + [b.double().numpy() for b in fa.matrices] if fa else None
     expected = np_rule(weights, feedback, x.numpy(), labels.numpy(), name, clip=(name == "BPgrapes"))
     got = run_rule(model, x, labels, rule)
     for k, (g, e) in enumerate(zip(got, expected)):
@@ -135,17 +136,17 @@ def test_fa_shapes_seed_and_he_uniform_statistics():
 def test_feedback_state_round_trip_and_remove():
     model, x, labels = mlp_case()
     rule = make_learning_rule(model, "FA", seed=1)
-    state = rule.feedback_state()
+    state = rule.state_dict()
     assert sorted(state) == ["hidden.1", "readout"]
     fa_grads = run_rule(model, x, labels, rule)
     rule.remove()
     other = make_learning_rule(model, "FA", seed=99)
-    assert not torch.equal(other.feedback_state()["readout"], state["readout"])
-    other.load_feedback_state(state)
+    assert not torch.equal(other.state_dict()["readout"], state["readout"])
+    other.load_state_dict(state)
     torch.testing.assert_close(run_rule(model, x, labels, other), fa_grads)
     other.remove()
     bp = make_learning_rule(model, "BP")
-    assert bp.feedback_state() == {}
+    assert bp.state_dict() == {}
     bp_grads = run_rule(model, x, labels, bp)
     assert not torch.allclose(bp_grads[0], fa_grads[0])
 
@@ -157,7 +158,7 @@ def test_train_epoch_runs_a_rule():
     rule = make_learning_rule(model, "DFAgrapes", seed=2)
     before = model.hidden[0].weight.detach().clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, grapes=rule, progress=False)
+    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, rule=rule, progress=False)
     # layer 0 gets plain DFA in DFAgrapes
     torch.testing.assert_close(model.hidden[0].weight.detach() - before, -0.5 * expected[0])
 
@@ -231,7 +232,8 @@ def test_cnn_rules_match_reference(name):
     rule.begin_batch()
     nn.functional.cross_entropy(model(x), labels).backward()
     rule.before_step()
-    feedback = [None] + [b.double() for b in rule.feedback.matrices] if rule.feedback else None
+    fa = getattr(rule, "feedback", None)  # BP: a Backprop, no feedback part
+    feedback = [None] + [b.double() for b in fa.matrices] if fa else None
     if name.startswith("DFA"):
         assert [tuple(b.shape) for b in feedback[1:]] == [(3, 3 * 4 * 4), (3, 64)]
     expected = cnn_reference(model, x, labels, name, feedback, clip=(name == "BPgrapes"))
@@ -406,25 +408,25 @@ def test_bad_arguments(call, error, match):
 
 def test_bp_accepts_any_model():
     rule = make_learning_rule(_Lstm(), "BP")
-    assert rule.parts == [] and rule.feedback_state() == {}
+    assert isinstance(rule, Backprop) and rule.state_dict() == {}
 
 
 def test_feedback_state_errors():
     rule = make_learning_rule(MLP([2, 3, 4, 2]), "FA")
     with pytest.raises(CheckpointError, match=r"must hold exactly the matrices \['hidden.1', 'readout'\], got \['x'\]"):
-        rule.load_feedback_state({"x": torch.zeros(1)})
-    state = rule.feedback_state()
+        rule.load_state_dict({"x": torch.zeros(1)})
+    state = rule.state_dict()
     state["readout"] = torch.zeros(3, 3)
     with pytest.raises(CheckpointError, match=r"'readout' must have shape \(2, 4\), got \(3, 3\)"):
-        rule.load_feedback_state(state)
-    with pytest.raises(CheckpointError, match=r"rule BP has no feedback matrices, got \['a'\]"):
-        make_learning_rule(MLP([2, 3, 2]), "BP").load_feedback_state({"a": torch.zeros(1)})
+        rule.load_state_dict(state)
+    with pytest.raises(CheckpointError, match=r"rule BP has no state to restore, got \['a'\]"):
+        make_learning_rule(MLP([2, 3, 2]), "BP").load_state_dict({"a": torch.zeros(1)})
     cnn = SmallCNN()
     dfa = FeedbackAlignment(cnn, "dfa")
     with pytest.raises(CheckpointError, match=r"convolution inputs \['conv2'\] are drawn at the first training forward"):
-        dfa.feedback_state()
+        dfa.state_dict()
     nn.functional.cross_entropy(cnn(torch.rand(2, 1, 6, 6)), torch.tensor([0, 1])).backward()
-    assert dfa.feedback_state()["conv2"].shape == (3, 3 * 4 * 4)
+    assert dfa.state_dict()["conv2"].shape == (3, 3 * 4 * 4)
 
 
 def test_dfa_backward_errors():

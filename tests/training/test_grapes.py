@@ -160,7 +160,7 @@ def test_train_epoch_local_step_is_row_scaled_sgd():
     before = model.hidden[0].weight.detach().clone()
     grapes = GRAPES(model, "local")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, grapes=grapes, progress=False)
+    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, rule=grapes, progress=False)
     change = model.hidden[0].weight.detach() - before
     torch.testing.assert_close(change, -0.5 * m1[:, None] * plain["hidden.0.weight"])
     assert grapes.factors is None
@@ -288,7 +288,7 @@ def test_pulsed_tile_receives_modulated_d_rows(variant):
     optimizer = AnalogSGD(model.parameters(), lr=0.01)
     optimizer.regroup_param_groups(model)
     grapes = GRAPES(model, variant, clip=False)
-    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, grapes=grapes, progress=False)
+    train_epoch(model, [(x, labels)], optimizer, nn.functional.cross_entropy, rule=grapes, progress=False)
     (x_hidden, d_hidden), = hidden_seen
     (_, d_readout), = readout_seen
     torch.testing.assert_close(x_hidden, x)

@@ -11,8 +11,8 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config, read_weight
 from analog_snu.tiles.tile_access import named_layer_tiles
-from analog_snu.training import GRAPES, make_optimizer
-from analog_snu.training.hil import HILTrainer
+from analog_snu.training import GRAPES, Backprop, make_optimizer, train_epoch
+from analog_snu.training.hil import HILHook
 
 SIZES = (64, 12, 10)
 
@@ -44,6 +44,13 @@ def _weights(model):
     return [read_weight(model.layers[0].weight_ih), read_weight(model.readout)]
 
 
+def _train_hil(hil, batches, optimizer="adam", lr=0.02, rule=None):
+    """One epoch of ``hil``'s model over ``batches`` with the chip in the loop."""
+    optimizer = make_optimizer(hil.model, optimizer, lr=lr)
+    rule = Backprop() if rule is None else rule(hil.model)
+    return train_epoch(hil.model, batches, optimizer, F.cross_entropy, rule, hil, progress=False)
+
+
 def _train_digital(digital, batches, grapes=False, optimizer="adam", lr=0.02):
     optimizer = make_optimizer(digital, optimizer, lr=lr)
     modulation = GRAPES(digital) if grapes else None
@@ -67,8 +74,8 @@ def test_hil_on_the_ideal_preset_trains_to_the_digital_weights(scheme):
     batches = _batches()
     _train_digital(digital, batches, grapes=True)
     kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
-    hil = HILTrainer(analog, make_optimizer(analog, "adam", lr=0.02), device, scheme=scheme, seed=0, **kwargs)
-    hil.train_epoch(batches, F.cross_entropy, grapes=GRAPES(analog))
+    hil = HILHook(analog, device, scheme=scheme, seed=0, **kwargs)
+    _train_hil(hil, batches, rule=GRAPES)
     for got, want in zip(_weights(analog), _weights(digital)):
         if scheme == "reprogram":
             assert torch.equal(got, want)
@@ -97,8 +104,8 @@ def test_digital_weight_scaling_does_not_change_what_hil_learns(scheme, optimize
     batches = _batches()
     _train_digital(digital, batches, optimizer=optimizer, lr=lr)
     kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
-    hil = HILTrainer(analog, make_optimizer(analog, optimizer, lr=lr), device, scheme=scheme, seed=0, **kwargs)
-    hil.train_epoch(batches, F.cross_entropy)
+    hil = HILHook(analog, device, scheme=scheme, seed=0, **kwargs)
+    _train_hil(hil, batches, optimizer, lr)
     start = _weights(_digital_copy_of(_analog(device)))
     for got, want, before in zip(_weights(analog), _weights(digital), start):
         change = (want - before).abs().max()
@@ -112,9 +119,8 @@ def test_program_every_3_over_9_batches_gives_3_events_per_device():
     device = preset("pcm_joshi2020")
     for program_all, expected_min in ((True, 3), (False, 1)):
         analog = _analog(device)
-        hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.05), device, program_every=3,
-                         program_all=program_all, seed=0)
-        hil.train_epoch(_batches(9, 8), F.cross_entropy)
+        hil = HILHook(analog, device, program_every=3, program_all=program_all, seed=0)
+        _train_hil(hil, _batches(9, 8), "sgd", 0.05)
         summary = hil.summary()
         assert set(summary) == {"scheme", "chip_seconds", "devices", "programming_events"}
         events = torch.cat([w["programming_events"].flatten() for w in hil.wear_maps().values()])
@@ -131,10 +137,9 @@ def test_program_every_3_over_9_batches_gives_3_events_per_device():
 def test_mixed_summary_and_conservation_during_training():
     device = preset("pcm_joshi2020")
     analog = _analog(device)
-    hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.2), device, scheme="mixed", seed=0,
-                     chip_seconds_per_batch=2.0)
+    hil = HILHook(analog, device, scheme="mixed", seed=0, chip_seconds_per_batch=2.0)
     start = {name: tile.read_weights() for name, tile in hil.tiles}
-    hil.train_epoch(_batches(3, 16), F.cross_entropy)
+    _train_hil(hil, _batches(3, 16), "sgd", 0.2)
     summary = hil.summary()
     assert set(summary) == {"scheme", "chip_seconds", "devices", "set_pulses", "refreshes"}
     assert summary["scheme"] == "mixed" and summary["chip_seconds"] == 6.0
@@ -150,7 +155,11 @@ def test_mixed_summary_and_conservation_during_training():
 def _fresh(device, scheme):
     analog = _analog(device)
     optimizer = make_optimizer(analog, "adam", lr=0.02)
-    return analog, optimizer, HILTrainer(analog, optimizer, device, scheme=scheme, seed=3, program_every=1)
+    return analog, optimizer, HILHook(analog, device, scheme=scheme, seed=3, program_every=1)
+
+
+def _epoch(model, optimizer, hil, batches):
+    train_epoch(model, batches, optimizer, F.cross_entropy, hardware=hil, progress=False)
 
 
 @pytest.mark.parametrize("scheme", ["reprogram", "mixed"])
@@ -158,63 +167,69 @@ def test_resume_continues_bit_identically(scheme):
     device = preset("pcm_joshi2020")
     batches = _batches(4, 8)
     torch.manual_seed(11)
-    model_a, _, hil_a = _fresh(device, scheme)
+    model_a, opt_a, hil_a = _fresh(device, scheme)
     torch.manual_seed(11)
-    hil_a.train_epoch(batches, F.cross_entropy)
+    _epoch(model_a, opt_a, hil_a, batches)
 
     model_b, opt_b, hil_b = _fresh(device, scheme)
     torch.manual_seed(11)
-    hil_b.train_epoch(batches[:2], F.cross_entropy)
-    meta, tensors = hil_b.state_meta(), hil_b.state_tensors()
+    _epoch(model_b, opt_b, hil_b, batches[:2])
+    state = hil_b.state_dict()
     opt_state, rng = opt_b.state_dict(), torch.get_rng_state()
     model_state = model_b.state_dict()
 
     model_c, opt_c, hil_c = _fresh(device, scheme)
     model_c.load_state_dict(model_state)
     opt_c.load_state_dict(opt_state)
-    hil_c.load_state(meta, tensors)
+    hil_c.load_state_dict(state)
     torch.set_rng_state(rng)
-    hil_c.train_epoch(batches[2:], F.cross_entropy)
+    _epoch(model_c, opt_c, hil_c, batches[2:])
     for got, want in zip(_weights(model_c), _weights(model_a)):
         assert torch.equal(got, want)
-    a, c = hil_a.state_tensors(), hil_c.state_tensors()
+    a, c = _tensors(hil_a.state_dict()), _tensors(hil_c.state_dict())
     assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
     assert hil_c.summary() == hil_a.summary()
 
 
+def _tensors(state):
+    return {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+
+
 def test_corrupt_or_mismatched_hil_state_is_refused():
     device = preset("pcm_joshi2020")
-    _, _, hil = _fresh(device, "mixed")
-    hil.train_epoch(_batches(1, 8), F.cross_entropy)
-    meta, tensors = hil.state_meta(), hil.state_tensors()
+    model, optimizer, hil = _fresh(device, "mixed")
+    _epoch(model, optimizer, hil, _batches(1, 8))
+    state = hil.state_dict()
     _, _, other = _fresh(device, "mixed")
-    before = other.state_tensors()
+    before = _tensors(other.state_dict())
     with pytest.raises(CheckpointError, match="scheme is 'mixed' in the checkpoint, 'reprogram' here"):
-        _fresh(device, "reprogram")[2].load_state(meta, tensors)
-    with pytest.raises(CheckpointError, match="lacks tensor 'hil/chi/layers.0.weight_ih"):
-        other.load_state(meta, {k: v for k, v in tensors.items() if not k.startswith("hil/chi/")})
-    bad = dict(tensors)
-    key = next(k for k in tensors if k.startswith("hil/requested/"))
-    bad[key] = torch.full_like(tensors[key], float("inf"))
+        _fresh(device, "reprogram")[2].load_state_dict(state)
+    with pytest.raises(CheckpointError, match="lacks tensor 'chi/layers.0.weight_ih"):
+        other.load_state_dict({k: v for k, v in state.items() if not k.startswith("chi/")})
+    bad = dict(state)
+    key = next(k for k in state if k.startswith("requested/"))
+    bad[key] = torch.full_like(state[key], float("inf"))
     with pytest.raises(CheckpointError, match="holds NaN or inf"):
-        other.load_state(meta, bad)
+        other.load_state_dict(bad)
     with pytest.raises(CheckpointError, match="batch counter must be an int >= 0"):
-        other.load_state({**meta, "batches": -1}, tensors)
+        other.load_state_dict({**state, "batches": -1})
     with pytest.raises(CheckpointError, match="HIL state version must be 2, got 3"):
-        other.load_state({**meta, "version": 3}, tensors)
+        other.load_state_dict({**state, "version": 3})
     with pytest.raises(CheckpointError, match="version must be 2, got 1 .*train the run again with --force"):
-        other.load_state({**meta, "version": 1}, tensors)
+        other.load_state_dict({**state, "version": 1})
+    with pytest.raises(CheckpointError, match="HIL state version must be 2, got None"):
+        other.load_state_dict({})  # e.g. a checkpoint of a run without the chip
+    with pytest.raises(CheckpointError, match="HIL state version must be 2, got 'list'"):
+        other.load_state_dict([])
     with pytest.raises(CheckpointError, match="lacks the chip's settings"):
-        other.load_state({k: v for k, v in meta.items() if k != "chip"}, tensors)
+        other.load_state_dict({k: v for k, v in state.items() if k != "chip"})
     with pytest.raises(CheckpointError, match="chip_seconds_per_batch is 1.0 in the checkpoint, 2.0 here"):
-        analog = _analog(device)
-        HILTrainer(analog, make_optimizer(analog, "sgd", lr=0.1), device, scheme="mixed", seed=3,
-                   chip_seconds_per_batch=2.0).load_state(meta, tensors)
-    key = next(k for k in tensors if k.startswith("hil/chip/readout") and k.endswith("/g_base"))
-    bad = dict(tensors, **{key: tensors[key][..., :-1].contiguous()})
+        HILHook(_analog(device), device, scheme="mixed", seed=3, chip_seconds_per_batch=2.0).load_state_dict(state)
+    key = next(k for k in state if k.startswith("chip/readout") and k.endswith("/g_base"))
+    bad = dict(state, **{key: state[key][..., :-1].contiguous()})
     with pytest.raises(CheckpointError, match=f"'{key}' is"):
-        other.load_state(meta, bad)
-    after = other.state_tensors()
+        other.load_state_dict(bad)
+    after = _tensors(other.state_dict())
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert other.batches == 0
 
@@ -222,41 +237,40 @@ def test_corrupt_or_mismatched_hil_state_is_refused():
 def test_bad_arguments_raise_named_errors():
     device = preset("pcm_joshi2020")
     analog = _analog(device)
-    opt = make_optimizer(analog, "sgd", lr=0.1)
     with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
-        HILTrainer(analog, opt, "digital")
+        HILHook(analog, "digital")
     with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
-        HILTrainer(analog, opt, None)
+        HILHook(analog, None)
     with pytest.raises(ConfigError, match=r"scheme: Input should be 'reprogram' or 'mixed' \(got 'pulsed'\)"):
-        HILTrainer(analog, opt, device, scheme="pulsed")
+        HILHook(analog, device, scheme="pulsed")
     with pytest.raises(ConfigError, match=r"program_every: Input should be greater than 0 \(got 0\)"):
-        HILTrainer(analog, opt, device, program_every=0)
+        HILHook(analog, device, program_every=0)
     with pytest.raises(ConfigError, match="--program-every applies to --hil-scheme reprogram, not mixed"):
-        HILTrainer(analog, opt, device, scheme="mixed", program_every=2)
+        HILHook(analog, device, scheme="mixed", program_every=2)
     with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got 0.0\)"):
-        HILTrainer(analog, opt, device, scheme="mixed", granularity=0.0)
+        HILHook(analog, device, scheme="mixed", granularity=0.0)
     with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got -1\)"):
-        HILTrainer(analog, opt, device, scheme="mixed", granularity=-1)
+        HILHook(analog, device, scheme="mixed", granularity=-1)
     with pytest.raises(ConfigError, match="--granularity applies to --hil-scheme mixed only"):
-        HILTrainer(analog, opt, device, granularity=0.01)
+        HILHook(analog, device, granularity=0.01)
     with pytest.raises(ConfigError, match="chip_seconds_per_batch: Input should be greater than or equal to 0"):
-        HILTrainer(analog, opt, device, chip_seconds_per_batch=-1.0)
+        HILHook(analog, device, chip_seconds_per_batch=-1.0)
     with pytest.raises(ConfigError, match="program_all: Input should be a valid boolean"):
-        HILTrainer(analog, opt, device, program_all=1)
+        HILHook(analog, device, program_all=1)
     digital = SNUNetwork(list(SIZES))
     with pytest.raises(ConfigError, match="the model is digital"):
-        HILTrainer(digital, make_optimizer(digital, "sgd", lr=0.1), device)
+        HILHook(digital, device)
     hwa = SNUNetwork(list(SIZES), rpu_config=device_rpu_config(device, "hwa"))
     with pytest.raises(ConfigError, match="injects hardware-aware training noise"):
-        HILTrainer(hwa, make_optimizer(hwa, "sgd", lr=0.1), device)
+        HILHook(hwa, device)
     pulsed = SNUNetwork([4, 3, 2], rpu_config=device_rpu_config(device, "pulsed"))
     with pytest.raises(ConfigError, match="is not an inference tile"):
-        HILTrainer(pulsed, make_optimizer(pulsed, "sgd", lr=0.1), device)
+        HILHook(pulsed, device)
     with pytest.raises(ConfigError, match="was built for device 'pcm_joshi2020'.*'pcm_aged_lowyield'"):
-        HILTrainer(analog, opt, "pcm_aged_lowyield")
+        HILHook(analog, "pcm_aged_lowyield")
     two = device.updated({"conductance": {"significance": [1.0, 2.0]}})
     with pytest.raises(ConfigError, match="mixed scheme supports one G\\+/G- pair"):
-        HILTrainer(_analog(two), opt, two, scheme="mixed")
+        HILHook(_analog(two), two, scheme="mixed")
 
 
 def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
@@ -268,10 +282,26 @@ def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
     analog = _analog(device)
     tiles = [tile for _, _, tile in named_layer_tiles(analog)]
     before = [tile.get_mapping_scales().clone() for tile in tiles]
-    hil = HILTrainer(analog, make_optimizer(analog, "sgd", lr=1e-6), device, chip_seconds_per_batch=1e4, seed=0)
-    hil.train_epoch(_batches(12, 8), F.cross_entropy)
+    hil = HILHook(analog, device, chip_seconds_per_batch=1e4, seed=0)
+    _train_hil(hil, _batches(12, 8), "sgd", 1e-6)
     after = [tile.get_mapping_scales() for tile in tiles]
     for got, want in zip(after, before):
         # the scale follows max|W| (re-mapped every programming round); at lr 1e-6 that moves by
         # far less than 1e-3, where one compounded compensation factor after 1e4 s is ~1.3
         assert torch.allclose(got, want, rtol=1e-3, atol=0)
+
+
+def test_a_forward_pass_that_fails_leaves_the_weights_the_optimizer_steps_on_in_the_tiles():
+    device = preset("pcm_joshi2020")
+    hil = HILHook(_analog(device), device, scheme="mixed", seed=0)
+    hil.begin_batch()  # the weights move onto the chip
+    scales = [tile.output_scales() for _, tile in hil.tiles]
+    with pytest.raises(RuntimeError, match="forward failed"):
+        with hil.forward_pass():
+            raise RuntimeError("forward failed")
+    for (name, tile), resting in zip(hil.tiles, scales):
+        # mixed: the requested weights W_0 + sum dW (here W_0), not the chip's
+        assert torch.equal(tile.read_weights(), hil.requested[name])
+        assert not torch.equal(hil.requested[name], hil.chip.nominal_weights(name))
+        assert torch.equal(tile.output_scales(), resting)  # no drift compensation left behind
+    assert hil.batches == 0

@@ -8,7 +8,7 @@ from analog_snu.errors import ConfigError
 from analog_snu.experiments import RunConfig, build_config
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config
-from analog_snu.training import HILConfig, HILTrainer, make_optimizer
+from analog_snu.training import HILConfig, HILHook
 
 
 def test_defaults_follow_the_scheme():
@@ -65,29 +65,29 @@ def _analog(device):
     return SNUNetwork([64, 6, 10], rpu_config=device_rpu_config(device, "inference"))
 
 
-def test_trainer_takes_a_config_or_keywords_alike():
+def test_hook_takes_a_config_or_keywords_alike():
     device = preset("pcm_joshi2020")
     model = _analog(device)
-    by_config = HILTrainer(model, make_optimizer(model, "sgd", lr=0.1), device,
-                           HILConfig(scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0), seed=1)
-    by_keywords = HILTrainer(model, make_optimizer(model, "sgd", lr=0.1), device, scheme="mixed", headroom=2.0,
-                             chip_seconds_per_batch=5.0, seed=1)
-    assert by_config.state_meta() == by_keywords.state_meta()
+    by_config = HILHook(model, device, HILConfig(scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0), seed=1)
+    by_keywords = HILHook(model, device, scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0, seed=1)
+    settings = [{k: v for k, v in hook.state_dict().items() if not isinstance(v, torch.Tensor)}
+                for hook in (by_config, by_keywords)]
+    assert settings[0] == settings[1] and settings[0]["chip"]["headroom"] == 2.0
     assert by_config.chip.headroom == 2.0 and by_config.config == by_keywords.config
 
 
-def test_trainer_keywords_keep_their_defaults():
+def test_hook_keywords_keep_their_defaults():
     device = preset("pcm_joshi2020")
     model = _analog(device)
     # the Python API's headroom default is 1.5 for both schemes (a run config's mixed default is 8)
-    mixed = HILTrainer(model, make_optimizer(model, "sgd", lr=0.1), device, scheme="mixed", program_every=1)
+    mixed = HILHook(model, device, scheme="mixed", program_every=1)
     assert (mixed.chip.headroom, mixed.program_every, mixed.chip_seconds_per_batch) == (1.5, 1, 1.0)
 
 
-def test_trainer_refuses_a_config_and_keywords_together():
+def test_hook_refuses_a_config_and_keywords_together():
     device = preset("pcm_joshi2020")
     model = _analog(device)
     with pytest.raises(ConfigError, match=r"not both \(got config and \['headroom'\]\)"):
-        HILTrainer(model, make_optimizer(model, "sgd", lr=0.1), device, HILConfig(), headroom=3.0)
+        HILHook(model, device, HILConfig(), headroom=3.0)
     with pytest.raises(ConfigError, match="config must be a HILConfig, got dict"):
-        HILTrainer(model, make_optimizer(model, "sgd", lr=0.1), device, {"scheme": "mixed"})  # type: ignore[arg-type]
+        HILHook(model, device, {"scheme": "mixed"})  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """Progress output that fits its stream: bars with totals on a terminal, plain epoch lines elsewhere."""
 
+import contextlib
 import io
 import math
 import re
@@ -146,3 +147,70 @@ def test_sized_batches_iterates_once_with_a_length():
     assert len(batches) == 3
     assert list(batches) == [0, 1, 2]
     assert list(batches) == []
+
+
+class _Recorder:
+    """A learning rule and a hardware hook that log when the loop calls them."""
+
+    def __init__(self, log):
+        self.log = log
+
+    # learning rule
+    def begin_batch(self):
+        self.log.append("rule.begin_batch")
+
+    def before_step(self):
+        self.log.append("rule.before_step")
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class _RecordingHardware:
+    def __init__(self, log):
+        self.log = log
+
+    def begin_batch(self):
+        self.log.append("hardware.begin_batch")
+
+    @contextlib.contextmanager
+    def forward_pass(self):
+        self.log.append("hardware.forward_pass enter")
+        yield
+        self.log.append("hardware.forward_pass exit")
+
+    @contextlib.contextmanager
+    def optimizer_step(self):
+        self.log.append("hardware.optimizer_step enter")
+        yield
+        self.log.append("hardware.optimizer_step exit")
+
+
+def test_one_batch_calls_the_rule_and_the_hardware_in_the_documented_order():
+    log = []
+    model, _, loss_fn = _setup()
+    model.register_forward_hook(lambda *_: log.append("forward"))
+
+    class LoggedSGD(torch.optim.SGD):
+        def zero_grad(self, set_to_none=True):
+            log.append("zero_grad")
+            super().zero_grad(set_to_none)
+
+        def step(self, closure=None):
+            log.append("step")
+            return super().step(closure)
+
+    def logged_loss(outputs, targets):
+        loss = loss_fn(outputs, targets)
+        loss.register_hook(lambda grad: log.append("backward"))
+        return loss
+
+    optimizer = LoggedSGD(model.parameters(), lr=0.01)
+    train_epoch(model, _batches(2), optimizer, logged_loss, _Recorder(log), _RecordingHardware(log), progress=False)
+    one_batch = ["zero_grad", "hardware.begin_batch", "rule.begin_batch", "hardware.forward_pass enter", "forward",
+                 "backward", "hardware.forward_pass exit", "rule.before_step", "hardware.optimizer_step enter", "step",
+                 "hardware.optimizer_step exit"]
+    assert log == one_batch * 2
