@@ -13,7 +13,6 @@ from pathlib import Path
 
 from analog_snu import train_run
 from analog_snu.experiments import build_config, run_drift_study
-from analog_snu.pcm import preset
 
 TOY = "--toy" in sys.argv
 OUT = Path("runs/examples/03")
@@ -31,7 +30,6 @@ for training in ("digital", "hwa"):
     print(f"{training}: test accuracy {result.final['test_accuracy']:.4f} after training")
 
     # Program at each seed, drift to each time; the digital run is moved onto the device first.
-    study, files = run_drift_study(run, device=preset("pcm_joshi2020"), device_source="pcm_joshi2020",
-                                   times=TIMES, seeds=SEEDS)
+    study, files = run_drift_study(run, device="pcm_joshi2020", times=TIMES, seeds=SEEDS)
     print(study.table())
     print(f"CSV, JSON and plot in {files['csv'].parent}\n")

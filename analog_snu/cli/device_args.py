@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from analog_snu.errors import ConfigError
-from analog_snu.experiments import parse_set
-from analog_snu.pcm import PCMDevice, list_presets, resolve_device
+from analog_snu.experiments import DeviceChoice, parse_set
+from analog_snu.pcm import list_presets
 
 __all__ = ["add_device_arguments", "device_from_args"]
 
@@ -20,11 +18,6 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                         help="change a device parameter, e.g. --set device.drift.scale=1.5 (repeatable)")
 
 
-def device_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments ``device``, ``device_source``, ``device_changes`` for the experiment functions."""
-    changes = [parse_set(option) for option in args.set]
-    for path, _ in changes:
-        if not path.startswith("device."):
-            raise ConfigError(f"--set here changes device parameters only (device.KEY=VALUE), got {path!r}")
-    device: PCMDevice | None = resolve_device(args.device) if args.device else None
-    return {"device": device, "device_source": args.device, "device_changes": changes}
+def device_from_args(args: argparse.Namespace) -> DeviceChoice:
+    """The device of ``--device`` and ``--set device.*``, resolved once, for the experiment functions."""
+    return DeviceChoice.of(args.device or None, [parse_set(option) for option in args.set])

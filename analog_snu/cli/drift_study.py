@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = run_dir_or_demo(args)
     result, written = run_drift_study(run_dir, times=args.times, seeds=args.seeds, compensation=args.compensation,
                                       split=args.split, plot=not args.no_plot, out=args.out, force=args.force,
-                                      **device_from_args(args))
+                                      device=device_from_args(args))
     print(result.table())
     for path in written.values():
         print(f"wrote {path}")

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = evaluate_run(args.run_dir, drift_times=args.drift_times, split=args.split, seed=args.seed,
-                           **device_from_args(args))
+                           device=device_from_args(args))
     split, metric = results["split"], results["metric"]
     print(f"{split} {metric} as trained: {format_metric(metric, results['as_trained'])}")
     if "note" in results:

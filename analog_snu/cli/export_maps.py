@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = run_dir_or_demo(args)
     result = run_export_maps(run_dir, seed=args.seed, time=args.time, split=args.split, csv=args.csv,
-                             png=not args.no_png, out=args.out, force=args.force, **device_from_args(args))
+                             png=not args.no_png, out=args.out, force=args.force, device=device_from_args(args))
     counts, written = result["counts"], result["written"]
     print(f"{result['metric']} after programming (t = {format_time(result['time'])}): "
           f"{format_metric(result['metric'], result['value'])}")

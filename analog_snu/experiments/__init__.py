@@ -8,6 +8,7 @@ from analog_snu.experiments.checkpoint import load_checkpoint, load_run, read_ch
 from analog_snu.experiments.config import ACCELERATORS, HIL_SCHEMES, TASK_DEFAULTS, RunConfig, TrainingConfig, spec_for
 from analog_snu.experiments.demo import demo_config, demo_run, run_demo
 from analog_snu.experiments.deploy import OpenedRun, device_label, on_device, open_run
+from analog_snu.experiments.device_choice import DeviceChoice
 from analog_snu.experiments.evaluate import evaluate_run
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME, RunDirectory, is_run_directory
 from analog_snu.experiments.sources import FLAG_PATHS, SECTIONS, build_config, parse_set, read_toml
@@ -17,6 +18,7 @@ from analog_snu.experiments.train import TrainResult, load_task_for, train_run
 __all__ = [
     "ACCELERATORS",
     "CHECKPOINT_NAME",
+    "DeviceChoice",
     "FLAG_PATHS",
     "HIL_SCHEMES",
     "OpenedRun",

@@ -184,10 +184,11 @@ class RunConfig(StrictModel):
 
 
 def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) -> ModelSpec:
-    """The :class:`ModelSpec` of ``config`` with the task's head and sizes."""
+    """The :class:`ModelSpec` of ``config`` with the task's head and sizes (the device passed on as
+    the validated object it is, not validated again from a dict)."""
     return ModelSpec.from_dict({
         **config.model.to_dict(), "head": head, "input_size": input_size, "output_size": output_size,
-        "device": None if config.device is None else config.device.to_dict(), "training": config.training.mode,
+        "device": config.device, "training": config.training.mode,
     })
 
 

@@ -13,20 +13,18 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, restore_model, transfer_weights
 from analog_snu.experiments.config import RunConfig
+from analog_snu.experiments.device_choice import DeviceChoice
 from analog_snu.experiments.records import read_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
-from analog_snu.experiments.sources import set_path
 from analog_snu.experiments.train import load_task_for
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.pcm import PCMDevice
@@ -75,22 +73,15 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     return OpenedRun(run.path, config, spec, model, task, checkpoint, record.get("device_source"))
 
 
-def on_device(opened: OpenedRun, device: PCMDevice | None = None,
-              changes: Sequence[tuple[str, Any]] = ()) -> tuple[nn.Module, PCMDevice]:
-    """The run's network on ``device`` (``None``: the run's own) with ``changes`` applied
-    (``("device.drift.scale", 1.5)`` pairs), and the device it is on.
+def on_device(opened: OpenedRun, choice: DeviceChoice | None = None) -> tuple[nn.Module, PCMDevice]:
+    """The run's network on the device of ``choice`` (default: the run's own, unchanged), and the
+    device it is on.
 
     A digital run needs a device; an LSTM/GRU baseline trained digitally cannot be moved
     (aihwkit's analog RNN modules name their weights differently).
     """
     spec = opened.spec
-    if device is None:
-        if spec.device is None:
-            raise ConfigError("this run is digital: name a PCM device to deploy it on, e.g. --device pcm_joshi2020 "
-                              "or --device my_device.toml")
-        device = spec.device
-    for path, value in changes:
-        device = PCMDevice.from_dict(set_path({"device": device.to_dict()}, path, value)["device"])
+    device = (choice or DeviceChoice()).applied_to(spec.device)
     if device == spec.device:
         return opened.model, device
     if not spec.spiking and spec.device is None:
@@ -102,9 +93,9 @@ def on_device(opened: OpenedRun, device: PCMDevice | None = None,
     return target, device
 
 
-def result_label(opened: OpenedRun, device_source: str | None, used: PCMDevice) -> str:
-    """The label of results on ``used``: named after ``--device`` if given, else the run's device source."""
-    return device_label(used, device_source or opened.device_source or "own")
+def result_label(opened: OpenedRun, choice: DeviceChoice, used: PCMDevice) -> str:
+    """The label of results on ``used``: named after the chosen device's source if any, else the run's."""
+    return device_label(used, choice.source or opened.device_source or "own")
 
 
 def device_label(device: PCMDevice, source: str | None = None) -> str:

@@ -16,6 +16,7 @@ import torch
 
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.deploy import on_device, open_run, result_label
+from analog_snu.experiments.device_choice import DeviceChoice
 from analog_snu.experiments.records import evaluate_split, versions
 from analog_snu.experiments.run_dir import RunDirectory, result_folder
 from analog_snu.files import read_json_file, write_json
@@ -47,21 +48,20 @@ def _final_figure(run_path: Path, split: str, metric: str) -> float | None:
 def evaluate_run(
     run_dir: str | Path,
     *,
-    device: PCMDevice | None = None,
-    device_source: str | None = None,
-    device_changes: Sequence[tuple[str, Any]] = (),
+    device: DeviceChoice | PCMDevice | str | None = None,
     drift_times: Sequence[float | str] | None = None,
     split: str = "test",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The run's metric on ``split``: as trained, then on ``device`` (default: the run's own)
-    programmed with ``seed`` and drifted to each of ``drift_times`` after programming (seconds,
+    """The run's metric on ``split``: as trained, then on ``device`` (a :class:`DeviceChoice`, a
+    preset name or device file, a :class:`PCMDevice`; default: the run's own) programmed with ``seed`` and drifted to each of ``drift_times`` after programming (seconds,
     or text such as ``"1d"``, ``"1y"``).
 
     Returns the result dict, also written to ``RUN/eval/`` (its ``"path"`` says where); its
     ``"drift"`` maps each time, written as :func:`~analog_snu.times.format_time` writes
     it (``"1d"``), to the metric.
     """
+    choice = DeviceChoice.of(device)
     drift_times = check_times(drift_times)
     check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
@@ -82,10 +82,10 @@ def evaluate_run(
             elif as_trained != final:
                 results["note"] = ("as_trained differs from final.json: aihwkit's C++ tiles draw their read/output "
                                    "noise from an internal generator that no seed reaches")
-        if device is not None or drift_times or device_changes:
-            model, used = on_device(opened, device, device_changes)
-            label = result_label(opened, device_source, used)
-            results.update(device=used.to_dict(), device_source=device_source or opened.device_source,
+        if choice.chosen or drift_times:
+            model, used = on_device(opened, choice)
+            label = result_label(opened, choice, used)
+            results.update(device=used.to_dict(), device_source=choice.source or opened.device_source,
                            device_label=label)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # forward (read/output) noise of torch tiles

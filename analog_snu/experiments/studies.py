@@ -17,6 +17,7 @@ import numpy as np
 
 from analog_snu.experiments.checkpoint import HARDWARE_STATE, Checkpoint
 from analog_snu.experiments.deploy import on_device, open_run, result_label
+from analog_snu.experiments.device_choice import DeviceChoice
 from analog_snu.experiments.evaluate import check_times
 from analog_snu.experiments.outputs import output_folder
 from analog_snu.experiments.records import evaluate_split
@@ -45,9 +46,7 @@ def _wear(checkpoint: Checkpoint) -> dict[str, dict[str, np.ndarray]]:
 def run_drift_study(
     run_dir: str | Path,
     *,
-    device: PCMDevice | None = None,
-    device_source: str | None = None,
-    device_changes: Sequence[tuple[str, Any]] = (),
+    device: DeviceChoice | PCMDevice | str | None = None,
     times: Sequence[float | str],
     seeds: list[int],
     compensation: str | None = None,
@@ -56,24 +55,25 @@ def run_drift_study(
     out: str | Path | None = None,
     force: bool = False,
 ) -> tuple[Any, dict[str, Path]]:
-    """Program the run's network on ``device`` at each seed and evaluate it at each time after
+    """Program the run's network on ``device`` (as :func:`~analog_snu.experiments.evaluate_run` takes it) at each seed and evaluate it at each time after
     programming, with and without drift compensation. Returns the study and the files written.
 
     ``out``: a folder instead of ``RUN/drift_study/<label>``, owned as
     :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
     """
+    choice = DeviceChoice.of(device)
     times, seeds = check_study_times(check_times(times, "--times")), check_study_seeds(seeds)
     with RunDirectory(run_dir) as run:
         target = None if out is None else output_folder(run.path, "drift_study", out=out, force=force)
         opened = open_run(run.path)
-        model, used = on_device(opened, device, device_changes)
+        model, used = on_device(opened, choice)
         task = opened.task
 
         def evaluate(net) -> float:
             return float(evaluate_split(task, net, split, opened.config.training.seed)[task.metric])
 
         result = drift_study(model, evaluate, times=times, seeds=seeds, compensation=compensation, metric=task.metric)
-        label = result_label(opened, device_source, used)
+        label = result_label(opened, choice, used)
         if target is None:
             target = output_folder(run.path, "drift_study", f"{label}_seeds{'-'.join(map(str, seeds))}")
         files, written = drift_study_files(result, target.path, plot=plot, run=run.path.name, split=split)
@@ -84,9 +84,7 @@ def run_drift_study(
 def run_export_maps(
     run_dir: str | Path,
     *,
-    device: PCMDevice | None = None,
-    device_source: str | None = None,
-    device_changes: Sequence[tuple[str, Any]] = (),
+    device: DeviceChoice | PCMDevice | str | None = None,
     seed: int = 0,
     time: float | str = 0.0,
     split: str = "test",
@@ -95,13 +93,14 @@ def run_export_maps(
     out: str | Path | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Program the run's network on ``device``, drift it to ``time`` after programming (seconds, or
+    """Program the run's network on ``device`` (as :func:`~analog_snu.experiments.evaluate_run` takes it), drift it to ``time`` after programming (seconds, or
     text such as ``"1d"``) and export its weight and conductance maps. Returns the written files, the
     metric and device counts.
 
     ``out``: a ``.npz`` path instead of ``RUN/weight_maps/<label>/maps.npz``; its folder is owned as
     :mod:`~analog_snu.experiments.outputs` says (``force`` writes into a folder analog_snu did not create).
     """
+    choice = DeviceChoice.of(device)
     (time,) = check_times([time], "--time")
     check_seed(seed, "--seed")
     with RunDirectory(run_dir) as run:
@@ -109,8 +108,8 @@ def run_export_maps(
         name = name if name.endswith(".npz") else f"{name}.npz"
         target = None if out is None else output_folder(run.path, "weight_maps", out=Path(out).parent, force=force)
         opened = open_run(run.path)
-        model, used = on_device(opened, device, device_changes)
-        label = result_label(opened, device_source, used)
+        model, used = on_device(opened, choice)
+        label = result_label(opened, choice, used)
         if target is None:
             target = output_folder(run.path, "weight_maps", f"{label}_seed{seed}_t{format_time(time)}")
         program(model, seed=seed)

@@ -48,7 +48,6 @@ from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
 from analog_snu.files import atomic_write_text, read_json_file, to_json, write_json
-from analog_snu.pcm import resolve_device
 from analog_snu.threads import cpu_share, environment_threads, usable_cpus
 from analog_snu.times import parse_time
 from analog_snu.training.loop import ProgressMode, format_duration
@@ -151,8 +150,7 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
             device = device_value(spec["device"]) if spec["device"] else config.device.to_dict()
             result = _eval_done(run_dir, payload, device, config.training.epochs)
             if result is None:
-                result = evaluate_run(run_dir, device=None if spec["device"] is None else resolve_device(spec["device"]),
-                                      device_source=spec["device"], drift_times=list(spec["times"]),
+                result = evaluate_run(run_dir, device=spec["device"], drift_times=list(spec["times"]),
                                       split=spec["split"], seed=payload["seed"])
                 state = "evaluated" if state == "done" else state
             for seconds in spec["times"]:

@@ -44,8 +44,7 @@ def test_a_digital_run_is_evaluated_on_two_presets_without_overwriting(digital_r
     aged = results["test_pcm_aged_lowyield"]
     assert aged["device"] == preset("pcm_aged_lowyield").to_dict()
     # the same request twice gives the same figures (seeded programming and read noise, torch tiles)
-    again = evaluate_run(digital_run, device=preset("pcm_aged_lowyield"), device_source="pcm_aged_lowyield",
-                         drift_times=[0, 31536000])
+    again = evaluate_run(digital_run, device="pcm_aged_lowyield", drift_times=[0, 31536000])
     assert again["drift"] == aged["drift"] and again["path"] == aged["path"]
 
 
@@ -114,8 +113,7 @@ def test_times_are_taken_printed_and_named_in_units(digital_run, capsys):
     path = next(line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote "))
     assert set(json.loads(open(path).read())["drift"]) == {"1h", "1y", "1d"}
     # the same evaluation in seconds gives the same figures (1y = 365 days)
-    again = evaluate_run(digital_run, device=preset("pcm_joshi2020"), device_source="pcm_joshi2020",
-                         drift_times=[3600, 31_536_000, "1d"])
+    again = evaluate_run(digital_run, device="pcm_joshi2020", drift_times=[3600, 31_536_000, "1d"])
     assert again["drift"] == json.loads(open(path).read())["drift"]
     assert run_cli("drift-study", digital_run, "--device", "pcm_joshi2020", "--drift-times", "1s", "1y",
                    "--seeds", "0", "--no-plot", "--out", digital_run.parent / "study_units") == 0
