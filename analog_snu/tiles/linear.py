@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
+from analog_snu.functional.linear import linear
 from analog_snu.tiles.backend import aihwkit_module
 
-__all__ = ["make_linear", "make_conv2d", "is_analog", "is_linear_map", "is_conv2d_map", "AnalogContainerBase", "read_weight",
+__all__ = ["DigitalLinear", "make_linear", "make_conv2d", "is_analog", "is_linear_map", "is_conv2d_map", "AnalogContainerBase", "read_weight",
            "without_placeholders"]
 
 _modules = aihwkit_module("nn.modules.base")
@@ -43,14 +44,22 @@ def without_placeholders(module: nn.Module) -> nn.Module:
     return module
 
 
+class DigitalLinear(nn.Linear):
+    """``torch.nn.Linear`` (same parameters, state dict and initialisation) whose large CPU float32
+    products run on oneDNN instead of MKL (:func:`analog_snu.functional.linear.linear`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
 def make_linear(in_features: int, out_features: int, rpu_config: Any = None, bias: bool = False) -> nn.Module:
     """A linear map ``in_features -> out_features``, bias-free unless ``bias=True``.
 
-    ``rpu_config=None`` gives ``torch.nn.Linear``; any aihwkit RPU config
+    ``rpu_config=None`` gives a :class:`DigitalLinear` (a ``torch.nn.Linear``); any aihwkit RPU config
     gives ``aihwkit.nn.AnalogLinear(rpu_config=rpu_config)``.
     """
     if rpu_config is None:
-        return nn.Linear(in_features, out_features, bias=bias)
+        return DigitalLinear(in_features, out_features, bias=bias)
     if not isinstance(rpu_config, _configs.RPUConfigBase):
         raise ConfigError(
             f"rpu_config must be an aihwkit RPU config (e.g. InferenceRPUConfig()) or None, "

@@ -30,7 +30,7 @@ def test_forward_matches_reference_and_flat_input():
     torch.testing.assert_close(net(x.reshape(6, -1)), out)
     # 12 -> conv 3 -> 10 -> pool -> 5 -> conv 3 -> 3 -> pool -> 1: 4 features into the dense layer
     assert net.dense[0].in_features == 4 * 1 * 1
-    assert [type(layer).__name__ for layer in net.hidden_layers()] == ["Conv2d", "Conv2d", "Linear"]
+    assert [type(layer).__name__ for layer in net.hidden_layers()] == ["Conv2d", "Conv2d", "DigitalLinear"]
 
 
 def test_analog_ideal_tiles_equal_digital():

@@ -1,0 +1,100 @@
+"""The digital linear map on oneDNN against ``F.linear`` (values and gradients)."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from analog_snu.functional import linear as linear_module
+from analog_snu.functional.linear import ONEDNN_MIN_WORK, TORCH_GEMM_ENV, linear, onednn_applies
+
+needs_onednn = pytest.mark.skipif(
+    linear_module._ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available(),
+    reason="torch built without oneDNN",
+)
+
+# float32 products over K <= 256 terms of O(1) values: the two backends sum in different orders,
+# each term rounded to 2^-24 relative; 1e-5 absolute / relative bounds that with margin.
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def _operands(rows, f_in, f_out, bias, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, f_in, generator=generator, requires_grad=True)
+    weight = torch.randn(f_out, f_in, generator=generator, requires_grad=True)
+    b = torch.randn(f_out, generator=generator, requires_grad=True) if bias else None
+    return x, weight, b
+
+
+def _value_and_grads(fn, x, weight, bias, grad_out):
+    out = fn(x, weight, bias)
+    out.backward(grad_out)
+    grads = [t.grad.clone() if t is not None and t.grad is not None else None for t in (x, weight, bias)]
+    for t in (x, weight, bias):
+        if t is not None:
+            t.grad = None
+    return out.detach(), grads
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [False, True])
+def test_onednn_products_equal_f_linear(bias):
+    x, weight, b = _operands(96, 128, 112, bias)
+    assert onednn_applies(x, weight)
+    grad_out = torch.randn(96, 112, generator=torch.Generator().manual_seed(1))
+    got, got_grads = _value_and_grads(linear, x, weight, b, grad_out)
+    want, want_grads = _value_and_grads(F.linear, x, weight, b, grad_out)
+    torch.testing.assert_close(got, want, **TOLERANCE)
+    for g, w in zip(got_grads, want_grads):
+        if w is None:
+            assert g is None
+        else:
+            torch.testing.assert_close(g, w, **TOLERANCE)
+
+
+@needs_onednn
+def test_gradients_by_hand_and_no_input_gradient_for_data():
+    # x is data (no gradient): the backward computes only dL/dW = g^T x, here against the formula
+    x = torch.randn(64, 160, generator=torch.Generator().manual_seed(2))
+    weight = torch.randn(128, 160, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    assert onednn_applies(x, weight)
+    grad_out = torch.randn(64, 128, generator=torch.Generator().manual_seed(4))
+    out = linear(x, weight)
+    out.backward(grad_out)
+    torch.testing.assert_close(out, (x.double() @ weight.double().T).float(), **TOLERANCE)
+    torch.testing.assert_close(weight.grad, (grad_out.double().T @ x.double()).float(), **TOLERANCE)
+    assert x.grad is None
+
+
+@needs_onednn
+def test_sequence_input_keeps_its_leading_dimensions():
+    x = torch.randn(4, 16, 128, generator=torch.Generator().manual_seed(5))
+    weight = torch.randn(128, 128, generator=torch.Generator().manual_seed(6))
+    assert onednn_applies(x.reshape(-1, 128), weight)
+    out = linear(x, weight)
+    assert out.shape == (4, 16, 128)
+    torch.testing.assert_close(out, F.linear(x, weight), **TOLERANCE)
+
+
+def test_which_products_take_onednn(monkeypatch):
+    weight = torch.zeros(64, 128)
+    rows = ONEDNN_MIN_WORK // (64 * 128)
+    big = torch.zeros(rows, 128)
+    assert onednn_applies(big, weight) == (linear_module._ONEDNN_LINEAR is not None
+                                           and torch.backends.mkldnn.is_available())
+    assert not onednn_applies(torch.zeros(rows - 1, 128), weight)  # too small: F.linear is faster
+    assert not onednn_applies(big.double(), weight.double())  # oneDNN has no float64 products
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # the user's switch for torch's oneDNN
+    try:
+        assert not onednn_applies(big, weight)
+    finally:
+        torch.backends.mkldnn.enabled = before
+    monkeypatch.setenv(TORCH_GEMM_ENV, "1")
+    assert not onednn_applies(big, weight)
+
+
+def test_float64_and_small_products_are_f_linear_exactly():
+    x, weight, b = _operands(8, 12, 10, True)
+    assert torch.equal(linear(x, weight, b), F.linear(x, weight, b))
+    x64, w64 = x.detach().double().repeat(200, 1), weight.detach().double()
+    assert torch.equal(linear(x64, w64), F.linear(x64, w64))
