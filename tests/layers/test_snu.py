@@ -132,6 +132,20 @@ def test_bad_inputs():
         layer(torch.full((2, 1, 3), float("nan")))
     with pytest.raises(InputValueError, match="NaN or inf"):
         layer(torch.full((2, 1, 3), float("inf")))
+    one_bad = torch.zeros(2, 1, 3)
+    one_bad[1, 0, 2] = float("-inf")
+    with pytest.raises(InputValueError, match="NaN or inf"):
+        layer(one_bad)
+
+
+def test_finite_input_whose_sum_overflows_is_accepted():
+    # the check sums the input; finite values past the float range in sum are still valid input
+    y, _ = SNU(3, 2)(torch.full((2, 1, 3), 3e38))
+    assert y.shape == (2, 1, 2)
+
+
+def test_bad_input_types():
+    layer = SNU(3, 2)
     with pytest.raises(TypeError, match="floating-point"):
         layer(torch.zeros(2, 1, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.Tensor"):
