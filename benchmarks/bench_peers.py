@@ -27,6 +27,10 @@ surrogate gradient):
   current state (input reaches the membrane one step later and low-pass filtered), which is a
   different neuron; it is timed too (``norse_lif``, default parameters but v_th chosen to fire).
 
+Target (issue 24): analog_snu at least :data:`TARGET_SPEEDUP` times faster than each of
+:data:`TARGET_PEERS` in every measured setting, by the median of the per-round ratios; the JSON
+says so per setting (``target``) and over all (``target_met``), the table in its last column.
+
     python benchmarks/bench_peers.py --json
 """
 
@@ -56,6 +60,10 @@ except ImportError:  # optional extra
 
 SIZES = (784, 256, 256, 10)
 DECAY, THRESHOLD, RATE = 0.8, 0.5, 0.15
+TARGET_SPEEDUP = 1.5
+"""peer / analog_snu step time (median over rounds) that every setting must reach."""
+TARGET_PEERS = ("snntorch_leaky", "norse_lif_box")
+"""The peers the target names (Norse's LIF is another neuron, timed for information)."""
 
 
 class _PerStepNet(nn.Module):
@@ -192,7 +200,16 @@ def run_setting(steps: int, batch: int, rounds: int, best_of: int, seed: int = 0
     for name, build in builders().items():
         if build is None:
             out["ms"][name] = None
+    out["target"] = target_check(out["ratio_to_analog_snu"])
     return out
+
+
+def target_check(ratios: dict[str, dict[str, float]]) -> dict:
+    """Per target peer: its median speed-up and whether it reaches :data:`TARGET_SPEEDUP`;
+    ``met`` is ``None`` when a target peer is not installed."""
+    speedups = {name: ratios[name]["median"] if name in ratios else None for name in TARGET_PEERS}
+    met = None if None in speedups.values() else all(v >= TARGET_SPEEDUP for v in speedups.values())
+    return {"min_speedup": TARGET_SPEEDUP, "median_speedup": speedups, "met": met}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,17 +238,27 @@ def main(argv: list[str] | None = None) -> None:
                      "snntorch": getattr(snntorch, "__version__", None),
                      "norse": _norse_version()},
         "load_avg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "target_met": _all_met([s["target"]["met"] for s in settings]),
     }
     if args.json:
         print(json.dumps(result))
         return
-    print("| T | N | " + " | ".join(f"{k} ms" for k in settings[0]["ms"]) + " | peer / analog_snu (min / median / max) |")
-    print("|---" * (3 + len(settings[0]["ms"])) + "|")
+    print("| T | N | " + " | ".join(f"{k} ms" for k in settings[0]["ms"])
+          + f" | peer / analog_snu (min / median / max) | >= {TARGET_SPEEDUP}x {' and '.join(TARGET_PEERS)} |")
+    print("|---" * (4 + len(settings[0]["ms"])) + "|")
     for s in settings:
         ms = " | ".join("–" if v is None else f"{v:.1f}" for v in s["ms"].values())
         ratios = "; ".join(f"{k}: {r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f}"
                            for k, r in s["ratio_to_analog_snu"].items())
-        print(f"| {s['steps']} | {s['batch']} | {ms} | {ratios} |")
+        met = {True: "met", False: "missed", None: "peer missing"}[s["target"]["met"]]
+        print(f"| {s['steps']} | {s['batch']} | {ms} | {ratios} | {met} |")
+    print(f"target over all settings: {result['target_met']}; load average {result['load_avg_before_after']}")
+
+
+def _all_met(flags: list[bool | None]) -> bool | None:
+    if any(flag is False for flag in flags):
+        return False
+    return None if any(flag is None for flag in flags) else True
 
 
 def _norse_version() -> str | None:

@@ -11,12 +11,17 @@ Paths (``*_ms`` keys of the JSON object):
 - ``naive_digital``: the digital network as a per-step, per-layer loop under autograd;
 - ``digital_torch_loops``: the digital network with its recurrence in torch kernels (what a GPU
   runs) instead of the compiled CPU loops of ``analog_snu.functional.snu_loops``;
+- ``digital_torch_gemm``: the digital network with its products through torch's ``F.linear``
+  (MKL) instead of oneDNN (``analog_snu.functional.linear``);
 - ``preset_hwa_torch_periphery``: ``preset_hwa`` with the tiles' periphery (output noise, ADC,
   bound management, scalings, HWA weight noise) as aihwkit's torch operations and draws instead
   of the compiled loops of ``analog_snu.functional.periphery_loops``;
 - ``gemm_floor``: the step's matrix products alone (3 forward, 5 backward), each on the fastest
   backend measured here (MKL through ``torch.mm`` or oneDNN through
   ``torch.ops.mkldnn._linear_pointwise``), operands already in that backend's best layout.
+
+Targets (issue 24, ``targets`` in the JSON, medians of the per-round ratios):
+``digital/gemm_floor`` <= 1.3 and ``preset_hwa/digital`` <= 2.0.
 
 Fair timing on a shared machine: every round runs every path in turn (interleaved), each path
 best of ``--best-of`` steps; reported figures are medians over ``--rounds`` rounds, ratios are
@@ -57,6 +62,7 @@ from aihwkit.simulator.configs import FloatingPointRPUConfig, InferenceRPUConfig
 from torch import nn  # noqa: E402
 
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
+from analog_snu.functional import linear as linear_module  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
 from analog_snu.layers import SNUNetwork  # noqa: E402
 from analog_snu.pcm import preset  # noqa: E402
@@ -66,8 +72,11 @@ from analog_snu.tiles import (
 )
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops", "preset_hwa_torch_periphery")
+         "digital_torch_loops", "digital_torch_gemm", "preset_hwa_torch_periphery")
+DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm")
 PRESET = "pcm_joshi2020"
+TARGETS = {"digital/gemm_floor": 1.3, "preset_hwa/digital": 2.0}
+"""Upper bounds on the median per-round ratios (issue 24)."""
 
 
 @dataclass
@@ -127,6 +136,11 @@ def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return with_env(snu_module.TORCH_LOOPS_ENV, net, x)
 
 
+def with_torch_gemm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the digital products through ``F.linear`` (MKL) instead of oneDNN."""
+    return with_env(linear_module.TORCH_GEMM_ENV, net, x)
+
+
 def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` with the tiles' periphery in aihwkit's torch operations."""
     return with_env(fused_periphery.TORCH_PERIPHERY_ENV, net, x)
@@ -148,12 +162,13 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
     digital = None
     for path in config.paths:
         torch.manual_seed(config.seed)
-        if path in ("digital", "naive_digital", "digital_torch_loops"):
+        if path in DIGITAL_PATHS:
             if digital is None:
                 digital = SNUNetwork(list(config.sizes), threshold=config.threshold)
             net = digital
             forward = {"digital": net, "naive_digital": lambda inp, net=net: naive_forward(net, inp),
-                       "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp)}[path]
+                       "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp),
+                       "digital_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp)}[path]
         else:
             net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
             forward = (lambda inp, net=net: with_torch_periphery(net, inp)) if path == "preset_hwa_torch_periphery" \
@@ -283,7 +298,7 @@ def run(config: BenchConfig) -> dict:
     paths = build_paths(config)
     floor = GemmFloor(config)
     rates = {path: spike_rates(net, x) for path, (_, net) in paths.items()
-             if path not in ("naive_digital", "digital_torch_loops")}
+             if path not in DIGITAL_PATHS[1:]}
 
     times: dict[str, list[float]] = {f"{path}_ms": [] for path in paths}
     times["gemm_floor_ms"] = []
@@ -309,6 +324,9 @@ def run(config: BenchConfig) -> dict:
                 ratios[f"{key.removesuffix('_ms')}/digital"] = _spread([v / b for v, b in zip(values, base)])
         ratios["digital/gemm_floor"] = _spread([b / f for b, f in zip(base, times["gemm_floor_ms"])])
     result["ratios"] = ratios
+    result["targets"] = {name: {"median": ratios[name]["median"], "limit": limit,
+                                "met": ratios[name]["median"] <= limit}
+                         for name, limit in TARGETS.items() if name in ratios}
     result["gemm_backend"] = floor.choice
     result["rounds"] = config.rounds
     result["clock"] = config.clock
@@ -440,6 +458,8 @@ def markdown(result: dict) -> str:
     if floor:
         lines.append("")
         lines.append("digital / gemm_floor: {min:.2f} / {median:.2f} / {max:.2f}; ".format(**floor)
+                     + "".join(f"target {name} <= {t['limit']}: {'met' if t['met'] else 'missed'}; "
+                               for name, t in result.get("targets", {}).items())
                      + "spike rates per hidden layer: " + ", ".join(f"{r:.3f}" for r in result["spike_rates"])
                      + f"; {result['threads']} thread(s); load average {result['load_avg_before_after']}")
     return "\n".join(lines)

@@ -18,11 +18,15 @@ def test_bench_snu_reports_every_path_rates_and_ratios(load_benchmark):
     assert times == {f"{p}_ms" for p in bench.PATHS} | {"gemm_floor_ms"}
     assert all(results[key] > 0 for key in times)
     assert len(results["spike_rates"]) == 2 and all(0 < r <= 1 for r in results["spike_rates"])
-    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital", "digital_torch_loops"}
+    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital", "digital_torch_loops",
+                                                                       "digital_torch_gemm"}
     assert results["threads"] == 1
     for spread in results["ratios"].values():
         assert spread["min"] <= spread["median"] <= spread["max"]
     assert "preset_hwa/digital" in results["ratios"] and "digital/gemm_floor" in results["ratios"]
+    assert set(results["targets"]) == set(bench.TARGETS)
+    for name, target in results["targets"].items():
+        assert target["met"] == (results["ratios"][name]["median"] <= bench.TARGETS[name])
     json.dumps(results)  # one JSON object
     assert "| preset_hwa |" in bench.markdown(results)
 
@@ -120,6 +124,21 @@ def test_bench_peers_setting_at_toy_size_on_the_cpu_clock(load_benchmark):
     available = {name for name, build in peers.builders().items() if build is not None}
     assert set(result["ratio_to_analog_snu"]) == available - {"analog_snu"}
     assert all(result["ms"][name] is None for name in set(result["ms"]) - available)
+    assert result["target"]["min_speedup"] == peers.TARGET_SPEEDUP
+    assert set(result["target"]["median_speedup"]) == set(peers.TARGET_PEERS)
+
+
+def test_bench_peers_target_needs_every_named_peer_at_the_speedup(load_benchmark):
+    peers = load_benchmark("bench_peers")
+
+    def ratios(**medians):
+        return {name: {"min": m, "median": m, "max": m} for name, m in medians.items()}
+
+    assert peers.target_check(ratios(snntorch_leaky=1.6, norse_lif_box=1.5, norse_lif=0.5))["met"] is True
+    assert peers.target_check(ratios(snntorch_leaky=1.6, norse_lif_box=1.49))["met"] is False
+    assert peers.target_check(ratios(snntorch_leaky=2.0))["met"] is None  # Norse not installed
+    assert peers._all_met([True, True]) is True and peers._all_met([True, None, False]) is False
+    assert peers._all_met([True, None]) is None
 
 
 def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(load_benchmark, monkeypatch):
