@@ -337,3 +337,11 @@ def test_float64_layer_holds_decay_and_threshold_exactly():
     with torch.no_grad():
         trained.threshold[0] = 0.25
     assert trained.double().threshold[0].item() == 0.25 and trained.threshold[1].item() == float(torch.tensor(0.3))
+
+
+def test_input_check_leaves_no_trace_in_the_graph(recwarn):
+    # the spikes of a lower layer carry a graph; checking them warns of nothing and adds no node
+    x = torch.bernoulli(torch.full((3, 2, 4), 0.5)).requires_grad_()
+    y, _ = SNU(4, 3, threshold=0.2)(x)
+    y.sum().backward()
+    assert x.grad is not None and not recwarn.list
