@@ -86,7 +86,7 @@ class LanguageModel(AnalogContainerBase, nn.Module):
         self.stack = HiddenStack([embedding_size, *hidden], cell, rpu_config, dropout=dropout, **snu_kwargs)
         self.tie_weights = bool(tie_weights)
         if self.tie_weights:
-            self.decoder = nn.Linear(hidden[-1], vocab_size, bias=True)
+            self.decoder = make_linear(hidden[-1], vocab_size, None, bias=True)  # digital: it is the embedding
             self.decoder.weight = self.embedding.weight
         else:
             self.decoder = make_linear(hidden[-1], vocab_size, rpu_config, bias=True)
