@@ -98,3 +98,24 @@ def test_float64_and_small_products_are_f_linear_exactly():
     assert torch.equal(linear(x, weight, b), F.linear(x, weight, b))
     x64, w64 = x.detach().double().repeat(200, 1), weight.detach().double()
     assert torch.equal(linear(x64, w64), F.linear(x64, w64))
+
+
+@needs_onednn
+@pytest.mark.parametrize("layout", ["expanded", "every_other_column", "transposed", "every_other_row"])
+def test_strided_inputs_and_a_broadcast_gradient(layout):
+    # views as autograd and callers hand them over; out.sum() sends a stride-0 gradient back
+    generator = torch.Generator().manual_seed(7)
+    base = torch.randn(200, 320, generator=generator)
+    x = {"expanded": torch.randn(1, 160, generator=generator).expand(96, 160),
+         "every_other_column": base[:96, ::2],
+         "transposed": torch.randn(160, 96, generator=generator).t(),
+         "every_other_row": base[::2, :160]}[layout].detach().requires_grad_()
+    weight = torch.randn(128, 160, generator=generator, requires_grad=True)
+    bias = torch.randn(128, generator=generator, requires_grad=True)
+    assert onednn_applies(x, weight)
+    out, want = linear(x, weight, bias), F.linear(x, weight, bias)
+    torch.testing.assert_close(out, want, **TOLERANCE)
+    # the sums over 96-100 rows of O(10) values: 1e-4 absolute
+    for got, expected in zip(torch.autograd.grad(out.sum(), (x, weight, bias)),
+                             torch.autograd.grad(want.sum(), (x, weight, bias))):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
