@@ -10,11 +10,12 @@ training step (one thread, AMD EPYC Zen 5: the 784-256 layer's forward over T*N 
 takes torch's own ``F.linear`` for everything else.
 
 oneDNN serves (:func:`onednn_applies`): CPU float32 tensors, torch built with it and
-``torch.backends.mkldnn.enabled``, no autocast, and a product of at least
-:data:`ONEDNN_MIN_WORK` multiply-accumulates (smaller ones, a readout of 10 outputs, run faster
-through ``F.linear``, whose call costs less). The two backends sum in different orders, so
-results differ by float32 rounding (relative 1e-6), never more; the choice depends only on
-shapes and dtypes, so a run is reproducible. Set :data:`TORCH_GEMM_ENV` to ``1`` to run every
+``torch.backends.mkldnn.enabled``, no autocast, at least :data:`ONEDNN_MIN_ROWS` rows and
+:data:`ONEDNN_MIN_WORK` multiply-accumulates. Below those, ``F.linear`` is as fast or faster
+(measured, forward + backward, one thread: 1M multiply-accumulates 1.15-1.2x slower on oneDNN,
+2M 0.9x, 4M and more 0.45-0.7x; a single row of 2048 -> 2048, a matrix-vector product, 1.6x
+slower). The two backends sum in different orders, so results differ by float32 rounding
+(about 1e-6 relative); the choice depends only on shapes and dtypes, so a run is reproducible. Set :data:`TORCH_GEMM_ENV` to ``1`` to run every
 product through ``F.linear`` (to compare, or on a CPU where MKL is the faster).
 
 Shape letters: R rows (T*N for a sequence), F_in, F_out.
@@ -29,13 +30,15 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-__all__ = ["ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "linear", "onednn_applies"]
+__all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "linear", "onednn_applies"]
 
 TORCH_GEMM_ENV = "ANALOG_SNU_TORCH_GEMM"
 """Set this environment variable to ``1`` to run every digital product through ``F.linear``."""
 
-ONEDNN_MIN_WORK = 1 << 20
+ONEDNN_MIN_WORK = 1 << 21
 """Multiply-accumulates (R * F_in * F_out) from which a product runs on oneDNN."""
+ONEDNN_MIN_ROWS = 8
+"""Rows R from which a product runs on oneDNN (fewer: matrix-vector products, MKL's strength)."""
 
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
@@ -49,6 +52,7 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
         and x.device.type == "cpu"
         and weight.device.type == "cpu"
         and x.dim() == 2
+        and x.shape[0] >= ONEDNN_MIN_ROWS
         and x.shape[0] * weight.shape[0] * weight.shape[1] >= ONEDNN_MIN_WORK
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
@@ -63,7 +67,8 @@ def _onednn(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """``x W^T + b`` with all three products on oneDNN (the backward takes transposed views, no copies)."""
+    """``x W^T + b`` with all three products on oneDNN (the backward hands it transposed views, which
+    it lays out itself faster than a ``.contiguous()`` copy first)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):  # type: ignore[override]

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from analog_snu.functional import linear as linear_module
-from analog_snu.functional.linear import ONEDNN_MIN_WORK, TORCH_GEMM_ENV, linear, onednn_applies
+from analog_snu.functional.linear import ONEDNN_MIN_ROWS, ONEDNN_MIN_WORK, TORCH_GEMM_ENV, linear, onednn_applies
 
 needs_onednn = pytest.mark.skipif(
     linear_module._ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available(),
@@ -38,9 +38,9 @@ def _value_and_grads(fn, x, weight, bias, grad_out):
 @needs_onednn
 @pytest.mark.parametrize("bias", [False, True])
 def test_onednn_products_equal_f_linear(bias):
-    x, weight, b = _operands(96, 128, 112, bias)
+    x, weight, b = _operands(144, 128, 120, bias)
     assert onednn_applies(x, weight)
-    grad_out = torch.randn(96, 112, generator=torch.Generator().manual_seed(1))
+    grad_out = torch.randn(144, 120, generator=torch.Generator().manual_seed(1))
     got, got_grads = _value_and_grads(linear, x, weight, b, grad_out)
     want, want_grads = _value_and_grads(F.linear, x, weight, b, grad_out)
     torch.testing.assert_close(got, want, **TOLERANCE)
@@ -54,10 +54,10 @@ def test_onednn_products_equal_f_linear(bias):
 @needs_onednn
 def test_gradients_by_hand_and_no_input_gradient_for_data():
     # x is data (no gradient): the backward computes only dL/dW = g^T x, here against the formula
-    x = torch.randn(64, 160, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(128, 160, generator=torch.Generator().manual_seed(2))
     weight = torch.randn(128, 160, generator=torch.Generator().manual_seed(3), requires_grad=True)
     assert onednn_applies(x, weight)
-    grad_out = torch.randn(64, 128, generator=torch.Generator().manual_seed(4))
+    grad_out = torch.randn(128, 128, generator=torch.Generator().manual_seed(4))
     out = linear(x, weight)
     out.backward(grad_out)
     torch.testing.assert_close(out, (x.double() @ weight.double().T).float(), **TOLERANCE)
@@ -67,11 +67,11 @@ def test_gradients_by_hand_and_no_input_gradient_for_data():
 
 @needs_onednn
 def test_sequence_input_keeps_its_leading_dimensions():
-    x = torch.randn(4, 16, 128, generator=torch.Generator().manual_seed(5))
+    x = torch.randn(4, 32, 128, generator=torch.Generator().manual_seed(5))
     weight = torch.randn(128, 128, generator=torch.Generator().manual_seed(6))
     assert onednn_applies(x.reshape(-1, 128), weight)
     out = linear(x, weight)
-    assert out.shape == (4, 16, 128)
+    assert out.shape == (4, 32, 128)
     torch.testing.assert_close(out, F.linear(x, weight), **TOLERANCE)
 
 
@@ -82,6 +82,8 @@ def test_which_products_take_onednn(monkeypatch):
     assert onednn_applies(big, weight) == (linear_module._ONEDNN_LINEAR is not None
                                            and torch.backends.mkldnn.is_available())
     assert not onednn_applies(torch.zeros(rows - 1, 128), weight)  # too small: F.linear is faster
+    wide = torch.zeros(ONEDNN_MIN_WORK, 1)  # enough work, too few rows: a matrix-vector product
+    assert not onednn_applies(torch.zeros(ONEDNN_MIN_ROWS - 1, 1), wide)
     assert not onednn_applies(big.double(), weight.double())  # oneDNN has no float64 products
     before = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False  # the user's switch for torch's oneDNN
@@ -105,17 +107,17 @@ def test_float64_and_small_products_are_f_linear_exactly():
 def test_strided_inputs_and_a_broadcast_gradient(layout):
     # views as autograd and callers hand them over; out.sum() sends a stride-0 gradient back
     generator = torch.Generator().manual_seed(7)
-    base = torch.randn(200, 320, generator=generator)
-    x = {"expanded": torch.randn(1, 160, generator=generator).expand(96, 160),
-         "every_other_column": base[:96, ::2],
-         "transposed": torch.randn(160, 96, generator=generator).t(),
+    base = torch.randn(300, 320, generator=generator)
+    x = {"expanded": torch.randn(1, 160, generator=generator).expand(128, 160),
+         "every_other_column": base[:128, ::2],
+         "transposed": torch.randn(160, 128, generator=generator).t(),
          "every_other_row": base[::2, :160]}[layout].detach().requires_grad_()
     weight = torch.randn(128, 160, generator=generator, requires_grad=True)
     bias = torch.randn(128, generator=generator, requires_grad=True)
     assert onednn_applies(x, weight)
     out, want = linear(x, weight, bias), F.linear(x, weight, bias)
     torch.testing.assert_close(out, want, **TOLERANCE)
-    # the sums over 96-100 rows of O(10) values: 1e-4 absolute
+    # the sums over 128-150 rows of O(10) values: 1e-4 absolute
     for got, expected in zip(torch.autograd.grad(out.sum(), (x, weight, bias)),
                              torch.autograd.grad(want.sum(), (x, weight, bias))):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)

@@ -8,6 +8,7 @@ from aihwkit.simulator.configs.devices import ConstantStepDevice
 from analog_snu import SNUNetwork
 from analog_snu.errors import ConfigError
 from analog_snu.functional import neuron_cell_names
+from analog_snu.functional.linear import onednn_applies
 from analog_snu.training import make_optimizer
 
 
@@ -165,15 +166,17 @@ def _reference_logits(net, x):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("soft", [False, True])
 def test_digital_training_step_matches_plain_torch_reference(dtype, soft):
-    # T * N = 128 rows of 96 -> 96 -> 96: the layer products are large enough for oneDNN in float32
+    # T * N = 256 rows of 96 -> 96 -> 96: the layer products are large enough for oneDNN in float32
     # (analog_snu.functional.linear), so this compares the fast path (batched products, fused
     # recurrence) with the per-step autograd formulas. Tolerance: float32 sums over <= 96 terms in
     # another order (measured differences <= 6e-9 on gradients of size ~1e-2, 6e-8 on logits ~0.3):
     # rtol 1e-5 with atol 1e-7; float64 1e-12.
     torch.manual_seed(3)
     net = SNUNetwork([96, 96, 96, 10], soft=soft, threshold=0.5).to(dtype)
-    x = torch.bernoulli(torch.full((8, 16, 96), 0.3)).to(dtype)
-    labels = torch.randint(0, 10, (16,))
+    x = torch.bernoulli(torch.full((8, 32, 96), 0.3)).to(dtype)
+    labels = torch.randint(0, 10, (32,))
+    if dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        assert onednn_applies(x.reshape(-1, 96), net.layers[1].weight_ih.weight)
     tolerance = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
     results = []
     for forward in (net, lambda inp: _reference_logits(net, inp)):
