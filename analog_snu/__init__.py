@@ -27,9 +27,9 @@ _LAZY: dict[str, str] = {
     "SNUState": "analog_snu.functional",
     "snu_sequence": "analog_snu.functional",
     "snu_step": "analog_snu.functional",
-    "MLP": "analog_snu.layers",
+    "MLP": "analog_snu.models",
     "SNU": "analog_snu.layers",
-    "SNUNetwork": "analog_snu.layers",
+    "SNUNetwork": "analog_snu.models",
     "device_count": "analog_snu.hardware",
     "drift": "analog_snu.hardware",
     "export_weight_maps": "analog_snu.reports",
@@ -61,8 +61,8 @@ if TYPE_CHECKING:  # static tools see the real imports
     from analog_snu.experiments import RunConfig, evaluate_run, load_run, train_run
     from analog_snu.functional import SNUState, snu_sequence, snu_step
     from analog_snu.hardware import device_count, drift, import_weight_maps, program
-    from analog_snu.layers import MLP, SNU, SNUNetwork
-    from analog_snu.models import ModelSpec, build_model
+    from analog_snu.layers import SNU
+    from analog_snu.models import MLP, ModelSpec, SNUNetwork, build_model
     from analog_snu.reports import export_weight_maps
     from analog_snu.training import GRAPES, grapes_modulation
 

@@ -141,7 +141,7 @@ def time_network(workload: str, steps: int, toy: bool) -> dict:
     import torch  # noqa: PLC0415 - the parent process does not need torch
     from torch import nn  # noqa: PLC0415
 
-    from analog_snu.layers import SNUNetwork  # noqa: PLC0415
+    from analog_snu.models import SNUNetwork  # noqa: PLC0415
     from analog_snu.pcm import preset  # noqa: PLC0415
     from analog_snu.threads import apply_threads  # noqa: PLC0415
     from analog_snu.tiles import device_rpu_config  # noqa: PLC0415

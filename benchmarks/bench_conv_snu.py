@@ -40,7 +40,7 @@ from torch import nn
 
 from analog_snu.data.encoding import rate_encode
 from analog_snu.functional import snu as snu_module
-from analog_snu.layers import ConvSNUNetwork
+from analog_snu.models import ConvSNUNetwork
 
 PATHS = ("compiled", "torch_loops")
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from analog_snu.data import load_mnist
-from analog_snu.layers import MLP
+from analog_snu.models import MLP
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch
 from analog_snu.training.feedback_alignment import make_learning_rule
 from analog_snu.training.init import init_weights

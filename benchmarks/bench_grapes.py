@@ -40,7 +40,7 @@ from torch import nn
 
 from analog_snu.data import load_digits, load_mnist, rate_encode
 from analog_snu.errors import InputValueError
-from analog_snu.layers import CNN, MLP, SNUNetwork
+from analog_snu.models import CNN, MLP, SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import aihwkit_version, device_rpu_config
 from analog_snu.training import accuracy, evaluate, make_optimizer, train_epoch

@@ -47,7 +47,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 from torch import nn
 
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 
 try:
     import snntorch

@@ -64,7 +64,7 @@ from torch import nn  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import linear as linear_module  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
-from analog_snu.layers import SNUNetwork  # noqa: E402
+from analog_snu.models import SNUNetwork  # noqa: E402
 from analog_snu.pcm import preset  # noqa: E402
 from analog_snu.tiles import (
     device_rpu_config,  # noqa: E402

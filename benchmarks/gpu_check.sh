@@ -117,7 +117,7 @@ if [ -n "$ARCH" ] && [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ] && [ "$(left)" -gt 30
     R[cuda_tiles_step_ms]=$(PYTHONPATH="$REPO:$WORK/aihwkit_cuda:$SITE" timeout 15 "$PYTHON" - <<'EOF' 2>>"$WORK/cuda_tiles.log" || echo null
 import json, time, torch
 from aihwkit.simulator.configs import InferenceRPUConfig
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 net = SNUNetwork([784, 256, 256, 10], threshold=0.5, rpu_config=InferenceRPUConfig()).cuda()
 x = torch.bernoulli(torch.full((20, 64, 784), 0.15)).cuda(); y = torch.randint(0, 10, (64,)).cuda()
 times = []

@@ -1,9 +1,9 @@
-"""nn.Module shells over the functional SNU math and the aihwkit tiles."""
+"""Single nn.Module layers: a neuron cell of :mod:`analog_snu.functional` over digital weights or aihwkit tiles.
 
-from analog_snu.layers.cnn import CNN
-from analog_snu.layers.conv_snu import ConvSNU, ConvSNUNetwork
-from analog_snu.layers.mlp import MLP, MLP_ACTIVATIONS
-from analog_snu.layers.network import OUTPUT_MODES, SNUNetwork
+The networks built from them (:class:`~analog_snu.models.SNUNetwork`, ...) are in :mod:`analog_snu.models`.
+"""
+
+from analog_snu.layers.conv_snu import ConvSNU
 from analog_snu.layers.snu import SNU
 
-__all__ = ["CNN", "ConvSNU", "ConvSNUNetwork", "MLP", "MLP_ACTIVATIONS", "OUTPUT_MODES", "SNU", "SNUNetwork"]
+__all__ = ["ConvSNU", "SNU"]

@@ -6,8 +6,9 @@ from typing import Any
 
 from torch import nn
 
-from analog_snu.layers import ConvSNUNetwork, SNUNetwork
+from analog_snu.models.conv_snu_network import ConvSNUNetwork
 from analog_snu.models.networks import LanguageModel, RecurrentNetwork
+from analog_snu.models.snu_network import SNUNetwork
 from analog_snu.models.spec import TILE_MODES, ModelSpec
 from analog_snu.tiles import device_rpu_config
 
@@ -34,7 +35,7 @@ def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
 def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
     """A freshly initialised model for ``spec`` (weights from the global torch RNG).
 
-    - ``head="mean"``, ``"sequence"`` with a spiking cell: :class:`~analog_snu.layers.SNUNetwork`;
+    - ``head="mean"``, ``"sequence"`` with a spiking cell: :class:`~analog_snu.models.snu_network.SNUNetwork`;
       with LSTM/GRU: :class:`~analog_snu.models.networks.RecurrentNetwork`.
     - ``head="language"``: :class:`~analog_snu.models.networks.LanguageModel`.
 

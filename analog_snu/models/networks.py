@@ -1,6 +1,6 @@
 """Task networks built on a :class:`~analog_snu.models.stack.HiddenStack`: LSTM/GRU baselines and the language model.
 
-(SNU/sSNU classifiers and sequence predictors use :class:`analog_snu.layers.SNUNetwork` directly.)
+(SNU/sSNU classifiers and sequence predictors are :class:`~analog_snu.models.snu_network.SNUNetwork`.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["RecurrentNetwork", "LanguageModel"]
 
 
 class RecurrentNetwork(AnalogContainerBase, nn.Module):
-    """Hidden layers (any cell) and a linear readout, like :class:`~analog_snu.layers.SNUNetwork`.
+    """Hidden layers (any cell) and a linear readout, like :class:`~analog_snu.models.snu_network.SNUNetwork`.
 
     Args:
         sizes: ``[F_in, hidden..., F_out]``.

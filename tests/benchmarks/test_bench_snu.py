@@ -144,7 +144,7 @@ def test_bench_peers_target_needs_every_named_peer_at_the_speedup(load_benchmark
 def test_torch_loops_path_runs_the_recurrence_without_the_compiled_loops(load_benchmark, monkeypatch):
     bench = load_benchmark("bench_snu")
     from analog_snu.functional import snu_loops
-    from analog_snu.layers import SNUNetwork
+    from analog_snu.models import SNUNetwork
 
     def refuse(*args):
         raise AssertionError("compiled loop called")

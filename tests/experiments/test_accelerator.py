@@ -13,7 +13,7 @@ from analog_snu.experiments import build_config, evaluate_run, load_run, train_r
 from analog_snu.experiments.accelerator import resolve_accelerator
 from analog_snu.experiments.checkpoint import model_tensors
 from analog_snu.hardware import drift, program
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tasks.placement import batches_on, model_accelerator, to_accelerator
 from analog_snu.tiles import device_rpu_config

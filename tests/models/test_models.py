@@ -3,8 +3,7 @@ import torch
 from torch import nn
 
 from analog_snu.errors import ConfigError
-from analog_snu.layers import SNUNetwork
-from analog_snu.models import LanguageModel, ModelSpec, RecurrentNetwork, build_model
+from analog_snu.models import LanguageModel, ModelSpec, RecurrentNetwork, SNUNetwork, build_model
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config
 
@@ -135,7 +134,7 @@ def test_analog_rnn_refuses_other_cells():
 
 def test_conv_channels_build_a_convolutional_snu_whose_tiles_are_counted():
     from analog_snu.hardware import device_count
-    from analog_snu.layers import ConvSNUNetwork
+    from analog_snu.models import ConvSNUNetwork
 
     conv = spec(input_size=64, layers=[16], output_size=10, conv_channels=[4], conv_kernel=3,
                 device=preset("pcm_joshi2020"), training="hwa")

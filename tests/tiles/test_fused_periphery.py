@@ -20,7 +20,7 @@ from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
 from analog_snu.functional import periphery_loops
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config, spike_tile
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV, fused_periphery_applies, noisy_weight, round_tables

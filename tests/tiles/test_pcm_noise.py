@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from analog_snu.errors import ConfigError
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.pcm import PCMDevice, preset
 from analog_snu.pcm.physics import STUCK_AT_GMAX, STUCK_AT_ZERO
 from analog_snu.tiles import device_rpu_config

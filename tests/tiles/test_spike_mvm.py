@@ -14,7 +14,7 @@ from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagem
 from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
 from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV

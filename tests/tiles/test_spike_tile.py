@@ -13,7 +13,7 @@ import torch
 from aihwkit.nn import AnalogLinear
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config, spike_tile
 from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV

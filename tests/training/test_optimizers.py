@@ -7,7 +7,7 @@ from aihwkit.simulator.configs import TorchInferenceRPUConfig
 from torch import nn
 
 from analog_snu.errors import ConfigError
-from analog_snu.layers import SNUNetwork
+from analog_snu.models import SNUNetwork
 from analog_snu.training.optimizers import has_analog_layers, make_optimizer
 
 

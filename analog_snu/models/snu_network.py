@@ -9,8 +9,8 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
 from analog_snu.functional import check_dropout, variational_dropout
+from analog_snu.layers import SNU
 from analog_snu.layers.checks import check_layer_sizes
-from analog_snu.layers.snu import SNU
 from analog_snu.tiles import AnalogContainerBase, make_linear
 
 __all__ = ["SNUNetwork", "OUTPUT_MODES"]

@@ -6,7 +6,7 @@ from aihwkit.simulator.configs import FloatingPointRPUConfig
 from torch import nn
 
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
-from analog_snu.layers import CNN
+from analog_snu.models import CNN
 from analog_snu.training.feedback_alignment import make_learning_rule
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from analog_snu.errors import ConfigError
-from analog_snu.layers import MLP, ConvSNUNetwork, SNUNetwork
+from analog_snu.models import MLP, ConvSNUNetwork, SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config
 
