@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME
 from analog_snu.files import atomic_write_bytes, load_json, read_regular_file
-from analog_snu.models import ModelSpec, build_model
+from analog_snu.models import ModelSpec, build_model, upgrade_stored_spec
 from analog_snu.tiles.crossbar import (
     holds_tiles,
     is_model_tensor,
@@ -99,7 +99,7 @@ class Checkpoint:
     def spec(self) -> ModelSpec:
         """The model spec stored with the weights."""
         try:
-            return ModelSpec.from_dict(self.meta["spec"])
+            return ModelSpec.from_dict(upgrade_stored_spec(self.meta["spec"]))
         except (KeyError, ConfigError) as exc:
             raise CheckpointError(f"checkpoint holds no valid model spec: {exc}") from exc
 
@@ -329,18 +329,18 @@ def restore_rng(checkpoint: Checkpoint) -> None:
     torch.set_rng_state(checkpoint.tensors["rng/torch"])
 
 
-def load_checkpoint(path: str | os.PathLike, training: str | None = None) -> tuple[nn.Module, ModelSpec, Checkpoint]:
+def load_checkpoint(path: str | os.PathLike, tile_kind: str | None = None) -> tuple[nn.Module, ModelSpec, Checkpoint]:
     """Rebuild the model from the checkpoint's spec and load its weights.
 
-    ``training`` rebuilds on other tiles (``"inference"`` for a pulsed-trained model), copying
-    the logical weights instead of the raw tile state.
+    ``tile_kind`` rebuilds it on other tiles (``"inference"`` for a pulsed-trained model), from the
+    spec with that tile kind, copying the logical weights instead of the raw tile state.
     """
     checkpoint = read_checkpoint(path)
     spec = checkpoint.spec
     model = build_model(spec)
     restore_model(model, checkpoint)
-    if training is not None and training != spec.training:
-        target = build_model(spec, training=training)
+    if tile_kind is not None and tile_kind != spec.tile_kind:
+        target = build_model(spec.replace(tile_kind=tile_kind))
         transfer_weights(model, target)
         model = target
     model.eval()

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PositiveInt, model_validator
 
 from analog_snu.errors import ConfigError
-from analog_snu.models import TRAINING_MODES, ModelConfig, ModelSpec
+from analog_snu.models import TRAINING_MODES, TRAINING_TILE_KINDS, ModelConfig, ModelSpec
 from analog_snu.pcm import PCMDevice
 from analog_snu.schema import Seed, StrictModel
 from analog_snu.tasks import TaskConfig
@@ -189,6 +189,7 @@ def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) ->
     return ModelSpec.from_dict({
         **config.model.to_dict(), "head": head, "input_size": input_size, "output_size": output_size,
         "device": config.device, "training": config.training.mode,
+        "tile_kind": TRAINING_TILE_KINDS[config.training.mode],
     })
 
 

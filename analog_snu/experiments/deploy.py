@@ -86,8 +86,10 @@ def on_device(opened: OpenedRun, choice: DeviceChoice | None = None) -> tuple[nn
         return opened.model, device
     if not spec.spiking and spec.device is None:
         raise ConfigError(f"a digital {spec.cell} baseline cannot be moved onto PCM tiles; train it with --device")
-    target_spec = spec.replace(device=device, training="hwa" if spec.training == "digital" else spec.training)
-    target = build_model(target_spec, training="inference")
+    # the run's spec on the device's inference tiles (a digital run counts as hardware-aware trained)
+    target_spec = spec.replace(device=device, training="hwa" if spec.training == "digital" else spec.training,
+                               tile_kind="inference")
+    target = build_model(target_spec)
     transfer_weights(opened.model, target)
     target.eval()
     return target, device

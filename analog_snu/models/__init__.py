@@ -7,7 +7,17 @@ from analog_snu.models.conv_snu_network import ConvSNUNetwork
 from analog_snu.models.mlp import MLP, MLP_ACTIVATIONS
 from analog_snu.models.networks import LanguageModel, RecurrentNetwork
 from analog_snu.models.snu_network import OUTPUT_MODES, SNUNetwork
-from analog_snu.models.spec import BASELINE_CELLS, CELLS, HEADS, TILE_MODES, TRAINING_MODES, ModelConfig, ModelSpec
+from analog_snu.models.spec import (
+    BASELINE_CELLS,
+    CELLS,
+    HEADS,
+    TILE_KINDS,
+    TRAINING_MODES,
+    TRAINING_TILE_KINDS,
+    ModelConfig,
+    ModelSpec,
+    upgrade_stored_spec,
+)
 from analog_snu.models.stack import HiddenStack
 
 __all__ = [
@@ -25,8 +35,10 @@ __all__ = [
     "OUTPUT_MODES",
     "RecurrentNetwork",
     "SNUNetwork",
-    "TILE_MODES",
+    "TILE_KINDS",
     "TRAINING_MODES",
+    "TRAINING_TILE_KINDS",
     "build_model",
     "rpu_config_for",
+    "upgrade_stored_spec",
 ]

@@ -9,20 +9,17 @@ from torch import nn
 from analog_snu.models.conv_snu_network import ConvSNUNetwork
 from analog_snu.models.networks import LanguageModel, RecurrentNetwork
 from analog_snu.models.snu_network import SNUNetwork
-from analog_snu.models.spec import TILE_MODES, ModelSpec
+from analog_snu.models.spec import ModelSpec
 from analog_snu.tiles import device_rpu_config
 
 __all__ = ["build_model", "rpu_config_for"]
 
 
-def rpu_config_for(spec: ModelSpec, training: str | None = None) -> Any:
-    """The aihwkit RPU config of ``spec``'s device (``None`` when digital).
-
-    ``training`` overrides ``spec.training`` (``"inference"``: deployment tiles).
-    """
+def rpu_config_for(spec: ModelSpec) -> Any:
+    """The aihwkit RPU config of ``spec``'s device for its tile kind (``None`` when digital)."""
     if spec.device is None:
         return None
-    return device_rpu_config(spec.device, TILE_MODES[training or spec.training])
+    return device_rpu_config(spec.device, spec.tile_kind)
 
 
 def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
@@ -32,17 +29,17 @@ def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
             "surrogate": spec.surrogate}
 
 
-def build_model(spec: ModelSpec, training: str | None = None) -> nn.Module:
+def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised model for ``spec`` (weights from the global torch RNG).
 
     - ``head="mean"``, ``"sequence"`` with a spiking cell: :class:`~analog_snu.models.snu_network.SNUNetwork`;
       with LSTM/GRU: :class:`~analog_snu.models.networks.RecurrentNetwork`.
     - ``head="language"``: :class:`~analog_snu.models.networks.LanguageModel`.
 
-    ``training`` overrides the tiles' mode (``"inference"`` rebuilds a pulsed-trained model
-    on PCM inference tiles, to program and drift it).
+    The tiles are those of ``spec.tile_kind`` (a pulsed-trained model to program and drift is built
+    from its spec with ``tile_kind="inference"``).
     """
-    rpu_config = rpu_config_for(spec, training)
+    rpu_config = rpu_config_for(spec)
     snu_kwargs = _snu_kwargs(spec)
     if spec.head == "language":
         return LanguageModel(spec.input_size, spec.embedding_width, spec.hidden, spec.cell, rpu_config,

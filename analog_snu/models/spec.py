@@ -1,7 +1,7 @@
 """What a task model is: :class:`ModelConfig` (the user's choices) and :class:`ModelSpec` (what gets built).
 
 ``ModelConfig`` is the ``model`` part of a run config. ``ModelSpec`` adds what the task and the
-hardware decide (head, input/output sizes, the PCM device by value and the training mode);
+hardware decide (head, input/output sizes, the PCM device by value, the training mode and the tile kind);
 a checkpoint stores it next to the tensors, so loading rebuilds the very same architecture on
 the very same device, whatever happened to preset names or device files since.
 Both are strict pydantic models (see :mod:`analog_snu.schema`).
@@ -17,7 +17,8 @@ from analog_snu.functional import ACTIVATIONS, SURROGATES, neuron_cell_names
 from analog_snu.pcm import PCMDevice
 from analog_snu.schema import StrictModel
 
-__all__ = ["ModelConfig", "ModelSpec", "CELLS", "BASELINE_CELLS", "HEADS", "TRAINING_MODES", "TILE_MODES"]
+__all__ = ["ModelConfig", "ModelSpec", "CELLS", "BASELINE_CELLS", "HEADS", "TRAINING_MODES", "TILE_KINDS",
+           "TRAINING_TILE_KINDS", "upgrade_stored_spec"]
 
 #: recurrent baselines next to the spiking cells of :mod:`analog_snu.functional`
 BASELINE_CELLS = ("lstm", "gru")
@@ -28,8 +29,12 @@ HEADS = ("mean", "sequence", "language")
 #: how the weights are trained: digital floats, hardware-aware (PCM inference tiles), pulsed PCM
 #: updates, or hardware in the loop (forward on the simulated chip, learning in software)
 TRAINING_MODES = ("digital", "hwa", "pulsed", "hil")
-#: training mode -> the device's tile kind (``analog_snu.tiles.device_rpu_config(device, mode)``)
-TILE_MODES = {"hwa": "hwa", "pulsed": "pulsed", "hil": "inference", "inference": "inference"}
+#: what the weights live on: plain torch tensors, or aihwkit tiles of the PCM device for hardware-aware
+#: training (noisy forward), pulsed updates, or inference (programming, drift, read noise); the analog
+#: kinds are the modes of ``analog_snu.tiles.device_rpu_config(device, mode)``
+TILE_KINDS = ("digital", "hwa", "pulsed", "inference")
+#: training mode -> the tile kind it trains on (hardware in the loop: inference tiles, the chip supplies the noise)
+TRAINING_TILE_KINDS = {"digital": "digital", "hwa": "hwa", "pulsed": "pulsed", "hil": "inference"}
 
 
 class ModelConfig(StrictModel):
@@ -77,7 +82,7 @@ class ModelConfig(StrictModel):
 
 class ModelSpec(ModelConfig):
     """Everything :func:`~analog_snu.models.build.build_model` needs: the model config, the task's
-    head and sizes, the PCM device by value (``None``: digital) and the training mode.
+    head and sizes, the PCM device by value (``None``: digital), the training mode and the tile kind.
 
     Shape conventions of the built model: inputs (T, N, F_in) for ``head="mean"`` and
     ``"sequence"``, token ids (T, N) for ``"language"``; outputs (N, F_out), (T, N, F_out)
@@ -93,7 +98,11 @@ class ModelSpec(ModelConfig):
     device: PCMDevice | None = None
     """The PCM device, by value; ``None`` for a digital model."""
     training: Literal[TRAINING_MODES] = "digital"  # type: ignore[valid-type]
-    """How the weights are trained (decides the tile kind)."""
+    """How the weights were (or are being) trained."""
+    tile_kind: Literal[TILE_KINDS] = "digital"  # type: ignore[valid-type]
+    """What the weights live on: the training mode's tiles (:data:`TRAINING_TILE_KINDS`) for a run,
+    ``"inference"`` for a trained model deployed on the device (programmed, drifted); ``"digital"``
+    exactly when there is no device."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelSpec":
@@ -103,6 +112,10 @@ class ModelSpec(ModelConfig):
                 f"{'a digital model' if self.device is None else 'a PCM device'}: use training 'digital' "
                 "without a device, and a PCM device with training 'hwa', 'pulsed' or 'hil'"
             )
+        kinds = [TRAINING_TILE_KINDS[self.training]] + ([] if self.device is None else ["inference"])
+        if self.tile_kind not in kinds:
+            raise ValueError(f"tile_kind {self.tile_kind!r} does not fit training {self.training!r}; "
+                             f"valid tile kinds: {sorted(set(kinds))} (the training tiles, or deployed on inference tiles)")
         if self.conv_channels:
             side = round(self.input_size ** 0.5)
             if self.head != "mean" or not self.spiking or side * side != self.input_size:
@@ -134,12 +147,19 @@ class ModelSpec(ModelConfig):
         """Width of the language model's embedding (``embedding_size`` or ``layers[0]``)."""
         return self.embedding_size or self.layers[0]
 
-    @property
-    def tile_mode(self) -> str | None:
-        """The device's tile kind for this training mode (``None`` when digital)."""
-        return TILE_MODES.get(self.training)
-
     def replace(self, **changes: Any) -> "ModelSpec":
         """A copy with some fields changed (validated again; a device may be given as a PCMDevice)."""
         plain = {key: value.to_dict() if isinstance(value, PCMDevice) else value for key, value in changes.items()}
         return ModelSpec.from_dict({**self.to_dict(), **plain})
+
+
+def upgrade_stored_spec(stored: Any) -> Any:
+    """A spec as stored by an older analog_snu, in today's layout (anything else is returned as it is).
+
+    Specs written before ``tile_kind`` existed built their tiles from the training mode alone:
+    their tile kind is that mode's (:data:`TRAINING_TILE_KINDS`). This is the only place that derives it.
+    """
+    if not isinstance(stored, dict) or "tile_kind" in stored:
+        return stored
+    training = stored.get("training", "digital")
+    return {**stored, "tile_kind": TRAINING_TILE_KINDS[training]} if training in TRAINING_TILE_KINDS else stored

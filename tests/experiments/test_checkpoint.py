@@ -18,6 +18,7 @@ from analog_snu.experiments.checkpoint import (
 )
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.pcm import preset
+from analog_snu.tiles import crossbars
 from analog_snu.training import make_optimizer
 
 SPEC = ModelSpec(cell="snu", head="mean", input_size=6, layers=[5], output_size=3)
@@ -40,7 +41,7 @@ def equal_tensors(a, b):
 @pytest.mark.parametrize("device, training", [(None, "digital"), ("pcm", "hwa"), ("pcm", "pulsed"),
                                               ("pcm_joshi2020", "hwa")])
 def test_round_trip_restores_weights_optimizer_and_spec(tmp_path, device, training):
-    spec = SPEC.replace(device=None if device is None else preset(device), training=training)
+    spec = SPEC.replace(device=None if device is None else preset(device), training=training, tile_kind=training)
     model, optimizer = trained(spec)
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, model, spec, optimizer=optimizer, extra={"epoch": 3})
@@ -135,7 +136,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
     deeper = build_model(SPEC.replace(layers=[5, 5]))
     with pytest.raises(CheckpointError, match="does not match the model .*missing"):
         restore_model(deeper, read_checkpoint(tmp_path / "c.safetensors"))
-    analog = build_model(SPEC.replace(device=preset("pcm"), training="hwa"))
+    analog = build_model(SPEC.replace(device=preset("pcm"), training="hwa", tile_kind="hwa"))
     with pytest.raises(CheckpointError, match="a different config"):
         restore_model(analog, read_checkpoint(tmp_path / "c.safetensors"))
 
@@ -178,10 +179,10 @@ def test_non_json_metadata_is_refused_before_writing(tmp_path):
 
 
 def test_pulsed_model_moves_to_inference_tiles_with_same_logical_weights(tmp_path):
-    spec = SPEC.replace(device=preset("pcm"), training="pulsed")
+    spec = SPEC.replace(device=preset("pcm"), training="pulsed", tile_kind="pulsed")
     model, _ = trained(spec)
     save_checkpoint(tmp_path / "c.safetensors", model, spec)
-    moved, _, _ = load_checkpoint(tmp_path / "c.safetensors", training="inference")
+    moved, _, _ = load_checkpoint(tmp_path / "c.safetensors", tile_kind="inference")
     for (name, source), (_, target) in zip(model.named_analog_tiles(), moved.named_analog_tiles()):
         assert type(target).__name__ == "InferenceTile", name
         torch.testing.assert_close(target.get_weights()[0], source.get_weights()[0], rtol=1e-5, atol=1e-6)
@@ -202,7 +203,7 @@ def test_checkpoint_of_a_drifted_model_loads(tmp_path):
     """aihwkit's global drift compensation stores its factor as a 0-d tensor (a fresh tile has (1,))."""
     from analog_snu.hardware import drift, program
 
-    spec = SPEC.replace(device=preset("pcm_joshi2020"), training="hwa")
+    spec = SPEC.replace(device=preset("pcm_joshi2020"), training="hwa", tile_kind="hwa")
     model, _ = trained(spec)
     model.eval()
     program(model, seed=0)
@@ -250,3 +251,34 @@ def test_a_training_state_may_not_take_a_group_of_the_checkpoint(tmp_path, group
     with pytest.raises(CheckpointError, match=f"state group '{group}' collides"):
         save_checkpoint(tmp_path / "c.safetensors", model, SPEC, extra={"epoch": 1}, states={group: {}})
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def _without_tile_kind(path):
+    """Write ``path`` again as analog_snu wrote it before specs had a ``tile_kind`` (same tensors, signed)."""
+    from safetensors.torch import load as safetensors_load
+    from safetensors.torch import save as safetensors_save
+
+    data = path.read_bytes()
+    tensors = safetensors_load(data)
+    meta = read_checkpoint(path).meta
+    del meta["spec"]["tile_kind"]
+    meta_json = json.dumps(meta, sort_keys=True)
+    path.write_bytes(safetensors_save(tensors, metadata={"analog_snu": meta_json,
+                                                         "analog_snu_sha256": ckpt._checkpoint_digest(tensors, meta_json)}))
+
+
+@pytest.mark.parametrize("device, training, kind", [(None, "digital", "digital"), ("pcm", "hwa", "hwa"),
+                                                    ("pcm", "pulsed", "pulsed"), ("pcm_joshi2020", "hil", "inference")])
+def test_checkpoints_written_before_tile_kinds_load_with_their_training_mode_s(tmp_path, device, training, kind):
+    spec = SPEC.replace(device=None if device is None else preset(device), training=training, tile_kind=kind)
+    model, _ = trained(spec)
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model, spec)
+    _without_tile_kind(path)
+    assert "tile_kind" not in read_checkpoint(path).meta["spec"]
+    loaded, loaded_spec, _ = load_checkpoint(path)
+    assert loaded_spec == spec and loaded_spec.tile_kind == kind
+    assert equal_tensors(model_tensors(model), model_tensors(loaded))
+    if device is not None:  # deployable on inference tiles as before
+        moved, _, _ = load_checkpoint(path, tile_kind="inference")
+        assert {bar.kind for bar in crossbars(moved)} == {"inference"}

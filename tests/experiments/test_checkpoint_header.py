@@ -15,6 +15,7 @@ from safetensors.torch import save as safetensors_save
 from analog_snu.cli import main
 from analog_snu.errors import CheckpointError
 from analog_snu.experiments import build_config, evaluate_run, read_checkpoint, train_run
+from analog_snu.experiments.checkpoint import _checkpoint_digest as checkpoint_digest
 from analog_snu.experiments.checkpoint import tensor_digest
 
 NAME = "checkpoint.safetensors"
@@ -142,3 +143,19 @@ def test_a_version_2_checkpoint_with_bad_tensors_or_an_unknown_version_is_refuse
     err = capsys.readouterr().err
     assert "version 4; this analog_snu reads 'analog_snu.checkpoint' versions [2, 3]: evaluate or resume it with the " \
            "analog_snu that wrote it" in err
+
+
+def test_a_checkpoint_whose_spec_has_no_tile_kind_loads_and_resumes_with_one(run):
+    """Checkpoints written before the spec carried its tile kind: the kind is the training mode's."""
+    data = (run / NAME).read_bytes()
+    tensors = safetensors_load(data)
+    meta = json.loads(_header(data)["analog_snu"])
+    assert meta["spec"].pop("tile_kind") == "digital"
+    meta_json = json.dumps(meta, sort_keys=True)
+    (run / NAME).write_bytes(safetensors_save(tensors, metadata={
+        "analog_snu": meta_json, "analog_snu_sha256": checkpoint_digest(tensors, meta_json)}))
+    assert "tile_kind" not in read_checkpoint(run / NAME).meta["spec"]
+    assert read_checkpoint(run / NAME).spec.tile_kind == "digital"
+    assert evaluate_run(run)["epoch"] == 2
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
+    assert read_checkpoint(run / NAME).meta["spec"]["tile_kind"] == "digital"

@@ -17,7 +17,7 @@ def spec(**changes):
 def test_spec_round_trips_through_json():
     import json
 
-    original = spec(cell="ssnu", device=preset("pcm_joshi2020"), training="hwa", recurrent=True, decay=0.5)
+    original = spec(cell="ssnu", device=preset("pcm_joshi2020"), training="hwa", tile_kind="hwa", recurrent=True, decay=0.5)
     again = ModelSpec.from_dict(json.loads(json.dumps(original.to_dict())))
     assert again == original
     assert again.hidden == (5, 4)
@@ -80,7 +80,7 @@ def test_digital_lstm_matches_torch_lstm_then_readout_of_the_time_mean():
 @pytest.mark.parametrize("cell", ["snu", "gru"])
 @pytest.mark.parametrize("training", ["hwa", "pulsed"])
 def test_pcm_models_put_every_weight_matrix_on_tiles(cell, training):
-    model = build_model(spec(cell=cell, layers=[5], device=preset("pcm"), training=training))
+    model = build_model(spec(cell=cell, layers=[5], device=preset("pcm"), training=training, tile_kind=training))
     # snu: W_ih + readout; gru: AnalogGRUCell's weight_ih + weight_hh + readout
     assert len(list(model.analog_tiles())) == (2 if cell == "snu" else 3)
     assert model(torch.rand(3, 2, 6)).shape == (2, 3)
@@ -137,7 +137,7 @@ def test_conv_channels_build_a_convolutional_snu_whose_tiles_are_counted():
     from analog_snu.models import ConvSNUNetwork
 
     conv = spec(input_size=64, layers=[16], output_size=10, conv_channels=[4], conv_kernel=3,
-                device=preset("pcm_joshi2020"), training="hwa")
+                device=preset("pcm_joshi2020"), training="hwa", tile_kind="hwa")
     model = build_model(conv)
     assert isinstance(model, ConvSNUNetwork)
     counts = device_count(model)
@@ -147,3 +147,52 @@ def test_conv_channels_build_a_convolutional_snu_whose_tiles_are_counted():
     assert model(torch.bernoulli(torch.full((5, 2, 64), 0.3))).shape == (2, 10)
     with pytest.raises(ConfigError, match=r"conv_channels need a spiking cell and square single-channel images"):
         spec(input_size=60, conv_channels=[4])
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"tile_kind": "hwa"}, r"tile_kind 'hwa' does not fit training 'digital'; valid tile kinds: \['digital'\]"),
+        ({"tile_kind": "inference"}, r"tile_kind 'inference' does not fit training 'digital'; valid tile kinds: "
+                                     r"\['digital'\]"),
+        ({"device": preset("pcm"), "training": "hwa"},
+         r"tile_kind 'digital' does not fit training 'hwa'; valid tile kinds: \['hwa', 'inference'\]"),
+        ({"device": preset("pcm"), "training": "hwa", "tile_kind": "pulsed"}, r"tile_kind 'pulsed' does not fit"),
+        ({"device": preset("pcm"), "training": "hil", "tile_kind": "hwa"},
+         r"tile_kind 'hwa' does not fit training 'hil'; valid tile kinds: \['inference'\]"),
+        ({"tile_kind": "optical"}, r"tile_kind: Input should be 'digital', 'hwa', 'pulsed' or 'inference'"),
+    ],
+)
+def test_tile_kind_must_fit_the_training_mode_and_the_device(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        spec(**changes)
+
+
+@pytest.mark.parametrize(("training", "tile_kind", "expected"), [
+    ("hwa", "hwa", ["inference"] * 3),  # aihwkit's HWA tiles are inference tiles that train with noise
+    ("pulsed", "pulsed", ["pulsed"] * 3),
+    ("pulsed", "inference", ["inference"] * 3),
+    ("hil", "inference", ["inference"] * 3),
+])
+def test_the_tiles_are_those_of_the_spec_tile_kind(training, tile_kind, expected):
+    from analog_snu.tiles import crossbars
+
+    model = build_model(spec(device=preset("pcm"), training=training, tile_kind=tile_kind))
+    bars = crossbars(model)
+    assert [bar.kind for bar in bars] == expected
+    assert [bar.has_training_noise for bar in bars] == [tile_kind == "hwa"] * 3
+
+
+def test_stored_specs_without_a_tile_kind_get_their_training_mode_s():
+    from analog_snu.models import upgrade_stored_spec
+
+    new = spec(device=preset("pcm"), training="pulsed", tile_kind="pulsed").to_dict()
+    old = {key: value for key, value in new.items() if key != "tile_kind"}
+    assert upgrade_stored_spec(old) == new
+    for training, kind in [("digital", "digital"), ("hwa", "hwa"), ("pulsed", "pulsed"), ("hil", "inference")]:
+        assert upgrade_stored_spec({"training": training})["tile_kind"] == kind
+    assert upgrade_stored_spec({})["tile_kind"] == "digital"  # training's default
+    deployed = {**new, "tile_kind": "inference"}
+    assert upgrade_stored_spec(deployed) is deployed  # a spec that has one keeps it
+    assert upgrade_stored_spec({"training": "sideways"}) == {"training": "sideways"}  # left for validation to refuse
+    assert upgrade_stored_spec([]) == []
