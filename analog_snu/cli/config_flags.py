@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic.fields import FieldInfo
 
 from analog_snu.cli.time_args import time_arg
+from analog_snu.errors import ConfigError
 from analog_snu.experiments import FLAG_PATHS, SECTIONS, TASK_DEFAULTS, RunConfig, build_config, parse_set, read_toml
 from analog_snu.pcm import list_presets
 from analog_snu.times import TimeSeconds
@@ -33,6 +34,8 @@ def _shown(value: Any) -> str:
     """A default as a user types it: ``128 128``, ``on``/``off``, ``none``, ``0.8``."""
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, dict):
+        return " ".join(f"{key}={item}" for key, item in value.items()) if value else "none"
     if isinstance(value, (list, tuple)):
         return " ".join(map(_shown, value)) if value else "none"
     if value is None:
@@ -85,6 +88,23 @@ def _thread_setting(text: str) -> int | str:
         return text
 
 
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of a table flag (``--cell-options soft=true``), the value read as TOML like ``--set``'s."""
+    try:
+        key, value = parse_set(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("--set takes dotted.key=value", "expected KEY=VALUE")) from None
+    return key, value
+
+
+class _TableAction(argparse.Action):
+    """``--flag KEY=VALUE ...`` -> a dict (a key given twice: the last value)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, dict(values))
+
+
 def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
     info = _field(path)
     annotation = _unwrap(info.annotation)
@@ -107,6 +127,8 @@ def _add_flag(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif origin is list:
         kwargs.update(nargs="+", type=_unwrap(typing.get_args(annotation)[0]), metavar="N")
+    elif origin is dict:
+        kwargs.update(nargs="+", type=_option, action=_TableAction, metavar="KEY=VALUE")
     elif origin is Literal:
         kwargs["choices"] = list(typing.get_args(annotation))
     elif _is_time(info.annotation):

@@ -16,6 +16,7 @@ from analog_snu.models.spec import (
     TRAINING_TILE_KINDS,
     ModelConfig,
     ModelSpec,
+    cell_options_of,
     upgrade_stored_spec,
 )
 from analog_snu.models.stack import HiddenStack
@@ -39,6 +40,7 @@ __all__ = [
     "TRAINING_MODES",
     "TRAINING_TILE_KINDS",
     "build_model",
+    "cell_options_of",
     "rpu_config_for",
     "upgrade_stored_spec",
 ]

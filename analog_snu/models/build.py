@@ -26,7 +26,7 @@ def _snu_kwargs(spec: ModelSpec) -> dict[str, Any]:
     if not spec.spiking:
         return {}
     return {"recurrent": spec.recurrent, "decay": spec.decay, "g": spec.g, "threshold": spec.threshold,
-            "surrogate": spec.surrogate}
+            "surrogate": spec.surrogate, **spec.cell_options}
 
 
 def build_model(spec: ModelSpec) -> nn.Module:

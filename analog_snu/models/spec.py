@@ -9,16 +9,18 @@ Both are strict pydantic models (see :mod:`analog_snu.schema`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
-from analog_snu.functional import ACTIVATIONS, SURROGATES, neuron_cell_names
+from analog_snu.errors import ConfigError
+from analog_snu.functional import ACTIVATIONS, SURROGATES, neuron_cell, neuron_cell_names
 from analog_snu.pcm import PCMDevice
 from analog_snu.schema import StrictModel
 
 __all__ = ["ModelConfig", "ModelSpec", "CELLS", "BASELINE_CELLS", "HEADS", "TRAINING_MODES", "TILE_KINDS",
-           "TRAINING_TILE_KINDS", "upgrade_stored_spec"]
+           "TRAINING_TILE_KINDS", "cell_options_of", "upgrade_stored_spec"]
 
 #: recurrent baselines next to the spiking cells of :mod:`analog_snu.functional`
 BASELINE_CELLS = ("lstm", "gru")
@@ -35,6 +37,19 @@ TRAINING_MODES = ("digital", "hwa", "pulsed", "hil")
 TILE_KINDS = ("digital", "hwa", "pulsed", "inference")
 #: training mode -> the tile kind it trains on (hardware in the loop: inference tiles, the chip supplies the noise)
 TRAINING_TILE_KINDS = {"digital": "digital", "hwa": "hwa", "pulsed": "pulsed", "hil": "inference"}
+
+
+#: cell parameters that are keys of the model config themselves (not of ``cell_options``)
+_OWN_KEYS = ("g", "surrogate")
+
+
+def _parameter_names(parameters: type) -> list[str]:
+    return [field.name for field in dataclasses.fields(parameters)]
+
+
+def cell_options_of(cell: str) -> list[str]:
+    """The ``cell_options`` a registered neuron cell takes: its parameter fields but ``g`` and ``surrogate``."""
+    return [name for name in _parameter_names(neuron_cell(cell).parameters) if name not in _OWN_KEYS]
 
 
 class ModelConfig(StrictModel):
@@ -58,6 +73,8 @@ class ModelConfig(StrictModel):
     """Initial firing threshold of spiking cells (trainable per neuron)."""
     surrogate: Literal[tuple(SURROGATES)] = "tanh"  # type: ignore[valid-type]
     """Pseudo-derivative of the SNU's step function in the backward pass."""
+    cell_options: dict[str, bool | int | float | str] = {}
+    """Neuron cells only: fields of the cell's own parameter type, e.g. soft=true, validated by that type (g and surrogate are keys of their own); empty: the cell's defaults."""
     conv_channels: list[PositiveInt] = []
     """Convolutional SNU layers before the dense ones: output channels of each (empty: none; image tasks)."""
     conv_kernel: PositiveInt = 5
@@ -70,9 +87,41 @@ class ModelConfig(StrictModel):
     @field_validator("cell")
     @classmethod
     def _known_cell(cls, value: str) -> str:
-        if value not in CELLS:
-            raise ValueError(f"unknown cell {value!r}; valid cells: {list(CELLS)}")
+        cells = (*neuron_cell_names(), *BASELINE_CELLS)  # read now: a cell registered after import is valid too
+        if value not in cells:
+            raise ValueError(f"unknown cell {value!r}; valid cells: {list(cells)}")
         return value
+
+    @model_validator(mode="after")
+    def _cell_options_fit_the_cell(self) -> "ModelConfig":
+        if not self.cell_options:
+            return self
+        if not self.spiking:
+            raise ValueError(f"cell_options: the {self.cell} baseline takes no cell options, got "
+                             f"{sorted(self.cell_options)}")
+        for name in self.cell_options:
+            if name in _OWN_KEYS:
+                raise ValueError(f"cell_options: {name!r} is set by model.{name}, not by cell_options")
+        options = cell_options_of(self.cell)
+        unknown = sorted(set(self.cell_options) - set(options))
+        if unknown:
+            raise ValueError(f"cell_options: unknown option {unknown[0]!r} of cell {self.cell!r}; valid options: "
+                             f"{options}")
+        try:
+            self.cell_parameters()  # the cell's parameter type checks the values (and the ones its name fixes)
+        except ConfigError as exc:
+            raise ValueError(f"cell_options: {exc}") from None
+        return self
+
+    def cell_parameters(self) -> Any:
+        """The neuron cell's parameters (its own frozen dataclass) from ``g``, ``surrogate`` and ``cell_options``.
+
+        Raises:
+            ConfigError: a value the cell's parameter type refuses.
+        """
+        cell = neuron_cell(self.cell)
+        own = {key: getattr(self, key) for key in _OWN_KEYS if key in _parameter_names(cell.parameters)}
+        return cell.make_parameters(**own, **self.cell_options)
 
     @property
     def spiking(self) -> bool:

@@ -1,16 +1,29 @@
 """The run config: strict types, task defaults, flags/TOML/--set sources and round trips."""
 
+import dataclasses
 import tomllib
 
 import pytest
+import torch
 
 from analog_snu.cli import build_parser
 from analog_snu.cli.config_flags import config_from_args
 from analog_snu.errors import ConfigError
 from analog_snu.experiments import FLAG_PATHS, RunConfig, build_config, parse_set
-from analog_snu.experiments.config import config_differences, flatten
+from analog_snu.experiments.config import config_differences, flatten, spec_for
 from analog_snu.experiments.sources import to_toml
-from analog_snu.functional import SURROGATES
+from analog_snu.functional import (
+    SURROGATES,
+    CellDef,
+    SNUParameters,
+    SNUState,
+    neuron_cell,
+    neuron_cell_names,
+    register_cell,
+    snu_step,
+)
+from analog_snu.functional import cells as cells_module
+from analog_snu.models import build_model, cell_options_of
 from analog_snu.pcm import preset
 
 
@@ -89,7 +102,7 @@ def _full_config() -> RunConfig:
     """A config where every field differs from its default."""
     return build_config(flags={
         "task": "mnist", "data": "some/dir", "batch-size": 7, "eval-batch-size": 9, "steps": 11, "rate": 3.5,
-        "bptt": 13, "train-limit": 17, "model": "ssnu", "layers": [5, 4], "recurrent": True, "decay": 0.5,
+        "bptt": 13, "train-limit": 17, "model": "ssnu", "cell-options": {"soft": True}, "layers": [5, 4], "recurrent": True, "decay": 0.5,
         "g": "leaky_relu", "threshold": 0.7, "conv-channels": [3, 2], "conv-kernel": 3, "conv-pool": 1, "dropout": 0.25, "surrogate": next(s for s in SURROGATES if s != "tanh"),
         "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
         "seed": 4, "grapes": "local", "hil-scheme": "mixed", "rule": "fa", "weight-init": "he_uniform",
@@ -114,10 +127,14 @@ def test_every_field_round_trips_through_the_command_line():
         if flag == "device":
             argv += ["--device", "pcm_aged_lowyield"]
             continue
-        value = flat[path] if path in flat else getattr(config, path)  # threads: not in the stored dict
+        # threads: not in the stored dict; cell_options: a table, flattened to its keys
+        value = flat[path] if path in flat else config.model.cell_options if flag == "cell-options" \
+            else getattr(config, path)
         if value is None:
             continue
-        if isinstance(value, bool):
+        if path == "model.cell_options":  # a table: KEY=VALUE pairs, values as TOML
+            argv += [f"--{flag}", *(f"{key}={str(item).lower()}" for key, item in config.model.cell_options.items())]
+        elif isinstance(value, bool):
             argv.append(f"--{flag}" if value else f"--no-{flag}")
         elif isinstance(value, list):
             argv += [f"--{flag}", *map(str, value)]
@@ -221,3 +238,100 @@ def test_threads_are_strict(toml_text):
 def test_a_different_thread_count_is_the_same_run():
     base = build_config(flags={"task": "digits"})
     assert config_differences(base, build_config(flags={"task": "digits", "threads": 2})) == []
+
+
+# --- model.cell_options ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", [
+    {"toml": {"task": "digits", "model": {"cell_options": {"soft": True}}}},  # [model] cell_options = {soft = true}
+    {"toml": {"task": "digits", "cell_options": {"soft": True}}},  # the flag's key at the top level
+    {"toml": {"task": "digits", "set": {"model": {"cell_options": {"soft": True}}}}},  # [set] model.cell_options.soft
+    {"flags": {"task": "digits"}, "sets": [parse_set("model.cell_options.soft=true")]},
+    {"flags": {"task": "digits", "cell-options": {"soft": True}}},
+])
+def test_cell_options_come_from_toml_set_and_flags(source):
+    config = build_config(**source)
+    assert config.model.cell_options == {"soft": True}
+    assert config.model.cell_parameters().soft is True
+
+
+def test_the_cell_options_flag_takes_key_value_pairs_read_as_toml():
+    argv = ["train", "--task", "digits", "--cell-options", "soft=true", "--out", "x"]
+    assert config_from_args(build_parser().parse_args(argv)).model.cell_options == {"soft": True}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--task", "digits", "--cell-options", "soft", "--out", "x"])
+
+
+def test_without_cell_options_configs_are_as_before():
+    stored = build_config(flags={"task": "digits"}).to_dict()
+    assert stored["model"]["cell_options"] == {}
+    del stored["model"]["cell_options"]  # a config written before the field existed
+    old = RunConfig.from_dict(stored)
+    assert old.model.cell_options == {} and old == build_config(flags={"task": "digits"})
+    assert old.model.cell_parameters() == SNUParameters()
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    ([("model.cell_options.tau", 2.0)],
+     r"^run config: model: cell_options: unknown option 'tau' of cell 'snu'; valid options: \['soft'\]$"),
+    ([("model.cell_options.soft", "yes")], r"cell_options: soft must be a bool, got 'yes' \(str\)"),
+    ([("model.cell", "ssnu"), ("model.cell_options.soft", False)],
+     r"cell_options: cell 'ssnu' fixes soft=True, got soft=False"),
+    ([("model.cell", "lstm"), ("model.cell_options.soft", True)],
+     r"cell_options: the lstm baseline takes no cell options, got \['soft'\]"),
+    ([("model.cell_options.g", "identity")], r"cell_options: 'g' is set by model.g, not by cell_options"),
+])
+def test_cell_options_are_checked_by_the_cell_s_own_parameter_type(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(flags={"task": "digits"}, sets=sets)
+
+
+def test_every_registered_cell_s_options_can_be_set():
+    for cell in neuron_cell_names():
+        fixed = dict(neuron_cell(cell).fixed)
+        for field in dataclasses.fields(neuron_cell(cell).parameters):
+            if field.name not in cell_options_of(cell):
+                continue
+            value = fixed.get(field.name, not field.default if isinstance(field.default, bool) else field.default)
+            config = build_config(flags={"task": "digits", "model": cell},
+                                  sets=[parse_set(f"model.cell_options.{field.name}={str(value).lower()}")])
+            assert getattr(config.model.cell_parameters(), field.name) == value, (cell, field.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class GainParameters(SNUParameters):
+    gain: float = 1.0
+    """Input gain, > 0."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.gain > 0:
+            raise ConfigError(f"gain must be > 0, got {self.gain!r}")
+
+
+def gain_snu_step(current, state, threshold, decay, g="relu", soft=False, surrogate="tanh", gain=1.0):
+    """The SNU with its input current scaled by ``gain``."""
+    return snu_step(gain * current, state, threshold, decay, g=g, soft=soft, surrogate=surrogate)
+
+
+def test_a_registered_cell_s_own_option_reaches_its_layers(monkeypatch):
+    monkeypatch.setattr(cells_module, "NEURON_CELLS", dict(cells_module.NEURON_CELLS))
+    register_cell(CellDef("gain_snu", GainParameters, SNUState, gain_snu_step))
+    assert cell_options_of("gain_snu") == ["soft", "gain"]
+    config = build_config(flags={"task": "digits", "model": "gain_snu", "layers": [6], "threshold": 0.3},
+                          sets=[parse_set("model.cell_options.gain=0.5")])
+    model = build_model(spec_for(config, "mean", 8, 3))
+    assert model.layers[0].cell == "gain_snu" and model.layers[0].cell_parameters.gain == 0.5
+    # reference: the plain SNU with its input weights halved (0.5 scales floats exactly)
+    plain = build_model(spec_for(build_config(flags={"task": "digits", "layers": [6], "threshold": 0.3}), "mean", 8, 3))
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.layers[0].weight_ih.weight.mul_(0.5)
+    x = torch.rand(5, 4, 8) * 2
+    torch.testing.assert_close(model(x), plain(x), rtol=0, atol=0)
+    assert 0 < model.layers[0](x)[0].mean() < 1  # some neurons spike, some do not
+    with pytest.raises(ConfigError, match=r"unknown option 'gian' of cell 'gain_snu'; valid options: \['soft', 'gain'\]"):
+        build_config(flags={"task": "digits", "model": "gain_snu"}, sets=[("model.cell_options.gian", 0.5)])
+    with pytest.raises(ConfigError, match=r"cell_options: gain must be > 0, got -1"):
+        build_config(flags={"task": "digits", "model": "gain_snu"}, sets=[("model.cell_options.gain", -1)])
