@@ -14,6 +14,8 @@ test: setup
 	# lint only (pyflakes, statement-level pycodestyle errors, import order; pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	# types of the typed core (pyproject.toml [tool.mypy] files); cached in .mypy_cache
+	$(VENV)/bin/mypy
 	# the user guide and the API reference from the docstrings; any warning fails (a few seconds)
 	$(VENV)/bin/mkdocs build --strict --quiet
 	# one process per core (pytest-xdist), one torch thread each: the suite is many small trainings
@@ -27,4 +29,4 @@ bench: setup
 	$(PYTHON) benchmarks/bench_snu.py
 
 clean:
-	rm -rf $(VENV) build site *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -57,7 +57,7 @@ def finite_tuple(*, ge: float | None = None, gt: float | None = None, le: float 
     """Annotated ``tuple[float, ...]`` of finite numbers in a range; a list is accepted as input."""
     item = Annotated[float, Field(ge=ge, gt=gt, le=le)]
     return Annotated[
-        tuple[item, ...],  # type: ignore[valid-type]
+        tuple[item, ...],
         BeforeValidator(_sequence_to_tuple),
         Field(min_length=min_length, max_length=max_length),
     ]
@@ -98,7 +98,7 @@ class StrictModel(BaseModel):
         """Nested plain dict (lists for tuples), ready for JSON/TOML; ``from_dict`` inverts it exactly."""
         return self.model_dump(mode="json")
 
-    def updated(self: M, changes: dict[str, Any]) -> M:
+    def updated(self, changes: dict[str, Any]) -> Self:
         """A copy with the nested ``changes`` merged in, validated again."""
         return validate(type(self), merge(self.to_dict(), changes))
 

@@ -173,12 +173,12 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path(
             for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
                 folder = root / name / path.lstrip("/")
                 try:
-                    limit = int((folder / "cpu.cfs_quota_us").read_text())
-                    period = int((folder / "cpu.cfs_period_us").read_text())
+                    quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+                    period_us = int((folder / "cpu.cfs_period_us").read_text())
                 except (OSError, ValueError):
                     continue
-                if limit > 0 and period > 0:
-                    quotas.append(limit / period)
+                if quota_us > 0 and period_us > 0:
+                    quotas.append(quota_us / period_us)
                 break
     return min(quotas) if quotas else None
 

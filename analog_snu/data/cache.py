@@ -113,7 +113,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -
         buffer = bytearray(nbytes)
         view, done = memoryview(buffer), 0
         while done < nbytes:
-            got = handle.readinto(view[done:])
+            got = handle.readinto(view[done:])  # type: ignore[attr-defined]  # a ZipExtFile, typed as IO[bytes]
             if not got:
                 raise DataError(f"{where} ends after {done} of {nbytes} data bytes")
             done += got

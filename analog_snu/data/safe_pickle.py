@@ -69,7 +69,8 @@ def _check_max_bytes(max_bytes: object) -> int:
 
 def _read_bounded(handle: _ReadableFile, max_bytes: int, source: str) -> bytes:
     """All of ``handle`` (decompressed where it is a gzip stream), refusing more than ``max_bytes``."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = handle.read(min(_CHUNK, max_bytes + 1 - total))
         if not chunk:

@@ -108,7 +108,7 @@ def register_cell(cell: CellDef) -> CellDef:
     if cell.name in NEURON_CELLS:
         raise ConfigError(f"cell {cell.name!r} is registered already; registered: {list(neuron_cell_names())}")
     if not (dataclasses.is_dataclass(cell.parameters) and isinstance(cell.parameters, type)
-            and cell.parameters.__dataclass_params__.frozen):
+            and getattr(cell.parameters, "__dataclass_params__").frozen):
         raise ConfigError(f"cell {cell.name!r}: parameters must be a frozen dataclass, got {cell.parameters!r}")
     fields = getattr(cell.state, "_fields", None)
     if not isinstance(cell.state, type) or not issubclass(cell.state, tuple) or not fields or "y" not in fields:

@@ -24,6 +24,7 @@ Shape letters: R rows (T*N for a sequence), F_in, F_out.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -40,7 +41,7 @@ ONEDNN_MIN_WORK = 1 << 21
 ONEDNN_MIN_ROWS = 8
 """Rows R from which a product runs on oneDNN (fewer: matrix-vector products, MKL's strength)."""
 
-_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+_ONEDNN_LINEAR: Any = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
 
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
@@ -55,7 +56,7 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
         and x.shape[0] >= ONEDNN_MIN_ROWS
         and x.shape[0] * weight.shape[0] * weight.shape[1] >= ONEDNN_MIN_WORK
         and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
+        and bool(torch.backends.mkldnn.enabled)  # a flag read through a descriptor: bool for the type checker
         and not torch.is_autocast_enabled("cpu")
         and os.environ.get(TORCH_GEMM_ENV) != "1"
     )
@@ -71,14 +72,14 @@ class _OneDNNLinear(torch.autograd.Function):
     it lays out itself faster than a ``.contiguous()`` copy first)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):  # type: ignore[override]
+    def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return _onednn(x, weight, bias)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_x = _onednn(grad, weight.t()) if needs[0] else None  # (R, F_out) @ (F_out, F_in)

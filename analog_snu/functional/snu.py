@@ -119,7 +119,7 @@ class _SNUSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):  # type: ignore[override]
+    def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):
         ctx.config = (g, soft, surrogate)
         ctx.compiled = _compiled_loops_apply(current)  # the backward follows the forward's choice
         s_all = torch.empty_like(current)
@@ -151,7 +151,7 @@ class _SNUSequence(torch.autograd.Function):
         return y_all, s_all[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_y_all, grad_s_last):  # type: ignore[override]
+    def backward(ctx, grad_y_all, grad_s_last):
         s_all, reset, s0, y0, threshold, decay = ctx.saved_tensors
         g, soft, surrogate = ctx.config
         needs = ctx.needs_input_grad

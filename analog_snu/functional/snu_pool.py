@@ -59,7 +59,7 @@ class _SNUPoolSequence(torch.autograd.Function):
     """SNU recurrence + max pooling over (T, N, H, W, C) currents, compiled CPU loops (module docstring)."""
 
     @staticmethod
-    def forward(ctx, current, base, s0, y0, threshold, decay, pool, g, soft, surrogate):  # type: ignore[override]
+    def forward(ctx, current, base, s0, y0, threshold, decay, pool, g, soft, surrogate):
         snu_loops, pool_loops = _loops()
         ctx.set_materialize_grads(False)
         ctx.config = (pool, g, soft, surrogate)
@@ -86,7 +86,7 @@ class _SNUPoolSequence(torch.autograd.Function):
         return pooled, s_all[-1].clone(), y_last, membrane
 
     @staticmethod
-    def backward(ctx, grad_pooled, grad_s_last, grad_y_last, grad_membrane):  # type: ignore[override]
+    def backward(ctx, grad_pooled, grad_s_last, grad_y_last, grad_membrane):
         # grad_membrane: the membrane output only carries the in-place operation; snu_pool_sequence does not return it
         snu_loops, pool_loops = _loops()
         membrane, y_all, s0, y0, threshold, decay = ctx.saved_tensors

@@ -72,13 +72,13 @@ class _HeavisideSpike(torch.autograd.Function):
     """``y = 1[x > 0]`` forward; the named surrogate derivative backward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate: str) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, surrogate: str) -> Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
         return heaviside(x)
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: Tensor):
         (x,) = ctx.saved_tensors
         return grad_output * SURROGATES[ctx.surrogate](x), None
 

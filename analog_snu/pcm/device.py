@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -89,8 +89,12 @@ SIMULATORS = ("torch", "cpp")
 SIGMA_MAX_IN_G_MAX = 3.0
 _POLY_GRID = 1000  # sigma is checked at G/g_max = 0, 1/1000, ..., 1
 
-_Significance = finite_tuple(gt=0.0, le=1e3)
-_Coefficients = finite_tuple(ge=-1e3, le=1e3)
+if TYPE_CHECKING:  # what the validators below produce
+    _Significance = tuple[float, ...]
+    _Coefficients = tuple[float, ...]
+else:
+    _Significance = finite_tuple(gt=0.0, le=1e3)
+    _Coefficients = finite_tuple(ge=-1e3, le=1e3)
 
 
 class ConductanceConfig(StrictModel):

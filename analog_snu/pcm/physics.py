@@ -149,7 +149,7 @@ class PCMPhysics:
         std = (cfg.nu_std_slope * log_g + cfg.nu_std_offset).clamp(cfg.nu_std_min, cfg.nu_std_max)
         return mean, std
 
-    def read_noise_sigma(self, g_programmed: Tensor, t_seconds: float) -> Tensor:
+    def read_noise_sigma(self, g_programmed: Tensor, t_seconds: float | Tensor) -> Tensor:
         """Relative 1/f read-noise std at ``t_seconds`` after programming (zeros when off)."""
         cfg, t0 = self.device.read_noise, self.device.drift.t0
         if not cfg.enabled:
@@ -188,7 +188,7 @@ class PCMPhysics:
         return alpha.reshape(-1).to(torch.float32)
 
     @staticmethod
-    def drift_factor(nu: Tensor, t_seconds: float, t0: float) -> Tensor:
+    def drift_factor(nu: Tensor, t_seconds: float | Tensor, t0: float) -> Tensor:
         """``((t + t0) / t0) ** -nu``."""
         return ((t_seconds + t0) / t0) ** (-nu)
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -170,13 +170,13 @@ def holds_tiles(module: nn.Module) -> bool:
 @torch.no_grad()
 def layer_weights(module: nn.Module) -> tuple[Tensor, Tensor | None]:
     """The logical (network-unit) weight and bias of an analog layer, all its tiles joined."""
-    return module.get_weights()
+    return cast(Any, module).get_weights()  # an aihwkit analog layer
 
 
 @torch.no_grad()
 def set_layer_weights(module: nn.Module, weight: Tensor, bias: Tensor | None = None) -> None:
     """Write the logical weight and bias of an analog layer (aihwkit maps them onto its tiles)."""
-    module.set_weights(weight, bias)
+    cast(Any, module).set_weights(weight, bias)  # an aihwkit analog layer
 
 
 # -- state dicts and checkpoints -----------------------------------------------------------------
