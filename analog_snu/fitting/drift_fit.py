@@ -2,8 +2,8 @@ r"""Drift data: ``t0`` and the mean and spread of nu as functions of the target,
 
 Per device the model reads :math:`\ln G(t_k) = \ln G_P - \nu L_k + \epsilon_k` with
 :math:`L_k = \ln(1 + t_k/t_0)` and :math:`\epsilon_k` the read noise (relative std
-:math:`s_k = \sigma_r(G_P, t_k)`, from the read-noise fit or the base device; the log of a read
-is Gaussian to first order). With the device's own :math:`\ln G_P` integrated out (flat prior)
+:math:`s_k = \sigma_r(G_P, t_k)`, from the read-noise fit or the base device, at the first read
+and the starting ``t0``; the log of a read is Gaussian to first order). With the device's own :math:`\ln G_P` integrated out (flat prior)
 the reads of a device give its nu estimate :math:`\hat\nu` and variance :math:`v` by weighted
 least squares, and the marginal likelihood
 
@@ -21,8 +21,9 @@ against the nu offset (reported by :mod:`~analog_snu.fitting.identifiability`).
 
 Devices that do not drift like working ones are left out: any read at 0 µS (stuck at 0 or
 clamped), a first read 6 spreads above the target (stuck at ``g_max``), or read noise above
-:data:`MAX_RELATIVE_READ_NOISE` (the log-normal step no longer holds). The clip bounds of mu and
-sigma are not fitted (inherited).
+:data:`MAX_RELATIVE_READ_NOISE` (the log-normal step no longer holds). The four clip bounds of mu
+and sigma keep the base device's shape, scaled by one fitted factor (a device whose drift is the
+base's times a ``drift.scale`` is then fitted exactly; the data rarely reach every bound).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from analog_snu.fitting.model import EffectiveModel, nu_statistics, read_noise_s
 
 __all__ = ["DriftFit", "fit_drift", "DRIFT_PARAMETERS", "MAX_RELATIVE_READ_NOISE", "FLAT_LOG_T0"]
 
-DRIFT_PARAMETERS = ("t0", "nu_mean_slope", "nu_mean_offset", "nu_std_slope", "nu_std_offset")
+DRIFT_PARAMETERS = ("t0", "nu_mean_slope", "nu_mean_offset", "nu_std_slope", "nu_std_offset", "nu_clip_scale")
+#: the clip bounds, fitted as the base device's times one common factor (``nu_clip_scale``)
+CLIPS = ("nu_mean_min", "nu_mean_max", "nu_std_min", "nu_std_max")
 #: devices with a larger relative read noise are left out of the drift fit
 MAX_RELATIVE_READ_NOISE = 0.25
 #: a std of ln t0 above this (an e-fold and more) means the data do not fix t0: it is inherited
@@ -84,10 +87,14 @@ class _Likelihood:
         self.g_first = data.g[used][np.arange(valid.shape[0]), first]
         self.g_target = data.g_target[used]
 
-    def per_device(self, log_t0: float, slopes: tuple[float, float, float, float]) -> np.ndarray:
+        # read-noise weights at the starting t0 (t0 moves them by a few per cent only)
+        s = np.maximum(read_noise_sigma(model, self.g_first[:, None], self.t), 1e-9)
+        self.w = np.where(valid, 1.0 / s**2, 0.0)
+        self.log_det = np.where(valid, np.log(s**2), 0.0).sum(1)
+
+    def per_device(self, log_t0: float, slopes: tuple[float, ...]) -> np.ndarray:
         t0 = float(np.exp(log_t0))
-        s = read_noise_sigma(self.model, self.g_first[:, None], self.t, t0=t0)
-        w = np.where(self.valid, 1.0 / np.maximum(s, 1e-9) ** 2, 0.0)
+        w = self.w
         u = -np.log1p(self.t / t0)
         sw = w.sum(1)
         u_c = u - (w * u).sum(1, keepdims=True) / sw[:, None]
@@ -96,7 +103,7 @@ class _Likelihood:
         sxy = (w * u_c * y_c).sum(1)
         rss = (w * y_c**2).sum(1) - sxy**2 / sxx
         nu_hat, v = sxy / sxx, 1.0 / sxx
-        mean, std = nu_statistics(self.model, self.g_target, slopes)
+        mean, std = nu_statistics(self.model, self.g_target, slopes[:4], float(np.exp(slopes[4])))
         std = np.maximum(std, 1e-6)
         total = v + std**2
         w2 = v * std**2 / total
@@ -106,12 +113,12 @@ class _Likelihood:
             terms.append(-0.5 * (nu_hat - mu) ** 2 / total - 0.5 * np.log(2 * np.pi * total)
                          + special.log_ndtr(m / np.sqrt(w2)))
         log_mix = np.logaddexp(*terms)
-        log_det = np.where(self.valid, np.log(np.maximum(s, 1e-9) ** 2), 0.0).sum(1)
-        return -0.5 * rss + 0.5 * np.log(v) - 0.5 * log_det - 0.5 * np.log(sw) + log_mix
+        return -0.5 * rss + 0.5 * np.log(v) - 0.5 * self.log_det - 0.5 * np.log(sw) + log_mix
 
     def negative(self, x: np.ndarray, fixed_log_t0: float | None) -> float:
         log_t0, slopes = (fixed_log_t0, x) if fixed_log_t0 is not None else (x[0], x[1:])
-        if not _LOG_T0_BOUNDS[0] <= log_t0 <= _LOG_T0_BOUNDS[1] or np.abs(slopes).max() > 1.0:
+        if not _LOG_T0_BOUNDS[0] <= log_t0 <= _LOG_T0_BOUNDS[1] or np.abs(slopes[:4]).max() > 1.0 \
+                or abs(slopes[4]) > 3.0:
             return 1e30
         value = -float(self.per_device(log_t0, tuple(slopes)).sum())
         return value if np.isfinite(value) else 1e30
@@ -124,10 +131,12 @@ def fit_drift(data: DriftData, model: EffectiveModel, spread_of, start: Effectiv
     used = _usable(data, model, spread_of)
     likelihood = _Likelihood(data, model, used)
     begin = start or model
-    slopes = np.array([begin.nu_mean_slope, begin.nu_mean_offset, begin.nu_std_slope, begin.nu_std_offset])
+    clip_scale = begin.nu_mean_max / model.nu_mean_max if model.nu_mean_max > 0 else 1.0
+    slopes = np.array([begin.nu_mean_slope, begin.nu_mean_offset, begin.nu_std_slope, begin.nu_std_offset,
+                       np.log(max(clip_scale, 1e-3))])
     x0 = np.concatenate([[np.log(begin.t0)], slopes])
-    options = {"xatol": 1e-5, "fatol": 1e-3, "maxiter": 6000, "adaptive": True}
-    names: tuple[str, ...] = ("ln_t0", *DRIFT_PARAMETERS[1:])
+    options = {"xatol": 1e-4, "fatol": 1e-2, "maxiter": 6000, "adaptive": True}
+    names: tuple[str, ...] = ("ln_t0", *DRIFT_PARAMETERS[1:5], "ln_clip_scale")
     identified, curve = True, None
     if fix_t0 is not True:
         result = optimize.minimize(likelihood.negative, x0, args=(None,), method="Nelder-Mead", options=options)
@@ -140,12 +149,14 @@ def fit_drift(data: DriftData, model: EffectiveModel, spread_of, start: Effectiv
         result = optimize.minimize(likelihood.negative, slopes, args=(fixed,), method="Nelder-Mead", options=options)
         curve = numeric_hessian(lambda y: likelihood.negative(y, fixed), result.x) if hessian else None
         x = np.concatenate([[fixed], result.x])
-        names = DRIFT_PARAMETERS[1:]
+        names = (*DRIFT_PARAMETERS[1:5], "ln_clip_scale")
     if curve is None:
         curve = np.full((len(names), len(names)), np.nan)
+    k = float(np.exp(x[5]))
     fitted = model.updated(t0=float(np.exp(x[0])), nu_mean_slope=float(x[1]), nu_mean_offset=float(x[2]),
-                           nu_std_slope=float(x[3]), nu_std_offset=float(x[4]))
-    chosen = DRIFT_PARAMETERS if identified and fix_t0 is not True else DRIFT_PARAMETERS[1:]
+                           nu_std_slope=float(x[3]), nu_std_offset=float(x[4]),
+                           **{name: getattr(model, name) * k for name in CLIPS})
+    chosen = (*(DRIFT_PARAMETERS[:5] if identified and fix_t0 is not True else DRIFT_PARAMETERS[1:5]), *CLIPS)
     return DriftFit(fitted, chosen, used, curve, names, identified)
 
 

@@ -28,6 +28,7 @@ DOTTED = {
     "q": "read_noise.q", "exponent": "read_noise.exponent", "t0": "drift.t0",
     "nu_mean_slope": "drift.nu_mean_slope", "nu_mean_offset": "drift.nu_mean_offset",
     "nu_std_slope": "drift.nu_std_slope", "nu_std_offset": "drift.nu_std_offset",
+    **{f"nu_{k}_{b}": f"drift.nu_{k}_{b}" for k in ("mean", "std") for b in ("min", "max")},
 }
 
 

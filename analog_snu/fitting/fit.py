@@ -33,7 +33,8 @@ from analog_snu.fitting.measurements import Measurements, read_measurements
 from analog_snu.fitting.model import EffectiveModel, device_with, effective_parameters
 from analog_snu.fitting.programming_fit import BINS, MIN_DEVICES_PER_BIN, MIN_STUCK_FOR_GMAX
 
-__all__ = ["FittedParameter", "DeviceFit", "fit_device", "DEFAULT_BASE", "DEFAULT_BOOTSTRAP", "check_bins"]
+__all__ = ["FittedParameter", "DeviceFit", "fit_device", "DEFAULT_BASE", "DEFAULT_BOOTSTRAP", "check_bins",
+           "conductance_bins", "bin_index"]
 
 DEFAULT_BASE = "pcm_joshi2020"
 DEFAULT_BOOTSTRAP = 200
@@ -41,7 +42,9 @@ DEFAULT_BOOTSTRAP = 200
 _SECTIONS = {"programming": {"conductance", "stuck", "programming"}, "read_noise": {"read_noise"},
              "drift": {"drift"}}
 #: stage parameter names (as in the Hessians) -> dotted device field
-_STAGE_NAMES = {"ln_t0": "drift.t0", "ln_q": "read_noise.q", "exponent": "read_noise.exponent",
+_CLIP_NAME = "drift.nu_*_min/max (one common factor)"
+_CLIP_FIELDS = {f"drift.nu_{k}_{b}" for k in ("mean", "std") for b in ("min", "max")}
+_STAGE_NAMES = {"ln_clip_scale": _CLIP_NAME, "ln_t0": "drift.t0", "ln_q": "read_noise.q", "exponent": "read_noise.exponent",
                 **{f"nu_{k}_{p}": f"drift.nu_{k}_{p}" for k in ("mean", "std") for p in ("slope", "offset")}}
 
 
@@ -120,28 +123,42 @@ def _leaves(data: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+def conductance_bins(kind: str, g_max: float) -> np.ndarray:
+    """Bin edges (µS) of a kind of data: :data:`BINS` equal bins over [0, g_max] for programming,
+    logarithmic ones over [1e-3 g_max, g_max] for drift and read noise (their statistics change
+    with ln G). Values beyond the ends fall into the end bins."""
+    if kind == "programming":
+        return np.linspace(0.0, g_max, BINS + 1)
+    return g_max * np.logspace(-3, 0, BINS + 1)
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+
+
 def check_bins(measurements: Measurements, g_max: float, coefficients: int) -> None:
     """Refuse data too thin to fit: the programming polynomial needs ``coefficients`` conductance
     bins of :data:`MIN_DEVICES_PER_BIN` devices, drift and read noise two bins of half as many (a slope
     in conductance)."""
-    width = g_max / BINS
     needs = {"programming": coefficients, "drift": 2, "read_noise": 2}
-    least = {"programming": MIN_DEVICES_PER_BIN, "drift": MIN_DEVICES_PER_BIN // 2, "read_noise": MIN_DEVICES_PER_BIN // 2}
+    least = {"programming": MIN_DEVICES_PER_BIN, "drift": MIN_DEVICES_PER_BIN // 2,
+             "read_noise": MIN_DEVICES_PER_BIN // 2}
     for kind in measurements.kinds():
         data = getattr(measurements, kind)
         if kind == "read_noise":
             values, column = np.nanmean(data.g, 1), "g_uS"
         else:
             values, column = data.g_target, "g_target_uS"
-        counts = np.bincount(np.minimum((values / width).astype(int), BINS - 1), minlength=BINS)
+        edges = conductance_bins(kind, g_max)
+        counts = np.bincount(bin_index(values, edges), minlength=BINS)
         full = int((counts >= least[kind]).sum())
         if full < needs[kind]:
             what = f"{coefficients} programming-noise coefficients" if kind == "programming" else f"the {kind} slopes"
+            shape = f"{g_max / BINS:g} µS wide" if kind == "programming" else "logarithmic, 1e-3 g_max to g_max"
             raise DataError(
                 f"{data.source}, column {column}: too few devices per conductance bin: {full} of the {BINS} bins "
-                f"({width:g} µS wide) hold {least[kind]} or more devices (counts {counts.tolist()}); "
-                f"fitting {what} needs {needs[kind]} such bins, i.e. at least {needs[kind] * least[kind]} "
-                "devices spread over that many bins")
+                f"({shape}) hold {least[kind]} or more devices (counts {counts.tolist()}); fitting {what} needs "
+                f"{needs[kind]} such bins, i.e. at least {needs[kind] * least[kind]} devices spread over that many bins")
 
 
 def _interval(values: np.ndarray, center: float, z: float) -> tuple[float, float]:
@@ -176,7 +193,7 @@ def _stage_warnings(result: Estimate) -> tuple[list[str], set[str]]:
         stages.append((result.drift.hessian, [_STAGE_NAMES[n] for n in result.drift.names]))
     for hessian, names in stages:
         for name, partners, correlation in trade_offs(hessian, names):
-            unidentified.add(name)
+            unidentified.update(_CLIP_FIELDS if name == _CLIP_NAME else {name})
             if not partners:
                 warnings.append(f"{name} is not identified: the likelihood is flat in it (no data inform it); no "
                                 "interval is given")
@@ -189,19 +206,21 @@ def _stage_warnings(result: Estimate) -> tuple[list[str], set[str]]:
                         "t/t0 scales the drift); inherited from the base device. Read some devices within ~t0 of "
                         "programming to fit it")
     programming = result.programming
-    if programming is not None and "g_max" not in programming.fitted:
-        warnings.append(f"conductance.g_max and g_max_spread are inherited: {programming.counts['stuck_gmax_for_g_max']}"
-                        f" stuck-at-g_max devices with low targets, {MIN_STUCK_FOR_GMAX} needed to fit them")
+    if programming is not None and "g_max_spread" not in programming.fitted:
+        warnings.append(f"conductance.g_max_spread is inherited: {programming.counts['stuck_gmax_for_spread']} "
+                        f"stuck-at-g_max devices with targets below g_max/2, {MIN_STUCK_FOR_GMAX} needed to fit it")
     return warnings, unidentified
 
 
 def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMDevice = DEFAULT_BASE, *,
                bootstrap: int = DEFAULT_BOOTSTRAP, confidence: float = 0.99, seed: int = 0,
-               name: str | None = None) -> DeviceFit:
+               g_max: float | None = None, name: str | None = None) -> DeviceFit:
     """Fit the PCM device model to ``measurements`` (a :class:`Measurements` or CSV paths).
 
     Args:
         base: preset name, device file or :class:`PCMDevice` giving every parameter without data.
+        g_max: the devices' nominal full-scale conductance (µS) the targets were set against; the
+            other fitted quantities are relative to it (default: the base device's).
         bootstrap: resamples for the intervals (>= 2; 200 by default, 20-50 give usable normal intervals).
         confidence: level of the intervals, in (0, 1).
         seed: seed of the resampling.
@@ -221,6 +240,10 @@ def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMD
         raise DataError("no measurements to fit; give a programming, drift or read-noise file")
     base_device = resolve_device(base)
     base_name = base if isinstance(base, str) else base_device.name
+    if g_max is not None:
+        if isinstance(g_max, bool) or not isinstance(g_max, (int, float)) or not 0 < g_max <= 1000:
+            raise ConfigError(f"g_max must be a conductance in (0, 1000] µS, got {g_max!r}")
+        base_device = base_device.updated({"conductance": {"g_max": float(g_max)}})
     base_model = effective_parameters(base_device)
     check_bins(measurements, base_model.g_max, len(base_model.coeffs))
 
@@ -252,8 +275,10 @@ def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMD
         else:
             parameters.append(FittedParameter(key, value, low, high))
     sections = set().union(*(_SECTIONS[kind] for kind in measurements.kinds()))
-    if result.programming is not None and "g_max" not in result.programming.fitted:
+    if result.programming is None or "g_max_spread" not in result.programming.fitted:
         sections.discard("conductance")
+    if g_max is not None:
+        sections.add("conductance")
     device = device_with(base_device, result.model, sections, name or f"fit_{base_name}")
     fitted_fields = {key.split("[")[0] for key in values}
     inherited = tuple(f for f in _leaves(device.to_dict()) if f not in fitted_fields and f != "name"

@@ -130,15 +130,17 @@ def read_noise_sigma(model: EffectiveModel, g_programmed: np.ndarray, t: np.ndar
     return q_s * np.sqrt(np.log((np.asarray(t) + t0 + model.t_read) / (2 * model.t_read)))
 
 
-def nu_statistics(model: EffectiveModel, g_target: np.ndarray, slopes: tuple[float, float, float, float] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def nu_statistics(model: EffectiveModel, g_target: np.ndarray, slopes: tuple[float, ...] | None = None,
+                  clip_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of the Gaussian nu is drawn from at ``g_target`` (before ``|.|``).
 
-    ``slopes`` = (mean slope, mean offset, std slope, std offset) overrides the model's."""
+    ``slopes`` = (mean slope, mean offset, std slope, std offset) overrides the model's; the clip
+    bounds are the model's times ``clip_scale``."""
     m1, m0, s1, s0 = slopes or (model.nu_mean_slope, model.nu_mean_offset, model.nu_std_slope, model.nu_std_offset)
     log_g = np.log(np.maximum(np.abs(g_target) / model.g_max, _ZERO_CLIP))
-    mean = np.clip(m1 * log_g + m0, model.nu_mean_min, model.nu_mean_max)
-    std = np.clip(s1 * log_g + s0, model.nu_std_min, model.nu_std_max)
+    k = clip_scale
+    mean = np.clip(m1 * log_g + m0, model.nu_mean_min * k, model.nu_mean_max * k)
+    std = np.clip(s1 * log_g + s0, model.nu_std_min * k, model.nu_std_max * k)
     return mean, std
 
 

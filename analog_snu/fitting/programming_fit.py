@@ -7,10 +7,15 @@ is unbiased):
 - stuck at 0 µS: a read at most :data:`ZERO_BAND` ``g_max`` on a device whose target is more than
   5 read spreads above that band (a working device gets there with probability < 3e-7); the
   fraction is over those *eligible* devices;
-- stuck at ``g_max`` (stuck SET): a read more than 6 spreads above the target. Their reads are
-  their own ``g_max`` (the model: ``g_max (1 + spread xi)``), which gives ``g_max`` and
-  ``g_max_spread`` when at least :data:`MIN_STUCK_FOR_GMAX` devices with low targets are stuck
-  there; the fraction is over the devices whose target lies 6 spreads below ``g_max (1 - 4 spread)``.
+- stuck at ``g_max`` (stuck SET): a read more than 6 spreads above the target and above ``g_max / 2``. Their reads are
+  their own ``g_max`` (the model: ``g_max (1 + spread xi)``), which gives ``g_max_spread`` when at
+  least :data:`MIN_STUCK_FOR_GMAX` devices with targets below ``g_max / 2`` are stuck there; the
+  fraction is over the devices whose target lies 6 spreads below ``g_max (1 - 4 spread)``.
+
+``g_max`` itself is the device's nominal full scale, which the lab sets (the targets are
+fractions of it): it is given, not fitted (``fit_device(g_max=...)``, ``--g-max``; default the
+base device's). The read spreads used to recognise stuck devices come from the data first (the
+median absolute deviation per conductance bin), then from the fit.
 
 **Programming noise** is the maximum-likelihood polynomial under the model's read of a
 programmed device, moment-matched to a Gaussian and censored at 0 as the model clamps:
@@ -20,7 +25,7 @@ mean :math:`G_T \bar D(t)`, variance :math:`(\sigma_P \bar D)^2 + (G_T \bar D \s
 A read at or below the zero band counts as censored (probability
 :math:`f_0 + (1 - f_0)\,\Phi`), so the devices clamped at 0 inform the fit too. Targets within
 3 spreads of the lowest device saturation are left out (the model cuts them at each device's own
-``g_max``), and so are targets below :data:`MIN_TARGET` ``g_max`` or within 4 spreads of 0 µS,
+``g_max``; while ``g_max_spread`` is not fitted, a spread of at least :data:`UNKNOWN_SPREAD` is assumed), and so are targets below :data:`MIN_TARGET` ``g_max`` or within 4 spreads of 0 µS,
 where the clamp at 0 and the clipped read noise make the read far from Gaussian (``c_0`` is then
 the intercept of the polynomial fitted above).
 """
@@ -51,6 +56,9 @@ MIN_STUCK_FOR_GMAX = 8
 #: targets below this fraction of g_max are left out of the polynomial fit (the clamp at 0 µS and the
 #: clip of the read noise make their reads far from Gaussian); the polynomial's c_0 is then its intercept
 MIN_TARGET = 0.04
+#: g_max spread assumed when leaving out the targets a device's own g_max may cut, while the spread
+#: is not fitted (too few stuck-SET devices): the inherited value may be far too small
+UNKNOWN_SPREAD = 0.1
 #: conductance bins over [0, g_max] for the bin check and the goodness-of-fit figures
 BINS = 8
 #: devices a bin needs to count for the polynomial (which needs one bin per coefficient)
@@ -93,30 +101,47 @@ def read_spread(model: EffectiveModel, g_target: np.ndarray, t: np.ndarray,
     return terms[1], _spread(programming_sigma(model, g_target, coeffs), terms)
 
 
+def _robust_spread(data: ProgrammingData, model: EffectiveModel, mean: np.ndarray) -> np.ndarray:
+    """Per device, the spread of the reads around their mean in its conductance bin, from the
+    median absolute deviation (stuck devices are outliers it ignores). Shape: (N,)."""
+    edges = np.linspace(0.0, model.g_max, BINS + 1)
+    index = np.clip(np.searchsorted(edges, data.g_target, side="right") - 1, 0, BINS - 1)
+    residual = data.g_measured - mean
+    spread = np.full(data.devices, np.nan)
+    for b in range(BINS):
+        inside = (index == b) & (data.g_measured > ZERO_BAND * model.g_max)
+        if inside.sum() >= 5:
+            spread[index == b] = 1.4826 * np.median(np.abs(residual[inside] - np.median(residual[inside])))
+    return spread
+
+
 def _classify(data: ProgrammingData, model: EffectiveModel, coeffs: np.ndarray | None = None):
     mean, spread = read_spread(model, data.g_target, data.t, coeffs)
+    if coeffs is None:  # nothing fitted yet: the base device's spread may be far off, the data's own is not
+        robust = _robust_spread(data, model, mean)
+        spread = np.where(np.isfinite(robust), np.maximum(robust, 0.5 * spread), spread)
     band = ZERO_BAND * model.g_max
     at_zero = data.g_measured <= band
     eligible_zero = mean - 5 * spread > band
-    high = data.g_measured > mean + 6 * np.maximum(spread, 1e-3 * model.g_max)
+    # stuck SET: far above the target and at saturation (a device's own g_max is far above g_max / 2)
+    high = (data.g_measured > mean + 6 * np.maximum(spread, 1e-3 * model.g_max)) & (data.g_measured > 0.5 * model.g_max)
     return mean, spread, at_zero, eligible_zero, high
 
 
 def _stuck_statistics(data: ProgrammingData, model: EffectiveModel, coeffs: np.ndarray | None):
-    """(model with g_max/spread/fractions, fitted names, stuck flags, counts)."""
+    """(model with fractions and g_max spread, fitted names, stuck flags, counts, spread)."""
     mean, spread, at_zero, eligible_zero, high = _classify(data, model, coeffs)
     fitted: list[str] = []
-    low_target = mean + 6 * spread < 0.5 * model.g_max
-    saturated = data.g_measured[high & low_target]
+    # stuck-SET reads are each device's own g_max; targets far below any of them select the devices
+    # independently of their g_max (a cut on the read would favour the high ones)
+    saturated = data.g_measured[high & (mean + 6 * spread < 0.5 * model.g_max)]
     if saturated.size >= MIN_STUCK_FOR_GMAX:
-        g_max = float(saturated.mean())
-        model = model.updated(g_max=g_max, g_max_spread=float(saturated.std(ddof=1) / g_max))
-        fitted += ["g_max", "g_max_spread"]
-        mean, spread, at_zero, eligible_zero, high = _classify(data, model, coeffs)
+        model = model.updated(g_max_spread=float(saturated.std(ddof=1) / model.g_max))
+        fitted.append("g_max_spread")
     eligible_gmax = mean + 6 * spread < model.g_max * (1 - 4 * model.g_max_spread)
     counts = {"eligible_zero": int(eligible_zero.sum()), "stuck_zero": int((at_zero & eligible_zero).sum()),
               "eligible_gmax": int(eligible_gmax.sum()), "stuck_gmax": int((high & eligible_gmax).sum()),
-              "stuck_gmax_for_g_max": int(saturated.size)}
+              "stuck_gmax_for_spread": int(saturated.size)}
     values = {}
     if counts["eligible_zero"]:
         values["fraction_at_zero"] = counts["stuck_zero"] / counts["eligible_zero"]
@@ -149,18 +174,20 @@ def fit_programming(data: ProgrammingData, model: EffectiveModel, start: np.ndar
     likelihood. ``passes``: classify-then-fit rounds; ``hessian``: also the curvature at the optimum."""
     coeffs = np.asarray(model.coeffs if start is None else start, dtype=float)
     grid = np.linspace(0.0, 1.0, 101)
-    for _ in range(passes):  # classify with the current spread, fit, classify again with the fitted one
-        model, fitted, stuck, counts, _ = _stuck_statistics(data, model, coeffs)
+    for round_ in range(passes):  # classify with the data's spread, fit, classify again with the fitted one
+        model, fitted, stuck, counts, _ = _stuck_statistics(data, model, None if round_ == 0 and start is None
+                                                             else coeffs)
         mean, spread = read_spread(model, data.g_target, data.t, coeffs)
-        ceiling = model.g_max * (1 - 3 * model.g_max_spread)
+        spread_guard = model.g_max_spread if "g_max_spread" in fitted else max(model.g_max_spread, UNKNOWN_SPREAD)
+        ceiling = model.g_max * (1 - 3 * spread_guard)
         used = ((stuck == 0) & (mean + 3 * spread < ceiling) & (mean - 4 * spread > 0)
                 & (data.g_target >= MIN_TARGET * model.g_max))
         args = (model, data.g_target[used], _read_terms(model, data.g_target[used], data.t[used]),
                 data.g_measured[used], data.g_measured[used] <= ZERO_BAND * model.g_max, grid)
         result = optimize.minimize(_negative_log_likelihood, coeffs, args=args, method="Nelder-Mead",
-                                   options={"xatol": 1e-4, "fatol": 1e-3, "maxiter": 4000})
+                                   options={"xatol": 1e-4, "fatol": 1e-2, "maxiter": 4000})
         coeffs = result.x
     model = model.updated(coeffs=tuple(float(c) for c in coeffs))
-    model, fitted, stuck, counts, _ = _stuck_statistics(data, model, None)
+    model, fitted, stuck, counts, _ = _stuck_statistics(data, model, coeffs)
     curvature = numeric_hessian(lambda c: _negative_log_likelihood(c, *args), coeffs) if hessian else None
     return ProgrammingFit(model, ("coeffs", *fitted), stuck, used, counts, curvature)

@@ -84,7 +84,7 @@ def fit_read_noise(data: ReadNoiseData, model: EffectiveModel, start: EffectiveM
     begin = start or model
     x0 = np.array([np.log(max(begin.q, 1e-6)), begin.exponent])
     result = optimize.minimize(negative, x0, method="Nelder-Mead",
-                               options={"xatol": 1e-5, "fatol": 1e-3, "maxiter": 2000})
+                               options={"xatol": 1e-5, "fatol": 1e-2, "maxiter": 2000})
     curvature = numeric_hessian(negative, result.x) if hessian else np.full((2, 2), np.nan)
     fitted = model.updated(q=float(np.exp(result.x[0])), exponent=float(result.x[1]))
     return ReadNoiseFit(fitted, ("q", "exponent"), used, curvature, ("ln_q", "exponent"))
