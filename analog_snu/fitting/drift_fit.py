@@ -14,7 +14,9 @@ least squares, and the marginal likelihood
     + \ln \int_0^\infty \mathcal N(\nu; \hat\nu, v)\,[\mathcal N(\nu; \mu, \sigma^2)
     + \mathcal N(-\nu; \mu, \sigma^2)]\,d\nu
 
-(nu is :math:`|N(\mu(G_T), \sigma(G_T)^2)|`; the integral is closed form). ``t0`` enters through
+(nu is :math:`|N(\mu(G_T), \sigma(G_T)^2)|`; the integral is closed form), mixed with
+:math:`\mathcal N(0; \hat\nu, v)` at the weight of the stuck-at-``g_max`` fraction (those
+devices do not drift, and at high targets they read like working ones). ``t0`` enters through
 the curvature of :math:`\ln G` against :math:`\ln t` near :math:`t \approx t_0`: reads only at
 :math:`t \gg t_0` do not inform it (then it is inherited), reads in a narrow window trade it off
 against the nu offset (reported by :mod:`~analog_snu.fitting.identifiability`).
@@ -113,6 +115,10 @@ class _Likelihood:
             terms.append(-0.5 * (nu_hat - mu) ** 2 / total - 0.5 * np.log(2 * np.pi * total)
                          + special.log_ndtr(m / np.sqrt(w2)))
         log_mix = np.logaddexp(*terms)
+        stuck = self.model.fraction_at_gmax  # stuck-SET devices do not drift: nu = 0
+        if stuck > 0:
+            log_zero = -0.5 * nu_hat**2 / v - 0.5 * np.log(2 * np.pi * v)
+            log_mix = np.logaddexp(np.log1p(-stuck) + log_mix, np.log(stuck) + log_zero)
         return -0.5 * rss + 0.5 * np.log(v) - 0.5 * self.log_det - 0.5 * np.log(sw) + log_mix
 
     def negative(self, x: np.ndarray, fixed_log_t0: float | None) -> float:

@@ -23,9 +23,9 @@ mean :math:`G_T \bar D(t)`, variance :math:`(\sigma_P \bar D)^2 + (G_T \bar D \s
 \mathrm{Var}\,D`, with :math:`D = ((t+t_0)/t_0)^{-\nu}` the drift factor at the read time and
 :math:`\sigma_r` the read noise (both from the drift / read-noise fits, or the base device).
 A read at or below the zero band counts as censored (probability
-:math:`f_0 + (1 - f_0)\,\Phi`), so the devices clamped at 0 inform the fit too. Targets within
-3 spreads of the lowest device saturation are left out (the model cuts them at each device's own
-``g_max``; while ``g_max_spread`` is not fitted, a spread of at least :data:`UNKNOWN_SPREAD` is assumed), and so are targets below :data:`MIN_TARGET` ``g_max`` or within 4 spreads of 0 µS,
+:math:`f_0 + (1 - f_0)\,\Phi`), so the devices clamped at 0 inform the fit too. Targets above
+``g_max (1 - 2.5 g_max_spread)`` are left out (the model cuts them at each device's own
+``g_max``; while ``g_max_spread`` is not fitted, a spread of at least :data:`UNKNOWN_SPREAD` is assumed), and so are targets below :data:`MIN_TARGET` ``g_max`` or within 2 spreads of 0 µS,
 where the clamp at 0 and the clipped read noise make the read far from Gaussian (``c_0`` is then
 the intercept of the polynomial fitted above).
 """
@@ -38,6 +38,7 @@ import numpy as np
 from scipy import optimize, special
 
 from analog_snu.fitting.measurements import ProgrammingData
+from analog_snu.errors import DataError
 from analog_snu.fitting.identifiability import numeric_hessian
 from analog_snu.fitting.model import (
     EffectiveModel,
@@ -156,7 +157,8 @@ def _stuck_statistics(data: ProgrammingData, model: EffectiveModel, coeffs: np.n
 def _negative_log_likelihood(coeffs: np.ndarray, model: EffectiveModel, target: np.ndarray,
                              terms: tuple[np.ndarray, ...], read: np.ndarray, censored: np.ndarray,
                              grid: np.ndarray) -> float:
-    if (np.polynomial.polynomial.polyval(grid, coeffs) < 0).any():
+    on_grid = np.polynomial.polynomial.polyval(grid, coeffs)
+    if (on_grid < 0).any() or (on_grid > 3 * model.g_max).any():  # the device's valid range of sigma
         return 1e30
     mean = terms[1]
     spread = np.maximum(_spread(programming_sigma(model, target, coeffs), terms), 1e-6 * model.g_max)
@@ -179,9 +181,13 @@ def fit_programming(data: ProgrammingData, model: EffectiveModel, start: np.ndar
                                                              else coeffs)
         mean, spread = read_spread(model, data.g_target, data.t, coeffs)
         spread_guard = model.g_max_spread if "g_max_spread" in fitted else max(model.g_max_spread, UNKNOWN_SPREAD)
-        ceiling = model.g_max * (1 - 3 * spread_guard)
-        used = ((stuck == 0) & (mean + 3 * spread < ceiling) & (mean - 4 * spread > 0)
+        ceiling = model.g_max * (1 - 2.5 * spread_guard)  # a device's own g_max cuts 0.6 % of these targets
+        used = ((stuck == 0) & (data.g_target < ceiling) & (mean - 2 * spread > 0)
                 & (data.g_target >= MIN_TARGET * model.g_max))
+        if used.sum() < MIN_DEVICES_PER_BIN * coeffs.size:
+            raise DataError(f"{data.source}, column g_measured_uS: only {int(used.sum())} devices read like working "
+                            f"devices in the range the programming noise is fitted over; {MIN_DEVICES_PER_BIN * coeffs.size}"
+                            " needed (are the reads in µS and against the right g_max?)")
         args = (model, data.g_target[used], _read_terms(model, data.g_target[used], data.t[used]),
                 data.g_measured[used], data.g_measured[used] <= ZERO_BAND * model.g_max, grid)
         result = optimize.minimize(_negative_log_likelihood, coeffs, args=args, method="Nelder-Mead",
