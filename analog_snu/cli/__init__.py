@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift-study": ("drift_study", "accuracy/loss vs time after PCM programming, over seeds, +- drift compensation"),
     "report": ("report", "figures of a run (training curves, drift studies, weight maps, wear) as PNGs + one HTML page"),
     "sweep": ("sweep", "run a grid of runs (x seeds) on Ray, resumable; results.csv, summary.csv, plots"),
+    "fit-device": ("fit_device", "fit the PCM device model to measured CSV data: a device TOML with intervals, "
+                                 "and a goodness-of-fit report"),
 }
 
 

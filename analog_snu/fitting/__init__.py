@@ -20,6 +20,7 @@ from analog_snu.fitting.measurements import (
     Measurements,
     ProgrammingData,
     ReadNoiseData,
+    measurement_csv,
     read_measurement_file,
     read_measurements,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "ReadNoiseData",
     "effective_parameters",
     "fit_device",
+    "measurement_csv",
     "read_measurement_file",
     "read_measurements",
 ]

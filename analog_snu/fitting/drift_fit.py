@@ -45,7 +45,7 @@ DRIFT_PARAMETERS = ("t0", "nu_mean_slope", "nu_mean_offset", "nu_std_slope", "nu
 #: the clip bounds, fitted as the base device's times one common factor (``nu_clip_scale``)
 CLIPS = ("nu_mean_min", "nu_mean_max", "nu_std_min", "nu_std_max")
 #: devices with a larger relative read noise are left out of the drift fit
-MAX_RELATIVE_READ_NOISE = 0.25
+MAX_RELATIVE_READ_NOISE = 0.12
 #: a std of ln t0 above this (an e-fold and more) means the data do not fix t0: it is inherited
 FLAT_LOG_T0 = 1.0
 _LOG_T0_BOUNDS = (np.log(1e-6), np.log(1e9))

@@ -42,7 +42,7 @@ def numeric_hessian(function: Callable[[np.ndarray], float], x: np.ndarray, rela
 
 def trade_offs(hessian: np.ndarray, names: list[str],
                threshold: float = TRADE_OFF_CORRELATION) -> list[tuple[str, tuple[str, ...], float]]:
-    """Parameters the data do not fix alone: ``(name, partners, multiple correlation)`` each.
+    r"""Parameters the data do not fix alone: ``(name, partners, multiple correlation)`` each.
 
     A parameter is predicted from the others with multiple correlation
     :math:`R_i = \sqrt{1 - 1/(R^{-1})_{ii}}`, :math:`R` the information matrix scaled to a unit

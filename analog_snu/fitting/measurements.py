@@ -38,7 +38,7 @@ from analog_snu.errors import DataError
 from analog_snu.files import read_text_file
 
 __all__ = ["KINDS", "COLUMNS", "ProgrammingData", "DriftData", "ReadNoiseData", "Measurements",
-           "read_measurements", "read_measurement_file", "SIEMENS_LIMIT_US", "MAX_MEASUREMENT_BYTES"]
+           "read_measurements", "read_measurement_file", "measurement_csv", "SIEMENS_LIMIT_US", "MAX_MEASUREMENT_BYTES"]
 
 #: kind -> (required columns, optional columns)
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -249,6 +249,23 @@ def _parse(text: str, where: str) -> tuple[str, object]:
     if kind == "drift":
         return kind, DriftData(where, names, target[0][:, 0], t, g)
     return kind, ReadNoiseData(where, names, t, g)
+
+
+def measurement_csv(data: ProgrammingData | DriftData | ReadNoiseData, comment: str = "") -> str:
+    """``data`` as the CSV text of its format (``comment`` lines first, each prefixed ``#``)."""
+    lines = [f"# {line}" for line in comment.splitlines()]
+    if isinstance(data, ProgrammingData):
+        lines.append("device_id,g_target_uS,g_measured_uS,t_seconds")
+        lines += [f"{d},{g:.6g},{m:.6g},{t:.6g}" for d, g, m, t in zip(data.device_id, data.g_target, data.g_measured,
+                                                                         data.t)]
+    else:
+        drift = isinstance(data, DriftData)
+        lines.append("device_id,g_target_uS,t_seconds,g_uS" if drift else "device_id,t_seconds,g_uS")
+        for i, name in enumerate(data.device_id):
+            for t, g in zip(data.t[i], data.g[i]):
+                if np.isfinite(t):
+                    lines.append(f"{name},{data.g_target[i]:.6g},{t:.6g},{g:.6g}" if drift else f"{name},{t:.6g},{g:.6g}")
+    return "\n".join(lines) + "\n"
 
 
 def read_measurement_file(path: str | os.PathLike[str]) -> tuple[str, object]:

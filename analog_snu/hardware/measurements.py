@@ -25,7 +25,7 @@ from analog_snu.errors import ConfigError
 from analog_snu.fitting.measurements import DriftData, Measurements, ProgrammingData, ReadNoiseData
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 
-__all__ = ["simulate_measurements", "program_targets", "DRIFT_TIMES", "READ_TIMES", "LOG_TARGET_MIN"]
+__all__ = ["simulate_measurements", "program_targets", "read_targets_over_time", "DRIFT_TIMES", "READ_TIMES", "LOG_TARGET_MIN"]
 
 #: lowest target of the drift and read-noise sets, as a fraction of g_max
 LOG_TARGET_MIN = 0.01
@@ -59,6 +59,21 @@ def program_targets(device: PCMDevice, targets: Sequence[float], seed: int = 0, 
     generator = torch.Generator().manual_seed(seed)
     model, state = _state(device, np.asarray(targets), generator)
     return _read(model, state, t, generator)
+
+
+def read_targets_over_time(device: PCMDevice, targets: Sequence[float], times: np.ndarray, seed: int = 0
+                           ) -> np.ndarray:
+    """Devices programmed to ``targets`` (µS) read at ``times`` (s; per device, NaN = no read).
+
+    Shape: targets (D,), times (D, T) -> reads (D, T), NaN where ``times`` is NaN."""
+    generator = torch.Generator().manual_seed(seed)
+    model, state = _state(device, np.asarray(targets), generator)
+    times = np.asarray(times, dtype=float)
+    reads = np.full(times.shape, np.nan)
+    for t in np.unique(times[np.isfinite(times)]):
+        now = _read(model, state, float(t), generator)
+        reads = np.where(times == t, now[:, None], reads)
+    return reads
 
 
 def _ids(prefix: str, count: int) -> tuple[str, ...]:
