@@ -6,7 +6,9 @@ Parameters the measurements inform are estimated by maximum likelihood
 fitted parameter gets a bootstrap interval: the whole estimator is repeated on ``bootstrap``
 resamples of the devices (each file resampled on its own) and the interval is the estimate
 :math:`\pm z_{(1+c)/2}` times the bootstrap standard deviation (a normal interval: it needs far
-fewer resamples than the percentile interval for a 99 % level). For the stuck fractions the
+fewer resamples than the percentile interval for a 99 % level), widened to the asymptotic
+(inverse observed information) interval where that is wider: with few resamples the bootstrap
+standard deviation is itself uncertain, and the clipped drift statistics are not regular. For the stuck fractions the
 interval is widened to at least the exact binomial (Clopper-Pearson) interval of the count, so
 that zero stuck devices does not give a zero-width interval. Parameters that trade off
 (:mod:`~analog_snu.fitting.identifiability`) get no interval and a warning instead.
@@ -27,6 +29,7 @@ from scipy import stats
 
 from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError, DataError
+from analog_snu.fitting.drift_fit import CLIPS
 from analog_snu.fitting.estimate import Estimate, estimate, parameter_values, resample
 from analog_snu.fitting.identifiability import trade_offs
 from analog_snu.fitting.measurements import Measurements, read_measurements
@@ -212,6 +215,37 @@ def _stage_warnings(result: Estimate) -> tuple[list[str], set[str]]:
     return warnings, unidentified
 
 
+def _curvature_sd(result: Estimate) -> dict[str, float]:
+    """Asymptotic std of each fitted parameter from the inverse observed information of its stage
+    (log-parameters mapped back by the delta method)."""
+    out: dict[str, float] = {}
+    model = result.model
+    stages = []
+    if result.programming is not None and result.programming.hessian is not None:
+        stages.append((result.programming.hessian, [f"programming.coeffs[{i}]" for i in range(len(model.coeffs))]))
+    for stage in (result.read_noise, result.drift):
+        if stage is not None:
+            stages.append((stage.hessian, list(stage.names)))
+    for hessian, names in stages:
+        if not np.isfinite(hessian).all():
+            continue
+        try:
+            variance = np.diag(np.linalg.pinv(hessian, hermitian=True))
+        except np.linalg.LinAlgError:
+            continue
+        for name, var in zip(names, variance):
+            sd = float(np.sqrt(var)) if var > 0 else math.inf
+            if name == "ln_t0":
+                out["drift.t0"] = model.t0 * sd
+            elif name == "ln_q":
+                out["read_noise.q"] = model.q * sd
+            elif name == "ln_clip_scale":
+                out.update({f"drift.{c}": getattr(model, c) * sd for c in CLIPS})
+            else:
+                out[_STAGE_NAMES.get(name, name)] = sd
+    return out
+
+
 def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMDevice = DEFAULT_BASE, *,
                bootstrap: int = DEFAULT_BOOTSTRAP, confidence: float = 0.99, seed: int = 0,
                g_max: float | None = None, name: str | None = None) -> DeviceFit:
@@ -260,8 +294,11 @@ def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMD
     warnings, unidentified = _stage_warnings(result)
     counts = result.programming.counts if result.programming is not None else {}
     parameters = []
+    curvature = _curvature_sd(result)
     for key, value in values.items():
         low, high = _interval(np.asarray(draws[key]), value, z)
+        if key in curvature:  # the wider of the bootstrap's and the curvature's (few resamples estimate sd roughly)
+            low, high = min(low, value - z * curvature[key]), max(high, value + z * curvature[key])
         if key.startswith("stuck."):
             kind = "zero" if key.endswith("zero") else "gmax"
             exact = _binomial(counts[f"stuck_{kind}"], counts[f"eligible_{kind}"], confidence)
