@@ -311,6 +311,11 @@ def fit_device(measurements: Measurements | list | tuple | str, base: str | PCMD
             parameters.append(FittedParameter(key, value, None, None, False, "trades off; see warnings"))
         else:
             parameters.append(FittedParameter(key, value, low, high))
+    t0 = next((p for p in parameters if p.name == "drift.t0" and p.low is not None), None)
+    if t0 is not None and t0.high - t0.low > 2 * t0.value:
+        warnings.append(f"drift.t0 is weakly identified: its interval [{t0.low:.3g}, {t0.high:.3g}] s spans more than twice the "
+                        f"value {t0.value:.3g} s itself; t0 trades off against the nu statistics (the reads cover too "
+                        "narrow a window of times around t0). Read over several decades of time to fix it")
     sections = set().union(*(_SECTIONS[kind] for kind in measurements.kinds()))
     if result.programming is None or "g_max_spread" not in result.programming.fitted:
         sections.discard("conductance")
