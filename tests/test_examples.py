@@ -22,10 +22,11 @@ EXPECTED = {
     "05": ["/programming_events: mean", "/set_pulses: mean"],
     "06": ["dfa+grapes-propagating", "bp+grapes-local"],
     "07": ["drift scale 1.0: test_accuracy", "drift scale 2.0: test_accuracy"],
+    "08": ["loaded my_pcm: drift t0", "stuck.fraction_at_zero", "report: runs/examples/08/fit_report/index.html"],
 }
 
 
-def test_examples_are_numbered_one_to_seven_and_listed_in_the_docs():
+def test_examples_are_numbered_one_to_eight_and_listed_in_the_docs():
     assert [path.name[:2] for path in EXAMPLES] == sorted(EXPECTED)
     listing = (ROOT / "docs" / "examples.md").read_text()
     assert all(f"`{path.name}`" in listing for path in EXAMPLES)
