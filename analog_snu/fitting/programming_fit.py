@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from analog_snu.fitting.measurements import ProgrammingData
 from analog_snu.errors import DataError
 from analog_snu.fitting.identifiability import numeric_hessian
+from analog_snu.fitting.measurements import ProgrammingData
 from analog_snu.fitting.model import (
     EffectiveModel,
     mean_drift_factor,

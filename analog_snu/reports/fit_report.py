@@ -27,9 +27,9 @@ import numpy as np
 
 from analog_snu.fitting import DeviceFit
 from analog_snu.fitting.fit import bin_index, conductance_bins
+from analog_snu.fitting.model import read_noise_sigma
 from analog_snu.fitting.programming_fit import read_spread
 from analog_snu.fitting.read_noise_fit import device_read_statistics
-from analog_snu.fitting.model import read_noise_sigma
 from analog_snu.reports.drift_plots import time_ticks
 from analog_snu.reports.figures import PLOT_DPI, figure_png, new_figure
 
