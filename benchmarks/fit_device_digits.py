@@ -2,7 +2,7 @@
 
 Trains ``analog-snu train --task digits`` once (hardware-aware on the true device), simulates
 measurements of the true device with the package's own PCM noise model
-(:func:`analog_snu.hardware.measurements.simulate_measurements`), fits a device to them
+(:func:`analog_snu.pcm.measurements.simulate_measurements`), fits a device to them
 (``fit_device``, ``g_max`` given), and runs ``drift-study`` on the same run with the true and the
 fitted device over the same programming seeds. For each time and compensation it prints both
 means, the true device's seed standard deviation, and whether the fitted device's mean lies
@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 
 from analog_snu.cli import main
-from analog_snu.device_models import preset
 from analog_snu.fitting import fit_device
-from analog_snu.hardware.measurements import simulate_measurements
+from analog_snu.pcm import preset
+from analog_snu.pcm.measurements import simulate_measurements
 
 TIMES = ["1s", "1d", "1y"]
 

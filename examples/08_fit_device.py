@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from analog_snu.cli import main
-from analog_snu.device_models import PCMDevice, preset
 from analog_snu.fitting import effective_parameters, fit_device
+from analog_snu.pcm import PCMDevice, preset
 
 TOY = "--toy" in sys.argv
 DATA = Path(__file__).resolve().parent / "data"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from analog_snu.device_models import list_presets
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.fit_device import run_fit_device
 from analog_snu.fitting import DEFAULT_BASE, DEFAULT_BOOTSTRAP
+from analog_snu.pcm import list_presets
 from analog_snu.reports.figures import MAX_DPI, PLOT_DPI
 
 __all__ = ["add_arguments", "run"]

@@ -6,7 +6,7 @@ what was fitted, with intervals, and what was inherited; it loads with
 ``PCMDevice.from_file`` and ``--device FILE``) and, with ``report``, a folder with the figures
 and ``index.html`` (:mod:`analog_snu.reports.fit_report`) plus ``fit.json``. The simulated side
 of the report reads the fitted device at the measured targets and times
-(:mod:`analog_snu.hardware.measurements`).
+(:mod:`analog_snu.pcm.measurements`).
 
 Outputs follow :mod:`~analog_snu.experiments.outputs`: the TOML is written when absent or when
 an earlier ``fit-device`` wrote it (``--force`` for any other file), the report folder when new,
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.outputs import output_file, standalone_folder
 from analog_snu.files import atomic_write_text, to_json
 from analog_snu.fitting import DEFAULT_BASE, DEFAULT_BOOTSTRAP, DeviceFit, fit_device, read_measurements
-from analog_snu.hardware.measurements import program_targets, read_targets_over_time
+from analog_snu.pcm import PCMDevice
+from analog_snu.pcm.measurements import program_targets, read_targets_over_time
 from analog_snu.reports.figures import PLOT_DPI
 from analog_snu.reports.fit_report import FitComparison, fit_report_files
 

@@ -1,9 +1,9 @@
 """Fit the package's PCM device model to measured data (programming error, drift, read noise, stuck devices).
 
-Pure numpy/scipy over :mod:`analog_snu.device_models`: reads the measurement CSV formats
+Pure numpy/scipy over :mod:`analog_snu.pcm`: reads the measurement CSV formats
 (:mod:`~analog_snu.fitting.measurements`), fits each quantity by maximum likelihood under the
 model's own noise assumptions, gives bootstrap intervals and identifiability warnings
-(:func:`fit_device`), and returns a :class:`~analog_snu.device_models.PCMDevice` whose unfitted
+(:func:`fit_device`), and returns a :class:`~analog_snu.pcm.PCMDevice` whose unfitted
 fields come from a base device.
 
 Example:

@@ -1,4 +1,4 @@
-r"""``fit_device``: a :class:`~analog_snu.device_models.PCMDevice` fitted to measurements, with
+r"""``fit_device``: a :class:`~analog_snu.pcm.PCMDevice` fitted to measurements, with
 bootstrap intervals, identifiability warnings and the list of what was inherited.
 
 Parameters the measurements inform are estimated by maximum likelihood
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from analog_snu.device_models import PCMDevice, resolve_device
 from analog_snu.errors import ConfigError, DataError
 from analog_snu.fitting.drift_fit import CLIPS
 from analog_snu.fitting.estimate import Estimate, estimate, parameter_values, resample
@@ -35,6 +34,7 @@ from analog_snu.fitting.identifiability import trade_offs
 from analog_snu.fitting.measurements import Measurements, read_measurements
 from analog_snu.fitting.model import EffectiveModel, device_with, effective_parameters
 from analog_snu.fitting.programming_fit import BINS, MIN_DEVICES_PER_BIN, MIN_STUCK_FOR_GMAX
+from analog_snu.pcm import PCMDevice, resolve_device
 
 __all__ = ["FittedParameter", "DeviceFit", "fit_device", "DEFAULT_BASE", "DEFAULT_BOOTSTRAP", "check_bins",
            "conductance_bins", "bin_index"]

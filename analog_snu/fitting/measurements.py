@@ -29,13 +29,13 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from analog_snu.errors import DataError
 from analog_snu.files import read_text_file
+from analog_snu.pcm.measurements import KINDS, DriftData, Measurements, ProgrammingData, ReadNoiseData
 
 __all__ = ["KINDS", "COLUMNS", "ProgrammingData", "DriftData", "ReadNoiseData", "Measurements",
            "read_measurements", "read_measurement_file", "measurement_csv", "SIEMENS_LIMIT_US", "MAX_MEASUREMENT_BYTES"]
@@ -46,82 +46,11 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "drift": (("device_id", "g_target_uS", "t_seconds", "g_uS"), ()),
     "read_noise": (("device_id", "t_seconds", "g_uS"), ()),
 }
-KINDS = tuple(COLUMNS)
 #: a column of conductances whose largest value is below this (µS) was written in siemens
 SIEMENS_LIMIT_US = 1e-2
 #: reads of one device in a read-noise file (a linear trend and a variance per device need 4)
 MIN_READS_PER_DEVICE = 4
 MAX_MEASUREMENT_BYTES = 256 << 20
-
-
-@dataclass(frozen=True)
-class ProgrammingData:
-    """One read per device shortly after programming. Shape: every array (N,) float64."""
-
-    source: str
-    device_id: tuple[str, ...]
-    g_target: np.ndarray
-    g_measured: np.ndarray
-    t: np.ndarray
-    """Seconds since programming of the read (0 where the file has no ``t_seconds``)."""
-
-    def subset(self, index: np.ndarray) -> ProgrammingData:
-        return ProgrammingData(self.source, tuple(self.device_id[i] for i in index), self.g_target[index],
-                               self.g_measured[index], self.t[index])
-
-    @property
-    def devices(self) -> int:
-        return len(self.device_id)
-
-
-@dataclass(frozen=True)
-class DriftData:
-    """Reads over time of the same devices. Shape: g_target (D,); t, g (D, T_d) padded with NaN
-    (devices may have different numbers of reads)."""
-
-    source: str
-    device_id: tuple[str, ...]
-    g_target: np.ndarray
-    t: np.ndarray
-    g: np.ndarray
-
-    def subset(self, index: np.ndarray) -> DriftData:
-        return DriftData(self.source, tuple(self.device_id[i] for i in index), self.g_target[index],
-                         self.t[index], self.g[index])
-
-    @property
-    def devices(self) -> int:
-        return len(self.device_id)
-
-
-@dataclass(frozen=True)
-class ReadNoiseData:
-    """Repeated reads at close times. Shape: t, g (D, R) padded with NaN."""
-
-    source: str
-    device_id: tuple[str, ...]
-    t: np.ndarray
-    g: np.ndarray
-
-    def subset(self, index: np.ndarray) -> ReadNoiseData:
-        return ReadNoiseData(self.source, tuple(self.device_id[i] for i in index), self.t[index], self.g[index])
-
-    @property
-    def devices(self) -> int:
-        return len(self.device_id)
-
-
-@dataclass(frozen=True)
-class Measurements:
-    """What a lab measured; each kind is optional (``None``: inherited from the base device)."""
-
-    programming: ProgrammingData | None = None
-    drift: DriftData | None = None
-    read_noise: ReadNoiseData | None = None
-    sources: tuple[str, ...] = field(default=())
-
-    def kinds(self) -> list[str]:
-        return [kind for kind in KINDS if getattr(self, kind) is not None]
 
 
 def _fail(where: str, line: int, column: str, problem: str) -> DataError:

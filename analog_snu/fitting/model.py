@@ -1,6 +1,6 @@
 r"""The PCM model's statistics in numpy, with every ``scale`` folded into the parameters.
 
-A :class:`~analog_snu.device_models.PCMDevice` multiplies programming noise, read noise and the
+A :class:`~analog_snu.pcm.PCMDevice` multiplies programming noise, read noise and the
 drift exponent by a ``scale`` each, and writes the programming polynomial at a reference
 ``g_max``. A fit estimates the *effective* quantities (the scale folded in, the polynomial at the
 device's own ``g_max``), so that one device has one parameter vector:
@@ -13,7 +13,7 @@ device's own ``g_max``), so that one device has one parameter vector:
   (slopes, offsets and clips x scale; ``scale > 0`` folds through ``|.|``).
 
 :func:`effective_parameters` reads them off a device, :func:`device_with` writes fitted values
-back (scales set to 1). The equations are those of :mod:`analog_snu.device_models.pcm`.
+back (scales set to 1). The equations are those of :mod:`analog_snu.pcm.device`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from analog_snu.device_models import PCMDevice
+from analog_snu.pcm import PCMDevice
 
 __all__ = ["EffectiveModel", "effective_parameters", "device_with", "programming_sigma", "read_noise_sigma",
            "nu_statistics", "mean_drift_factor"]

@@ -3,7 +3,8 @@
 This package exports the device config and its presets (strict pydantic models, importable without
 torch). The physics live in submodules: :mod:`analog_snu.pcm.physics` (mapping, programming, drift
 and read noise of a tile), :mod:`analog_snu.pcm.mixed_precision` (the mixed-precision update rule and
-SET pulses) and :mod:`analog_snu.pcm.chip` (the simulated chip of hardware-in-the-loop training).
+SET pulses), :mod:`analog_snu.pcm.chip` (the simulated chip of hardware-in-the-loop training) and
+:mod:`analog_snu.pcm.measurements` (measurement data of devices, and the same simulated from a device).
 """
 
 from analog_snu.pcm.device import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from analog_snu.cli import main
-from analog_snu.device_models import PCMDevice
+from analog_snu.pcm import PCMDevice
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 SAMPLE = [str(DATA / f"pcm_{kind}.csv") for kind in ("programming", "drift", "read_noise")]

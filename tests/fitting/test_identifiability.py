@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from analog_snu.device_models import preset
 from analog_snu.fitting import fit_device
 from analog_snu.fitting.identifiability import numeric_hessian, trade_offs
-from analog_snu.hardware.measurements import simulate_measurements
+from analog_snu.pcm import preset
+from analog_snu.pcm.measurements import simulate_measurements
 
 
 def test_numeric_hessian_of_a_quadratic_is_exact():

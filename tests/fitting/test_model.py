@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analog_snu.device_models import preset
 from analog_snu.fitting.model import device_with, effective_parameters, nu_statistics, programming_sigma
+from analog_snu.pcm import preset
 
 
 @pytest.mark.parametrize("name", ["pcm_joshi2020", "pcm_aged_lowyield"])

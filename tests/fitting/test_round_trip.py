@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analog_snu.device_models import preset
 from analog_snu.fitting import effective_parameters, fit_device
 from analog_snu.fitting.estimate import parameter_values
-from analog_snu.hardware.measurements import simulate_measurements
+from analog_snu.pcm import preset
+from analog_snu.pcm.measurements import simulate_measurements
 
 SEEDS = 20
 BOOTSTRAP = 8

@@ -1,12 +1,15 @@
-"""Measurements a lab would take, simulated from a device by the package's own PCM noise model.
+"""Measurements of PCM devices: the data a lab takes, and the same simulated from a device.
 
-:func:`simulate_measurements` programs devices with
-:class:`~analog_snu.tiles.pcm_noise.PCMNoiseModel` (the statistics every PCM tile uses: programming
-noise, per-device drift exponent, ``g_max`` spread, stuck devices) and reads them as the three
-measurement formats of :mod:`analog_snu.fitting.measurements` describe: one read after
-programming, reads of other devices at several times, repeated reads of a third set at close
-times (each read a fresh 1/f read-noise sample). Used to test fits against a known device, for
-the worked example and for the simulated side of a fit report.
+The containers (:class:`ProgrammingData`, :class:`DriftData`, :class:`ReadNoiseData`,
+:class:`Measurements`) hold the three measurement kinds as arrays; :mod:`analog_snu.fitting.measurements`
+reads and writes them as CSV files and :mod:`analog_snu.fitting` fits a device to them.
+
+:func:`simulate_measurements` programs devices with :class:`~analog_snu.pcm.physics.PCMPhysics`
+(the statistics every PCM tile uses: programming noise, per-device drift exponent, ``g_max``
+spread, stuck devices) and reads them as a lab would: one read after programming, reads of other
+devices at several times, repeated reads of a third set at close times (each read a fresh 1/f
+read-noise sample). Used to test fits against a known device, for the worked example and for the
+simulated side of a fit report.
 
 Targets: the programming set spreads uniformly over [0, g_max], the drift and read-noise sets
 log-uniformly over [:data:`LOG_TARGET_MIN` g_max, g_max] (drift statistics change with
@@ -16,16 +19,91 @@ ln(G_T / g_max)). Each device is the G+ of a pair whose G- targets 0 µS (not re
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from analog_snu.device_models import PCMDevice
 from analog_snu.errors import ConfigError
-from analog_snu.fitting.measurements import DriftData, Measurements, ProgrammingData, ReadNoiseData
-from analog_snu.tiles.pcm_noise import PCMNoiseModel
+from analog_snu.pcm.device import PCMDevice
+from analog_snu.pcm.physics import PCMPhysics
 
-__all__ = ["simulate_measurements", "program_targets", "read_targets_over_time", "DRIFT_TIMES", "READ_TIMES", "LOG_TARGET_MIN"]
+__all__ = ["KINDS", "ProgrammingData", "DriftData", "ReadNoiseData", "Measurements", "simulate_measurements",
+           "program_targets", "read_targets_over_time", "DRIFT_TIMES", "READ_TIMES", "LOG_TARGET_MIN"]
+
+#: the measurement kinds, in the order of :class:`Measurements`' fields
+KINDS = ("programming", "drift", "read_noise")
+
+
+@dataclass(frozen=True)
+class ProgrammingData:
+    """One read per device shortly after programming. Shape: every array (N,) float64."""
+
+    source: str
+    device_id: tuple[str, ...]
+    g_target: np.ndarray
+    g_measured: np.ndarray
+    t: np.ndarray
+    """Seconds since programming of the read (0 where the file has no ``t_seconds``)."""
+
+    def subset(self, index: np.ndarray) -> ProgrammingData:
+        return ProgrammingData(self.source, tuple(self.device_id[i] for i in index), self.g_target[index],
+                               self.g_measured[index], self.t[index])
+
+    @property
+    def devices(self) -> int:
+        return len(self.device_id)
+
+
+@dataclass(frozen=True)
+class DriftData:
+    """Reads over time of the same devices. Shape: g_target (D,); t, g (D, T_d) padded with NaN
+    (devices may have different numbers of reads)."""
+
+    source: str
+    device_id: tuple[str, ...]
+    g_target: np.ndarray
+    t: np.ndarray
+    g: np.ndarray
+
+    def subset(self, index: np.ndarray) -> DriftData:
+        return DriftData(self.source, tuple(self.device_id[i] for i in index), self.g_target[index],
+                         self.t[index], self.g[index])
+
+    @property
+    def devices(self) -> int:
+        return len(self.device_id)
+
+
+@dataclass(frozen=True)
+class ReadNoiseData:
+    """Repeated reads at close times. Shape: t, g (D, R) padded with NaN."""
+
+    source: str
+    device_id: tuple[str, ...]
+    t: np.ndarray
+    g: np.ndarray
+
+    def subset(self, index: np.ndarray) -> ReadNoiseData:
+        return ReadNoiseData(self.source, tuple(self.device_id[i] for i in index), self.t[index], self.g[index])
+
+    @property
+    def devices(self) -> int:
+        return len(self.device_id)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What a lab measured; each kind is optional (``None``: inherited from the base device)."""
+
+    programming: ProgrammingData | None = None
+    drift: DriftData | None = None
+    read_noise: ReadNoiseData | None = None
+    sources: tuple[str, ...] = field(default=())
+
+    def kinds(self) -> list[str]:
+        return [kind for kind in KINDS if getattr(self, kind) is not None]
+
 
 #: lowest target of the drift and read-noise sets, as a fraction of g_max
 LOG_TARGET_MIN = 0.01
@@ -38,13 +116,13 @@ READ_TIMES = tuple(60.0 + k for k in range(10))
 
 def _state(device: PCMDevice, targets: np.ndarray, generator: torch.Generator):
     """Program one device per target (the G+ of a pair; a last pair at g_max pins the mapping)."""
-    model = PCMNoiseModel(device.updated({"conductance": {"significance": [1.0]}}))
+    model = PCMPhysics(device.updated({"conductance": {"significance": [1.0]}}))
     weights = torch.as_tensor(np.append(np.asarray(targets, dtype=float) / device.conductance.g_max, 1.0))
     state = model.program_state(weights.reshape(1, -1), generator)
     return model, state
 
 
-def _read(model: PCMNoiseModel, state, t: float, generator: torch.Generator) -> np.ndarray:
+def _read(model: PCMPhysics, state, t: float, generator: torch.Generator) -> np.ndarray:
     model.drift_state(state, float(t), generator)
     return state.g_now[0, 0, 0, :-1].numpy().copy()
 
