@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from analog_snu.errors import ConfigError, DataError
-from analog_snu.fitting.drift_fit import CLIPS
+from analog_snu.fitting.drift_fit import CLIPS, MIN_LINE_DEVICES
 from analog_snu.fitting.estimate import Estimate, estimate, parameter_values, resample
 from analog_snu.fitting.identifiability import trade_offs
 from analog_snu.fitting.measurements import Measurements, read_measurements
@@ -46,6 +46,8 @@ _SECTIONS = {"programming": {"conductance", "stuck", "programming"}, "read_noise
              "drift": {"drift"}}
 #: stage parameter names (as in the Hessians) -> dotted device field
 _CLIP_NAME = "drift.nu_*_min/max (one common factor)"
+#: reads all later than this many t0 inform t/t0 only
+_LATE_READS = 10.0
 _CLIP_FIELDS = {f"drift.nu_{k}_{b}" for k in ("mean", "std") for b in ("min", "max")}
 _STAGE_NAMES = {"ln_clip_scale": _CLIP_NAME, "ln_t0": "drift.t0", "ln_q": "read_noise.q", "exponent": "read_noise.exponent",
                 **{f"nu_{k}_{p}": f"drift.nu_{k}_{p}" for k in ("mean", "std") for p in ("slope", "offset")}}
@@ -204,10 +206,25 @@ def _stage_warnings(result: Estimate) -> tuple[list[str], set[str]]:
                 warnings.append(f"{name} trades off against {', '.join(partners)} (multiple correlation "
                                 f"{correlation:.4f}): the data fix a combination of them, not {name} alone; no interval "
                                 "is given for it (measure over a wider range of times or conductances)")
+    if result.drift is not None:
+        for kind, devices in result.drift.unclipped.items():
+            if devices < MIN_LINE_DEVICES:
+                line = {f"drift.nu_{kind}_slope", f"drift.nu_{kind}_offset"}
+                unidentified.update(line)
+                warnings.append(f"drift.nu_{kind}_slope and drift.nu_{kind}_offset are not identified: the fitted line of "
+                                f"nu's {kind} is unclipped at {devices or 'too narrow a range of'} device targets "
+                                f"({MIN_LINE_DEVICES} over an e-fold of conductance needed), so the data fix the clip "
+                                "level there, not the line; no interval is given (measure more devices at the targets "
+                                "where nu changes)")
     if result.drift is not None and not result.drift.t0_identified:
-        warnings.append("drift.t0 is not identified by the drift data (every read is far later than t0, where only "
-                        "t/t0 scales the drift); inherited from the base device. Read some devices within ~t0 of "
-                        "programming to fit it")
+        if result.drift.earliest > _LATE_READS * result.model.t0:
+            warnings.append("drift.t0 is not identified by the drift data (every read is far later than t0, where only "
+                            "t/t0 scales the drift); inherited from the base device. Read some devices within ~t0 of "
+                            "programming to fit it")
+        else:
+            warnings.append("drift.t0 is not identified by the drift data: it trades off against the nu statistics (the "
+                            "reads cover too narrow a window of times); inherited from the base device, no interval is "
+                            "given. Read over several decades of time to fit it")
     programming = result.programming
     if programming is not None and "g_max_spread" not in programming.fitted:
         warnings.append(f"conductance.g_max_spread is inherited: {programming.counts['stuck_gmax_for_spread']} "

@@ -182,7 +182,7 @@ def simulate_measurements(device: PCMDevice, *, programming: int = 1000, drift: 
         targets = _targets("log", count, g_max, generator)
         model, state = _state(device, targets, generator)
         reads = np.stack([_read(model, state, t, generator) for t in times], 1)
-        grid = np.tile(np.asarray(times, dtype=float), (count, 1))
+        grid = np.repeat(np.asarray(times, dtype=float)[None, :], count, axis=0)
         if kind == "drift":
             parts[kind] = DriftData("simulated drift", _ids(prefix, count), targets, grid, reads)
         else:

@@ -29,13 +29,14 @@ def test_trade_offs_find_the_correlated_pair_and_the_flat_parameter():
 def test_drift_read_in_a_narrow_window_near_t0_reports_the_t0_trade_off():
     """Designed degenerate case: every device read only between 15 s and 30 s after programming
     (t0 = 20 s). The local log-log slope is nu t/(t + t0): t0 and the nu statistics trade off, and
-    the fit says so (its t0 interval is wide, not falsely narrow)."""
+    the fit says so (t0 inherited with a warning, or a wide interval; never a falsely narrow one)."""
     data = simulate_measurements(preset("pcm_joshi2020"), programming=0, drift=200, read_noise=0,
                                  drift_times=(15.0, 20.0, 25.0, 30.0), seed=3)
     fit = fit_device(data, bootstrap=4)
-    assert any(w.startswith("drift.t0 is weakly identified") and "trades off" in w for w in fit.warnings), fit.warnings
-    t0 = fit.parameter("drift.t0")
-    assert t0.high - t0.low > 2 * t0.value
+    assert any(w.startswith("drift.t0 is") and "trades off against the nu statistics" in w for w in fit.warnings), \
+        fit.warnings
+    t0 = [p for p in fit.parameters if p.name == "drift.t0" and p.identified]
+    assert not t0 or t0[0].high - t0[0].low > 2 * t0[0].value  # inherited, or a wide interval
 
 
 def test_drift_read_only_long_after_t0_inherits_t0():

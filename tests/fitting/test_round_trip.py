@@ -24,6 +24,9 @@ from analog_snu.pcm.measurements import simulate_measurements
 SEEDS = 20
 BOOTSTRAP = 8
 MAX_MISSES = 5
+#: each drift parameter must be identified and cover the truth in this many seeds (the lines of
+#: nu's statistics are clipped: where few devices see a line unclipped, it is reported as not identified)
+MIN_DRIFT_COVERED = 7
 #: informed by the simulated design whatever the device
 CORE = ("programming.coeffs[0]", "stuck.fraction_at_zero", "stuck.fraction_at_gmax", "read_noise.q",
         "read_noise.exponent")
@@ -87,16 +90,13 @@ def test_programming_stuck_and_read_noise_parameters_cover_the_true_device(name)
         assert covered.get(key, 0) >= 11, f"{name}: {key} covered in {covered.get(key, 0)} of {SEEDS} seeds"
 
 
-_KNOWN_DRIFT_BIAS = pytest.mark.xfail(
-    strict=True, reason="known limitation: for this device (read noise and drift slope away from the base's) the nu "
-    "mean line and its clip factor come out biased: their intervals miss the truth in most seeds; see "
-    "docs/guide/fitting.md")
-
-
-@pytest.mark.parametrize("name", ["pcm_joshi2020", "pcm_aged_lowyield", pytest.param("random", marks=_KNOWN_DRIFT_BIAS)])
+@pytest.mark.parametrize("name", list(DEVICES))
 def test_drift_parameters_cover_the_true_device(name):
     seen, covered, misses = round_trip(name)
     drift = {k: v for k, v in misses.items() if k.startswith("drift.")}
     assert drift, "no drift parameter was fitted"
     false_claims = {k: v for k, v in drift.items() if v > MAX_MISSES}
     assert not false_claims, f"{name}: intervals missing the truth in more than {MAX_MISSES} of {SEEDS} seeds: {false_claims}"
+    # the fit may call a clipped line not identified (no interval, a warning), but not in most seeds
+    rarely = {k: covered.get(k, 0) for k in drift if covered.get(k, 0) < MIN_DRIFT_COVERED}
+    assert not rarely, f"{name}: drift parameters covered in fewer than {MIN_DRIFT_COVERED} of {SEEDS} seeds: {rarely}"
