@@ -1,31 +1,36 @@
 r"""Drift data: ``t0`` and the mean and spread of nu as functions of the target, by maximum likelihood.
 
-Per device the model reads :math:`\ln G(t_k) = \ln G_P - \nu L_k + \epsilon_k` with
-:math:`L_k = \ln(1 + t_k/t_0)` and :math:`\epsilon_k` the read noise (relative std
-:math:`s_k = \sigma_r(G_P, t_k)`, from the read-noise fit or the base device, at the first read
-and the starting ``t0``; the log of a read is Gaussian to first order). With the device's own :math:`\ln G_P` integrated out (flat prior)
-the reads of a device give its nu estimate :math:`\hat\nu` and variance :math:`v` by weighted
-least squares, and the marginal likelihood
+Each read is the model's own: :math:`g_k = G_P f_k (1 + s_k z_k)` with
+:math:`f_k = ((t_k + t_0)/t_0)^{-\nu}`, :math:`z_k` standard normal and :math:`s_k = \sigma_r(G_P, t_k)`
+the 1/f read noise (from the read-noise fit or the base device; a plug-in per device at the mean of
+its reads undrifted, and the starting ``t0``). A read at 0 µS is censored: with :math:`s_k` known
+its probability :math:`\Phi(-1/s_k)` does not depend on the fitted parameters, so it drops out.
+Per device, the likelihood of its reads given nu is computed on a grid of nu (around its
+least-squares nu, or over [0, 0.5] where the reads say little), with its own :math:`G_P`
+integrated out (flat prior on :math:`\ln G_P`, Laplace's method). The marginal likelihood of the
+device is then
 
 .. math::
 
-    \ell = -\tfrac12 \mathrm{RSS}(t_0) + \tfrac12 \ln v - \tfrac12\textstyle\sum_k \ln s_k^2
-    - \tfrac12 \ln \textstyle\sum_k s_k^{-2}
-    + \ln \int_0^\infty \mathcal N(\nu; \hat\nu, v)\,[\mathcal N(\nu; \mu, \sigma^2)
-    + \mathcal N(-\nu; \mu, \sigma^2)]\,d\nu
+    \ell = \ln \int_0^\infty p(g \mid \nu)\,[\mathcal N(\nu; \mu, \sigma^2) + \mathcal N(-\nu; \mu, \sigma^2)]\,d\nu
 
-(nu is :math:`|N(\mu(G_T), \sigma(G_T)^2)|`; the integral is closed form), mixed with
-:math:`\mathcal N(0; \hat\nu, v)` at the weight of the stuck-at-``g_max`` fraction (those
-devices do not drift, and at high targets they read like working ones). ``t0`` enters through
-the curvature of :math:`\ln G` against :math:`\ln t` near :math:`t \approx t_0`: reads only at
-:math:`t \gg t_0` do not inform it (then it is inherited), reads in a narrow window trade it off
-against the nu offset (reported by :mod:`~analog_snu.fitting.identifiability`).
+(nu is :math:`|N(\mu(G_T), \sigma(G_T)^2)|`; the read likelihood constant over each grid cell, the
+prior's mass per cell exact, so a prior narrower than a cell is not missed), mixed with
+:math:`p(g \mid 0)` at the weight of the stuck-at-``g_max`` fraction (those devices do not drift,
+and at high targets they read like working ones). No device is left out for being noisy: its
+broad likelihood weighs little. ``t0`` enters through the curvature of :math:`\ln G` against
+:math:`\ln t` near :math:`t \approx t_0`: reads only at :math:`t \gg t_0` do not inform it (then it
+is inherited), reads in a narrow window trade it off against the nu statistics (reported by
+:mod:`~analog_snu.fitting.identifiability`).
 
-Devices that do not drift like working ones are left out: any read at 0 µS (stuck at 0 or
-clamped), a first read 6 spreads above the target (stuck at ``g_max``), or read noise above
-:data:`MAX_RELATIVE_READ_NOISE` (the log-normal step no longer holds). The four clip bounds of mu
+Devices that do not drift like working ones are left out: fewer than two reads above 0 µS (stuck
+at 0), or a first read 6 spreads above the target (stuck at ``g_max``). The four clip bounds of mu
 and sigma keep the base device's shape, scaled by one fitted factor (a device whose drift is the
-base's times a ``drift.scale`` is then fitted exactly; the data rarely reach every bound).
+base's times a ``drift.scale`` is then fitted exactly). The clipped lines make the likelihood
+multimodal (a flat line above its clip against a steeper one cut by it): the fit starts from the
+given values and from the base's nu model scaled to the data's median nu, and keeps the better.
+A line that few devices see unclipped (fewer than :data:`MIN_LINE_DEVICES` over an e-fold of
+conductance) is not fixed by the data and is reported as not identified.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ DRIFT_PARAMETERS = ("t0", "nu_mean_slope", "nu_mean_offset", "nu_std_slope", "nu
 CLIPS = ("nu_mean_min", "nu_mean_max", "nu_std_min", "nu_std_max")
 #: nodes of each device's nu grid (the read likelihood constant over each node's cell, the prior's
 #: mass per cell exact)
-_UNIT = np.linspace(0.0, 1.0, 49)
+_UNIT = np.linspace(0.0, 1.0, 33)
 #: the grid spans the device's least-squares nu +- this many of its standard errors (nu >= 0), at
 #: least _GRID_MIN and at most _GRID_SPAN wide
 _GRID_WIDTH, _GRID_MIN, _GRID_SPAN = 8.0, 0.01, 0.5

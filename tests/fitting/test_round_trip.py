@@ -7,7 +7,9 @@ independent seeds the number of *false claims* (an interval is given and misses 
 then Binomial(20, 0.04); P(X >= 6) = 3.5e-4, so a parameter may miss in at most ``MAX_MISSES`` = 5
 seeds. A biased estimator misses in most seeds and fails. A parameter the fit reports as not
 identified (no interval, a warning) is no false claim; the parameters that the design informs
-(``CORE``) must in addition be covered in most seeds (>= 11 of 20).
+(``CORE``) must in addition be covered in most seeds (>= 11 of 20), each drift parameter in at
+least ``MIN_DRIFT_COVERED`` = 7 (the lines of nu's statistics are clipped; where few devices see a
+line unclipped the fit reports the line as not identified).
 """
 
 import functools
