@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,7 +170,7 @@ def simulate_measurements(device: PCMDevice, *, programming: int = 1000, drift: 
             raise ConfigError(f"{name} must be a number of devices >= 0, got {count!r}")
     generator = torch.Generator().manual_seed(seed)
     g_max = device.conductance.g_max
-    parts: dict[str, object] = {}
+    parts: dict[str, Any] = {}
     if programming:
         targets = _targets("uniform", programming, g_max, generator)
         model, state = _state(device, targets, generator)
