@@ -410,11 +410,12 @@ def _learning_rule(config: RunConfig, model: nn.Module) -> LearningRule:
 
 
 def _hardware(config: RunConfig, model: nn.Module) -> HILHook | None:
-    """The chip in the loop of a ``--training hil`` run (``None`` otherwise)."""
+    """The chip in the loop of a ``--training hil`` run (``None`` otherwise), made of the device
+    the model's tiles were built for (the run's, through its spec)."""
     settings = config.hil
     if settings is None:
         return None
-    return HILHook(model, config.device, settings, seed=config.training.seed)
+    return HILHook(model, settings, seed=config.training.seed)
 
 
 def hil_line(summary: dict[str, Any]) -> str:

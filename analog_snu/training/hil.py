@@ -46,7 +46,7 @@ Example::
 
     model = SNUNetwork([64, 32, 10], rpu_config=device_rpu_config(preset("pcm_joshi2020"), "inference"))
     optimizer = make_optimizer(model, "adam", lr=1e-3)
-    hil = HILHook(model, "pcm_joshi2020", scheme="mixed", seed=0)
+    hil = HILHook(model, scheme="mixed", seed=0)   # the chip: the device the tiles were built for
     loss = train_epoch(model, batches, optimizer, loss_fn, Backprop(), hardware=hil)
     hil.summary()   # {"scheme": "mixed", "chip_seconds": ..., "devices": ..., "set_pulses": {...}, ...}
 """
@@ -61,8 +61,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import CheckpointError, ConfigError
-from analog_snu.hardware.programming import resolve_device
-from analog_snu.pcm import PCMDevice, list_presets
+from analog_snu.pcm import PCMDevice
 from analog_snu.pcm.chip import SimulatedChip
 from analog_snu.tiles.crossbar import Crossbar, crossbars
 from analog_snu.training.hil_config import HIL_SCHEMES, HILConfig
@@ -83,8 +82,9 @@ class HILHook:
     :func:`~analog_snu.training.loop.train_epoch` (module docstring).
 
     Args:
-        model: a network whose analog tiles are inference tiles of ``device``.
-        device: the chip's :class:`PCMDevice` or a preset name (not ``"digital"``/``None``).
+        model: a network whose analog tiles are inference tiles of one PCM device (built with
+            ``device_rpu_config(device, "inference")``); the chip is made of that device, read from
+            the tiles' crossbar handles, so the chip and the tiles cannot disagree.
         config: the HIL options as one :class:`~analog_snu.training.hil_config.HILConfig` (a run's
             :attr:`~analog_snu.experiments.RunConfig.hil`); without it, the keywords below build one.
         scheme: ``"reprogram"`` or ``"mixed"``.
@@ -97,33 +97,33 @@ class HILHook:
         program_all: reprogram only: every round writes every device (default: changed targets).
     """
 
-    def __init__(self, model: nn.Module, device: PCMDevice | str | None, config: HILConfig | None = None, *,
-                 scheme: str = "reprogram", program_every: int = 1, chip_seconds_per_batch: float = 1.0, seed: int = 0, granularity: float | None = None,
-                 headroom: float = 1.5, program_all: bool = False) -> None:
-        if device is None or device == "digital":
-            raise ConfigError(
-                f"HIL training needs a PCM device (a PCMDevice or one of the presets {list_presets()}), got {device!r}"
-            )
-        device = resolve_device(device)
+    def __init__(self, model: nn.Module, config: HILConfig | None = None, *,
+                 scheme: str = "reprogram", program_every: int = 1, chip_seconds_per_batch: float = 1.0,
+                 seed: int = 0, granularity: float | None = None, headroom: float = 1.5,
+                 program_all: bool = False) -> None:
         options = {"scheme": scheme, "program_every": program_every, "chip_seconds_per_batch": chip_seconds_per_batch,
                    "granularity": granularity, "headroom": headroom, "program_all": program_all}
         if config is None:
             if scheme == "mixed" and program_every == 1:  # the keyword's default, not a choice of the caller
                 options["program_every"] = None
             config = HILConfig(**options)
+        elif isinstance(config, (PCMDevice, str)):
+            raise ConfigError(f"HILHook takes the chip's device from the model's tiles (the device they were built "
+                              f"for); pass the HIL options only, got {type(config).__name__} {_shown(config)!r}")
         elif not isinstance(config, HILConfig):
             raise ConfigError(f"config must be a HILConfig, got {type(config).__name__}")
         else:
             changed = sorted(k for k, v in options.items() if v != _KEYWORD_DEFAULTS[k])
             if changed:
                 raise ConfigError(f"pass the HIL options in config or as keywords, not both (got config and {changed})")
+        tiles, device = self._check_tiles(model)
         if config.scheme == "mixed" and device.conductance.pairs != 1:
             raise ConfigError(
                 f"the mixed scheme supports one G+/G- pair per weight (conductance.significance of length 1), "
                 f"got {device.conductance.pairs} pairs"
             )
         self.config = config
-        self.tiles = self._check_tiles(model, device)
+        self.tiles = tiles
         self.model, self.device, self.scheme = model, device, config.scheme
         self.program_every, self.chip_seconds_per_batch = config.program_every, float(config.chip_seconds_per_batch)
         self.program_all = config.program_all
@@ -136,7 +136,8 @@ class HILHook:
         self._scales: tuple[list[Tensor | None], list[Tensor | None]] = ([], [])
 
     @staticmethod
-    def _check_tiles(model: nn.Module, device: PCMDevice) -> list[tuple[str, Crossbar]]:
+    def _check_tiles(model: nn.Module) -> tuple[list[tuple[str, Crossbar]], PCMDevice]:
+        """The model's crossbars by name and the one device they were built for (the chip's)."""
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch nn.Module, got {type(model).__name__}")
         tiles = crossbars(model)
@@ -146,6 +147,7 @@ class HILHook:
                 "rpu_config=device_rpu_config(device, 'inference')"
             )
         out = []
+        devices: dict[str, PCMDevice] = {}
         for tile in tiles:
             name = tile.name
             if tile.kind != "inference":
@@ -159,13 +161,19 @@ class HILHook:
                     "chip's own noise: build it with device_rpu_config(device, 'inference')"
                 )
             noise_model = tile.noise_model
-            if noise_model is not None and noise_model.device != device:
+            if noise_model is None:
                 raise ConfigError(
-                    f"tile {name!r} was built for device {noise_model.device.name!r}, the chip is "
-                    f"{device.name!r} with other parameters; build the model with the chip's device"
+                    f"tile {name!r} carries no PCM device (no PCM noise model); HIL training runs on the device the "
+                    "tiles were built for: build it with device_rpu_config(device, 'inference')"
                 )
+            devices[name] = noise_model.device
             out.append((name, tile))
-        return out
+        device = devices[out[0][0]]
+        other = next((name for name, used in devices.items() if used != device), None)
+        if other is not None:
+            raise ConfigError(f"tiles {out[0][0]!r} and {other!r} were built for different devices "
+                              f"({device.name!r}, {devices[other].name!r}); one chip holds one device")
+        return out, device
 
     # -- one batch ----------------------------------------------------------------------------------
     @property
@@ -331,6 +339,10 @@ class HILHook:
 
 #: where the chip's tensors are in the HIL state
 _CHIP = "chip/"
+
+
+def _shown(value: PCMDevice | str) -> str:
+    return value.name if isinstance(value, PCMDevice) else value
 
 
 def _raw(tile: Crossbar) -> Tensor:

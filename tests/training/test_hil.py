@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from aihwkit.simulator.configs import TorchInferenceRPUConfig
 from torch.nn import functional as F
 
 from analog_snu import SNUNetwork
@@ -10,6 +11,8 @@ from analog_snu.data.encoding import rate_encode
 from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config, read_weight
+from analog_snu.tiles.crossbar import crossbars
+from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.tile_access import named_layer_tiles
 from analog_snu.training import GRAPES, Backprop, make_optimizer, train_epoch
 from analog_snu.training.hil import HILHook
@@ -74,7 +77,7 @@ def test_hil_on_the_ideal_preset_trains_to_the_digital_weights(scheme):
     batches = _batches()
     _train_digital(digital, batches, grapes=True)
     kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
-    hil = HILHook(analog, device, scheme=scheme, seed=0, **kwargs)
+    hil = HILHook(analog, scheme=scheme, seed=0, **kwargs)
     _train_hil(hil, batches, rule=GRAPES)
     for got, want in zip(_weights(analog), _weights(digital)):
         if scheme == "reprogram":
@@ -104,7 +107,7 @@ def test_digital_weight_scaling_does_not_change_what_hil_learns(scheme, optimize
     batches = _batches()
     _train_digital(digital, batches, optimizer=optimizer, lr=lr)
     kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
-    hil = HILHook(analog, device, scheme=scheme, seed=0, **kwargs)
+    hil = HILHook(analog, scheme=scheme, seed=0, **kwargs)
     _train_hil(hil, batches, optimizer, lr)
     start = _weights(_digital_copy_of(_analog(device)))
     for got, want, before in zip(_weights(analog), _weights(digital), start):
@@ -119,7 +122,7 @@ def test_program_every_3_over_9_batches_gives_3_events_per_device():
     device = preset("pcm_joshi2020")
     for program_all, expected_min in ((True, 3), (False, 1)):
         analog = _analog(device)
-        hil = HILHook(analog, device, program_every=3, program_all=program_all, seed=0)
+        hil = HILHook(analog, program_every=3, program_all=program_all, seed=0)
         _train_hil(hil, _batches(9, 8), "sgd", 0.05)
         summary = hil.summary()
         assert set(summary) == {"scheme", "chip_seconds", "devices", "programming_events"}
@@ -137,7 +140,7 @@ def test_program_every_3_over_9_batches_gives_3_events_per_device():
 def test_mixed_summary_and_conservation_during_training():
     device = preset("pcm_joshi2020")
     analog = _analog(device)
-    hil = HILHook(analog, device, scheme="mixed", seed=0, chip_seconds_per_batch=2.0)
+    hil = HILHook(analog, scheme="mixed", seed=0, chip_seconds_per_batch=2.0)
     start = {name: tile.read_weights() for name, tile in hil.tiles}
     _train_hil(hil, _batches(3, 16), "sgd", 0.2)
     summary = hil.summary()
@@ -155,7 +158,7 @@ def test_mixed_summary_and_conservation_during_training():
 def _fresh(device, scheme):
     analog = _analog(device)
     optimizer = make_optimizer(analog, "adam", lr=0.02)
-    return analog, optimizer, HILHook(analog, device, scheme=scheme, seed=3, program_every=1)
+    return analog, optimizer, HILHook(analog, scheme=scheme, seed=3, program_every=1)
 
 
 def _epoch(model, optimizer, hil, batches):
@@ -224,7 +227,7 @@ def test_corrupt_or_mismatched_hil_state_is_refused():
     with pytest.raises(CheckpointError, match="lacks the chip's settings"):
         other.load_state_dict({k: v for k, v in state.items() if k != "chip"})
     with pytest.raises(CheckpointError, match="chip_seconds_per_batch is 1.0 in the checkpoint, 2.0 here"):
-        HILHook(_analog(device), device, scheme="mixed", seed=3, chip_seconds_per_batch=2.0).load_state_dict(state)
+        HILHook(_analog(device), scheme="mixed", seed=3, chip_seconds_per_batch=2.0).load_state_dict(state)
     key = next(k for k in state if k.startswith("chip/readout") and k.endswith("/g_base"))
     bad = dict(state, **{key: state[key][..., :-1].contiguous()})
     with pytest.raises(CheckpointError, match=f"'{key}' is"):
@@ -237,40 +240,56 @@ def test_corrupt_or_mismatched_hil_state_is_refused():
 def test_bad_arguments_raise_named_errors():
     device = preset("pcm_joshi2020")
     analog = _analog(device)
-    with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
-        HILHook(analog, "digital")
-    with pytest.raises(ConfigError, match="HIL training needs a PCM device"):
-        HILHook(analog, None)
+    with pytest.raises(ConfigError, match=r"takes the chip's device from the model's tiles.*got str 'pcm_joshi2020'"):
+        HILHook(analog, "pcm_joshi2020")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"takes the chip's device from the model's tiles.*got PCMDevice 'pcm_joshi"):
+        HILHook(analog, device)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"scheme: Input should be 'reprogram' or 'mixed' \(got 'pulsed'\)"):
-        HILHook(analog, device, scheme="pulsed")
+        HILHook(analog, scheme="pulsed")
     with pytest.raises(ConfigError, match=r"program_every: Input should be greater than 0 \(got 0\)"):
-        HILHook(analog, device, program_every=0)
+        HILHook(analog, program_every=0)
     with pytest.raises(ConfigError, match="--program-every applies to --hil-scheme reprogram, not mixed"):
-        HILHook(analog, device, scheme="mixed", program_every=2)
+        HILHook(analog, scheme="mixed", program_every=2)
     with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got 0.0\)"):
-        HILHook(analog, device, scheme="mixed", granularity=0.0)
+        HILHook(analog, scheme="mixed", granularity=0.0)
     with pytest.raises(ConfigError, match=r"granularity: Input should be greater than 0 \(got -1\)"):
-        HILHook(analog, device, scheme="mixed", granularity=-1)
+        HILHook(analog, scheme="mixed", granularity=-1)
     with pytest.raises(ConfigError, match="--granularity applies to --hil-scheme mixed only"):
-        HILHook(analog, device, granularity=0.01)
+        HILHook(analog, granularity=0.01)
     with pytest.raises(ConfigError, match="chip_seconds_per_batch: Input should be greater than or equal to 0"):
-        HILHook(analog, device, chip_seconds_per_batch=-1.0)
+        HILHook(analog, chip_seconds_per_batch=-1.0)
     with pytest.raises(ConfigError, match="program_all: Input should be a valid boolean"):
-        HILHook(analog, device, program_all=1)
+        HILHook(analog, program_all=1)
     digital = SNUNetwork(list(SIZES))
     with pytest.raises(ConfigError, match="the model is digital"):
-        HILHook(digital, device)
+        HILHook(digital)
     hwa = SNUNetwork(list(SIZES), rpu_config=device_rpu_config(device, "hwa"))
     with pytest.raises(ConfigError, match="injects hardware-aware training noise"):
-        HILHook(hwa, device)
+        HILHook(hwa)
     pulsed = SNUNetwork([4, 3, 2], rpu_config=device_rpu_config(device, "pulsed"))
     with pytest.raises(ConfigError, match="is not an inference tile"):
-        HILHook(pulsed, device)
-    with pytest.raises(ConfigError, match="was built for device 'pcm_joshi2020'.*'pcm_aged_lowyield'"):
-        HILHook(analog, "pcm_aged_lowyield")
+        HILHook(pulsed)
+    mixed_devices = _analog(device)
+    crossbars(mixed_devices)[1].attach_noise_model(PCMNoiseModel(preset("pcm_aged_lowyield")))
+    with pytest.raises(ConfigError, match=r"'readout.*' were built for different devices \('pcm_joshi2020', "
+                                          r"'pcm_aged_lowyield'\); one chip holds one device"):
+        HILHook(mixed_devices)
+    plain = TorchInferenceRPUConfig()  # an inference tile of aihwkit's own, without a PCM device
+    plain.forward.out_noise = 0.0
+    plain.modifier.type, plain.clip.type = plain.modifier.type.NONE, plain.clip.type.NONE
+    with pytest.raises(ConfigError, match="carries no PCM device"):
+        HILHook(SNUNetwork([4, 3, 2], rpu_config=plain))
     two = device.updated({"conductance": {"significance": [1.0, 2.0]}})
     with pytest.raises(ConfigError, match="mixed scheme supports one G\\+/G- pair"):
-        HILHook(_analog(two), two, scheme="mixed")
+        HILHook(_analog(two), scheme="mixed")
+
+
+@pytest.mark.parametrize("name", ["pcm_joshi2020", "pcm_aged_lowyield"])
+def test_the_chip_is_made_of_the_device_the_tiles_were_built_for(name):
+    device = preset(name).updated({"drift": {"scale": 1.7}})
+    hil = HILHook(_analog(device), seed=0)
+    assert hil.device == device and hil.device != preset(name)
+    assert all(tile.noise_model.device == device for _, tile in hil.tiles)
 
 
 def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
@@ -282,7 +301,7 @@ def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
     analog = _analog(device)
     tiles = [tile for _, _, tile in named_layer_tiles(analog)]
     before = [tile.get_mapping_scales().clone() for tile in tiles]
-    hil = HILHook(analog, device, chip_seconds_per_batch=1e4, seed=0)
+    hil = HILHook(analog, chip_seconds_per_batch=1e4, seed=0)
     _train_hil(hil, _batches(12, 8), "sgd", 1e-6)
     after = [tile.get_mapping_scales() for tile in tiles]
     for got, want in zip(after, before):
@@ -293,7 +312,7 @@ def test_drift_compensation_does_not_accumulate_in_the_tile_scales():
 
 def test_a_forward_pass_that_fails_leaves_the_weights_the_optimizer_steps_on_in_the_tiles():
     device = preset("pcm_joshi2020")
-    hil = HILHook(_analog(device), device, scheme="mixed", seed=0)
+    hil = HILHook(_analog(device), scheme="mixed", seed=0)
     hil.begin_batch()  # the weights move onto the chip
     scales = [tile.output_scales() for _, tile in hil.tiles]
     with pytest.raises(RuntimeError, match="forward failed"):

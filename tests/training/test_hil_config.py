@@ -68,8 +68,8 @@ def _analog(device):
 def test_hook_takes_a_config_or_keywords_alike():
     device = preset("pcm_joshi2020")
     model = _analog(device)
-    by_config = HILHook(model, device, HILConfig(scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0), seed=1)
-    by_keywords = HILHook(model, device, scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0, seed=1)
+    by_config = HILHook(model, HILConfig(scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0), seed=1)
+    by_keywords = HILHook(model, scheme="mixed", headroom=2.0, chip_seconds_per_batch=5.0, seed=1)
     settings = [{k: v for k, v in hook.state_dict().items() if not isinstance(v, torch.Tensor)}
                 for hook in (by_config, by_keywords)]
     assert settings[0] == settings[1] and settings[0]["chip"]["headroom"] == 2.0
@@ -80,7 +80,7 @@ def test_hook_keywords_keep_their_defaults():
     device = preset("pcm_joshi2020")
     model = _analog(device)
     # the Python API's headroom default is 1.5 for both schemes (a run config's mixed default is 8)
-    mixed = HILHook(model, device, scheme="mixed", program_every=1)
+    mixed = HILHook(model, scheme="mixed", program_every=1)
     assert (mixed.chip.headroom, mixed.program_every, mixed.chip_seconds_per_batch) == (1.5, 1, 1.0)
 
 
@@ -88,6 +88,6 @@ def test_hook_refuses_a_config_and_keywords_together():
     device = preset("pcm_joshi2020")
     model = _analog(device)
     with pytest.raises(ConfigError, match=r"not both \(got config and \['headroom'\]\)"):
-        HILHook(model, device, HILConfig(), headroom=3.0)
+        HILHook(model, HILConfig(), headroom=3.0)
     with pytest.raises(ConfigError, match="config must be a HILConfig, got dict"):
-        HILHook(model, device, {"scheme": "mixed"})  # type: ignore[arg-type]
+        HILHook(model, {"scheme": "mixed"})  # type: ignore[arg-type]
