@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:  # the checkpointed config, under the flags given (e.g. --epochs, --lr)
         base = read_checkpoint(run_dir / CHECKPOINT_NAME).meta["extra"]["config"]
     config = config_from_args(args, base=base)
-    result = train_run(config, run_dir, resume=bool(args.resume), force=args.force,
-                       progress=progress_from_args(args), device_source=args.device)
+    result = train_run(config, run_dir, resume=bool(args.resume), force=args.force, progress=progress_from_args(args))
     metric = result.final["metric"]
     print(f"{config.task.name} {config.model.cell} ({config.training.mode}): test {metric} "
           f"{format_metric(metric, result.final[f'test_{metric}'])}; run in {run_dir}")

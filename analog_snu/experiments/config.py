@@ -6,6 +6,8 @@
       task:        TaskConfig      name + data-side settings          (analog_snu.tasks)
       model:       ModelConfig     cell, layers, unit parameters      (analog_snu.models)
       device:      PCMDevice|None  the PCM device BY VALUE; None = digital (analog_snu.pcm)
+      device_source: str|None      the preset name or device file it came by; not stored in the config:
+                                   recorded beside it (config.json's "device_source")
       training:    TrainingConfig  mode, optimizer, lr, epochs, seed, GRAPES, HIL, schedule
       accelerator: "cpu"|"cuda"    the torch device the run computes on
       threads:     "auto"|int      CPU threads (analog_snu.threads); not stored: it changes speed, not results
@@ -135,6 +137,11 @@ class RunConfig(StrictModel):
     """Architecture and unit parameters."""
     device: PCMDevice | None = None
     """The PCM device by value (a preset or device file resolved at creation); null = digital."""
+    device_source: str | None = Field(None, exclude=True)
+    """The preset name or device file :attr:`device` came by (``None``: given by value, or digital), set where
+    the name is resolved (:func:`~analog_snu.experiments.sources.build_config`); it names the device for
+    people and result folders. Not stored with the config (the device is, by value): a run records it
+    beside the config, as ``device_source`` in ``config.json``."""
     training: TrainingConfig = TrainingConfig()
     """How the weights are learned."""
     accelerator: Literal[ACCELERATORS] = "cpu"  # type: ignore[valid-type]
@@ -171,7 +178,13 @@ class RunConfig(StrictModel):
             raise ValueError("--training digital runs without a PCM device: drop --device, or train with "
                              "--training hwa|pulsed|hil (a digital run can be evaluated on any device with "
                              "`analog-snu eval RUN --device ...`)")
+        _check_device_source(self.device_source, self.device)
         return self
+
+    def with_device_source(self, source: str | None) -> RunConfig:
+        """This config with ``source`` as the name its device came by (a run's record restores it)."""
+        _check_device_source(source, self.device)
+        return self.model_copy(update={"device_source": source})
 
     @property
     def hil(self) -> HILConfig | None:
@@ -181,6 +194,13 @@ class RunConfig(StrictModel):
         run directory and of the flags), built into one :class:`HILConfig` here.
         """
         return HILConfig.from_training(self.training) if self.training.mode == "hil" else None
+
+
+def _check_device_source(source: Any, device: PCMDevice | None) -> None:
+    if source is not None and not isinstance(source, str):
+        raise ConfigError(f"device_source must be a preset name or device file, got {type(source).__name__}")
+    if source is not None and device is None:
+        raise ConfigError(f"device_source {source!r} names where a PCM device came from; this run has none")
 
 
 def spec_for(config: RunConfig, head: str, input_size: int, output_size: int) -> ModelSpec:

@@ -17,7 +17,7 @@ from typing import Any
 from analog_snu.errors import CheckpointError
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.evaluate import evaluate_run
-from analog_snu.experiments.records import read_record
+from analog_snu.experiments.records import read_record, record_config
 from analog_snu.experiments.run_dir import RunDirectory
 from analog_snu.experiments.train import train_run
 from analog_snu.files import read_json_file
@@ -37,6 +37,7 @@ def demo_config(training: str, epochs: int = 15, seed: int = 0, hidden: int = 12
     return RunConfig.from_dict({
         "task": {"name": "digits"}, "model": {"layers": [hidden]},
         "device": None if training == "digital" else preset(device).to_dict(),
+        "device_source": None if training == "digital" else device,
         "training": {"mode": training, "epochs": epochs, "seed": seed},
     })
 
@@ -52,10 +53,10 @@ def demo_run(out: Path, training: str, *, epochs: int = 15, seed: int = 0, hidde
     config = demo_config(training, epochs, seed, hidden, device)
     run = RunDirectory(out)
     if run.path.is_dir() and run.finished:
-        if RunConfig.from_dict(read_record(run.path)["config"]) == config:
+        if record_config(read_record(run.path)) == config:
             return out, read_json_file(run.path / "final.json", "final.json", error=CheckpointError)
     result = train_run(config, out, progress=progress, force=run.path.is_dir() and run.started,
-                       device_source=None if training == "digital" else device, label=LABELS.get(training, training))
+                       label=LABELS.get(training, training))
     return out, result.final
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from analog_snu.files import atomic_write_bytes, load_json, read_regular_file, t
 from analog_snu.hardware import derive_seed
 from analog_snu.tasks import Task
 
-__all__ = ["record_bytes", "write_record", "read_record", "versions", "evaluate_split", "EVAL_STREAM"]
+__all__ = ["record_bytes", "write_record", "read_record", "record_config", "versions", "evaluate_split", "EVAL_STREAM"]
 
 #: a run record is a few KB; anything far larger is not one
 MAX_RECORD_BYTES = 1 << 20
@@ -31,15 +32,24 @@ def versions() -> dict[str, str]:
     return {"analog_snu": __version__, "torch": torch.__version__, "aihwkit": aihwkit_version()}
 
 
-def record_bytes(config: RunConfig, *, device_source: str | None = None) -> bytes:
-    """The content of ``config.json``: the run config (device by value), where the device came from, versions."""
-    return (to_json({"config": config.to_dict(), "device_source": device_source, "versions": versions()})
+def record_bytes(config: RunConfig) -> bytes:
+    """The content of ``config.json``: the run config (device by value), the name the device came by
+    (``device_source``: :attr:`RunConfig.device_source`), versions."""
+    return (to_json({"config": config.to_dict(), "device_source": config.device_source, "versions": versions()})
             + "\n").encode()
 
 
-def write_record(run_dir: Path, config: RunConfig, *, device_source: str | None = None) -> None:
+def write_record(run_dir: Path, config: RunConfig) -> None:
     """Write ``config.json`` (see :func:`record_bytes`)."""
-    atomic_write_bytes(run_dir / "config.json", record_bytes(config, device_source=device_source))
+    atomic_write_bytes(run_dir / "config.json", record_bytes(config))
+
+
+def record_config(record: Mapping[str, Any], where: str = "run record") -> RunConfig:
+    """The run config of a record (:func:`read_record`) with the name its device came by."""
+    config = RunConfig.from_dict(record["config"], where=where)
+    # records of `train --device digital` hold the source "digital" beside no device: no name to keep
+    source = record.get("device_source") if config.device is not None else None
+    return config.with_device_source(source)
 
 
 def read_record(run_dir: Path, expect: RunConfig | None = None) -> dict[str, Any]:
@@ -50,10 +60,10 @@ def read_record(run_dir: Path, expect: RunConfig | None = None) -> dict[str, Any
     data = read_regular_file(path, "run record", error=CheckpointError, max_bytes=MAX_RECORD_BYTES)
     try:
         record = load_json(data, "it", error=CheckpointError)
-        stored = RunConfig.from_dict(record["config"], where=str(path))
+        stored = record_config(record, where=str(path))
     except (CheckpointError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
-    if expect is not None and stored != expect:
+    if expect is not None and config_differences(expect, stored):
         differ = config_differences(expect, stored)
         raise CheckpointError(f"{path} disagrees with the checkpoint it describes (fields {differ[:6]}); "
                               "the checkpoint's config is the one that was trained: restore config.json or --force")

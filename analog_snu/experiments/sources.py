@@ -6,7 +6,9 @@ nested config). The flag name is the field name with dashes (``train-limit`` ->
 ``task.train_limit``), except a section's main field, which takes the section's name
 (``task`` -> ``task.name``, ``model`` -> ``model.cell``, ``training`` -> ``training.mode``).
 ``device`` takes a preset name, a ``.toml``/``.json`` device file or ``digital``; device
-parameters are reached by dotted paths (``device.drift.scale``).
+parameters are reached by dotted paths (``device.drift.scale``). The device is resolved here,
+once: the config holds it by value, and the name it came by as ``device_source`` (kept through
+``device.*`` changes; ``None`` for a device given by value, as a ``[device]`` table).
 
 Sources are applied in this order, later ones winning: a base (the stored config of a run
 being resumed), the TOML file, the flags, the TOML file's ``[set]`` table, ``--set`` options.
@@ -73,7 +75,12 @@ _TOML_EXTRAS = ("out", "set")
 
 
 def device_value(value: Any) -> dict[str, Any] | None:
-    """A ``device`` value (preset name, device file, ``"digital"``, table or PCMDevice) as a nested dict."""
+    """A ``device`` value (preset name, device file, ``"digital"``, table or PCMDevice) as a nested dict.
+
+    A dict, not a :class:`PCMDevice`: the sources merge into one plain tree, where later
+    ``--set device.KEY=VALUE`` changes land on the device's fields (:func:`set_path`) before
+    the whole config is validated once, the device with it.
+    """
     if value is None or value == "digital":
         return None
     if isinstance(value, PCMDevice):
@@ -83,6 +90,11 @@ def device_value(value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
         return resolve_device(value).to_dict()
     raise ConfigError(f"device must be a preset name, a .toml/.json device file or 'digital', got {value!r}")
+
+
+def _device_source(value: Any) -> str | None:
+    """The provenance of a ``device`` value: the preset name or device file it names, else ``None``."""
+    return value if isinstance(value, str) and value != "digital" else None
 
 
 def _without_none(tree: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,8 +192,8 @@ def _apply_flags(tree: dict[str, Any], flags: Mapping[str, Any]) -> dict[str, An
         if flag in seen:
             raise ConfigError(f"{seen[flag]!r} and {key!r} are the same key {flag!r}; give it once")
         seen[flag] = key
-        if flag == "device":
-            tree = {**tree, "device": device_value(value)}
+        if flag == "device":  # the device by value, and the name it came by
+            tree = {**tree, "device": device_value(value), "device_source": _device_source(value)}
         else:
             tree = set_path(tree, FLAG_PATHS[flag], value)
     return tree
@@ -208,12 +220,15 @@ def build_config(
         for name, table in tables.items():
             current = tree.get(name)
             if name == "device":
-                tree["device"] = table  # a device table is the whole device, by value
+                tree["device"] = table  # a device table is the whole device, by value: it came by no name
+                tree["device_source"] = None
             else:
                 tree[name] = merge(current if isinstance(current, dict) else {}, table)
         tree = _apply_flags(tree, toml_flags)
     tree = _apply_flags(tree, dict(flags or {}))
     for path, value in [*toml_sets, *sets]:
+        if path.split(".")[0].replace("-", "_") == "device_source":
+            raise ConfigError(f"{path} is not set: it records the name --device was given by (set device instead)")
         if "." not in path and _flag_name(path) in FLAG_PATHS:
             tree = _apply_flags(tree, {path: value})
         else:

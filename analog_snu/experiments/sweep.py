@@ -114,7 +114,7 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
 
     ``payload``: ``id``, ``point``, ``seed``, ``config`` (a RunConfig dict), ``threads`` (the
     config's thread setting, which its dict leaves out), ``cpus`` (the trial's share of the CPUs,
-    see :func:`_cpu_share`), ``device_source``, ``run_dir`` and ``eval`` (an EvalSpec dict or
+    see :func:`_cpu_share`), ``device_source`` (the config's, which its dict also leaves out), ``run_dir`` and ``eval`` (an EvalSpec dict or
     ``None``). Errors of analog_snu (divergence, a broken checkpoint) give a row with
     ``status = "failed"`` and the message.
     """
@@ -132,8 +132,8 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(payload["run_dir"])
     row: dict[str, Any] = {**payload["point"], "seed": payload["seed"], "trial": payload["id"]}
     try:
-        config = RunConfig.from_dict({**payload["config"], "threads": payload.get("threads", "auto")},
-                                     where=f"trial {payload['id']}")
+        config = RunConfig.from_dict({**payload["config"], "threads": payload.get("threads", "auto"),
+                                      "device_source": payload.get("device_source")}, where=f"trial {payload['id']}")
         stored = _stored_config(run_dir)
         finished = (run_dir / "final.json").is_file()
         if finished and stored is not None and not config_differences(stored, config):
@@ -141,8 +141,7 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
         else:
             resume = (run_dir / CHECKPOINT_NAME).is_file()
             force = not resume and stored is not None  # killed in its first epoch: nothing to keep
-            train_run(config, run_dir, resume=resume, force=force, progress=_QUIET,
-                      device_source=payload["device_source"])
+            train_run(config, run_dir, resume=resume, force=force, progress=_QUIET)
             state = "resumed" if resume else "trained"
         row.update(read_json_file(run_dir / "final.json", "final.json", error=CheckpointError))
         if payload["eval"] is not None:
@@ -211,7 +210,7 @@ def _cpu_share(in_flight: int | None) -> int | None:
 
 def _payload(trial: Trial, out: Path, spec: SweepSpec, cpus: int | None) -> dict[str, Any]:
     return {"id": trial.id, "point": trial.point, "seed": trial.seed, "config": trial.config.to_dict(),
-            "threads": trial.config.threads, "cpus": cpus, "device_source": trial.device_source,
+            "threads": trial.config.threads, "cpus": cpus, "device_source": trial.config.device_source,
             "run_dir": str((out / "trials" / trial.id).resolve()),
             "eval": None if spec.eval is None else spec.eval.to_dict()}
 

@@ -138,8 +138,7 @@ class Trial:
     """Grid key (as in the spec) -> value."""
     seed: int
     config: RunConfig = field(compare=False)
-    device_source: str | None = None
-    """The ``device`` value of the trial's sources (preset name or file), recorded with the run."""
+    """The trial's run config, with the name its device came by (``config.device_source``)."""
 
 
 def _canonical(key: str) -> str:
@@ -225,7 +224,7 @@ def _digest(point: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _build(spec: SweepSpec, point: Mapping[str, Any], seed: int, where: str) -> tuple[RunConfig, str | None]:
+def _build(spec: SweepSpec, point: Mapping[str, Any], seed: int, where: str) -> RunConfig:
     flags: dict[str, Any] = {}
     sets: list[tuple[str, Any]] = []
     for key, value in [*spec.base.items(), *point.items()]:
@@ -235,10 +234,7 @@ def _build(spec: SweepSpec, point: Mapping[str, Any], seed: int, where: str) -> 
         else:
             sets.append((key, value))
     flags["seed"] = seed
-    source = flags.get("device") if isinstance(flags.get("device"), str) else None
-    if source == "digital":
-        source = None
-    return build_config(flags=flags, sets=sets, where=where), source
+    return build_config(flags=flags, sets=sets, where=where)
 
 
 def expand(spec: SweepSpec) -> list[Trial]:
@@ -258,11 +254,11 @@ def expand(spec: SweepSpec) -> list[Trial]:
                 tid = f"{_sanitise('_'.join(f'{k}={format_value(v)}' for k, v in point.items()))[:80]}-{_digest(point)}_seed={seed}"
             ids[tid] = point
             shown = ", ".join(f"{k}={format_value(v)}" for k, v in point.items()) or "base"
-            config, source = _build(spec, point, seed, where=f"sweep trial {shown}, seed {seed}")
+            config = _build(spec, point, seed, where=f"sweep trial {shown}, seed {seed}")
             if spec.eval is not None and spec.eval.device is None and config.device is None:
                 raise ConfigError(f"sweep trial {shown}, seed {seed} is digital: [eval] needs device = "
                                   "\"PRESET\" or \"FILE.toml\" to program it on")
-            trials.append(Trial(tid, dict(point), seed, config, source))
+            trials.append(Trial(tid, dict(point), seed, config))
     if spec.eval is not None and spec.eval.device is not None:
         device_value(spec.eval.device)  # an unknown preset or bad file is refused before anything runs
     return trials

@@ -37,7 +37,7 @@ from analog_snu.experiments.checkpoint import (
     restore_rng,
 )
 from analog_snu.experiments.config import RunConfig, config_differences, flatten, spec_for
-from analog_snu.experiments.records import evaluate_split, read_record, record_bytes, write_record
+from analog_snu.experiments.records import evaluate_split, read_record, record_bytes, record_config, write_record
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
@@ -160,7 +160,6 @@ def train_run(
     progress: bool | ProgressMode = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     task: Task | None = None,
-    device_source: str | None = None,
     label: str | None = None,
 ) -> TrainResult:
     """Train ``config`` in ``run_dir`` (created if needed), checkpointing after every epoch.
@@ -168,9 +167,9 @@ def train_run(
     ``resume`` continues from the checkpoint (its config must match, but for
     :data:`RESUMABLE_CHANGES`); ``force`` replaces an existing run, but only after the new one
     has been validated and built. ``on_epoch_end(epoch, row)`` is called after each epoch's
-    checkpoint is on disk. ``task`` reuses already loaded data; ``device_source`` (the preset
-    name or device file the device came from) is recorded for people and names result folders
-    (a resumed run keeps the one it has when none is given). Unless ``progress`` is off, one line
+    checkpoint is on disk. ``task`` reuses already loaded data. The name the device came by
+    (:attr:`RunConfig.device_source <analog_snu.experiments.config.RunConfig.device_source>`) is
+    recorded with the run; a resumed run keeps the one it has when the config names none. Unless ``progress`` is off, one line
     says what is trained before the first epoch line (:func:`run_header`); ``label`` goes in front
     of it and of every epoch line, so several trainings in one output tell apart.
     """
@@ -183,15 +182,14 @@ def train_run(
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume:
-            history, start_epoch, device_source = _resume(run, config, trainee, device_source)
+            history, start_epoch, config = _resume(run, config, trainee)
         else:
             if force:
                 run.clear()
-            write_record(run.path, config, device_source=device_source)
+            write_record(run.path, config)
         if mode.epoch_lines:
-            print(run_header(config, trainee.spec, run.path, device_source=device_source, start_epoch=start_epoch,
-                             label=label), flush=True)
-        record = record_bytes(config, device_source=device_source)
+            print(run_header(config, trainee.spec, run.path, start_epoch=start_epoch, label=label), flush=True)
+        record = record_bytes(config)
         started = time.perf_counter()
         for epoch in range(start_epoch, config.training.epochs):
             row = _train_and_validate(run.path, config, task, trainee, epoch, mode)
@@ -227,17 +225,16 @@ def _build(config: RunConfig, task: Task, accelerator: torch.device) -> _Trainee
                     _hardware(config, model))
 
 
-def _resume(run: RunDirectory, config: RunConfig, trainee: _Trainee,
-            device_source: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
+def _resume(run: RunDirectory, config: RunConfig, trainee: _Trainee) -> tuple[list[dict[str, Any]], int, RunConfig]:
     """Restore ``trainee`` and the RNG from the run's checkpoint; the history so far, the number of
-    epochs done and the device source (the checkpoint's, when none is given)."""
+    epochs done and ``config`` with the run's device source when it names none."""
     checkpoint = read_checkpoint(run.checkpoint)
     extra = checkpoint.meta["extra"]
     stored = RunConfig.from_dict(extra.get("config"), where=f"{run.checkpoint} config")
-    record = read_record(run.path, expect=stored)
-    if device_source is None:  # the device is the checkpoint's: so is the name it came by
-        device_source = record.get("device_source")
+    recorded = read_record(run.path, expect=stored)
     _check_resumable(stored, config)
+    if config.device_source is None:  # the device is the checkpoint's: so is the name it came by
+        config = config.with_device_source(record_config(recorded).device_source)
     restore_model(trainee.model, checkpoint)
     _restore_optimizer(trainee, checkpoint, lr=config.training.lr if stored.training.lr != config.training.lr else None)
     trainee.rule.load_state_dict(checkpoint.state(RULE_STATE))
@@ -250,7 +247,7 @@ def _resume(run: RunDirectory, config: RunConfig, trainee: _Trainee,
             f"{run.path} already holds a finished run of {done} epochs; pass --epochs N with "
             f"N > {done} to extend it, or --force to overwrite it"
         )
-    return list(extra["history"]), done, device_source
+    return list(extra["history"]), done, config
 
 
 def _restore_optimizer(trainee: _Trainee, checkpoint: Checkpoint, lr: float | None) -> None:
@@ -357,13 +354,13 @@ def _final(run_dir: Path, config: RunConfig, task: Task, trainee: _Trainee,
     return final
 
 
-def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, device_source: str | None = None,
-               start_epoch: int = 0, label: str | None = None) -> str:
+def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, start_epoch: int = 0,
+               label: str | None = None) -> str:
     """What is trained, in one line: task, network, device and mode, optimizer, epochs, run directory.
 
     >>> from analog_snu.experiments import build_config, spec_for
     >>> config = build_config(flags={"task": "digits", "device": "pcm_joshi2020"})
-    >>> run_header(config, spec_for(config, "mean", 64, 10), Path("runs/x"), device_source="pcm_joshi2020")
+    >>> run_header(config, spec_for(config, "mean", 64, 10), Path("runs/x"))
     'training digits: snu 64-128-10, hwa on pcm_joshi2020; adam lr 0.005, 15 epochs, seed 0; run directory runs/x'
     """
     t = config.training
@@ -372,7 +369,8 @@ def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, device_sour
         where = "digital"
     else:
         name = config.device.name
-        source = f" ({device_source})" if device_source and Path(device_source).stem != name else ""
+        source = config.device_source
+        source = f" ({source})" if source and Path(source).stem != name else ""
         where = f"{t.mode} on {name}{source}"
     if t.mode == "hil":
         where += f", {config.hil.scheme} scheme"

@@ -4,6 +4,7 @@ import dataclasses
 import tomllib
 
 import pytest
+import tomli_w
 import torch
 
 from analog_snu.cli import build_parser
@@ -113,8 +114,10 @@ def _full_config() -> RunConfig:
 
 def test_every_field_round_trips_through_json_and_toml():
     config = _full_config()
-    stored = config.model_copy(update={"threads": "auto"})  # the thread count is not stored (speed, not results)
-    assert "threads" not in config.to_dict()
+    # not stored: the thread count (speed, not results) and the name the device came by (recorded beside the config)
+    stored = config.model_copy(update={"threads": "auto", "device_source": None})
+    assert "threads" not in config.to_dict() and "device_source" not in config.to_dict()
+    assert config.device_source == "pcm_aged_lowyield"
     assert RunConfig.from_dict(config.to_dict()) == stored
     assert build_config(toml=tomllib.loads(to_toml(config))) == stored  # a TOML of the stored config reproduces the run
 
@@ -335,3 +338,38 @@ def test_a_registered_cell_s_own_option_reaches_its_layers(monkeypatch):
         build_config(flags={"task": "digits", "model": "gain_snu"}, sets=[("model.cell_options.gian", 0.5)])
     with pytest.raises(ConfigError, match=r"cell_options: gain must be > 0, got -1"):
         build_config(flags={"task": "digits", "model": "gain_snu"}, sets=[("model.cell_options.gain", -1)])
+
+
+def test_the_device_is_resolved_once_with_the_name_it_came_by(tmp_path):
+    base = {"task": "digits"}
+    joshi = build_config(flags={**base, "device": "pcm_joshi2020"})
+    assert (joshi.device, joshi.device_source) == (preset("pcm_joshi2020"), "pcm_joshi2020")
+    changed = build_config(flags={**base, "device": "pcm_joshi2020"}, sets=[("device.drift.scale", 2.0)])
+    assert changed.device.drift.scale == 2.0 and changed.device_source == "pcm_joshi2020"  # changes keep the name
+    from_toml = build_config(toml={**base, "device": "pcm_aged_lowyield"})
+    assert from_toml.device_source == "pcm_aged_lowyield"
+    by_value = build_config(toml={**base, "device": preset("pcm_joshi2020").to_dict()})
+    assert by_value.device == preset("pcm_joshi2020") and by_value.device_source is None
+    path = tmp_path / "mine.toml"
+    path.write_text(tomli_w.dumps(preset("pcm_joshi2020").updated({"name": "mine"}).to_dict()))
+    later = build_config(toml={**base, "device": "pcm_joshi2020"}, flags={"device": str(path)})
+    assert later.device.name == "mine" and later.device_source == str(path)  # the later source wins, name and all
+    assert build_config(flags={**base, "device": "digital"}).device_source is None
+    assert build_config(toml={**base, "device": "pcm_joshi2020"}, flags={"device": "digital"}).device_source is None
+
+
+def test_the_device_source_is_not_a_setting():
+    with pytest.raises(ConfigError, match=r"device_source is not set: it records the name --device was given by"):
+        build_config(flags={"task": "digits", "device": "pcm_joshi2020"}, sets=[("device_source", "other")])
+    with pytest.raises(ConfigError, match=r"unknown key 'device_source'"):
+        build_config(toml={"task": "digits", "device_source": "pcm_joshi2020"})
+    with pytest.raises(ConfigError, match=r"device_source 'pcm_joshi2020' names where a PCM device came from; "
+                                          r"this run has none"):
+        RunConfig.from_dict({"task": {"name": "digits"}, "model": {}, "device_source": "pcm_joshi2020"})
+    digital = build_config(flags={"task": "digits"})
+    with pytest.raises(ConfigError, match="this run has none"):
+        digital.with_device_source("pcm_joshi2020")
+    on_pcm = build_config(flags={"task": "digits", "device": "pcm_joshi2020"})
+    with pytest.raises(ConfigError, match="device_source must be a preset name or device file, got int"):
+        on_pcm.with_device_source(3)  # type: ignore[arg-type]
+    assert on_pcm.with_device_source(None).device_source is None and on_pcm.device_source == "pcm_joshi2020"

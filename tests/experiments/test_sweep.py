@@ -57,7 +57,7 @@ def test_expansion_is_the_grid_times_the_seeds_with_dotted_device_keys():
     joshi = preset("pcm_joshi2020")
     for trial in trials:  # only the swept field differs from the preset
         assert trial.config.device.updated({"drift": {"scale": 1.0}}) == joshi
-        assert trial.device_source == "pcm_joshi2020" and trial.config.training.mode == "hwa"
+        assert trial.config.device_source == "pcm_joshi2020" and trial.config.training.mode == "hwa"
     assert trials[0].id == "device.drift.scale=0.5_lr=0.01_seed=3"
     assert len({t.id for t in trials}) == 8
 

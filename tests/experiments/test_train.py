@@ -12,6 +12,7 @@ from analog_snu.cli import main
 from analog_snu.errors import CheckpointError, DivergenceError
 from analog_snu.experiments import build_config, load_run, read_checkpoint, train_run
 from analog_snu.experiments.checkpoint import model_tensors
+from analog_snu.experiments.records import read_record, record_config
 
 TINY = ["--task", "digits", "--layers", "8", "--train-limit", "64", "--epochs", "2", "--quiet"]
 
@@ -341,3 +342,37 @@ def test_train_says_what_it_trains_before_the_first_epoch_and_accuracy_in_percen
     assert 0.0 <= final["test_accuracy"] <= 1.0  # files keep fractions
     assert run_cli("eval", out) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"test accuracy as trained: {100 * final['test_accuracy']:.2f} %"
+
+
+def test_the_record_holds_the_name_of_a_device_from_a_config_file(tmp_path):
+    # the name is taken where the device is resolved: a --config file's device, not only --device
+    spec = tmp_path / "run.toml"
+    spec.write_text('task = "digits"\ndevice = "pcm_joshi2020"\n')
+    assert run_cli("train", *TINY, "--epochs", 1, "--config", spec, "--set", "device.drift.scale=2.0",
+                   "--out", tmp_path / "run") == 0
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["device_source"] == "pcm_joshi2020" and record["config"]["device"]["drift"]["scale"] == 2.0
+    assert "device_source" not in record["config"]  # the config holds the device by value only
+
+
+def test_a_record_of_a_digital_run_named_digital_still_opens(tmp_path):
+    # `train --device digital` recorded the source "digital" beside no device; such records still load
+    run = tmp_path / "run"
+    train_run(tiny(), run, progress=False)
+    record = json.loads((run / "config.json").read_text())
+    assert record["device_source"] is None
+    (run / "config.json").write_text(json.dumps({**record, "device_source": "digital"}))
+    assert record_config(read_record(run)).device_source is None
+    assert train_run(tiny(epochs=2), run, progress=False, resume=True).history[-1]["epoch"] == 2
+    assert json.loads((run / "config.json").read_text())["device_source"] is None
+
+
+def test_a_resumed_run_keeps_its_device_name_unless_given_one(tmp_path):
+    run = tmp_path / "run"
+    train_run(tiny(device="pcm_joshi2020"), run, progress=False)
+    by_value = tiny(device="pcm_joshi2020", epochs=2).with_device_source(None)
+    train_run(by_value, run, progress=False, resume=True)
+    assert json.loads((run / "config.json").read_text())["device_source"] == "pcm_joshi2020"
+    renamed = tiny(device="pcm_joshi2020", epochs=3).with_device_source("joshi.toml")
+    train_run(renamed, run, progress=False, resume=True)
+    assert json.loads((run / "config.json").read_text())["device_source"] == "joshi.toml"
