@@ -22,7 +22,7 @@ from analog_snu.errors import CheckpointError, ConfigError
 from analog_snu.experiments.checkpoint import Checkpoint, read_checkpoint, restore_model, transfer_weights
 from analog_snu.experiments.config import RunConfig
 from analog_snu.experiments.device_choice import DeviceChoice
-from analog_snu.experiments.records import read_record
+from analog_snu.experiments.records import read_record, record_config
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.experiments.train import load_task_for
@@ -35,7 +35,8 @@ __all__ = ["OpenedRun", "open_run", "on_device", "device_label", "result_label"]
 
 @dataclass
 class OpenedRun:
-    """A run read back from its directory: config and model as checkpointed, its task's data."""
+    """A run read back from its directory: config and model as checkpointed (the config with the
+    name its device came by, from ``config.json``), its task's data."""
 
     path: Path
     config: RunConfig
@@ -43,7 +44,6 @@ class OpenedRun:
     model: nn.Module
     task: Task
     checkpoint: Checkpoint
-    device_source: str | None
 
     @property
     def epoch(self) -> int:
@@ -60,7 +60,7 @@ def open_run(run_dir: str | Path) -> OpenedRun:
         raise CheckpointError(f"{run.path} holds no checkpoint; is it a run directory of `analog-snu train`?")
     checkpoint = read_checkpoint(run.checkpoint)
     config = RunConfig.from_dict(checkpoint.meta.get("extra", {}).get("config"), where=f"{run.checkpoint} config")
-    record = read_record(run.path, expect=config)
+    config = config.with_device_source(record_config(read_record(run.path, expect=config)).device_source)
     best = run.path / BEST_CHECKPOINT_NAME
     if config.training.select == "best" and best.is_file():  # the run reports its best-validation epoch
         checkpoint = read_checkpoint(best)
@@ -70,7 +70,7 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     model.eval()
     task = load_task_for(config)
     apply_run_threads(config, task)  # the stored config holds no thread count: "auto"
-    return OpenedRun(run.path, config, spec, model, task, checkpoint, record.get("device_source"))
+    return OpenedRun(run.path, config, spec, model, task, checkpoint)
 
 
 def on_device(opened: OpenedRun, choice: DeviceChoice | None = None) -> tuple[nn.Module, PCMDevice]:
@@ -97,7 +97,7 @@ def on_device(opened: OpenedRun, choice: DeviceChoice | None = None) -> tuple[nn
 
 def result_label(opened: OpenedRun, choice: DeviceChoice, used: PCMDevice) -> str:
     """The label of results on ``used``: named after the chosen device's source if any, else the run's."""
-    return device_label(used, choice.source or opened.device_source or "own")
+    return device_label(used, choice.source or opened.config.device_source or "own")
 
 
 def device_label(device: PCMDevice, source: str | None = None) -> str:

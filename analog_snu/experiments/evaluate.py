@@ -85,7 +85,7 @@ def evaluate_run(
         if choice.chosen or drift_times:
             model, used = on_device(opened, choice)
             label = result_label(opened, choice, used)
-            results.update(device=used.to_dict(), device_source=choice.source or opened.device_source,
+            results.update(device=used.to_dict(), device_source=choice.source or opened.config.device_source,
                            device_label=label)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # forward (read/output) noise of torch tiles

@@ -40,10 +40,10 @@ from filelock import FileLock, Timeout
 
 from analog_snu.errors import AnalogSNUError, BackendError, CheckpointError, ConfigError
 from analog_snu.experiments.config import RunConfig, config_differences
+from analog_snu.experiments.device_choice import DeviceChoice
 from analog_snu.experiments.evaluate import evaluate_run
 from analog_snu.experiments.records import read_record
 from analog_snu.experiments.run_dir import CHECKPOINT_NAME, SWEEP_MARKER, is_run_directory
-from analog_snu.experiments.sources import device_value
 from analog_snu.experiments.sweep_results import drift_column, write_outputs
 from analog_snu.experiments.sweep_spec import SweepSpec, Trial, expand, format_value
 from analog_snu.experiments.train import RESUMABLE_CHANGES, train_run
@@ -146,10 +146,11 @@ def _run_trial(payload: dict[str, Any]) -> dict[str, Any]:
         row.update(read_json_file(run_dir / "final.json", "final.json", error=CheckpointError))
         if payload["eval"] is not None:
             spec = payload["eval"]
-            device = device_value(spec["device"]) if spec["device"] else config.device.to_dict()
+            choice = DeviceChoice.of(spec["device"] or None)  # resolved once: compared, then evaluated on
+            device = choice.applied_to(config.device).to_dict()
             result = _eval_done(run_dir, payload, device, config.training.epochs)
             if result is None:
-                result = evaluate_run(run_dir, device=spec["device"], drift_times=list(spec["times"]),
+                result = evaluate_run(run_dir, device=choice, drift_times=list(spec["times"]),
                                       split=spec["split"], seed=payload["seed"])
                 state = "evaluated" if state == "done" else state
             for seconds in spec["times"]:

@@ -48,7 +48,8 @@ from pydantic import Field, model_validator
 
 from analog_snu.errors import ConfigError
 from analog_snu.experiments.config import RunConfig, flatten
-from analog_snu.experiments.sources import FLAG_PATHS, build_config, device_value, read_toml
+from analog_snu.experiments.sources import FLAG_PATHS, build_config, read_toml
+from analog_snu.pcm import resolve_device
 from analog_snu.schema import Seed, StrictModel, validate
 from analog_snu.times import TimeSeconds
 
@@ -260,5 +261,5 @@ def expand(spec: SweepSpec) -> list[Trial]:
                                   "\"PRESET\" or \"FILE.toml\" to program it on")
             trials.append(Trial(tid, dict(point), seed, config))
     if spec.eval is not None and spec.eval.device is not None:
-        device_value(spec.eval.device)  # an unknown preset or bad file is refused before anything runs
+        resolve_device(spec.eval.device)  # an unknown preset or bad file is refused before anything runs
     return trials
