@@ -258,6 +258,19 @@ class SimulatedChip:
         return g, age
 
     @torch.no_grad()
+    def read_conductances(self, name: str) -> Tensor:
+        """The conductances (µS) a read of tile ``name`` sees at the current chip time: drift since
+        each device's last write and a fresh read-noise sample (what :meth:`read` turns into weights).
+
+        Shape: (K, 2, F_out, F_in) float64.
+        """
+        array = self._array(name)
+        g, age = self._drifted(array)
+        draw = self._normal(g.shape)
+        g_now = (g + g.abs() * self.physics.read_noise_sigma(array.g_base, age) * draw).clamp(min=0.0)
+        return _stuck_values(g_now, array.stuck, array.g_max_device)
+
+    @torch.no_grad()
     def read(self, name: str) -> tuple[Tensor, Tensor]:
         """Read tile ``name`` at the current chip time: drift since each device's last write and a
         fresh read-noise sample.
@@ -267,10 +280,7 @@ class SimulatedChip:
         ``"none"``).
         """
         array = self._array(name)
-        g, age = self._drifted(array)
-        draw = self._normal(g.shape)
-        g_now = (g + g.abs() * self.physics.read_noise_sigma(array.g_base, age) * draw).clamp(min=0.0)
-        g_now = _stuck_values(g_now, array.stuck, array.g_max_device)
+        g_now = self.read_conductances(name)
         alpha = self.physics.working_compensation(
             array.g_base, g_now, array.stuck, self.device.periphery.drift_compensation
         )
