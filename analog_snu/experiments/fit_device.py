@@ -5,8 +5,8 @@
 what was fitted, with intervals, and what was inherited; it loads with
 ``PCMDevice.from_file`` and ``--device FILE``) and, with ``report``, a folder with the figures
 and ``index.html`` (:mod:`analog_snu.reports.fit_report`) plus ``fit.json``. The simulated side
-of the report reads the fitted device at the measured targets and times
-(:mod:`analog_snu.pcm.measurements`).
+of the report reads :data:`COMPARISON_REPLICAS` replicas of the measured devices, simulated from
+the fitted device at the measured targets and times (:mod:`analog_snu.pcm.measurements`).
 
 Outputs follow :mod:`~analog_snu.experiments.outputs`: the TOML is written when absent or when
 an earlier ``fit-device`` wrote it (``--force`` for any other file), the report folder when new,
@@ -28,14 +28,21 @@ from analog_snu.experiments.outputs import output_file, standalone_folder
 from analog_snu.files import atomic_write_text, to_json
 from analog_snu.fitting import DEFAULT_BASE, DEFAULT_BOOTSTRAP, DeviceFit, fit_device, read_measurements
 from analog_snu.pcm import PCMDevice
-from analog_snu.pcm.measurements import program_targets, read_targets_over_time
+from analog_snu.pcm.measurements import Measurements, read_targets_over_time
 from analog_snu.reports.figures import PLOT_DPI
 from analog_snu.reports.fit_report import FitComparison, fit_report_files
 
-__all__ = ["FitDeviceResult", "run_fit_device", "TOML_HEADER", "simulate_comparison"]
+__all__ = ["FitDeviceResult", "run_fit_device", "TOML_HEADER", "simulate_comparison", "comparison_reads",
+           "COMPARISON_REPLICAS"]
 
 #: first line of every device file fit-device writes (how a later run knows the file is its own)
 TOML_HEADER = "# PCM device fitted by analog-snu fit-device"
+
+#: replicas of the measured devices simulated for the report's comparison
+COMPARISON_REPLICAS = 200
+#: fewest replicas, and the most device reads simulated (devices x distinct read times; replicas are cut
+#: to stay below it, for large data)
+MIN_REPLICAS, MAX_SIMULATED_READS = 20, 2_000_000
 
 
 @dataclass
@@ -56,14 +63,40 @@ def device_toml(fit: DeviceFit) -> str:
     return header + "\n" + tomli_w.dumps(fit.device.to_dict())
 
 
-def simulate_comparison(fit: DeviceFit, seed: int = 0) -> FitComparison:
-    """Reads of the fitted device at the measured targets and times."""
-    prog, drift = fit.measurements.programming, fit.measurements.drift
-    programming = None
+def simulate_comparison(fit: DeviceFit, seed: int = 0, replicas: int = COMPARISON_REPLICAS) -> FitComparison:
+    """Reads of the fitted device simulated like its measurements (:func:`comparison_reads`)."""
+    return comparison_reads(fit.device, fit.measurements, seed, replicas)
+
+
+def comparison_reads(device: PCMDevice, measurements: Measurements, seed: int = 0,
+                     replicas: int = COMPARISON_REPLICAS) -> FitComparison:
+    """Reads of ``device`` simulated like ``measurements``: each replica programs one
+    device per measured device (same targets) and reads it at that device's measured times.
+
+    Many replicas make the simulated side of the report an expectation with a band (where the
+    measured statistic of a bin falls if the fitted device is right), not one draw as noisy as the
+    measurement. Fewer replicas for large data (at least :data:`MIN_REPLICAS`).
+
+    Shape: programming (R, N), drift (R, D, T)."""
+    prog, drift = measurements.programming, measurements.drift
+    programming = drifted = None
     if prog is not None:
-        programming = program_targets(fit.device, prog.g_target, seed=seed, t=float(np.median(prog.t)))
-    drifted = None if drift is None else read_targets_over_time(fit.device, drift.g_target, drift.t, seed=seed + 1)
+        count = _replicas(replicas, prog.devices * np.unique(prog.t).size)
+        reads = read_targets_over_time(device, np.tile(prog.g_target, count), np.tile(prog.t, count)[:, None],
+                                       seed=seed)
+        programming = reads.reshape(count, prog.devices)
+    if drift is not None:
+        count = _replicas(replicas, drift.devices * np.unique(drift.t[np.isfinite(drift.t)]).size)
+        reads = read_targets_over_time(device, np.tile(drift.g_target, count), np.tile(drift.t, (count, 1)),
+                                       seed=seed + 1)
+        drifted = reads.reshape(count, *drift.g.shape)
     return FitComparison(programming=programming, drift=drifted)
+
+
+def _replicas(wanted: int, reads_per_replica: int) -> int:
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
+        raise ConfigError(f"replicas must be an integer >= 1, got {wanted!r}")
+    return min(wanted, max(MIN_REPLICAS, MAX_SIMULATED_READS // max(reads_per_replica, 1)))
 
 
 def run_fit_device(measurements: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,

@@ -7,9 +7,12 @@ fitted device simulated at the measured targets and times (:class:`FitComparison
   +-2 std band, stuck devices marked; and the standardised residuals of the fitted devices against
   a standard normal;
 - ``programming_spread.png``: per conductance bin, the std of the measured reads and of the reads
-  simulated from the fitted device at the same targets;
+  simulated from the fitted device at the same targets (median and band over the replicas);
 - ``drift_medians.png``: per conductance bin, the median measured conductance against time (log
-  axes) and the median of the fitted device's simulated reads;
+  axes) and the fitted device's, from many simulated replicas of the measured devices (line: the
+  median over replicas, band: where one replica's bin median falls); medians at 0 µS as open
+  triangles at the axis floor; beside it the fraction of reads at 0 µS per bin, measured and
+  simulated (a bin whose reads are mostly censored at 0 has no informative median);
 - ``read_noise.png``: each device's relative read-noise std against its conductance, and the
   fitted model's;
 - ``index.html``: the fitted parameters with their intervals, the inherited ones, the warnings,
@@ -23,34 +26,108 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from analog_snu.fitting import DeviceFit
 from analog_snu.fitting.fit import bin_index, conductance_bins
 from analog_snu.fitting.model import read_noise_sigma
-from analog_snu.fitting.programming_fit import read_spread
+from analog_snu.fitting.programming_fit import ZERO_BAND, read_spread
+from analog_snu.pcm.measurements import DriftData
 from analog_snu.fitting.read_noise_fit import device_read_statistics
 from analog_snu.reports.drift_plots import time_ticks
 from analog_snu.reports.figures import PLOT_DPI, figure_png, new_figure
 
-__all__ = ["FitComparison", "fit_report_files", "fit_figures"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["FitComparison", "fit_report_files", "fit_figures", "DriftBin", "drift_bins", "BAND"]
 
 _CAPTIONS = {
     "programming_residuals": "programming: read minus target, fitted mean and ±2 std; standardised residuals",
     "programming_spread": "programming: measured and simulated spread per conductance bin",
-    "drift_medians": "drift: measured and fitted median conductance against time, per conductance bin",
+    "drift_medians": "drift: measured and fitted median conductance against time per conductance bin, and the reads at 0 µS",
     "read_noise": "read noise: relative std per device and the fitted model",
 }
 
 
 @dataclass(frozen=True)
 class FitComparison:
-    """Reads of the fitted device simulated like the measurements (``None`` where not measured)."""
+    """Reads of the fitted device simulated like the measurements, R replicas of the measured
+    devices (``None`` where not measured)."""
 
     programming: np.ndarray | None = None
-    """One read per programming device. Shape: (N,)."""
+    """One read per programming device and replica. Shape: (R, N)."""
     drift: np.ndarray | None = None
-    """Reads at the drift file's times. Shape: like ``DriftData.g`` (D, T)."""
+    """Reads at the drift file's times. Shape: (R, D, T), each replica like ``DriftData.g``."""
+
+
+#: central fraction of the replicas' bin statistics drawn as the simulated band
+BAND = 0.9
+
+
+@dataclass(frozen=True)
+class DriftBin:
+    """Measured and simulated reads of the drift devices of one target bin, per read time.
+
+    Shape: every array (T,), over ``times``. ``at_zero``: fraction of reads at 0 µS (at most
+    :data:`~analog_snu.fitting.programming_fit.ZERO_BAND` ``g_max``: censored by the clamp at 0).
+    ``simulated_*``: over the replicas, the median and the central :data:`BAND` of each replica's
+    bin median, and the mean fraction of reads at 0 (NaN without a simulation)."""
+
+    low: float
+    high: float
+    devices: int
+    times: np.ndarray
+    median: np.ndarray
+    at_zero: np.ndarray
+    simulated_median: np.ndarray
+    simulated_low: np.ndarray
+    simulated_high: np.ndarray
+    simulated_at_zero: np.ndarray
+
+
+def _bin_medians(g: np.ndarray, t: np.ndarray, times: np.ndarray, zero: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per time: the median read and the fraction of reads at or below ``zero``, over axis -2 (devices).
+
+    Shape: g, t (..., D, T) -> (..., len(times)) twice (NaN at a time without reads)."""
+    medians, zeros = [], []
+    for time in times:
+        at = np.where(t == time, g, np.nan).reshape(*g.shape[:-2], -1)
+        count = np.isfinite(at).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            medians.append(np.nanmedian(np.where(count[..., None] > 0, at, 0.0), -1))
+            zeros.append(np.where(count > 0, (at <= zero).sum(-1) / np.maximum(count, 1), np.nan))
+        medians[-1] = np.where(count > 0, medians[-1], np.nan)
+    return np.stack(medians, -1), np.stack(zeros, -1)
+
+
+def drift_bins(data: DriftData, simulated: np.ndarray | None, g_max: float, least: int = 3) -> list[DriftBin]:
+    """The drift figure's statistics: per target bin with at least ``least`` devices (the bins of
+    :func:`~analog_snu.fitting.fit.conductance_bins`), the measured and simulated medians per time.
+
+    Shape: simulated (R, D, T) like ``data.g`` per replica."""
+    edges = conductance_bins("drift", g_max)
+    index = bin_index(data.g_target, edges)
+    times = np.unique(data.t[np.isfinite(data.t)])
+    zero = ZERO_BAND * g_max
+    tail = (1 - BAND) / 2
+    bins = []
+    for b in range(len(edges) - 1):
+        inside = index == b
+        if inside.sum() < least:
+            continue
+        median, at_zero = _bin_medians(data.g[inside], data.t[inside], times, zero)
+        nan = np.full(times.shape, np.nan)
+        sim = (nan, nan, nan, nan)
+        if simulated is not None:
+            replica_t = np.broadcast_to(data.t[inside], simulated[:, inside].shape)
+            medians, zeros = _bin_medians(simulated[:, inside], replica_t, times, zero)
+            sim = (np.median(medians, 0), np.quantile(medians, tail, 0), np.quantile(medians, 1 - tail, 0),
+                   zeros.mean(0))
+        bins.append(DriftBin(float(edges[b]), float(edges[b + 1]), int(inside.sum()), times, median, at_zero, *sim))
+    return bins
 
 
 def _programming_figures(fit: DeviceFit, simulated: np.ndarray | None, dpi: int) -> dict[str, bytes]:
@@ -86,17 +163,24 @@ def _programming_figures(fit: DeviceFit, simulated: np.ndarray | None, dpi: int)
     if simulated is not None:
         edges = conductance_bins("programming", model.g_max)
         index = bin_index(data.g_target, edges)
-        centers, measured, sim = [], [], []
+        centers, measured, sim, low, high = [], [], [], [], []
+        tail = (1 - BAND) / 2
         for b in range(len(edges) - 1):
             inside = (index == b) & working
             if inside.sum() >= 3:
                 centers.append((edges[b] + edges[b + 1]) / 2)
                 measured.append(float(np.std(data.g_measured[inside] - data.g_target[inside], ddof=1)))
-                sim.append(float(np.std(simulated[inside] - data.g_target[inside], ddof=1)))
+                # each replica's std over the same devices; its simulated stuck devices stay in (the
+                # reads carry no flag), which raises the simulated std a little where stuck ones are many
+                replica = np.std(simulated[:, inside] - data.g_target[inside], axis=1, ddof=1)
+                sim.append(float(np.median(replica)))
+                low.append(float(np.quantile(replica, tail)))
+                high.append(float(np.quantile(replica, 1 - tail)))
         fig = new_figure(6.5, 4.2)
         ax = fig.subplots()
         ax.plot(centers, measured, "o-", label="measured")
-        ax.plot(centers, sim, "s--", label="simulated from the fitted device")
+        ax.plot(centers, sim, "s--", label="simulated from the fitted device (median of replicas)")
+        ax.fill_between(centers, low, high, alpha=0.2, linewidth=0, label=f"{100 * BAND:g} % of replicas")
         ax.set_xlabel("target conductance, bin centre (µS)")
         ax.set_ylabel("std of read minus target (µS)")
         ax.set_title("Spread per conductance bin (working devices)", fontsize=10)
@@ -106,37 +190,65 @@ def _programming_figures(fit: DeviceFit, simulated: np.ndarray | None, dpi: int)
     return figures
 
 
-def _drift_figure(fit: DeviceFit, simulated: np.ndarray | None, dpi: int) -> bytes:
+def drift_axes_floor(bins: list[DriftBin], g_max: float) -> float:
+    """The lowest conductance the drift figure shows: half the smallest positive median (medians
+    at 0 µS are drawn there)."""
+    values = np.concatenate([np.r_[b.median, b.simulated_median] for b in bins]) if bins else np.empty(0)
+    positive = values[np.isfinite(values) & (values > 0)]
+    return 0.5 * float(positive.min()) if positive.size else ZERO_BAND * g_max
+
+
+def drift_figure(fit: DeviceFit, simulated: np.ndarray | None) -> Figure:
+    """Left: per target bin, the measured median against time (markers) and the fitted device's
+    (line: median over the replicas, band: central :data:`BAND` of the replicas' medians, i.e.
+    where the measured median falls if the fitted device is right); a median at 0 µS is an open
+    triangle at the axis floor. Right: the fraction of reads at 0 µS per bin (censored by the
+    clamp at 0), measured and simulated: where it reaches one half the median says only that."""
     data, model = fit.measurements.drift, fit.model
-    edges = conductance_bins("drift", model.g_max)
-    index = bin_index(data.g_target, edges)
-    fig = new_figure(7.0, 4.6)
-    ax = fig.subplots()
+    bins = drift_bins(data, simulated, model.g_max)
+    floor = drift_axes_floor(bins, model.g_max)
+    fig = new_figure(11.0, 4.6)
+    ax, zeros = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    any_zero_median = False
+    for number, b in enumerate(bins):
+        color = f"C{number % 10}"
+        label = f"{b.low:.3g}-{b.high:.3g} µS ({b.devices})"
+        shown = np.where(b.median > 0, b.median, np.nan)
+        ax.plot(b.times, shown, "o", color=color, label=label)
+        at_zero = b.median == 0
+        if at_zero.any():
+            any_zero_median = True
+            ax.plot(b.times[at_zero], np.full(int(at_zero.sum()), floor), "v", color=color, markerfacecolor="none",
+                    markersize=8, clip_on=False)
+        if np.isfinite(b.simulated_median).any():
+            ax.plot(b.times, np.maximum(b.simulated_median, floor), "-", color=color)
+            ax.fill_between(b.times, np.maximum(b.simulated_low, floor), np.maximum(b.simulated_high, floor),
+                            color=color, alpha=0.15, linewidth=0)
+        zeros.plot(b.times, 100 * b.at_zero, "o", color=color)
+        if np.isfinite(b.simulated_at_zero).any():
+            zeros.plot(b.times, 100 * b.simulated_at_zero, "-", color=color)
     times = np.unique(data.t[np.isfinite(data.t)])
-    colors = iter(["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"])
-    for b in range(len(edges) - 1):
-        inside = index == b
-        if inside.sum() < 3:
-            continue
-        color = next(colors)
-        label = f"{edges[b]:.3g}-{edges[b + 1]:.3g} µS ({int(inside.sum())})"
-        med = [np.nanmedian(np.where(data.t[inside] == t, data.g[inside], np.nan)) for t in times]
-        ax.plot(times, med, "o", color=color, label=label)
-        if simulated is not None:
-            sim = [np.nanmedian(np.where(data.t[inside] == t, simulated[inside], np.nan)) for t in times]
-            ax.plot(times, sim, "-", color=color)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ticks, labels = time_ticks(float(times.min()), float(times.max()))
-    if len(ticks) >= 2:
-        ax.set_xticks(ticks, labels)
-        ax.minorticks_off()
-    ax.set_xlabel("time after programming (log scale)")
+    for axis in (ax, zeros):
+        axis.set_xscale("log")
+        if len(ticks) >= 2:
+            axis.set_xticks(ticks, labels)
+            axis.minorticks_off()
+        axis.set_xlabel("time after programming (log scale)")
+        axis.grid(True, which="major", alpha=0.3)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
     ax.set_ylabel("median conductance (µS, log scale)")
-    ax.set_title("Drift: measured medians (markers), fitted device (lines)", fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
+    title = f"Drift: measured medians (markers), fitted device (lines, {100 * BAND:g} % band of the median)"
+    if any_zero_median:
+        title += "\n▽ at the floor: median read at 0 µS (half the bin's reads or more are at 0)"
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, title="target bin (devices)", title_fontsize=7)
-    return figure_png(fig, dpi)
+    zeros.set_ylim(-2, 102)
+    zeros.axhline(50, color="grey", linestyle=":", linewidth=1)
+    zeros.set_ylabel(f"reads at 0 µS (≤ {ZERO_BAND * model.g_max:.3g} µS), %")
+    zeros.set_title("Censored reads per bin: measured (markers), fitted (lines)", fontsize=9)
+    return fig
 
 
 def _read_noise_figure(fit: DeviceFit, dpi: int) -> bytes:
@@ -166,7 +278,7 @@ def fit_figures(fit: DeviceFit, comparison: FitComparison, dpi: int = PLOT_DPI) 
     if fit.measurements.programming is not None:
         figures.update(_programming_figures(fit, comparison.programming, dpi))
     if fit.measurements.drift is not None:
-        figures["drift_medians"] = _drift_figure(fit, comparison.drift, dpi)
+        figures["drift_medians"] = figure_png(drift_figure(fit, comparison.drift), dpi)
     if fit.measurements.read_noise is not None:
         figures["read_noise"] = _read_noise_figure(fit, dpi)
     return figures
