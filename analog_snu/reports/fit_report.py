@@ -42,7 +42,8 @@ from analog_snu.reports.figures import PLOT_DPI, figure_png, new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["FitComparison", "fit_report_files", "fit_figures", "DriftBin", "drift_bins", "BAND"]
+__all__ = ["FitComparison", "fit_report_files", "fit_figures", "DriftBin", "drift_bins", "drift_figure",
+           "BAND"]
 
 _CAPTIONS = {
     "programming_residuals": "programming: read minus target, fitted mean and ±2 std; standardised residuals",
@@ -198,15 +199,14 @@ def drift_axes_floor(bins: list[DriftBin], g_max: float) -> float:
     return 0.5 * float(positive.min()) if positive.size else ZERO_BAND * g_max
 
 
-def drift_figure(fit: DeviceFit, simulated: np.ndarray | None) -> Figure:
+def drift_figure(data: DriftData, simulated: np.ndarray | None, g_max: float) -> Figure:
     """Left: per target bin, the measured median against time (markers) and the fitted device's
     (line: median over the replicas, band: central :data:`BAND` of the replicas' medians, i.e.
     where the measured median falls if the fitted device is right); a median at 0 µS is an open
     triangle at the axis floor. Right: the fraction of reads at 0 µS per bin (censored by the
     clamp at 0), measured and simulated: where it reaches one half the median says only that."""
-    data, model = fit.measurements.drift, fit.model
-    bins = drift_bins(data, simulated, model.g_max)
-    floor = drift_axes_floor(bins, model.g_max)
+    bins = drift_bins(data, simulated, g_max)
+    floor = drift_axes_floor(bins, g_max)
     fig = new_figure(11.0, 4.6)
     ax, zeros = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     any_zero_median = False
@@ -246,7 +246,7 @@ def drift_figure(fit: DeviceFit, simulated: np.ndarray | None) -> Figure:
     ax.legend(fontsize=7, title="target bin (devices)", title_fontsize=7)
     zeros.set_ylim(-2, 102)
     zeros.axhline(50, color="grey", linestyle=":", linewidth=1)
-    zeros.set_ylabel(f"reads at 0 µS (≤ {ZERO_BAND * model.g_max:.3g} µS), %")
+    zeros.set_ylabel(f"reads at 0 µS (≤ {ZERO_BAND * g_max:.3g} µS), %")
     zeros.set_title("Censored reads per bin: measured (markers), fitted (lines)", fontsize=9)
     return fig
 
@@ -278,7 +278,7 @@ def fit_figures(fit: DeviceFit, comparison: FitComparison, dpi: int = PLOT_DPI) 
     if fit.measurements.programming is not None:
         figures.update(_programming_figures(fit, comparison.programming, dpi))
     if fit.measurements.drift is not None:
-        figures["drift_medians"] = figure_png(drift_figure(fit, comparison.drift), dpi)
+        figures["drift_medians"] = figure_png(drift_figure(fit.measurements.drift, comparison.drift, fit.model.g_max), dpi)
     if fit.measurements.read_noise is not None:
         figures["read_noise"] = _read_noise_figure(fit, dpi)
     return figures
