@@ -25,7 +25,6 @@ import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,8 +33,8 @@ from analog_snu.fitting import DeviceFit
 from analog_snu.fitting.fit import bin_index, conductance_bins
 from analog_snu.fitting.model import read_noise_sigma
 from analog_snu.fitting.programming_fit import ZERO_BAND, read_spread
-from analog_snu.pcm.measurements import DriftData
 from analog_snu.fitting.read_noise_fit import device_read_statistics
+from analog_snu.pcm.measurements import DriftData
 from analog_snu.reports.drift_plots import time_ticks
 from analog_snu.reports.figures import PLOT_DPI, figure_png, new_figure
 
