@@ -82,15 +82,20 @@ def comparison_reads(device: PCMDevice, measurements: Measurements, seed: int = 
     programming = drifted = None
     if prog is not None:
         count = _replicas(replicas, prog.devices * np.unique(prog.t).size)
-        reads = read_targets_over_time(device, np.tile(prog.g_target, count), np.tile(prog.t, count)[:, None],
+        reads = read_targets_over_time(device, _replicated(prog.g_target, count), _replicated(prog.t, count)[:, None],
                                        seed=seed)
         programming = reads.reshape(count, prog.devices)
     if drift is not None:
         count = _replicas(replicas, drift.devices * np.unique(drift.t[np.isfinite(drift.t)]).size)
-        reads = read_targets_over_time(device, np.tile(drift.g_target, count), np.tile(drift.t, (count, 1)),
+        reads = read_targets_over_time(device, _replicated(drift.g_target, count), _replicated(drift.t, count),
                                        seed=seed + 1)
         drifted = reads.reshape(count, *drift.g.shape)
     return FitComparison(programming=programming, drift=drifted)
+
+
+def _replicated(values: np.ndarray, count: int) -> np.ndarray:
+    """``count`` copies of ``values`` one after the other. Shape: (D, ...) -> (count D, ...)."""
+    return np.repeat(values[None], count, 0).reshape(-1, *values.shape[1:])
 
 
 def _replicas(wanted: int, reads_per_replica: int) -> int:
