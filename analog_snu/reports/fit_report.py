@@ -163,6 +163,9 @@ def _programming_figures(fit: DeviceFit, simulated: np.ndarray | None, dpi: int)
     if simulated is not None:
         edges = conductance_bins("programming", model.g_max)
         index = bin_index(data.g_target, edges)
+        band = ZERO_BAND * model.g_max
+        sim_stuck = (((simulated <= band) & (data.g_target > band + 5 * spread))
+                     | ((simulated > mean + 6 * np.maximum(spread, band)) & (simulated > 0.5 * model.g_max)))
         centers, measured, sim, low, high = [], [], [], [], []
         tail = (1 - BAND) / 2
         for b in range(len(edges) - 1):
@@ -170,9 +173,10 @@ def _programming_figures(fit: DeviceFit, simulated: np.ndarray | None, dpi: int)
             if inside.sum() >= 3:
                 centers.append((edges[b] + edges[b + 1]) / 2)
                 measured.append(float(np.std(data.g_measured[inside] - data.g_target[inside], ddof=1)))
-                # each replica's std over the same devices; its simulated stuck devices stay in (the
-                # reads carry no flag), which raises the simulated std a little where stuck ones are many
-                replica = np.std(simulated[:, inside] - data.g_target[inside], axis=1, ddof=1)
+                # each replica's std over the same devices, its stuck ones left out by the rules the
+                # fit recognises measured stuck devices with (the simulated reads carry no flag)
+                replica = np.nanstd(np.where(sim_stuck[:, inside], np.nan, simulated[:, inside] - data.g_target[inside]),
+                                    axis=1, ddof=1)
                 sim.append(float(np.median(replica)))
                 low.append(float(np.quantile(replica, tail)))
                 high.append(float(np.quantile(replica, 1 - tail)))
