@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from analog_snu.functional.linear import product_t
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
 
@@ -176,7 +177,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         loops = _loops()
         dtype = x.dtype
         q, dq, reduction, out_factor = round_tables(io_pars, dtype)
-        product = x @ weight.T  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
+        product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
         if out_noise_values is not None:
             sigma, noisy = out_noise_values.detach().to(dtype).expand(f_out).contiguous(), True
@@ -214,13 +215,13 @@ class _FusedSpikeRows(torch.autograd.Function):
                                   grad.numpy(), grad_alpha, grad_final.numpy())
         grad_x = grad_scale = None
         if want_input:
-            grad_x = grad @ weight  # (M, F_in), made the input gradient in place below
+            grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place below
             grad_scale = grad.new_empty(rows if needs[2] else 0)
             ones = row_scale.reshape(-1) if needs[2] else grad_scale
             loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), q.numpy(), dq.numpy(), _np(ones),
                                   reduction.numpy(), grad_final.numpy(), grad_scale.numpy())
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
-        grad_w = grad.T @ x if needs[1] else None
+        grad_w = product_t(grad.t(), x.t()) if needs[1] else None
         grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
         return grad_x, grad_w, grad_scale, grad_a, None, None, None, None

@@ -5,7 +5,14 @@ import torch
 from torch.nn import functional as F
 
 from analog_snu.functional import linear as linear_module
-from analog_snu.functional.linear import ONEDNN_MIN_ROWS, ONEDNN_MIN_WORK, TORCH_GEMM_ENV, linear, onednn_applies
+from analog_snu.functional.linear import (
+    ONEDNN_MIN_ROWS,
+    ONEDNN_MIN_WORK,
+    TORCH_GEMM_ENV,
+    linear,
+    onednn_applies,
+    product_t,
+)
 
 needs_onednn = pytest.mark.skipif(
     linear_module._ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available(),
@@ -121,3 +128,29 @@ def test_strided_inputs_and_a_broadcast_gradient(layout):
     for got, expected in zip(torch.autograd.grad(out.sum(), (x, weight, bias)),
                              torch.autograd.grad(want.sum(), (x, weight, bias))):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
+def test_operands_with_other_strides_reach_onednn_as_contiguous_copies(monkeypatch):
+    # a tile's column slice (rows 784 apart, 392 wide) took oneDNN's slow reference path in the
+    # weight gradient; contiguous tensors and transposed views go in as they are
+    x = torch.randn(1280, 784)
+    dense = linear_module._dense
+    assert dense(x) is x and dense(x.t()).data_ptr() == x.data_ptr()
+    sliced = x[:, :392]
+    copy = dense(sliced.t())
+    assert copy.is_contiguous() and copy.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(copy, sliced.t(), rtol=0, atol=0)
+    seen = []
+    monkeypatch.setattr(linear_module, "_ONEDNN_LINEAR", lambda a, b, *rest: seen.append((a, b)) or a @ b.T)
+    grad = torch.randn(1280, 256)
+    product_t(grad.t(), sliced.t())
+    assert all(t.is_contiguous() or t.t().is_contiguous() for t in seen[0])
+
+
+def test_product_t_is_a_times_b_transposed():
+    generator = torch.Generator().manual_seed(3)
+    a, b = torch.randn(300, 100, generator=generator), torch.randn(120, 100, generator=generator)
+    torch.testing.assert_close(product_t(a, b), a @ b.T, rtol=1e-5, atol=1e-4)  # oneDNN: 3.6M MACs
+    small = a[:4, :10], b[:5, :10]  # below the bar: plain torch, bit for bit
+    assert torch.equal(product_t(*small), small[0] @ small[1].T)
