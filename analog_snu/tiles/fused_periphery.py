@@ -176,6 +176,9 @@ class _FusedSpikeRows(torch.autograd.Function):
                 codes_limit):  # type: ignore[override]
         loops = _loops()
         dtype = x.dtype
+        # one dense copy of a column slice (a layer split over tiles) serves the product here and the
+        # weight gradient's in the backward: oneDNN would copy it for each, or run slowly on its strides
+        x = x.contiguous()
         q, dq, reduction, out_factor = round_tables(io_pars, dtype)
         product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
