@@ -59,10 +59,11 @@ __all__ = [
     "usable_cpus",
 ]
 
-#: multiply-accumulates each thread gets at least of the largest product of a batch (2**21, about
-#: 0.1 ms of one core): the digits network's products (640 x 64 x 128 = 5.2 M) take 2 threads, the
-#: benchmark network's (1280 x 784 x 256 = 257 M) every CPU
-WORK_PER_THREAD = 2**21
+#: multiply-accumulates each thread gets at least of the largest product of a batch (2**22, about
+#: 0.2 ms of one core): the digits network's products (640 x 64 x 128 = 5.2 M) take one thread (a
+#: second made its hardware-aware training no faster on a quiet machine: benchmarks/RESULTS.md,
+#: "Threads beside other work"), the benchmark network's (1280 x 784 x 256 = 257 M) every CPU
+WORK_PER_THREAD = 2**22
 #: the largest explicit thread count accepted (a typo guard, far above any machine's cores)
 MAX_THREADS = 4096
 #: what a thread setting may be (error messages)

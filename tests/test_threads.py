@@ -48,7 +48,7 @@ def _never_sampled():
         (BIG, 4, 9.0, 1),                       # overloaded: never fewer than one
         (3 * WORK_PER_THREAD + 5, 8, 0.0, 3),   # each thread gets at least WORK_PER_THREAD
         (None, 4, 0.0, 4),                      # unknown work: no limit from it
-        (640 * 64 * 128, 8, 0.0, 2),            # the digits network's products: 5.2 M
+        (640 * 64 * 128, 8, 0.0, 1),            # the digits network's products: 5.2 M, one thread
     ],
 )
 def test_auto_decisions(work, cpus, load, expected):
