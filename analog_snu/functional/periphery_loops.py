@@ -209,23 +209,28 @@ def _dot(a, b):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def binary_state(x):  # pragma: no cover
-    """:data:`NOT_BINARY`, :data:`ALL_ZERO` or :data:`BINARY` for a 2-D array (stops at the first non-0/1 entry)."""
-    rows, width = x.shape
-    zero = x.dtype.type(0.0)
-    one = x.dtype.type(1.0)
+def binary_state(values, rows, width, row_stride):  # pragma: no cover
+    """:data:`NOT_BINARY`, :data:`ALL_ZERO` or :data:`BINARY` for the 2-D array whose row ``m`` is
+    ``values[m * row_stride : m * row_stride + width]`` (stops after the first row with a non-0/1 entry).
+
+    ``values`` is 1-D and contiguous, so a column slice of a wider array (a layer split over tiles)
+    is read in place at full vector speed: given as a strided 2-D array, numba compiles its rows
+    as arrays of unknown stride and does not vectorise (measured: (1280, 392) of 784, 315 -> 33 us).
+    """
+    zero = values.dtype.type(0.0)
+    one = values.dtype.type(1.0)
     any_one = False
     for m in range(rows):
-        row = x[m]
-        ones = 0
-        others = 0
-        for i in range(width):  # branch-free counts: the compiler vectorises this loop
+        row = values[m * row_stride : m * row_stride + width]
+        ones = False
+        others = False
+        for i in range(width):  # branch-free: the compiler vectorises this loop
             value = row[i]
-            ones += value == one
-            others += (value != one) & (value != zero)
+            ones |= value == one
+            others |= (value != one) & (value != zero)
         if others:
             return NOT_BINARY
-        any_one = any_one or ones > 0
+        any_one |= ones
     return BINARY if any_one else ALL_ZERO
 
 

@@ -70,8 +70,15 @@ def fused_periphery_applies(tensor: Tensor) -> bool:
 
 def spike_input_state(x: Tensor) -> tuple[bool, bool]:
     """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in)."""
-    state = _loops().binary_state(x.detach().numpy())  # a strided view as it is (a tile's share of the input)
-    return state != _loops().NOT_BINARY, state == _loops().BINARY
+    loops = _loops()
+    x = x.detach()
+    rows, width = x.shape
+    if x.stride(1) != 1 or x.stride(0) < 0:
+        x = x.contiguous()
+    # the rows in place as one flat run of memory (a tile's share of the input is a column slice)
+    flat = torch.as_strided(x, ((rows - 1) * x.stride(0) + width,), (1,))
+    state = loops.binary_state(flat.numpy(), rows, width, x.stride(0))
+    return state != loops.NOT_BINARY, state == loops.BINARY
 
 
 def _np(tensor: Tensor) -> np.ndarray:

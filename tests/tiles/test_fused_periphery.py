@@ -389,14 +389,38 @@ def test_other_inputs_and_settings_take_aihwkits_path(monkeypatch):
     assert calls == [1, 1] and torch_calls == [1]
 
 
+def binary_state_of(x):
+    return periphery_loops.binary_state(x.reshape(-1), x.shape[0], x.shape[1], x.shape[1])
+
+
 def test_binary_state():
-    state = periphery_loops.binary_state
-    assert state(np.zeros((3, 4), np.float32)) == periphery_loops.ALL_ZERO
-    assert state(np.eye(3, dtype=np.float64)) == periphery_loops.BINARY
+    assert binary_state_of(np.zeros((3, 4), np.float32)) == periphery_loops.ALL_ZERO
+    assert binary_state_of(np.eye(3, dtype=np.float64)) == periphery_loops.BINARY
     for odd in (0.5, -1.0, 2.0, np.nan, np.inf):
         x = np.eye(3, dtype=np.float32)
         x[2, 1] = odd
-        assert state(x) == periphery_loops.NOT_BINARY
+        assert binary_state_of(x) == periphery_loops.NOT_BINARY
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spike_input_state_reads_column_slices_and_other_layouts_in_place(dtype):
+    """Against plain torch: a tile's column share of a wider input, a transposed and an expanded input."""
+    from analog_snu.tiles.fused_periphery import spike_input_state
+
+    def expected(x):  # (0/1 only, 0/1 with some 1)
+        binary = bool(((x == 0) | (x == 1)).all())
+        return binary, binary and bool((x == 1).any())
+
+    wide = spikes(7, 11, 0.3, dtype=dtype)
+    silent = torch.zeros(7, 11, dtype=dtype)
+    cases = [wide, wide[:, :5], wide[:, 5:], wide[:, 3:4], wide.t(), wide[2:3].expand(4, 11), silent[:, 4:]]
+    for odd in (0.5, -1.0, 2.0, float("nan"), float("inf")):
+        for row, col in ((0, 6), (6, 10), (3, 5)):
+            bad = wide.clone()
+            bad[row, col] = odd
+            cases += [bad, bad[:, 5:], bad[:, :6], bad.t()]
+    for x in cases:
+        assert spike_input_state(x) == expected(x), x
 
 
 def test_preset_network_trains_through_the_compiled_periphery():
