@@ -86,9 +86,13 @@ def _np(tensor: Tensor) -> np.ndarray:
     return tensor.detach().contiguous().numpy()
 
 
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
 def _scalar(value: float, dtype: torch.dtype) -> Any:
     """``value`` as a numpy scalar of ``dtype`` (torch rounds a Python scalar operand to the tensor's type)."""
-    return np.dtype(str(dtype).removeprefix("torch.")).type(value)
+    kind = _NUMPY_TYPES.get(dtype)
+    return kind(value) if kind is not None else np.dtype(str(dtype).removeprefix("torch.")).type(value)
 
 
 def _streams() -> tuple[np.uint64, np.ndarray]:
