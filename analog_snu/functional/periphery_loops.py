@@ -309,9 +309,13 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
                 o_row[j] = o_row[j] * factor[j]
 
 
+_BLOCK = 16
+"""Rows of the gradient :func:`spike_rows_backward` forms before writing them as columns (transposed)."""
+
+
 @njit(cache=True, nogil=True)
 def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, alpha_grad, out_factor, q_rows,
-                        grad, grad_alpha, grad_final):  # pragma: no cover
+                        grad, transposed, grad_alpha, grad_final):  # pragma: no cover
     """Gradient at the crossbar output of :func:`spike_rounds`, the learned output scale's and the final rescaling's.
 
     ``factors`` (C, F_out) as in the forward; with ``alpha_grad`` the last one is the learned
@@ -321,7 +325,9 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
     vector, for ``grad_final`` (M,) = d loss / d (noise-management scale) through the final
     rescaling (empty: not wanted). ``q_rows`` (M,): if not empty, the gradient is also
     multiplied by each vector's input factor (the weight gradient's operand, when no input
-    gradient needs the plain one). Fills ``grad`` (M, F_out).
+    gradient needs the plain one). Fills ``grad``: (M, F_out), or with ``transposed`` (F_out, M),
+    the layout the weight gradient's product takes without a copy (rows are formed ``_BLOCK`` at a
+    time and written as columns, a cache line per column).
     """
     rows, width = grad_out.shape
     cast = grad_out.dtype.type
@@ -334,11 +340,12 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
     y = np.empty(width, dtype=grad_out.dtype)  # the clipped ADC outputs of a vector
     slope = np.empty(width, dtype=grad_out.dtype)  # the clip's derivative, 1 or 0
     before = np.empty(width, dtype=grad_out.dtype)  # the output before the learned scale
+    block = np.empty((_BLOCK if transposed else 0, width), dtype=grad_out.dtype)
     for m in range(rows):
         s = scale[m]
         g_row = grad_out[m]
         c_row = codes[m]
-        out_row = grad[m]
+        out_row = block[m % _BLOCK] if transposed else grad[m]
         for j in range(width):
             value = cast(c_row[j]) * step
             inside = (value < bound and value > -bound) if strict else (value <= bound and value >= -bound)
@@ -367,6 +374,13 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
         else:
             for j in range(width):
                 out_row[j] = out_row[j] * s * slope[j]
+        if transposed and (m % _BLOCK == _BLOCK - 1 or m == rows - 1):  # the block's rows as columns
+            first = m - m % _BLOCK
+            count = m - first + 1
+            for j in range(width):
+                column = grad[j]
+                for r in range(count):
+                    column[first + r] = block[r, j]
 
 
 @njit(cache=True, nogil=True)

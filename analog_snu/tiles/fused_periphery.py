@@ -219,14 +219,17 @@ class _FusedSpikeRows(torch.autograd.Function):
         q, dq, reduction, out_factor = (table[rounds.long()] for table in round_tables(io_pars, dtype))  # (M,) each
         rows, f_out = codes.shape
         want_input = needs[0] or needs[2]
-        grad = torch.empty(rows, f_out, dtype=dtype)
+        # G at the crossbar output: (M, F_out) for the input gradient's product; where only the weight
+        # gradient needs it, written as (F_out, M), the operand layout oneDNN would otherwise copy it into
+        transposed = not want_input
+        grad = torch.empty((f_out, rows) if transposed else (rows, f_out), dtype=dtype)
         grad_alpha = np.zeros(f_out if needs[3] else 0)
         grad_final = grad.new_empty(rows if needs[2] else 0)
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
                                   _np(column_factors), bool(needs[3]), out_factor.numpy(),
                                   q.numpy() if not want_input else np.empty(0, dtype=grad.numpy().dtype),
-                                  grad.numpy(), grad_alpha, grad_final.numpy())
+                                  grad.numpy(), transposed, grad_alpha, grad_final.numpy())
         grad_x = grad_scale = None
         if want_input:
             grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place below
@@ -236,6 +239,6 @@ class _FusedSpikeRows(torch.autograd.Function):
                                   reduction.numpy(), grad_final.numpy(), grad_scale.numpy())
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
-        grad_w = product_t(grad.t(), x.t()) if needs[1] else None
+        grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
         grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
         return grad_x, grad_w, grad_scale, grad_a, None, None, None, None
