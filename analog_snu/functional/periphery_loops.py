@@ -209,16 +209,19 @@ def _dot(a, b):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def binary_state(values, rows, width, row_stride):  # pragma: no cover
+def binary_state(values, rows, width, row_stride, first_ones):  # pragma: no cover
     """:data:`NOT_BINARY`, :data:`ALL_ZERO` or :data:`BINARY` for the 2-D array whose row ``m`` is
     ``values[m * row_stride : m * row_stride + width]`` (stops after the first row with a non-0/1 entry).
 
     ``values`` is 1-D and contiguous, so a column slice of a wider array (a layer split over tiles)
     is read in place at full vector speed: given as a strided 2-D array, numba compiles its rows
     as arrays of unknown stride and does not vectorise (measured: (1280, 392) of 784, 315 -> 33 us).
+    ``first_ones`` (M,) int64, unless empty, gets the column of each row's first 1 (-1: none),
+    valid when the answer is not :data:`NOT_BINARY`.
     """
     zero = values.dtype.type(0.0)
     one = values.dtype.type(1.0)
+    want_first = first_ones.shape[0] > 0
     any_one = False
     for m in range(rows):
         row = values[m * row_stride : m * row_stride + width]
@@ -231,6 +234,14 @@ def binary_state(values, rows, width, row_stride):  # pragma: no cover
         if others:
             return NOT_BINARY
         any_one |= ones
+        if want_first:
+            first = -1
+            if ones:
+                for i in range(width):
+                    if row[i] == one:
+                        first = i
+                        break
+            first_ones[m] = first
     return BINARY if any_one else ALL_ZERO
 
 
@@ -385,7 +396,7 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
 
 @njit(cache=True, nogil=True)
 def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale, reduction, grad_final,
-                    grad_scale):  # pragma: no cover
+                    grad_scale, scale_to_input):  # pragma: no cover
     """The input's and the noise-management scale's gradients from ``grad_at_input`` = G W, in one pass.
 
     ``grad_at_input`` (M, F_in) becomes the input gradient ``G W dq`` in place; ``grad_scale``
@@ -393,9 +404,15 @@ def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale
     product as 1 / row_scale: ``sum_j G_j (W x)_j = sum_i x_i (G W)_i``) when it is not empty;
     ``grad_w_operand`` (M, F_out), the gradient G at the crossbar output, is multiplied by each
     vector's input factor ``q`` in place (the weight gradient is ``(q G)^T x``).
+    ``scale_to_input`` (M,) int64, unless empty: the scale is the row's maximum (noise
+    management), so its gradient also reaches the input at the column of the row's maximum
+    (-1: none): added there, as autograd adds the maximum's gradient (a tensor of zeros holding
+    it at that column) to the input gradient, including the ``+ 0`` that turns a -0 into +0.
     """
     rows, width = grad_at_input.shape
     want_scale = grad_scale.shape[0] > 0
+    to_input = scale_to_input.shape[0] > 0
+    zero = grad_at_input.dtype.type(0.0)
     for m in range(rows):
         gw = grad_at_input[m]
         dq = dq_rows[m]
@@ -403,8 +420,16 @@ def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale
             xr = x[m]
             r = row_scale[m]
             grad_scale[m] = grad_final.dtype.type(_dot(xr, gw)) / (r * r * -reduction[m]) + grad_final[m]
-        for i in range(width):
-            gw[i] = gw[i] * dq
+        if to_input:
+            column = scale_to_input[m]
+            at_column = gw[column] * dq + grad_scale[m] if column >= 0 else zero
+            for i in range(width):
+                gw[i] = gw[i] * dq + zero
+            if column >= 0:
+                gw[column] = at_column
+        else:
+            for i in range(width):
+                gw[i] = gw[i] * dq
         q = q_rows[m]
         g = grad_w_operand[m]
         for j in range(g.shape[0]):

@@ -68,8 +68,13 @@ def fused_periphery_applies(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
-def spike_input_state(x: Tensor) -> tuple[bool, bool]:
-    """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in)."""
+def spike_input_state(x: Tensor, first_ones: Tensor | None = None) -> tuple[bool, bool]:
+    """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in).
+
+    ``first_ones`` (M,) int64, if given, gets the column of each row's first 1 (-1 for a silent row):
+    where torch's ``max`` over the row takes its value, so where the noise-management scale's
+    gradient goes (:func:`fused_spike_forward`).
+    """
     loops = _loops()
     x = x.detach()
     rows, width = x.shape
@@ -77,7 +82,8 @@ def spike_input_state(x: Tensor) -> tuple[bool, bool]:
         x = x.contiguous()
     # the rows in place as one flat run of memory (a tile's share of the input is a column slice)
     flat = torch.as_strided(x, ((rows - 1) * x.stride(0) + width,), (1,))
-    state = loops.binary_state(flat.numpy(), rows, width, x.stride(0))
+    found = first_ones.numpy() if first_ones is not None else np.empty(0, dtype=np.int64)
+    state = loops.binary_state(flat.numpy(), rows, width, x.stride(0), found)
     return state != loops.NOT_BINARY, state == loops.BINARY
 
 
@@ -162,13 +168,20 @@ class _AddNoise(torch.autograd.Function):
 
 
 def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: list[Tensor], alpha: Tensor | None,
-                        io_pars: Any, out_noise_values: Tensor | None, codes_limit: int) -> Tensor:
+                        io_pars: Any, out_noise_values: Tensor | None, codes_limit: int,
+                        scale_grad_at: Tensor | None = None) -> Tensor:
     """The spike tile's output for 0/1 rows ``x`` through the compiled periphery (module docstring).
 
     ``weight``: the crossbar weight as this forward sees it (with HWA noise, :func:`noisy_weight`);
-    ``row_scale``: the noise-management scale (1 in value; aihwkit's gradient); ``factors``:
-    column factors without gradient, applied in order after the final rescaling (each (1,) or
-    (F_out,)); ``alpha``: the learned output scale, applied last (None: none).
+    ``row_scale``: the noise-management scale (1 in value; aihwkit's gradient, if it has one);
+    ``factors``: column factors without gradient, applied in order after the final rescaling (each
+    (1,) or (F_out,)); ``alpha``: the learned output scale, applied last (None: none).
+    ``scale_grad_at`` (M,) int64: instead of a ``row_scale`` built by autograd as the maximum of each
+    row (aihwkit's noise management, whose gradient goes to the row's first maximum), ones, and the
+    column of each row's first 1 (-1: a silent row, whose scale aihwkit sets to 1 without gradient);
+    the backward adds the scale's gradient to the input's there itself: the same values, without
+    the (M, F_in) tensors of autograd's max, masked assignment and sum (:func:`spike_input_state`
+    finds the columns).
     Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
     """
     f_out = weight.shape[0]
@@ -176,15 +189,16 @@ def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: l
     if alpha is not None:
         columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
     column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
-    return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit)
+    return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
+                                 scale_grad_at)
 
 
 class _FusedSpikeRows(torch.autograd.Function):
     """Forward and backward of :func:`fused_spike_forward` (module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values,
-                codes_limit):  # type: ignore[override]
+    def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
+                scale_grad_at):  # type: ignore[override]
         loops = _loops()
         dtype = x.dtype
         # one dense copy of a column slice (a layer split over tiles) serves the product here and the
@@ -207,24 +221,26 @@ class _FusedSpikeRows(torch.autograd.Function):
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
         ctx.io_pars = io_pars
         ctx.alpha_shape = None if alpha is None else alpha.shape
-        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] else None, column_factors, codes,
-                              rounds, scale)
+        scale_grad_at = scale_grad_at if scale_grad_at is not None and ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] or scale_grad_at is not None else None,
+                              column_factors, codes, rounds, scale, scale_grad_at)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        x, weight, row_scale, column_factors, codes, rounds, scale = ctx.saved_tensors
+        x, weight, row_scale, column_factors, codes, rounds, scale, scale_grad_at = ctx.saved_tensors
         needs = ctx.needs_input_grad
         io_pars, loops, dtype = ctx.io_pars, _loops(), grad_out.dtype
         q, dq, reduction, out_factor = (table[rounds.long()] for table in round_tables(io_pars, dtype))  # (M,) each
         rows, f_out = codes.shape
+        want_scale = needs[2] or scale_grad_at is not None  # the noise-management scale's gradient
         want_input = needs[0] or needs[2]
         # G at the crossbar output: (M, F_out) for the input gradient's product; where only the weight
         # gradient needs it, written as (F_out, M), the operand layout oneDNN would otherwise copy it into
         transposed = not want_input
         grad = torch.empty((f_out, rows) if transposed else (rows, f_out), dtype=dtype)
         grad_alpha = np.zeros(f_out if needs[3] else 0)
-        grad_final = grad.new_empty(rows if needs[2] else 0)
+        grad_final = grad.new_empty(rows if want_scale else 0)
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
                                   _np(column_factors), bool(needs[3]), out_factor.numpy(),
@@ -233,12 +249,13 @@ class _FusedSpikeRows(torch.autograd.Function):
         grad_x = grad_scale = None
         if want_input:
             grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place below
-            grad_scale = grad.new_empty(rows if needs[2] else 0)
-            ones = row_scale.reshape(-1) if needs[2] else grad_scale
+            grad_scale = grad.new_empty(rows if want_scale else 0)
+            ones = row_scale.reshape(-1) if want_scale else grad_scale
+            to_input = scale_grad_at.numpy() if scale_grad_at is not None else np.empty(0, dtype=np.int64)
             loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), q.numpy(), dq.numpy(), _np(ones),
-                                  reduction.numpy(), grad_final.numpy(), grad_scale.numpy())
+                                  reduction.numpy(), grad_final.numpy(), grad_scale.numpy(), to_input)
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
         grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
         grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
-        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None
+        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None
