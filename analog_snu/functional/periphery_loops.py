@@ -325,16 +325,17 @@ _BLOCK = 16
 
 
 @njit(cache=True, nogil=True)
-def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, alpha_grad, out_factor, q_rows,
-                        grad, transposed, grad_alpha, grad_final):  # pragma: no cover
+def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, alpha_grad, rounds, out_factor_of_round,
+                        q_of_round, with_q, grad, transposed, grad_alpha, grad_final):  # pragma: no cover
     """Gradient at the crossbar output of :func:`spike_rounds`, the learned output scale's and the final rescaling's.
 
     ``factors`` (C, F_out) as in the forward; with ``alpha_grad`` the last one is the learned
     output scale and its gradient, summed over the vectors, goes to ``grad_alpha`` (F_out,)
     float64. ``strict``: the clip passes no gradient at the bound itself (``torch.clamp``'s
-    rule in this torch version), else it does. ``out_factor`` (M,): ``out_scale * 2^k`` of each
-    vector, for ``grad_final`` (M,) = d loss / d (noise-management scale) through the final
-    rescaling (empty: not wanted). ``q_rows`` (M,): if not empty, the gradient is also
+    rule in this torch version), else it does. ``rounds`` (M,): each vector's last round k (from
+    :func:`spike_rounds`), which picks from the per-round tables (K,) ``out_factor_of_round``
+    (``out_scale * 2^k``, for ``grad_final`` (M,) = d loss / d (noise-management scale) through the
+    final rescaling; empty: not wanted) and ``q_of_round``: with ``with_q`` the gradient is also
     multiplied by each vector's input factor (the weight gradient's operand, when no input
     gradient needs the plain one). Fills ``grad``: (M, F_out), or with ``transposed`` (F_out, M),
     the layout the weight gradient's product takes without a copy (rows are formed ``_BLOCK`` at a
@@ -347,7 +348,6 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
     n_factors = factors.shape[0]
     n_before = n_factors - 1 if alpha_grad else n_factors  # factors applied before the learned one
     want_final = grad_final.shape[0] > 0
-    with_q = q_rows.shape[0] > 0
     y = np.empty(width, dtype=grad_out.dtype)  # the clipped ADC outputs of a vector
     slope = np.empty(width, dtype=grad_out.dtype)  # the clip's derivative, 1 or 0
     before = np.empty(width, dtype=grad_out.dtype)  # the output before the learned scale
@@ -377,9 +377,9 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
             for j in range(width):
                 out_row[j] = out_row[j] * factor[j]
         if want_final:
-            grad_final[m] = cast(_dot(out_row, y)) * out_factor[m]
+            grad_final[m] = cast(_dot(out_row, y)) * out_factor_of_round[rounds[m]]
         if with_q:
-            q = q_rows[m]
+            q = q_of_round[rounds[m]]
             for j in range(width):
                 out_row[j] = out_row[j] * s * slope[j] * q
         else:
@@ -395,11 +395,12 @@ def spike_rows_backward(grad_out, codes, step, bound, strict, scale, factors, al
 
 
 @njit(cache=True, nogil=True)
-def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale, reduction, grad_final,
-                    grad_scale, scale_to_input):  # pragma: no cover
+def input_gradients(grad_w_operand, grad_at_input, x, rounds, q_of_round, dq_of_round, reduction_of_round, row_scale,
+                    grad_final, grad_scale, scale_to_input):  # pragma: no cover
     """The input's and the noise-management scale's gradients from ``grad_at_input`` = G W, in one pass.
 
-    ``grad_at_input`` (M, F_in) becomes the input gradient ``G W dq`` in place; ``grad_scale``
+    Each vector's ``q``, ``dq`` and ``f`` come from the per-round tables (K,) at its last round
+    ``rounds`` (M,). ``grad_at_input`` (M, F_in) becomes the input gradient ``G W dq`` in place; ``grad_scale``
     (M,) gets ``-sum_i x_i (G W)_i / (row_scale^2 f) + grad_final`` (the scale enters the
     product as 1 / row_scale: ``sum_j G_j (W x)_j = sum_i x_i (G W)_i``) when it is not empty;
     ``grad_w_operand`` (M, F_out), the gradient G at the crossbar output, is multiplied by each
@@ -415,11 +416,12 @@ def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale
     zero = grad_at_input.dtype.type(0.0)
     for m in range(rows):
         gw = grad_at_input[m]
-        dq = dq_rows[m]
+        k = rounds[m]
+        dq = dq_of_round[k]
         if want_scale:
             xr = x[m]
             r = row_scale[m]
-            grad_scale[m] = grad_final.dtype.type(_dot(xr, gw)) / (r * r * -reduction[m]) + grad_final[m]
+            grad_scale[m] = grad_final.dtype.type(_dot(xr, gw)) / (r * r * -reduction_of_round[k]) + grad_final[m]
         if to_input:
             column = scale_to_input[m]
             at_column = gw[column] * dq + grad_scale[m] if column >= 0 else zero
@@ -430,7 +432,7 @@ def input_gradients(grad_w_operand, grad_at_input, x, q_rows, dq_rows, row_scale
         else:
             for i in range(width):
                 gw[i] = gw[i] * dq
-        q = q_rows[m]
+        q = q_of_round[k]
         g = grad_w_operand[m]
         for j in range(g.shape[0]):
             g[j] = g[j] * q

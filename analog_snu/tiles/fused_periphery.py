@@ -112,6 +112,7 @@ def _no_streams() -> tuple[np.uint64, np.ndarray]:
 
 
 _TABLES: dict[tuple, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+_TABLE_ARRAYS: dict[tuple, tuple[np.ndarray, ...]] = {}  # numpy views of _TABLES' tensors, for the loops
 
 
 def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -121,6 +122,16 @@ def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tens
     stop rule ends the rounds (one entry without iterative bound management). ``q`` is aihwkit's
     input stage applied to a single 1 (:meth:`SpikeAnalogMVM._input_factor`). Cached per settings.
     """
+    return _TABLES[_cached_round_key(io_pars, dtype)]
+
+
+def _round_arrays(io_pars: Any, dtype: torch.dtype) -> tuple[np.ndarray, ...]:
+    """:func:`round_tables` as numpy views of the same cached tensors (the loops' arguments, made once)."""
+    return _TABLE_ARRAYS[_cached_round_key(io_pars, dtype)]
+
+
+def _cached_round_key(io_pars: Any, dtype: torch.dtype) -> tuple:
+    """The cache key of the settings' round tables, computing them on first use."""
     key = (io_pars.inp_res, io_pars.inp_bound, io_pars.inp_noise, io_pars.inp_asymmetry, io_pars.inp_sto_round,
            io_pars.bound_management, io_pars.max_bm_factor, io_pars.max_bm_res, io_pars.out_scale, dtype)
     if key not in _TABLES:
@@ -132,7 +143,8 @@ def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tens
         reduction = torch.tensor(reductions, dtype=dtype)
         out_factor = io_pars.out_scale * reduction  # as aihwkit's final rescaling computes it, in the tensor's type
         _TABLES[key] = torch.tensor(q, dtype=dtype), torch.tensor(dq, dtype=dtype), reduction, out_factor
-    return _TABLES[key]
+        _TABLE_ARRAYS[key] = tuple(table.numpy() for table in _TABLES[key])
+    return key
 
 
 def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
@@ -204,7 +216,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         # one dense copy of a column slice (a layer split over tiles) serves the product here and the
         # weight gradient's in the backward: oneDNN would copy it for each, or run slowly on its strides
         x = x.contiguous()
-        q, dq, reduction, out_factor = round_tables(io_pars, dtype)
+        q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)
         product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
         if out_noise_values is not None:
@@ -216,7 +228,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         scale = product.new_empty(rows)
         out = product  # written over row by row: each row of the product is read before its output is written
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
-        loops.spike_rounds(_np(product), _np(q), _np(out_factor), _np(sigma), noisy, step, bound, codes_limit,
+        loops.spike_rounds(product.numpy(), q, out_factor, _np(sigma), noisy, step, bound, codes_limit,
                            _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
         ctx.io_pars = io_pars
@@ -231,7 +243,8 @@ class _FusedSpikeRows(torch.autograd.Function):
         x, weight, row_scale, column_factors, codes, rounds, scale, scale_grad_at = ctx.saved_tensors
         needs = ctx.needs_input_grad
         io_pars, loops, dtype = ctx.io_pars, _loops(), grad_out.dtype
-        q, dq, reduction, out_factor = (table[rounds.long()] for table in round_tables(io_pars, dtype))  # (M,) each
+        q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)  # (K,) each, picked by each vector's round
+        rounds = rounds.numpy()
         rows, f_out = codes.shape
         want_scale = needs[2] or scale_grad_at is not None  # the noise-management scale's gradient
         want_input = needs[0] or needs[2]
@@ -243,8 +256,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         grad_final = grad.new_empty(rows if want_scale else 0)
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
-                                  _np(column_factors), bool(needs[3]), out_factor.numpy(),
-                                  q.numpy() if not want_input else np.empty(0, dtype=grad.numpy().dtype),
+                                  _np(column_factors), bool(needs[3]), rounds, out_factor, q, not want_input,
                                   grad.numpy(), transposed, grad_alpha, grad_final.numpy())
         grad_x = grad_scale = None
         if want_input:
@@ -252,8 +264,8 @@ class _FusedSpikeRows(torch.autograd.Function):
             grad_scale = grad.new_empty(rows if want_scale else 0)
             ones = row_scale.reshape(-1) if want_scale else grad_scale
             to_input = scale_grad_at.numpy() if scale_grad_at is not None else np.empty(0, dtype=np.int64)
-            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), q.numpy(), dq.numpy(), _np(ones),
-                                  reduction.numpy(), grad_final.numpy(), grad_scale.numpy(), to_input)
+            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), rounds, q, dq, reduction, _np(ones),
+                                  grad_final.numpy(), grad_scale.numpy(), to_input)
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
         grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x

@@ -109,14 +109,17 @@ def test_spike_rows_backward_writes_the_same_gradient_transposed(rows, with_q):
     codes = gen.integers(-6, 7, (rows, width)).astype(np.int16)  # some past the bound (|c step| > 1)
     scale = gen.uniform(0.5, 2, rows).astype(np.float32)
     factors = gen.uniform(0.5, 2, (2, width)).astype(np.float32)
-    out_factor = gen.uniform(1, 4, rows).astype(np.float32)
-    q_rows = gen.uniform(0.1, 1, rows if with_q else 0).astype(np.float32)
+    rounds = gen.integers(0, 3, rows).astype(np.int16)
+    out_factor_of_round = np.array([1, 2, 4], np.float32)
+    q_of_round = np.array([0.9, 0.45, 0.2], np.float32)
+    q_rows = q_of_round[rounds]
     results = []
     for transposed in (False, True):
         grad = np.full((width, rows) if transposed else (rows, width), np.nan, np.float32)
         grad_alpha, grad_final = np.zeros(width), np.zeros(rows, np.float32)
-        periphery_loops.spike_rows_backward(grad_out, codes, step, bound, True, scale, factors, True, out_factor,
-                                            q_rows, grad, transposed, grad_alpha, grad_final)
+        periphery_loops.spike_rows_backward(grad_out, codes, step, bound, True, scale, factors, True, rounds,
+                                            out_factor_of_round, q_of_round, with_q, grad, transposed, grad_alpha,
+                                            grad_final)
         results.append((grad.T if transposed else grad, grad_alpha, grad_final))
     (plain, alpha_a, final_a), (transposed_grad, alpha_b, final_b) = results
     assert np.array_equal(plain, transposed_grad) and not np.isnan(plain).any()
@@ -127,3 +130,6 @@ def test_spike_rows_backward_writes_the_same_gradient_transposed(rows, with_q):
     if with_q:
         expected = expected * q_rows[:, None]
     np.testing.assert_allclose(plain, expected, rtol=1e-6)
+    y = np.clip(codes * step, -bound, bound)  # the final rescaling's gradient picks each row's round factor
+    expected_final = (grad_out * factors[1] * factors[0] * y).sum(1) * out_factor_of_round[rounds]
+    np.testing.assert_allclose(final_a, expected_final, rtol=1e-5, atol=1e-6)
