@@ -16,7 +16,10 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
   final rescaling's, one pass), one GEMM for the input side, one pass for the input and the
   noise-management scale gradients (:func:`~analog_snu.functional.periphery_loops.input_gradients`;
   it uses :math:`\sum_j G_j (W x)_j = \sum_i x_i (G W)_i`, so the crossbar product is not
-  computed again) and one GEMM for the weight gradient.
+  computed again; the scale is each row's maximum, so its gradient is added to the input's at the
+  row's first 1, found by the 0/1 check, instead of through autograd's max) and one GEMM for the
+  weight gradient (where the input needs no gradient, its operand, the gradient at the crossbar
+  output, is written by the loop in the (F_out, M) layout oneDNN takes without a copy).
 
 Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
 numbers, as in the torch-operation path. The normal draws are made in the loops
