@@ -64,6 +64,7 @@ from torch import nn  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import linear as linear_module  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
+from analog_snu.heap import keep_freed_memory  # noqa: E402
 from analog_snu.models import SNUNetwork  # noqa: E402
 from analog_snu.pcm import preset  # noqa: E402
 from analog_snu.tiles import (
@@ -484,6 +485,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="--memory: glibc MALLOC_MMAP_THRESHOLD_ for the measured processes (e.g. 131072: "
                              "freed large blocks go back to the system, no heap fragmentation in the peak)")
     parser.add_argument("--markdown", metavar="JSON", help="print the README table of a saved --json result")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="keep freed heap for the next step, as training runs do (analog_snu.heap); the "
+                             "steps of --best-of after the first reuse memory anyway, so see it with --best-of 1")
     args = parser.parse_args(argv)
     if args.markdown:
         with open(args.markdown, encoding="utf-8") as handle:
@@ -504,7 +508,9 @@ def main(argv: list[str] | None = None) -> None:
         result = run_memory(config, args.memory_repeats, args.malloc_mmap_threshold)
         print(json.dumps(result) if args.json else json.dumps(result, indent=1))
         return
+    kept = keep_freed_memory() if args.keep_freed_memory else False
     result = run(config)
+    result["keep_freed_memory"] = kept
     if args.json:
         print(json.dumps(result))
         return

@@ -26,6 +26,7 @@ from analog_snu.experiments.records import read_record, record_config
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.experiments.train import load_task_for
+from analog_snu.heap import keep_freed_memory
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.pcm import PCMDevice
 from analog_snu.tasks import Task
@@ -70,6 +71,7 @@ def open_run(run_dir: str | Path) -> OpenedRun:
     model.eval()
     task = load_task_for(config)
     apply_run_threads(config, task)  # the stored config holds no thread count: "auto"
+    keep_freed_memory()  # each batch reuses the last one's freed memory (analog_snu.heap)
     return OpenedRun(run.path, config, spec, model, task, checkpoint)
 
 

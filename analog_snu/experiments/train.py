@@ -41,6 +41,7 @@ from analog_snu.experiments.records import evaluate_split, read_record, record_b
 from analog_snu.experiments.run_dir import BEST_CHECKPOINT_NAME, RunDirectory
 from analog_snu.experiments.run_threads import apply_run_threads
 from analog_snu.files import replace_files, to_json, write_json
+from analog_snu.heap import keep_freed_memory
 from analog_snu.models import ModelSpec, build_model
 from analog_snu.tasks import Task, load_task
 from analog_snu.tiles.crossbar import crossbars
@@ -216,6 +217,7 @@ def _build(config: RunConfig, task: Task, accelerator: torch.device) -> _Trainee
     and hardware of ``config``."""
     spec = spec_for(config, task.head, task.input_size, task.output_size)
     apply_run_threads(config, task)  # threads for the size of this run's work (analog_snu.threads)
+    keep_freed_memory()  # each step reuses the last one's freed memory (analog_snu.heap)
     torch.manual_seed(config.training.seed)
     model = build_model(spec).to(accelerator)
     if config.training.weight_init != "default":

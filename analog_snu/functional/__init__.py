@@ -10,7 +10,7 @@ from analog_snu.functional.cells import (
     register_cell,
 )
 from analog_snu.functional.dropout import check_dropout, dropout_mask, variational_dropout
-from analog_snu.functional.snu import SNUParameters, SNUState, snu_sequence, snu_step
+from analog_snu.functional.snu import SNUParameters, SNUState, snu_sequence, snu_step, time_mean
 from analog_snu.functional.snu_li import snu_li_step
 from analog_snu.functional.snu_pool import snu_pool_compiled, snu_pool_sequence
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate, heaviside_spike, surrogate_derivative
@@ -37,5 +37,6 @@ __all__ = [
     "snu_sequence",
     "snu_step",
     "surrogate_derivative",
+    "time_mean",
     "variational_dropout",
 ]

@@ -39,7 +39,7 @@ from analog_snu.errors import ConfigError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, activation, check_activation, spike_output
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
-__all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence"]
+__all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence", "time_mean"]
 
 
 @dataclass(frozen=True)
@@ -250,11 +250,20 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_a
     # h'(s_t - threshold) of the spiking cell for all steps at once, in torch (vectorised sigmoid)
     if soft:
         slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
-    elif surrogate == "tanh":  # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop
+    elif surrogate == "tanh" and threshold.dtype == s_all.dtype:
+        # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop; z in grad_a's memory, which the
+        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor)
+        slope, kind = torch.sub(s_all, threshold, out=grad_a).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+    elif surrogate == "tanh":
         slope, kind = torch.sub(s_all, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
     else:
         slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
-    grad_y = torch.zeros_like(s_all) if grad_y_all is None else grad_y_all
+    if grad_y_all is None:
+        grad_y = s_all.new_zeros(1, *s_all.shape[1:])
+    elif grad_y_all.shape[0] > 1 and grad_y_all.stride(0) == 0:
+        grad_y = grad_y_all[:1]  # the same gradient at every step (autograd's expand of a time mean or sum)
+    else:
+        grad_y = grad_y_all
     carry = torch.zeros_like(s_all[0]) if grad_s_last is None else grad_s_last.to(s_all.dtype)
     grad_threshold = np.zeros(s_all.shape[-1], dtype=np.float64)
     snu_loops.recurrence_backward(_np(grad_y), _np(slope), kind, _np(s_all), _np(reset), reset_is_output,
@@ -286,3 +295,17 @@ def snu_sequence(
     decay = torch.as_tensor(decay, dtype=current.dtype, device=current.device)
     y_all, s_last = _SNUSequence.apply(current, state.s, state.y, threshold, decay, g, soft, surrogate)
     return y_all, SNUState(s_last, y_all[-1])
+
+
+def time_mean(x: Tensor) -> Tensor:
+    """``x.mean(0)``, the same values and gradient, with a backward that writes no (T, N, F) tensor.
+
+    Torch's CPU mean is a sum then a division by T (so this is the same float operations), but its
+    backward writes the gradient out for every step; here the backward divides the (N, F)
+    gradient once and hands it on as a broadcast view over the steps, which the compiled SNU
+    backward (:func:`snu_sequence`) reads as it is. The readout of a network that classifies
+    from the time-averaged spikes uses it.
+
+    Shape: x (T, ...); returns (...).
+    """
+    return x.sum(0).div_(x.shape[0])

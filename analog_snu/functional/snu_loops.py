@@ -20,6 +20,7 @@ numpy views of the tensors; per-neuron vectors (threshold, decay) are (F,).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 __all__ = ["G_CODES", "SLOPE_GIVEN", "SLOPE_SIGMOID_OUTPUT", "SLOPE_TANH", "spike_forward", "recurrence_backward"]
@@ -69,9 +70,11 @@ def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output
                         grad_a, grad_threshold):  # pragma: no cover
     """BPTT through the recurrence, from the last step to the first (formulas of ``_SNUSequence``).
 
-    ``slope``: see :data:`SLOPE_GIVEN` (T, N, F); ``reset`` the outputs y_t (``reset_is_output``)
+    ``slope``: see :data:`SLOPE_GIVEN` (T, N, F), may be ``grad_a`` itself (each row is read
+    before it is written); ``reset`` the outputs y_t (``reset_is_output``)
     or the reset gates 1 - y_t (T, N, F); ``grad_y``
-    dL/dy_t from outside (T, N, F); ``grad_s_last`` dL/ds_{T-1} from outside (N, F). Fills
+    dL/dy_t from outside (T, N, F), or (1, N, F) when it is the same at every step (a readout of
+    the mean over time); ``grad_s_last`` dL/ds_{T-1} from outside (N, F). Fills
     ``grad_a`` = dL/da_t = dL/d current_t (T, N, F) and adds -dL/d(s_t - threshold), summed over t
     and the batch, into ``grad_threshold`` (F,).
     """
@@ -79,24 +82,31 @@ def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output
     one = s_all.dtype.type(1.0)
     four = s_all.dtype.type(4.0)
     zero = s_all.dtype.type(0.0)
+    y_step = 1 if grad_y.shape[0] == steps else 0  # 0: one (N, F) gradient for every step
+    h_row = np.empty(width, dtype=s_all.dtype)  # h'(s_t - threshold) of one row
     for t in range(steps - 1, -1, -1):
         last = t == steps - 1
         for n in range(batch):
             s_t = s_all[t, n]
             reset_t = reset[t, n]
             slope_t = slope[t, n]
-            grad_y_t = grad_y[t, n]
+            grad_y_t = grad_y[t * y_step, n]
             out = grad_a[t, n]
             carry = grad_s_last[n] if last else grad_a[t + 1, n]
+            # the row's slopes first: ``slope`` may be ``grad_a`` itself (the row is read before it
+            # is written); two loops over separate arrays keep both vectorised
+            for f in range(width):
+                if slope_kind == 0:
+                    h_row[f] = slope_t[f]
+                elif slope_kind == 1:
+                    h_row[f] = four * (slope_t[f] - slope_t[f] * slope_t[f])
+                else:
+                    gate = one - reset_t[f] if reset_is_output else reset_t[f]
+                    h_row[f] = gate * (one - gate)
             for f in range(width):
                 s = s_t[f]
                 gate = one - reset_t[f] if reset_is_output else reset_t[f]
-                if slope_kind == 0:
-                    h = slope_t[f]
-                elif slope_kind == 1:
-                    h = four * (slope_t[f] - slope_t[f] * slope_t[f])
-                else:
-                    h = gate * (one - gate)
+                h = h_row[f]
                 if last:  # carry = dL/ds_{T-1} from outside
                     grad_pre = grad_y_t[f] * h
                     grad_s = grad_pre + carry[f]

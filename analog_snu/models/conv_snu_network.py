@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError, ShapeError
-from analog_snu.functional import check_dropout, variational_dropout
+from analog_snu.functional import check_dropout, time_mean, variational_dropout
 from analog_snu.layers import SNU, ConvSNU
 from analog_snu.layers.checks import check_image_layers, check_size
 from analog_snu.tiles import AnalogContainerBase, make_linear
@@ -107,5 +107,5 @@ class ConvSNUNetwork(AnalogContainerBase, nn.Module):
         for layer in self.dense:
             spikes, _ = layer(spikes)
             spikes = variational_dropout(spikes, self.dropout, self.training)
-        return self.readout(spikes.mean(0))
+        return self.readout(time_mean(spikes))
 

@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
-from analog_snu.functional import check_dropout, variational_dropout
+from analog_snu.functional import check_dropout, time_mean, variational_dropout
 from analog_snu.layers import SNU
 from analog_snu.layers.checks import check_layer_sizes
 from analog_snu.tiles import AnalogContainerBase, make_linear
@@ -103,7 +103,7 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
             final_states.append(layer_state)
             spikes = variational_dropout(spikes, self.dropout, self.training)  # (T, N, hidden_i)
         if self.output == "mean":
-            out = self.readout(spikes.mean(0))
+            out = self.readout(time_mean(spikes))
         else:
             steps, batch, width = spikes.shape
             out = self.readout(spikes.reshape(steps * batch, width)).reshape(steps, batch, -1)

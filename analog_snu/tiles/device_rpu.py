@@ -24,6 +24,7 @@ from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.pcm_noise import PCMNoiseModel
 from analog_snu.tiles.spike_mvm import SpikeTorchSimulatorTile
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
+from analog_snu.tiles.tile_array import AddingTileModuleArray
 
 __all__ = ["PCMPulsedRPUConfig", "device_rpu_config", "drift_compensation_of", "pcm_noise_model_of"]
 
@@ -81,6 +82,7 @@ def _inference_config(device: PCMDevice, hwa: bool) -> Any:
         # float outputs for the backward of spike inputs (analog_snu.tiles.spike_tile)
         rpu.simulator_tile_class = SpikeTorchSimulatorTile
         rpu.tile_class = SpikeTorchInferenceTile
+    rpu.tile_array_class = AddingTileModuleArray  # a layer over several tiles: no copy of each tile's output
     rpu.forward = _forward_io(device, _configs.IOParameters)
     rpu.mapping.weight_scaling_omega = device.periphery.weight_scaling_omega
     rpu.mapping.weight_scaling_columnwise = False

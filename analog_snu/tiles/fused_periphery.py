@@ -16,7 +16,10 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
   final rescaling's, one pass), one GEMM for the input side, one pass for the input and the
   noise-management scale gradients (:func:`~analog_snu.functional.periphery_loops.input_gradients`;
   it uses :math:`\sum_j G_j (W x)_j = \sum_i x_i (G W)_i`, so the crossbar product is not
-  computed again) and one GEMM for the weight gradient.
+  computed again; the scale is each row's maximum, so its gradient is added to the input's at the
+  row's first 1, found by the 0/1 check, instead of through autograd's max) and one GEMM for the
+  weight gradient (where the input needs no gradient, its operand, the gradient at the crossbar
+  output, is written by the loop in the (F_out, M) layout oneDNN takes without a copy).
 
 Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
 numbers, as in the torch-operation path. The normal draws are made in the loops
@@ -68,10 +71,23 @@ def fused_periphery_applies(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
-def spike_input_state(x: Tensor) -> tuple[bool, bool]:
-    """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in)."""
-    state = _loops().binary_state(x.detach().numpy())  # a strided view as it is (a tile's share of the input)
-    return state != _loops().NOT_BINARY, state == _loops().BINARY
+def spike_input_state(x: Tensor, first_ones: Tensor | None = None) -> tuple[bool, bool]:
+    """``(every entry is 0 or 1, some entry is 1)`` for a CPU input, in one compiled pass. Shape: x (M, F_in).
+
+    ``first_ones`` (M,) int64, if given, gets the column of each row's first 1 (-1 for a silent row):
+    where torch's ``max`` over the row takes its value, so where the noise-management scale's
+    gradient goes (:func:`fused_spike_forward`).
+    """
+    loops = _loops()
+    x = x.detach()
+    rows, width = x.shape
+    if x.stride(1) != 1 or x.stride(0) < 0:
+        x = x.contiguous()
+    # the rows in place as one flat run of memory (a tile's share of the input is a column slice)
+    flat = torch.as_strided(x, ((rows - 1) * x.stride(0) + width,), (1,))
+    found = first_ones.numpy() if first_ones is not None else np.empty(0, dtype=np.int64)
+    state = loops.binary_state(flat.numpy(), rows, width, x.stride(0), found)
+    return state != loops.NOT_BINARY, state == loops.BINARY
 
 
 def _np(tensor: Tensor) -> np.ndarray:
@@ -79,9 +95,13 @@ def _np(tensor: Tensor) -> np.ndarray:
     return tensor.detach().contiguous().numpy()
 
 
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
 def _scalar(value: float, dtype: torch.dtype) -> Any:
     """``value`` as a numpy scalar of ``dtype`` (torch rounds a Python scalar operand to the tensor's type)."""
-    return np.dtype(str(dtype).removeprefix("torch.")).type(value)
+    kind = _NUMPY_TYPES.get(dtype)
+    return kind(value) if kind is not None else np.dtype(str(dtype).removeprefix("torch.")).type(value)
 
 
 def _streams() -> tuple[np.uint64, np.ndarray]:
@@ -95,6 +115,7 @@ def _no_streams() -> tuple[np.uint64, np.ndarray]:
 
 
 _TABLES: dict[tuple, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+_TABLE_ARRAYS: dict[tuple, tuple[np.ndarray, ...]] = {}  # numpy views of _TABLES' tensors, for the loops
 
 
 def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -104,6 +125,16 @@ def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tens
     stop rule ends the rounds (one entry without iterative bound management). ``q`` is aihwkit's
     input stage applied to a single 1 (:meth:`SpikeAnalogMVM._input_factor`). Cached per settings.
     """
+    return _TABLES[_cached_round_key(io_pars, dtype)]
+
+
+def _round_arrays(io_pars: Any, dtype: torch.dtype) -> tuple[np.ndarray, ...]:
+    """:func:`round_tables` as numpy views of the same cached tensors (the loops' arguments, made once)."""
+    return _TABLE_ARRAYS[_cached_round_key(io_pars, dtype)]
+
+
+def _cached_round_key(io_pars: Any, dtype: torch.dtype) -> tuple:
+    """The cache key of the settings' round tables, computing them on first use."""
     key = (io_pars.inp_res, io_pars.inp_bound, io_pars.inp_noise, io_pars.inp_asymmetry, io_pars.inp_sto_round,
            io_pars.bound_management, io_pars.max_bm_factor, io_pars.max_bm_res, io_pars.out_scale, dtype)
     if key not in _TABLES:
@@ -115,7 +146,8 @@ def round_tables(io_pars: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tens
         reduction = torch.tensor(reductions, dtype=dtype)
         out_factor = io_pars.out_scale * reduction  # as aihwkit's final rescaling computes it, in the tensor's type
         _TABLES[key] = torch.tensor(q, dtype=dtype), torch.tensor(dq, dtype=dtype), reduction, out_factor
-    return _TABLES[key]
+        _TABLE_ARRAYS[key] = tuple(table.numpy() for table in _TABLES[key])
+    return key
 
 
 def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
@@ -151,13 +183,20 @@ class _AddNoise(torch.autograd.Function):
 
 
 def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: list[Tensor], alpha: Tensor | None,
-                        io_pars: Any, out_noise_values: Tensor | None, codes_limit: int) -> Tensor:
+                        io_pars: Any, out_noise_values: Tensor | None, codes_limit: int,
+                        scale_grad_at: Tensor | None = None) -> Tensor:
     """The spike tile's output for 0/1 rows ``x`` through the compiled periphery (module docstring).
 
     ``weight``: the crossbar weight as this forward sees it (with HWA noise, :func:`noisy_weight`);
-    ``row_scale``: the noise-management scale (1 in value; aihwkit's gradient); ``factors``:
-    column factors without gradient, applied in order after the final rescaling (each (1,) or
-    (F_out,)); ``alpha``: the learned output scale, applied last (None: none).
+    ``row_scale``: the noise-management scale (1 in value; aihwkit's gradient, if it has one);
+    ``factors``: column factors without gradient, applied in order after the final rescaling (each
+    (1,) or (F_out,)); ``alpha``: the learned output scale, applied last (None: none).
+    ``scale_grad_at`` (M,) int64: instead of a ``row_scale`` built by autograd as the maximum of each
+    row (aihwkit's noise management, whose gradient goes to the row's first maximum), ones, and the
+    column of each row's first 1 (-1: a silent row, whose scale aihwkit sets to 1 without gradient);
+    the backward adds the scale's gradient to the input's there itself: the same values, without
+    the (M, F_in) tensors of autograd's max, masked assignment and sum (:func:`spike_input_state`
+    finds the columns).
     Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
     """
     f_out = weight.shape[0]
@@ -165,21 +204,22 @@ def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: l
     if alpha is not None:
         columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
     column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
-    return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit)
+    return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
+                                 scale_grad_at)
 
 
 class _FusedSpikeRows(torch.autograd.Function):
     """Forward and backward of :func:`fused_spike_forward` (module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values,
-                codes_limit):  # type: ignore[override]
+    def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
+                scale_grad_at):  # type: ignore[override]
         loops = _loops()
         dtype = x.dtype
         # one dense copy of a column slice (a layer split over tiles) serves the product here and the
         # weight gradient's in the backward: oneDNN would copy it for each, or run slowly on its strides
         x = x.contiguous()
-        q, dq, reduction, out_factor = round_tables(io_pars, dtype)
+        q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)
         product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
         if out_noise_values is not None:
@@ -191,40 +231,46 @@ class _FusedSpikeRows(torch.autograd.Function):
         scale = product.new_empty(rows)
         out = product  # written over row by row: each row of the product is read before its output is written
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
-        loops.spike_rounds(_np(product), _np(q), _np(out_factor), _np(sigma), noisy, step, bound, codes_limit,
+        loops.spike_rounds(product.numpy(), q, out_factor, _np(sigma), noisy, step, bound, codes_limit,
                            _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
         ctx.io_pars = io_pars
         ctx.alpha_shape = None if alpha is None else alpha.shape
-        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] else None, column_factors, codes,
-                              rounds, scale)
+        scale_grad_at = scale_grad_at if scale_grad_at is not None and ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] or scale_grad_at is not None else None,
+                              column_factors, codes, rounds, scale, scale_grad_at)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        x, weight, row_scale, column_factors, codes, rounds, scale = ctx.saved_tensors
+        x, weight, row_scale, column_factors, codes, rounds, scale, scale_grad_at = ctx.saved_tensors
         needs = ctx.needs_input_grad
         io_pars, loops, dtype = ctx.io_pars, _loops(), grad_out.dtype
-        q, dq, reduction, out_factor = (table[rounds.long()] for table in round_tables(io_pars, dtype))  # (M,) each
+        q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)  # (K,) each, picked by each vector's round
+        rounds = rounds.numpy()
         rows, f_out = codes.shape
+        want_scale = needs[2] or scale_grad_at is not None  # the noise-management scale's gradient
         want_input = needs[0] or needs[2]
-        grad = torch.empty(rows, f_out, dtype=dtype)
+        # G at the crossbar output: (M, F_out) for the input gradient's product; where only the weight
+        # gradient needs it, written as (F_out, M), the operand layout oneDNN would otherwise copy it into
+        transposed = not want_input
+        grad = torch.empty((f_out, rows) if transposed else (rows, f_out), dtype=dtype)
         grad_alpha = np.zeros(f_out if needs[3] else 0)
-        grad_final = grad.new_empty(rows if needs[2] else 0)
+        grad_final = grad.new_empty(rows if want_scale else 0)
         step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
         loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
-                                  _np(column_factors), bool(needs[3]), out_factor.numpy(),
-                                  q.numpy() if not want_input else np.empty(0, dtype=grad.numpy().dtype),
-                                  grad.numpy(), grad_alpha, grad_final.numpy())
+                                  _np(column_factors), bool(needs[3]), rounds, out_factor, q, not want_input,
+                                  grad.numpy(), transposed, grad_alpha, grad_final.numpy())
         grad_x = grad_scale = None
         if want_input:
             grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place below
-            grad_scale = grad.new_empty(rows if needs[2] else 0)
-            ones = row_scale.reshape(-1) if needs[2] else grad_scale
-            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), q.numpy(), dq.numpy(), _np(ones),
-                                  reduction.numpy(), grad_final.numpy(), grad_scale.numpy())
+            grad_scale = grad.new_empty(rows if want_scale else 0)
+            ones = row_scale.reshape(-1) if want_scale else grad_scale
+            to_input = scale_grad_at.numpy() if scale_grad_at is not None else np.empty(0, dtype=np.int64)
+            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), rounds, q, dq, reduction, _np(ones),
+                                  grad_final.numpy(), grad_scale.numpy(), to_input)
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
-        grad_w = product_t(grad.t(), x.t()) if needs[1] else None
+        grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
         grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
-        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None
+        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None

@@ -42,6 +42,7 @@ from analog_snu.tiles.fused_periphery import (
     spike_input_state,
 )
 from analog_snu.tiles.spike_mvm import (
+    _CLAMP_GRAD_AT_BOUND,
     _NM,
     SpikeAnalogMVM,
     _is_spikes,
@@ -141,14 +142,17 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def forward(self, x_input: Tensor, tensor_view: tuple | None = None) -> Tensor:
         self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
         fused = fused_periphery_applies(x_input)
-        codes_limit = self._codes_limit(x_input, fused)
+        codes_limit, scale_grad_at = self._codes_limit(x_input, fused)
         if codes_limit is None:
             return super().forward(x_input, tensor_view)
         is_test = not self.training
         x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
         tile = self.tile
         x = x_input.reshape(-1, x_input.shape[-1])
-        row_scale = SpikeAnalogMVM._spike_row_scale(x, tile._f_io)
+        if scale_grad_at is not None:  # the noise-management scale's gradient, given to the backward directly
+            row_scale = x.new_ones(x.shape[0], 1)
+        else:
+            row_scale = SpikeAnalogMVM._spike_row_scale(x, tile._f_io)
         mapping = self.get_mapping_scales()
         if fused:
             # TorchSimulatorTile.forward's weight noise (hardware-aware training) first, as there
@@ -157,7 +161,7 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
             if is_test and self._drift_compensated():
                 factors.append(self.alpha)  # aihwkit's post_forward in eval mode: after the mapping scale
             out = fused_spike_forward(x, weight, row_scale, factors, self.out_scaling_alpha, tile._f_io,
-                                      tile.out_noise_values, codes_limit)
+                                      tile.out_noise_values, codes_limit, scale_grad_at)
         else:
             weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
                 tile.weight, tile._modifier, x_input.shape[0])
@@ -172,32 +176,47 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def _drift_compensated(self) -> bool:
         return getattr(self.rpu_config, "drift_compensation", None) is not None
 
-    def _codes_limit(self, x_input: Tensor, fused: bool) -> int | None:
+    def _codes_limit(self, x_input: Tensor, fused: bool) -> tuple[int | None, Tensor | None]:
         """The int16 code clamp when this call takes the spike path (a spike input on the spike shortcut,
         deterministic ADC, aihwkit's scalings only; without the compiled loops, also a gradient taken
-        and no drift compensation to apply), else None."""
+        and no drift compensation to apply), else None; with it, on the compiled path, where the
+        noise-management scale passes its gradient to the input (``scale_grad_at`` of
+        :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`), or None where it has none."""
         io_pars = self.tile._f_io
         mapping = self.get_mapping_scales()
         if not isinstance(self.tile._analog_mvm, type) or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
-            return None
+            return None, None
         if not fused and (not torch.is_grad_enabled() or (not self.training and self._drift_compensated())):
-            return None
+            return None, None
         if self.input_range is not None or hasattr(self.rpu_config.pre_post, "periph_quant") \
                 or (mapping is not None and mapping.requires_grad) or self.tile.weight.dim() != 2:
-            return None
+            return None, None
         if not spike_shortcut_applies(io_pars) or io_pars.out_asymmetry != 0.0:
-            return None
+            return None, None
         limit = adc_codes_limit(io_pars)
         if limit is None or x_input.dim() == 0 or x_input.numel() == 0:
-            return None
+            return None, None
         x = x_input.reshape(-1, x_input.shape[-1])
+        scale_grad_at = None
         if fused:
-            spikes, any_spike = spike_input_state(x)
+            # aihwkit's noise management differentiates through each row's maximum when the input needs a gradient
+            if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and x.requires_grad and torch.is_grad_enabled():
+                scale_grad_at = torch.empty(x.shape[0], dtype=torch.int64)
+            spikes, any_spike = spike_input_state(x, scale_grad_at)
+            if scale_grad_at is not None and not _max_passes_gradient(io_pars):
+                scale_grad_at.fill_(-1)  # clamped at nm_thres = 1: no gradient reaches the input
         else:
             spikes = _is_spikes(x)
             any_spike = spikes and bool(x.any())
         if not spikes:
-            return None
+            return None, None
         if not any_spike and io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX):
-            return None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
-        return limit
+            return None, None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
+        return limit, scale_grad_at
+
+
+def _max_passes_gradient(io_pars: Any) -> bool:
+    """Whether a 0/1 row's noise-management maximum (1) passes its gradient through aihwkit's
+    ``clamp(max, max=nm_thres)`` (no clamp when nm_thres <= 0; nm_thres >= 1 on the spike path)."""
+    thres = io_pars.nm_thres
+    return thres <= 0.0 or thres > 1.0 or _CLAMP_GRAD_AT_BOUND

@@ -96,3 +96,40 @@ def test_draws_are_a_function_of_key_and_counter():
     assert (draws(1000, seed=3, start=7) == whole[7:1007]).mean() > 0.95
     single = draws(10_000, seed=3, dtype=np.float32)
     assert single.dtype == np.float32 and np.array_equal(single, whole.astype(np.float32))
+
+
+@pytest.mark.parametrize("rows", [1, 15, 16, 37])
+@pytest.mark.parametrize("with_q", [False, True])
+def test_spike_rows_backward_writes_the_same_gradient_transposed(rows, with_q):
+    """The (F_out, M) layout for the weight gradient holds the (M, F_out) gradient's values, bit for bit,
+    for row counts around the block size; the learned scale's and the final rescaling's gradients agree."""
+    gen = np.random.default_rng(rows)
+    width, step, bound = 5, np.float32(0.25), np.float32(1.0)
+    grad_out = gen.standard_normal((rows, width)).astype(np.float32)
+    codes = gen.integers(-6, 7, (rows, width)).astype(np.int16)  # some past the bound (|c step| > 1)
+    scale = gen.uniform(0.5, 2, rows).astype(np.float32)
+    factors = gen.uniform(0.5, 2, (2, width)).astype(np.float32)
+    rounds = gen.integers(0, 3, rows).astype(np.int16)
+    out_factor_of_round = np.array([1, 2, 4], np.float32)
+    q_of_round = np.array([0.9, 0.45, 0.2], np.float32)
+    q_rows = q_of_round[rounds]
+    results = []
+    for transposed in (False, True):
+        grad = np.full((width, rows) if transposed else (rows, width), np.nan, np.float32)
+        grad_alpha, grad_final = np.zeros(width), np.zeros(rows, np.float32)
+        periphery_loops.spike_rows_backward(grad_out, codes, step, bound, True, scale, factors, True, rounds,
+                                            out_factor_of_round, q_of_round, with_q, grad, transposed, grad_alpha,
+                                            grad_final)
+        results.append((grad.T if transposed else grad, grad_alpha, grad_final))
+    (plain, alpha_a, final_a), (transposed_grad, alpha_b, final_b) = results
+    assert np.array_equal(plain, transposed_grad) and not np.isnan(plain).any()
+    assert np.array_equal(alpha_a, alpha_b) and np.array_equal(final_a, final_b)
+    # the plain gradient itself, by hand: grad_out * factors * scale * clip slope (* q)
+    inside = np.abs(codes * step) < bound
+    expected = grad_out * factors[1] * factors[0] * scale[:, None] * inside
+    if with_q:
+        expected = expected * q_rows[:, None]
+    np.testing.assert_allclose(plain, expected, rtol=1e-6)
+    y = np.clip(codes * step, -bound, bound)  # the final rescaling's gradient picks each row's round factor
+    expected_final = (grad_out * factors[1] * factors[0] * y).sum(1) * out_factor_of_round[rounds]
+    np.testing.assert_allclose(final_a, expected_final, rtol=1e-5, atol=1e-6)

@@ -1,10 +1,11 @@
 """Hand-computed SNU dynamics and the fused recurrence against autograd."""
 
+import numpy as np
 import pytest
 import torch
 
 from analog_snu.errors import ConfigError
-from analog_snu.functional import SNUState, snu_loops, snu_sequence, snu_step
+from analog_snu.functional import SNUState, snu_loops, snu_sequence, snu_step, time_mean
 from analog_snu.functional import snu as snu_module
 from analog_snu.functional.surrogates import SURROGATES
 
@@ -219,3 +220,61 @@ def test_environment_switch_selects_the_torch_loops_on_cpu(monkeypatch):
     monkeypatch.delenv(snu_module.TORCH_LOOPS_ENV)
     with pytest.raises(AssertionError, match="compiled loop called"):
         snu_sequence(current, SNUState(zero, zero), torch.full((4,), 0.5), 0.8)
+
+
+def test_compiled_backward_reads_a_time_broadcast_output_gradient_as_it_is(monkeypatch):
+    """An expanded dL/dy (a time-averaged readout) reaches the loop as one (N, F) slice, with the same bits."""
+    shapes = []
+    kernel = snu_loops.recurrence_backward
+    monkeypatch.setattr(snu_loops, "recurrence_backward",
+                        lambda grad_y, *rest: (shapes.append(grad_y.shape), kernel(grad_y, *rest)))
+    torch.manual_seed(5)
+    base = torch.randn(6, 4, 9) + 0.5
+    grad_step = torch.randn(4, 9)
+    grads = []
+    for grad_y in (grad_step.expand(6, 4, 9), grad_step.expand(6, 4, 9).contiguous()):
+        current, thr = base.clone().requires_grad_(True), torch.full((9,), 0.6, requires_grad=True)
+        zero = torch.zeros(4, 9)
+        y, _ = snu_sequence(current, SNUState(zero, zero), thr, 0.8)
+        y.backward(grad_y)
+        grads.append((current.grad, thr.grad))
+    assert shapes == [(1, 4, 9), (6, 4, 9)]
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("kind", ["tanh", "given"])
+def test_recurrence_backward_may_read_its_slopes_from_its_output_buffer(kind):
+    """The tanh surrogate's sigmoid is written into grad_a's memory; the loop reads each row before writing it."""
+    torch.manual_seed(6)
+    steps, batch, feat = 5, 3, 7
+    s_all = torch.randn(steps, batch, feat).relu_()
+    y_all = (s_all > 0.4).float()
+    slope = torch.rand(steps, batch, feat)
+    code = snu_loops.SLOPE_TANH if kind == "tanh" else snu_loops.SLOPE_GIVEN
+    args = (torch.randn(steps, batch, feat).numpy(),)
+    rest = (s_all.numpy(), y_all.numpy(), True, np.full(feat, 0.8, np.float32), torch.randn(batch, feat).numpy(), 0,
+            np.float32(0.1))
+    separate, shared = torch.empty(steps, batch, feat), slope.clone()
+    thr_separate, thr_shared = np.zeros(feat), np.zeros(feat)
+    snu_loops.recurrence_backward(*args, slope.numpy(), code, *rest, separate.numpy(), thr_separate)
+    snu_loops.recurrence_backward(*args, shared.numpy(), code, *rest, shared.numpy(), thr_shared)
+    assert torch.equal(separate, shared) and np.array_equal(thr_separate, thr_shared)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_time_mean_is_torchs_mean_bit_for_bit_with_a_broadcast_gradient(dtype):
+    torch.manual_seed(7)
+    x = torch.rand(20, 5, 33, dtype=dtype)
+    weight = torch.randn(5, 33, dtype=dtype)
+    results = []
+    for mean in (lambda t: t.mean(0), time_mean):
+        leaf = x.clone().requires_grad_(True)
+        seen = []
+        inner = leaf * 1.0
+        inner.register_hook(lambda grad: seen.append(grad.stride(0)))
+        out = mean(inner)
+        (out * weight).sum().backward()
+        results.append((out.detach(), leaf.grad, seen[0]))
+    (out_a, grad_a, _), (out_b, grad_b, stride_b) = results
+    assert torch.equal(out_a, out_b) and torch.equal(grad_a, grad_b)
+    assert stride_b == 0  # handed on as a view over the steps, not written out

@@ -389,14 +389,46 @@ def test_other_inputs_and_settings_take_aihwkits_path(monkeypatch):
     assert calls == [1, 1] and torch_calls == [1]
 
 
+def binary_state_of(x):
+    return periphery_loops.binary_state(x.reshape(-1), x.shape[0], x.shape[1], x.shape[1], np.empty(0, np.int64))
+
+
 def test_binary_state():
-    state = periphery_loops.binary_state
-    assert state(np.zeros((3, 4), np.float32)) == periphery_loops.ALL_ZERO
-    assert state(np.eye(3, dtype=np.float64)) == periphery_loops.BINARY
+    assert binary_state_of(np.zeros((3, 4), np.float32)) == periphery_loops.ALL_ZERO
+    assert binary_state_of(np.eye(3, dtype=np.float64)) == periphery_loops.BINARY
     for odd in (0.5, -1.0, 2.0, np.nan, np.inf):
         x = np.eye(3, dtype=np.float32)
         x[2, 1] = odd
-        assert state(x) == periphery_loops.NOT_BINARY
+        assert binary_state_of(x) == periphery_loops.NOT_BINARY
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spike_input_state_reads_column_slices_and_other_layouts_in_place(dtype):
+    """Against plain torch: a tile's column share of a wider input, a transposed and an expanded input."""
+    from analog_snu.tiles.fused_periphery import spike_input_state
+
+    def expected(x):  # (0/1 only, 0/1 with some 1)
+        binary = bool(((x == 0) | (x == 1)).all())
+        return binary, binary and bool((x == 1).any())
+
+    wide = spikes(7, 11, 0.3, dtype=dtype)
+    silent = torch.zeros(7, 11, dtype=dtype)
+    dense = spikes(40, 300, 0.5, seed=3, dtype=dtype)  # many 1s a row: torch's vectorised max still picks the first
+    cases = [wide, wide[:, :5], wide[:, 5:], wide[:, 3:4], wide.t(), wide[2:3].expand(4, 11), silent[:, 4:], dense,
+             dense[:, 17:260]]
+    for odd in (0.5, -1.0, 2.0, float("nan"), float("inf")):
+        for row, col in ((0, 6), (6, 10), (3, 5)):
+            bad = wide.clone()
+            bad[row, col] = odd
+            cases += [bad, bad[:, 5:], bad[:, :6], bad.t()]
+    for x in cases:
+        assert spike_input_state(x) == expected(x), x
+        if expected(x)[0]:  # where torch's max over each row takes its value: the first 1 (0 for a silent row)
+            first = torch.empty(x.shape[0], dtype=torch.int64)
+            spike_input_state(x, first)
+            silent = ~(x == 1).any(1)
+            assert torch.equal(first[silent], torch.full_like(first[silent], -1))
+            assert torch.equal(first[~silent], x.max(1).indices[~silent])
 
 
 def test_preset_network_trains_through_the_compiled_periphery():
@@ -421,3 +453,24 @@ def test_round_tables_follow_aihwkits_stop_rule():
         assert q_f == float(SpikeAnalogMVM._input_factor(1.0 / f, io, q)[0])
     no_bm = dataclasses.replace(io, bound_management=type(io.bound_management).NONE)
     assert round_tables(no_bm, torch.float32)[2].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("nm_thres", [0.0, 1.0, 2.0])
+def test_noise_management_gradient_given_directly_equals_autograds_max(monkeypatch, dtype, nm_thres):
+    """The input gradient through the noise-management scale, added at each row's first 1 by the compiled
+    backward, is autograd's through aihwkit's row maximum (and masked assignment, and clamp at nm_thres),
+    bit for bit, signs of zero included; silent rows and noise on."""
+    weight, alpha, x = saturating_case(dtype=dtype)
+    x[::7] = 0.0  # silent rows
+    rpu = hwa_config(nm_thres=nm_thres)
+    direct = run_layer(rpu, x, weight, alpha, True)
+    # the previous mechanism: the scale built by autograd (SpikeAnalogMVM._spike_row_scale), no columns given
+    original = spike_tile.SpikeTorchInferenceTile._codes_limit
+    monkeypatch.setattr(spike_tile.SpikeTorchInferenceTile, "_codes_limit",
+                        lambda self, *a: (original(self, *a)[0], None))
+    through_autograd = run_layer(rpu, x, weight, alpha, True)
+    for a, b in zip(direct, through_autograd):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+        assert torch.equal(torch.signbit(a), torch.signbit(b))
+    assert direct[1].abs().sum() > 0
