@@ -31,8 +31,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-__all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "linear", "offer_transposed_gradient", "onednn_applies",
-           "product_t", "weight_gradient_node"]
+__all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "linear", "onednn_applies", "product_t"]
 
 TORCH_GEMM_ENV = "ANALOG_SNU_TORCH_GEMM"
 """Set this environment variable to ``1`` to run every digital product through ``F.linear``."""
@@ -91,52 +90,9 @@ class _OneDNNLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_x = _onednn(grad, weight.t()) if needs[0] else None  # (R, F_out) @ (F_out, F_in)
-        grad_t = _take_offered_transpose(ctx, grad)
-        # (F_out, R) @ (R, F_in); oneDNN copies a transposed view into this layout unless it was offered
-        grad_weight = _onednn(grad.t() if grad_t is None else grad_t, x.t()) if needs[1] else None
+        grad_weight = _onednn(grad.t(), x.t()) if needs[1] else None  # (F_out, R) @ (R, F_in)
         grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_weight, grad_bias
-
-
-_OFFER = "transposed_grad"
-"""The attribute of a :func:`linear` autograd node that holds an offered transposed gradient."""
-
-
-def weight_gradient_node(output: Tensor) -> Any | None:
-    """The autograd node of the oneDNN :func:`linear` that made ``output`` (itself or through one view,
-    a reshape) and takes a weight gradient; ``None`` for anything else. A consumer of ``output`` with
-    its own backward can hand that node its gradient also as (F_out, R) with
-    :func:`offer_transposed_gradient`, saving the weight-gradient product a copy."""
-    node = output.grad_fn
-    if node is not None and type(node) is not _OneDNNLinear._backward_cls:
-        upstream = node.next_functions
-        node = upstream[0][0] if len(upstream) == 1 else None
-    if node is None or type(node) is not _OneDNNLinear._backward_cls or not node.needs_input_grad[1]:
-        return None
-    return node
-
-
-def offer_transposed_gradient(node: Any, grad: Tensor, grad_t: Tensor) -> None:
-    """Hand ``node`` (from :func:`weight_gradient_node`) ``grad_t``, the transpose of ``grad`` (R, F_out) as a
-    contiguous (F_out, R), before ``grad`` (or a view of it) is returned to autograd. The node's
-    backward uses it only if the gradient it receives is ``grad`` itself, unchanged: the same
-    memory, contiguous, the same version (autograd summing in another consumer's gradient, or a
-    hook replacing it, makes a new tensor or bumps the version, and the offer is ignored)."""
-    setattr(node, _OFFER, (grad, grad._version, grad_t))
-
-
-def _take_offered_transpose(ctx: Any, grad: Tensor) -> Tensor | None:
-    """The offered (F_out, R) transpose of ``grad`` when it applies (:func:`offer_transposed_gradient`); clears the offer."""
-    offer = getattr(ctx, _OFFER, None)
-    if offer is None:
-        return None
-    setattr(ctx, _OFFER, None)
-    source, version, grad_t = offer
-    if (grad.data_ptr() == source.data_ptr() and grad._version == version and grad.is_contiguous()
-            and source.is_contiguous() and grad.numel() == source.numel() and grad_t.is_contiguous()
-            and tuple(grad_t.shape) == (grad.shape[1], grad.shape[0]) and grad_t.dtype == grad.dtype):
-        return grad_t
-    return None
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

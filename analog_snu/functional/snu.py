@@ -37,7 +37,6 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, activation, check_activation, spike_output
-from analog_snu.functional.linear import offer_transposed_gradient, weight_gradient_node
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
 __all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence", "time_mean"]
@@ -123,9 +122,6 @@ class _SNUSequence(torch.autograd.Function):
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):
         ctx.config = (g, soft, surrogate)
         ctx.compiled = _compiled_loops_apply(current)  # the backward follows the forward's choice
-        # the oneDNN linear map that made ``current``: the compiled backward also writes dL/d current
-        # in the (F, T*N) layout its weight-gradient product reads (which it would copy otherwise)
-        ctx.linear_node = weight_gradient_node(current) if ctx.compiled else None
         s_all = torch.empty_like(current)
         if not soft and ctx.compiled:
             snu_loops = _snu_loops()
@@ -163,13 +159,8 @@ class _SNUSequence(torch.autograd.Function):
         reset_is_output = ctx.compiled and not soft  # the compiled spiking forward saved y, not 1 - y
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
         if ctx.compiled:
-            node, ctx.linear_node = ctx.linear_node, None
-            steps, batch, width = s_all.shape
-            grad_a_t = s_all.new_empty((width, steps * batch) if node is not None else (0, 0))
             grad_threshold = _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all,
-                                                grad_s_last, g, soft, surrogate, grad_a, grad_a_t)
-            if node is not None:
-                offer_transposed_gradient(node, grad_a, grad_a_t)
+                                                grad_s_last, g, soft, surrogate, grad_a)
         else:
             grad_threshold = _torch_backward(s_all, reset, threshold, decay, grad_y_all, grad_s_last, g, soft,
                                              surrogate, grad_a)
@@ -253,9 +244,8 @@ def _float(value: float, like: Tensor):
 
 
 def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all, grad_s_last, g, soft, surrogate,
-                       grad_a, grad_a_t):
-    """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a`` (and its (F, T*N)
-    transpose ``grad_a_t`` unless that is empty), returns dL/d threshold."""
+                       grad_a):
+    """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a``, returns dL/d threshold."""
     snu_loops = _snu_loops()
     # h'(s_t - threshold) of the spiking cell for all steps at once, in torch (vectorised sigmoid)
     if soft:
@@ -278,7 +268,7 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_a
     grad_threshold = np.zeros(s_all.shape[-1], dtype=np.float64)
     snu_loops.recurrence_backward(_np(grad_y), _np(slope), kind, _np(s_all), _np(reset), reset_is_output,
                                   _per_neuron(decay, s_all), _np(carry), snu_loops.G_CODES[g],
-                                  _float(LEAKY_RELU_SLOPE, s_all), _np(grad_a), grad_a_t.numpy(), grad_threshold)
+                                  _float(LEAKY_RELU_SLOPE, s_all), _np(grad_a), grad_threshold)
     return torch.from_numpy(grad_threshold)
 
 

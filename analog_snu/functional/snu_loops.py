@@ -67,7 +67,7 @@ exact h' = y (1 - y) from its output."""
 
 @njit(cache=True, nogil=True)
 def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output, decay, grad_s_last, g_code, leaky_slope,
-                        grad_a, grad_a_t, grad_threshold):  # pragma: no cover
+                        grad_a, grad_threshold):  # pragma: no cover
     """BPTT through the recurrence, from the last step to the first (formulas of ``_SNUSequence``).
 
     ``slope``: see :data:`SLOPE_GIVEN` (T, N, F), may be ``grad_a`` itself (each row is read
@@ -76,10 +76,7 @@ def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output
     dL/dy_t from outside (T, N, F), or (1, N, F) when it is the same at every step (a readout of
     the mean over time); ``grad_s_last`` dL/ds_{T-1} from outside (N, F). Fills
     ``grad_a`` = dL/da_t = dL/d current_t (T, N, F) and adds -dL/d(s_t - threshold), summed over t
-    and the batch, into ``grad_threshold`` (F,). ``grad_a_t``: (F, T*N), filled with the same
-    values transposed (the operand layout of the weight gradient's product, which would otherwise
-    copy the transposed view), or (0, 0): not wanted. Each step's rows are written as columns while
-    they are still in cache.
+    and the batch, into ``grad_threshold`` (F,).
     """
     steps, batch, width = s_all.shape
     one = s_all.dtype.type(1.0)
@@ -122,9 +119,3 @@ def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output
                 elif g_code == 1:
                     grad_s = grad_s if s > zero else grad_s * leaky_slope
                 out[f] = grad_s
-        if grad_a_t.shape[0] != 0:  # the step's rows as columns (contiguous writes, reads in cache)
-            step_rows = grad_a[t]
-            for f in range(width):
-                column = grad_a_t[f, t * batch:(t + 1) * batch]
-                for n in range(batch):
-                    column[n] = step_rows[n, f]

@@ -256,9 +256,8 @@ def test_recurrence_backward_may_read_its_slopes_from_its_output_buffer(kind):
             np.float32(0.1))
     separate, shared = torch.empty(steps, batch, feat), slope.clone()
     thr_separate, thr_shared = np.zeros(feat), np.zeros(feat)
-    no_transpose = np.empty((0, 0), np.float32)
-    snu_loops.recurrence_backward(*args, slope.numpy(), code, *rest, separate.numpy(), no_transpose, thr_separate)
-    snu_loops.recurrence_backward(*args, shared.numpy(), code, *rest, shared.numpy(), no_transpose, thr_shared)
+    snu_loops.recurrence_backward(*args, slope.numpy(), code, *rest, separate.numpy(), thr_separate)
+    snu_loops.recurrence_backward(*args, shared.numpy(), code, *rest, shared.numpy(), thr_shared)
     assert torch.equal(separate, shared) and np.array_equal(thr_separate, thr_shared)
 
 
