@@ -272,8 +272,11 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_
         slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
     elif surrogate == "tanh" and threshold.dtype == s_all.dtype:
         # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop; z in grad_a's memory, which the
-        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor)
-        slope, kind = torch.sub(s_all, threshold, out=grad_a).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor).
+        # 2x as 2 s - 2 threshold in one pass: doubling is exact, so these are the bits of
+        # (s - threshold) * 2 (unless |threshold| is past half the float range, where 2 threshold is inf)
+        slope = torch.add(threshold * -2.0, s_all, alpha=2.0, out=grad_a).sigmoid_()
+        kind = snu_loops.SLOPE_TANH
     elif surrogate == "tanh":
         slope, kind = torch.sub(s_all, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
     else:

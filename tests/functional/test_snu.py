@@ -309,3 +309,32 @@ def test_a_transposed_current_gives_what_its_contiguous_copy_gives(dtype, soft, 
     for name, a, b, c in zip(("y", "s", "current grad", "threshold grad"), transposed, contiguous, unrolled):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the contiguous copy's")
         torch.testing.assert_close(a, c, msg=f"{name} differs from the unroll's")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_surrogate_reaches_the_loop_as_sigmoid_of_twice_the_distance_bit_for_bit(dtype, monkeypatch):
+    """The compiled backward forms z = sigmoid(2 (s - threshold)) as sigmoid(2 s - 2 threshold) in one pass:
+    the same bits as the formula, also at s = threshold and for tiny differences."""
+    seen = []
+    kernel = snu_loops.recurrence_backward
+
+    def spy(grad_y, slope, kind, s_all, *rest):
+        seen.append((slope.copy(), kind, s_all.copy()))
+        return kernel(grad_y, slope, kind, s_all, *rest)
+
+    monkeypatch.setattr(snu_loops, "recurrence_backward", spy)
+    torch.manual_seed(9)
+    steps, batch, feat = 4, 3, 8
+    thr = torch.cat([torch.tensor([0.0, 1e-30, 0.3, 1.0 / 3.0]), torch.rand(feat - 4) * 2]).to(dtype).requires_grad_(True)
+    current = torch.randn(steps, batch, feat, dtype=dtype) + 0.5
+    current[0, 0] = thr.detach()  # s = threshold exactly at the first step
+    current[0, 1] = thr.detach() + 1e-7  # and a hair above
+    current.requires_grad_(True)
+    zero = torch.zeros(batch, feat, dtype=dtype)
+    y, _ = snu_sequence(current, SNUState(zero, zero), thr, 0.8, g="identity")
+    y.sum().backward()
+    (slope, kind, s_all), = seen
+    assert kind == snu_loops.SLOPE_TANH
+    s_all = torch.from_numpy(s_all)
+    expected = torch.sigmoid((s_all - thr.detach()) * 2.0)
+    assert torch.equal(torch.from_numpy(slope), expected)
