@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -225,7 +225,7 @@ def _compiled_loops_apply(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
-_LOOPS = []
+_LOOPS: list[Any] = []
 """The compiled loops module once imported (a list of it), see :func:`_snu_loops`."""
 
 
