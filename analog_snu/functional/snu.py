@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -123,11 +123,14 @@ class _SNUSequence(torch.autograd.Function):
         ctx.config = (g, soft, surrogate)
         ctx.compiled = _compiled_loops_apply(current)  # the backward follows the forward's choice
         s_all = torch.empty_like(current)
+        if ctx.compiled:  # the per-neuron decay as the loops read it, made once for forward and backward
+            ctx.decay_np = _per_neuron(decay, current)
         if not soft and ctx.compiled:
             snu_loops = _snu_loops()
             y_all = torch.empty_like(current)
-            snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), _per_neuron(decay, current),
-                                    snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, current), _np(s_all), _np(y_all))
+            snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), ctx.decay_np,
+                                    snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, current), s_all.numpy(),
+                                    y_all.numpy())
             ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)  # y in place of the gates
             return y_all, s_all[-1].clone()
         gate_all = torch.empty_like(current)  # 1 - y_t
@@ -159,7 +162,7 @@ class _SNUSequence(torch.autograd.Function):
         reset_is_output = ctx.compiled and not soft  # the compiled spiking forward saved y, not 1 - y
         grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
         if ctx.compiled:
-            grad_threshold = _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all,
+            grad_threshold = _compiled_backward(s_all, reset, reset_is_output, threshold, ctx.decay_np, grad_y_all,
                                                 grad_s_last, g, soft, surrogate, grad_a)
         else:
             grad_threshold = _torch_backward(s_all, reset, threshold, decay, grad_y_all, grad_s_last, g, soft,
@@ -222,38 +225,58 @@ def _compiled_loops_apply(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
+_LOOPS: list[Any] = []
+"""The compiled loops module once imported (a list of it), see :func:`_snu_loops`."""
+
+
 def _snu_loops():
     """The compiled loops, imported on first use (numba's import and cache load take seconds)."""
-    from analog_snu.functional import snu_loops
+    if not _LOOPS:
+        from analog_snu.functional import snu_loops
 
-    return snu_loops
+        _LOOPS.append(snu_loops)
+    return _LOOPS[0]
 
 
 def _np(tensor: Tensor):
     """A C-ordered numpy view of a CPU tensor (a copy only if it is not contiguous)."""
-    return tensor.detach().contiguous().numpy()
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    if not tensor.is_contiguous():
+        tensor = tensor.contiguous()
+    return tensor.numpy()
 
 
 def _per_neuron(decay: Tensor, like: Tensor):
     return _np(decay.to(like.dtype).expand(like.shape[-1]))
 
 
+_NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64}
+"""The numpy scalar type of each float dtype the compiled loops take."""
+
+
 def _float(value: float, like: Tensor):
     """``value`` in the array's own float type: a Python float would make numba widen float32 arithmetic."""
-    return np.dtype(str(like.dtype).removeprefix("torch.")).type(value)
+    scalar = _NUMPY_FLOAT.get(like.dtype)
+    return scalar(value) if scalar is not None else np.dtype(str(like.dtype).removeprefix("torch.")).type(value)
 
 
-def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_all, grad_s_last, g, soft, surrogate,
+def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_y_all, grad_s_last, g, soft, surrogate,
                        grad_a):
-    """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a``, returns dL/d threshold."""
+    """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a``, returns dL/d threshold.
+
+    ``decay_np``: the per-neuron decay (F,) as a numpy array in ``s_all``'s dtype (made by the forward)."""
     snu_loops = _snu_loops()
     # h'(s_t - threshold) of the spiking cell for all steps at once, in torch (vectorised sigmoid)
     if soft:
         slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
     elif surrogate == "tanh" and threshold.dtype == s_all.dtype:
         # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop; z in grad_a's memory, which the
-        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor)
-        slope, kind = torch.sub(s_all, threshold, out=grad_a).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor).
+        # 2x as 2 s - 2 threshold in one pass: doubling is exact, so these are the bits of
+        # (s - threshold) * 2 (unless |threshold| is past half the float range, where 2 threshold is inf)
+        slope = torch.add(threshold * -2.0, s_all, alpha=2.0, out=grad_a).sigmoid_()
+        kind = snu_loops.SLOPE_TANH
     elif surrogate == "tanh":
         slope, kind = torch.sub(s_all, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
     else:
@@ -267,8 +290,8 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay, grad_y_a
     carry = torch.zeros_like(s_all[0]) if grad_s_last is None else grad_s_last.to(s_all.dtype)
     grad_threshold = np.zeros(s_all.shape[-1], dtype=np.float64)
     snu_loops.recurrence_backward(_np(grad_y), _np(slope), kind, _np(s_all), _np(reset), reset_is_output,
-                                  _per_neuron(decay, s_all), _np(carry), snu_loops.G_CODES[g],
-                                  _float(LEAKY_RELU_SLOPE, s_all), _np(grad_a), grad_threshold)
+                                  decay_np, _np(carry), snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all),
+                                  grad_a.numpy(), grad_threshold)
     return torch.from_numpy(grad_threshold)
 
 
@@ -292,7 +315,8 @@ def snu_sequence(
     """
     check_activation(g)
     check_surrogate(surrogate)
-    decay = torch.as_tensor(decay, dtype=current.dtype, device=current.device)
+    if not (isinstance(decay, Tensor) and decay.dtype == current.dtype and decay.device == current.device):
+        decay = torch.as_tensor(decay, dtype=current.dtype, device=current.device)
     y_all, s_last = _SNUSequence.apply(current, state.s, state.y, threshold, decay, g, soft, surrogate)
     return y_all, SNUState(s_last, y_all[-1])
 

@@ -278,3 +278,63 @@ def test_time_mean_is_torchs_mean_bit_for_bit_with_a_broadcast_gradient(dtype):
     (out_a, grad_a, _), (out_b, grad_b, stride_b) = results
     assert torch.equal(out_a, out_b) and torch.equal(grad_a, grad_b)
     assert stride_b == 0  # handed on as a view over the steps, not written out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("soft", [False, True])
+def test_a_transposed_current_gives_what_its_contiguous_copy_gives(dtype, soft, loops):
+    """A dense but not contiguous current (a (N, T, F) tensor viewed as (T, N, F)): the compiled loops
+    fill the strided outputs themselves (they once wrote into a contiguous copy, which was lost).
+    The same values and gradients as for the contiguous copy (spikes and states bit for bit; torch's
+    sigmoid and sums may round differently on another layout) and as the autograd unroll."""
+    torch.manual_seed(8)
+    batch, steps, feat = 4, 5, 6
+    base = torch.randn(batch, steps, feat, dtype=dtype) + 0.5
+    grads_out = torch.randn(steps, batch, feat, dtype=dtype)
+    zero = torch.zeros(batch, feat, dtype=dtype)
+    results = []
+    for layout in ("transposed", "contiguous", "unrolled"):
+        leaf, thr = base.clone().requires_grad_(True), torch.full((feat,), 0.6, dtype=dtype, requires_grad=True)
+        current = leaf.transpose(0, 1) if layout != "contiguous" else leaf.transpose(0, 1).contiguous()
+        if layout == "unrolled":
+            y, final = _unrolled(current, zero, zero, thr, torch.tensor(0.8, dtype=dtype), "relu", soft, "tanh")
+        else:
+            y, final = snu_sequence(current, SNUState(zero, zero), thr, 0.8, soft=soft)
+        ((y * grads_out).sum() + final.s.sum()).backward()
+        results.append((y.detach(), final.s.detach(), leaf.grad, thr.grad))
+    transposed, contiguous, unrolled = results
+    assert torch.equal(transposed[1], contiguous[1])
+    if not soft:
+        assert torch.equal(transposed[0], contiguous[0])
+    for name, a, b, c in zip(("y", "s", "current grad", "threshold grad"), transposed, contiguous, unrolled):
+        torch.testing.assert_close(a, b, msg=f"{name} differs from the contiguous copy's")
+        torch.testing.assert_close(a, c, msg=f"{name} differs from the unroll's")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_surrogate_reaches_the_loop_as_sigmoid_of_twice_the_distance_bit_for_bit(dtype, monkeypatch):
+    """The compiled backward forms z = sigmoid(2 (s - threshold)) as sigmoid(2 s - 2 threshold) in one pass:
+    the same bits as the formula, also at s = threshold and for tiny differences."""
+    seen = []
+    kernel = snu_loops.recurrence_backward
+
+    def spy(grad_y, slope, kind, s_all, *rest):
+        seen.append((slope.copy(), kind, s_all.copy()))
+        return kernel(grad_y, slope, kind, s_all, *rest)
+
+    monkeypatch.setattr(snu_loops, "recurrence_backward", spy)
+    torch.manual_seed(9)
+    steps, batch, feat = 4, 3, 8
+    thr = torch.cat([torch.tensor([0.0, 1e-30, 0.3, 1.0 / 3.0]), torch.rand(feat - 4) * 2]).to(dtype).requires_grad_(True)
+    current = torch.randn(steps, batch, feat, dtype=dtype) + 0.5
+    current[0, 0] = thr.detach()  # s = threshold exactly at the first step
+    current[0, 1] = thr.detach() + 1e-7  # and a hair above
+    current.requires_grad_(True)
+    zero = torch.zeros(batch, feat, dtype=dtype)
+    y, _ = snu_sequence(current, SNUState(zero, zero), thr, 0.8, g="identity")
+    y.sum().backward()
+    (slope, kind, s_all), = seen
+    assert kind == snu_loops.SLOPE_TANH
+    s_all = torch.from_numpy(s_all)
+    expected = torch.sigmoid((s_all - thr.detach()) * 2.0)
+    assert torch.equal(torch.from_numpy(slope), expected)
