@@ -27,9 +27,10 @@ Shape letters: T time steps, N batch, F neurons (F_out of the layer).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, activation, check_activation, spike_output
+from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
 __all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence", "time_mean"]
@@ -128,8 +130,8 @@ class _SNUSequence(torch.autograd.Function):
         if not soft and ctx.compiled:
             snu_loops = _snu_loops()
             y_all = torch.empty_like(current)
-            snu_loops.spike_forward(_np(current), _np(s0), _np(y0), _np(threshold), ctx.decay_np,
-                                    snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, current), s_all.numpy(),
+            snu_loops.spike_forward(numpy_view(current), numpy_view(s0), numpy_view(y0), numpy_view(threshold), ctx.decay_np,
+                                    snu_loops.G_CODES[g], numpy_scalar(LEAKY_RELU_SLOPE, current.dtype), s_all.numpy(),
                                     y_all.numpy())
             ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)  # y in place of the gates
             return y_all, s_all[-1].clone()
@@ -225,40 +227,17 @@ def _compiled_loops_apply(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
 
 
-_LOOPS: list[Any] = []
-"""The compiled loops module once imported (a list of it), see :func:`_snu_loops`."""
-
-
+@functools.cache
 def _snu_loops():
     """The compiled loops, imported on first use (numba's import and cache load take seconds)."""
-    if not _LOOPS:
-        from analog_snu.functional import snu_loops
+    from analog_snu.functional import snu_loops
 
-        _LOOPS.append(snu_loops)
-    return _LOOPS[0]
+    return snu_loops
 
 
-def _np(tensor: Tensor):
-    """A C-ordered numpy view of a CPU tensor (a copy only if it is not contiguous)."""
-    if tensor.requires_grad:
-        tensor = tensor.detach()
-    if not tensor.is_contiguous():
-        tensor = tensor.contiguous()
-    return tensor.numpy()
-
-
-def _per_neuron(decay: Tensor, like: Tensor):
-    return _np(decay.to(like.dtype).expand(like.shape[-1]))
-
-
-_NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64}
-"""The numpy scalar type of each float dtype the compiled loops take."""
-
-
-def _float(value: float, like: Tensor):
-    """``value`` in the array's own float type: a Python float would make numba widen float32 arithmetic."""
-    scalar = _NUMPY_FLOAT.get(like.dtype)
-    return scalar(value) if scalar is not None else np.dtype(str(like.dtype).removeprefix("torch.")).type(value)
+def _per_neuron(vector: Tensor, like: Tensor):
+    """A per-neuron (per-channel) or scalar vector as the (F,) array the loops read, in ``like``'s dtype (..., F)."""
+    return numpy_view(vector.to(like.dtype).expand(like.shape[-1]))
 
 
 def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_y_all, grad_s_last, g, soft, surrogate,
@@ -289,8 +268,8 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_
         grad_y = grad_y_all
     carry = torch.zeros_like(s_all[0]) if grad_s_last is None else grad_s_last.to(s_all.dtype)
     grad_threshold = np.zeros(s_all.shape[-1], dtype=np.float64)
-    snu_loops.recurrence_backward(_np(grad_y), _np(slope), kind, _np(s_all), _np(reset), reset_is_output,
-                                  decay_np, _np(carry), snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all),
+    snu_loops.recurrence_backward(numpy_view(grad_y), numpy_view(slope), kind, numpy_view(s_all), numpy_view(reset), reset_is_output,
+                                  decay_np, numpy_view(carry), snu_loops.G_CODES[g], numpy_scalar(LEAKY_RELU_SLOPE, s_all.dtype),
                                   grad_a.numpy(), grad_threshold)
     return torch.from_numpy(grad_threshold)
 

@@ -27,7 +27,8 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError, ShapeError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, check_activation
-from analog_snu.functional.snu import SNUState, _compiled_loops_apply, _float, _np, snu_sequence
+from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
+from analog_snu.functional.snu import SNUState, _compiled_loops_apply, _per_neuron, snu_sequence
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
 __all__ = ["snu_pool_compiled", "snu_pool_sequence"]
@@ -50,11 +51,6 @@ def _graph_kept() -> bool:
     return True if query is None else bool(query())
 
 
-def _per_channel(vector: Tensor, like: Tensor):
-    """A per-channel (or scalar) vector as a (C,) array in the dtype of ``like`` (..., C)."""
-    return _np(vector.detach().to(like.dtype).expand(like.shape[-1]))
-
-
 class _SNUPoolSequence(torch.autograd.Function):
     """SNU recurrence + max pooling over (T, N, H, W, C) currents, compiled CPU loops (module docstring)."""
 
@@ -70,14 +66,14 @@ class _SNUPoolSequence(torch.autograd.Function):
         s_all = current if base is not None else current.clone()
         if soft:  # a sigmoid a step: torch's vectorised kernels beat numba's scalar exp (see snu_loops)
             y_all = _soft_forward(s_all, s0, y0, threshold, decay, g)
-            pool_loops.max_pool_forward(_np(y_all), pool, _np(pooled))
+            pool_loops.max_pool_forward(numpy_view(y_all), pool, numpy_view(pooled))
             y_last = y_all[-1].clone()
         else:
             y_all = None
             y_last = torch.empty_like(s0)
-            pool_loops.spike_pool_forward(_np(s0), _np(y0), _per_channel(threshold, s_all), _per_channel(decay, s_all),
-                                          snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool, _np(s_all),
-                                          _np(pooled), _np(y_last))
+            pool_loops.spike_pool_forward(numpy_view(s0), numpy_view(y0), _per_neuron(threshold, s_all), _per_neuron(decay, s_all),
+                                          snu_loops.G_CODES[g], numpy_scalar(LEAKY_RELU_SLOPE, s_all.dtype), pool, numpy_view(s_all),
+                                          numpy_view(pooled), numpy_view(y_last))
         membrane = s_all if base is None else base
         if base is not None:
             ctx.mark_dirty(base)
@@ -105,8 +101,8 @@ class _SNUPoolSequence(torch.autograd.Function):
         grad_a = s_all if donate else torch.empty_like(s_all)
         grad_threshold = np.zeros((height, width, channels), dtype=np.float64)
         grad_decay = torch.zeros(channels, dtype=torch.float64) if needs[5] else None
-        arrays = [_np(v) for v in (grad_pooled, grad_y_last, grad_s_last, s_all, s_all if y_all is None else y_all)]
-        threshold_c, decay_c = _per_channel(threshold, s_all), _per_channel(decay, s_all)
+        arrays = [numpy_view(v) for v in (grad_pooled, grad_y_last, grad_s_last, s_all, s_all if y_all is None else y_all)]
+        threshold_c, decay_c = _per_neuron(threshold, s_all), _per_neuron(decay, s_all)
         slope_t = torch.empty_like(s0)  # one step's h' (or what it is formed from), reused: it stays in cache
         minus_two_threshold = threshold.to(s_all.dtype).mul(-2.0)
         for t in range(steps - 1, -1, -1):
@@ -122,9 +118,9 @@ class _SNUPoolSequence(torch.autograd.Function):
                 torch.sub(s_all[t], threshold, out=slope_t)
                 slope_t.copy_(SURROGATES[surrogate](slope_t))
                 kind = snu_loops.SLOPE_GIVEN
-            pool_loops.pool_recurrence_backward(t, *arrays, not soft, threshold_c, _np(slope_t), kind, decay_c,
-                                                snu_loops.G_CODES[g], _float(LEAKY_RELU_SLOPE, s_all), pool,
-                                                _np(grad_a), grad_threshold)
+            pool_loops.pool_recurrence_backward(t, *arrays, not soft, threshold_c, numpy_view(slope_t), kind, decay_c,
+                                                snu_loops.G_CODES[g], numpy_scalar(LEAKY_RELU_SLOPE, s_all.dtype), pool,
+                                                numpy_view(grad_a), grad_threshold)
         if donate:
             torch.autograd.graph.increment_version(membrane)  # its values are gone: any other saved use fails loudly
         grad_a0 = grad_a[0]

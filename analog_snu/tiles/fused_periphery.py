@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from analog_snu.functional.linear import product_t
+from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
 
@@ -88,20 +89,6 @@ def spike_input_state(x: Tensor, first_ones: Tensor | None = None) -> tuple[bool
     found = first_ones.numpy() if first_ones is not None else np.empty(0, dtype=np.int64)
     state = loops.binary_state(flat.numpy(), rows, width, x.stride(0), found)
     return state != loops.NOT_BINARY, state == loops.BINARY
-
-
-def _np(tensor: Tensor) -> np.ndarray:
-    """A C-ordered numpy view of a CPU tensor (a copy only if it is not contiguous)."""
-    return tensor.detach().contiguous().numpy()
-
-
-_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _scalar(value: float, dtype: torch.dtype) -> Any:
-    """``value`` as a numpy scalar of ``dtype`` (torch rounds a Python scalar operand to the tensor's type)."""
-    kind = _NUMPY_TYPES.get(dtype)
-    return kind(value) if kind is not None else np.dtype(str(dtype).removeprefix("torch.")).type(value)
 
 
 def _streams() -> tuple[np.uint64, np.ndarray]:
@@ -166,7 +153,7 @@ def noisy_weight(weight: Tensor, modifier: Any) -> Tensor:
         # aihwkit's std_dev * w_max: in the tensor's type for the measured max|W|, in double for the assumed one
         sigma = modifier.std_dev * (weight.abs().max() if modifier.rel_to_actual_wmax else modifier.assumed_wmax)
         noisy = torch.empty_like(weight)
-        _loops().add_normal(_np(weight), _scalar(float(sigma), weight.dtype), *_streams(), noisy.numpy())
+        _loops().add_normal(numpy_view(weight), numpy_scalar(float(sigma), weight.dtype), *_streams(), noisy.numpy())
     return _AddNoise.apply(weight, noisy)
 
 
@@ -230,9 +217,9 @@ class _FusedSpikeRows(torch.autograd.Function):
         rounds = torch.empty(rows, dtype=torch.int16)
         scale = product.new_empty(rows)
         out = product  # written over row by row: each row of the product is read before its output is written
-        step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
-        loops.spike_rounds(product.numpy(), q, out_factor, _np(sigma), noisy, step, bound, codes_limit,
-                           _np(row_scale.reshape(-1)), _np(column_factors), *(_streams() if noisy else _no_streams()),
+        step, bound = numpy_scalar(adc_step(io_pars), dtype), numpy_scalar(io_pars.out_bound, dtype)
+        loops.spike_rounds(product.numpy(), q, out_factor, numpy_view(sigma), noisy, step, bound, codes_limit,
+                           numpy_view(row_scale.reshape(-1)), numpy_view(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
         ctx.io_pars = io_pars
         ctx.alpha_shape = None if alpha is None else alpha.shape
@@ -257,9 +244,9 @@ class _FusedSpikeRows(torch.autograd.Function):
         grad = torch.empty((f_out, rows) if transposed else (rows, f_out), dtype=dtype)
         grad_alpha = np.zeros(f_out if needs[3] else 0)
         grad_final = grad.new_empty(rows if want_scale else 0)
-        step, bound = _scalar(adc_step(io_pars), dtype), _scalar(io_pars.out_bound, dtype)
-        loops.spike_rows_backward(_np(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
-                                  _np(column_factors), bool(needs[3]), rounds, out_factor, q, not want_input,
+        step, bound = numpy_scalar(adc_step(io_pars), dtype), numpy_scalar(io_pars.out_bound, dtype)
+        loops.spike_rows_backward(numpy_view(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND, scale.numpy(),
+                                  numpy_view(column_factors), bool(needs[3]), rounds, out_factor, q, not want_input,
                                   grad.numpy(), transposed, grad_alpha, grad_final.numpy())
         grad_x = grad_scale = None
         if want_input:
@@ -267,7 +254,7 @@ class _FusedSpikeRows(torch.autograd.Function):
             grad_scale = grad.new_empty(rows if want_scale else 0)
             ones = row_scale.reshape(-1) if want_scale else grad_scale
             to_input = scale_grad_at.numpy() if scale_grad_at is not None else np.empty(0, dtype=np.int64)
-            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), rounds, q, dq, reduction, _np(ones),
+            loops.input_gradients(grad.numpy(), grad_x.numpy(), x.numpy(), rounds, q, dq, reduction, numpy_view(ones),
                                   grad_final.numpy(), grad_scale.numpy(), to_input)
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
