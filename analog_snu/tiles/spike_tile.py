@@ -142,7 +142,7 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def forward(self, x_input: Tensor, tensor_view: tuple | None = None) -> Tensor:
         self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
         fused = fused_periphery_applies(x_input)
-        codes_limit, scale_grad_at = self._codes_limit(x_input, fused)
+        codes_limit, scale_grad_at = self._spike_path(x_input, fused)
         if codes_limit is None:
             return super().forward(x_input, tensor_view)
         is_test = not self.training
@@ -176,12 +176,16 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def _drift_compensated(self) -> bool:
         return getattr(self.rpu_config, "drift_compensation", None) is not None
 
-    def _codes_limit(self, x_input: Tensor, fused: bool) -> tuple[int | None, Tensor | None]:
-        """The int16 code clamp when this call takes the spike path (a spike input on the spike shortcut,
-        deterministic ADC, aihwkit's scalings only; without the compiled loops, also a gradient taken
-        and no drift compensation to apply), else None; with it, on the compiled path, where the
-        noise-management scale passes its gradient to the input (``scale_grad_at`` of
-        :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`), or None where it has none."""
+    def _spike_path(self, x_input: Tensor, fused: bool) -> tuple[int | None, Tensor | None]:
+        """Whether this call takes the spike path, and what that path needs, as ``(codes_limit, scale_grad_at)``.
+
+        ``codes_limit``: the int16 ADC code clamp when the call takes the spike path (a spike input on the
+        spike shortcut, deterministic ADC, aihwkit's scalings only; without the compiled loops, also a
+        gradient taken and no drift compensation to apply), else None (aihwkit's own forward).
+        ``scale_grad_at``: on the compiled path, per input row, where the noise-management scale passes
+        its gradient to the input (see :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`),
+        or None where it has none. Both come from one pass over the input (the 0/1 check finds each
+        row's first 1 on the way), which is why one method decides both."""
         io_pars = self.tile._f_io
         mapping = self.get_mapping_scales()
         if not isinstance(self.tile._analog_mvm, type) or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):

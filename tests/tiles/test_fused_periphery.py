@@ -466,8 +466,8 @@ def test_noise_management_gradient_given_directly_equals_autograds_max(monkeypat
     rpu = hwa_config(nm_thres=nm_thres)
     direct = run_layer(rpu, x, weight, alpha, True)
     # the previous mechanism: the scale built by autograd (SpikeAnalogMVM._spike_row_scale), no columns given
-    original = spike_tile.SpikeTorchInferenceTile._codes_limit
-    monkeypatch.setattr(spike_tile.SpikeTorchInferenceTile, "_codes_limit",
+    original = spike_tile.SpikeTorchInferenceTile._spike_path
+    monkeypatch.setattr(spike_tile.SpikeTorchInferenceTile, "_spike_path",
                         lambda self, *a: (original(self, *a)[0], None))
     through_autograd = run_layer(rpu, x, weight, alpha, True)
     for a, b in zip(direct, through_autograd):
