@@ -96,11 +96,11 @@ class TrainingConfig(StrictModel):
     """HIL only: reprogram the chip from software weights, or mixed-precision pulses (default reprogram)."""
     program_every: PositiveInt | None = None
     """HIL reprogram only: reprogram the chip every N batches (default 1)."""
-    chip_seconds_per_batch: TimeSeconds | None = Field(None, **CHIP_SECONDS_RANGE)  # type: ignore[arg-type]
+    chip_seconds_per_batch: TimeSeconds | None = Field(None, **CHIP_SECONDS_RANGE)
     """HIL only: chip clock advance per batch, seconds; a time such as 1s, 1min, 1h is accepted (default 1s)."""
-    granularity: float | None = Field(None, **GRANULARITY_RANGE)  # type: ignore[arg-type]
+    granularity: float | None = Field(None, **GRANULARITY_RANGE)
     """HIL mixed only: weight change of one SET pulse as a fraction of g_max (default: the device's dw_min)."""
-    headroom: float | None = Field(None, **HEADROOM_RANGE)  # type: ignore[arg-type]
+    headroom: float | None = Field(None, **HEADROOM_RANGE)
     """HIL only: each tile's weight range (mapped to g_max) as a multiple of its max|W| at the first programming
     (default 1.5 reprogram, re-mapped when outgrown; 8 mixed, whose range is fixed)."""
 
@@ -158,7 +158,7 @@ class RunConfig(StrictModel):
         data = {key: value.to_dict() if isinstance(value, StrictModel) else value for key, value in data.items()}
         task = data.get("task")
         name = task.get("name") if isinstance(task, dict) else None
-        for path, value in TASK_DEFAULTS.get(name, {}).items():
+        for path, value in (TASK_DEFAULTS.get(name, {}) if isinstance(name, str) else {}).items():
             section, field = path.split(".")
             part = data.get(section, {})
             if isinstance(part, dict) and part.get(field) is None:

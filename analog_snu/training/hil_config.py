@@ -11,7 +11,7 @@ both layouts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -30,10 +30,19 @@ HIL_SCHEMES = ("reprogram", "mixed")
 #: so its range must be set for the trained network up front, as in Nandakumar et al. 2020.
 HIL_DEFAULT_HEADROOM = {"reprogram": 1.5, "mixed": 8.0}
 
-#: the ranges of the options (``Field`` keywords), shared with the run config's flat fields
-CHIP_SECONDS_RANGE: dict[str, float] = {"ge": 0.0}
-GRANULARITY_RANGE: dict[str, float] = {"gt": 0.0, "le": 1.0}
-HEADROOM_RANGE: dict[str, float] = {"ge": 1.0, "le": 1e3}
+class Bounds(TypedDict, total=False):
+    """A field's range as ``pydantic.Field`` keywords (typed, so ``Field(None, **bounds)`` type-checks)."""
+
+    gt: float
+    ge: float
+    lt: float
+    le: float
+
+
+#: the ranges of the options, shared with the run config's flat fields
+CHIP_SECONDS_RANGE: Bounds = {"ge": 0.0}
+GRANULARITY_RANGE: Bounds = {"gt": 0.0, "le": 1.0}
+HEADROOM_RANGE: Bounds = {"ge": 1.0, "le": 1e3}
 
 #: HILConfig field -> the run config's flat ``training`` field holding it
 HIL_OPTIONS = {"scheme": "hil_scheme", "program_every": "program_every",
@@ -62,11 +71,11 @@ class HILConfig(StrictModel):
     """reprogram: the chip is reprogrammed from software weights; mixed: mixed-precision pulses."""
     program_every: PositiveInt = 1
     """reprogram only: reprogram the chip every N batches (mixed: 1, it writes pulses every batch)."""
-    chip_seconds_per_batch: TimeSeconds = Field(1.0, **CHIP_SECONDS_RANGE)  # type: ignore[arg-type]
+    chip_seconds_per_batch: TimeSeconds = Field(1.0, **CHIP_SECONDS_RANGE)
     """Chip clock advance per batch, seconds (``"1min"`` and other times accepted)."""
-    granularity: float | None = Field(None, **GRANULARITY_RANGE)  # type: ignore[arg-type]
+    granularity: float | None = Field(None, **GRANULARITY_RANGE)
     """mixed only: weight change of one SET pulse as a fraction of g_max (None: the device's dw_min)."""
-    headroom: float = Field(None, **HEADROOM_RANGE)  # type: ignore[arg-type]
+    headroom: float = Field(None, **HEADROOM_RANGE)  # type: ignore[assignment]  # None is replaced per scheme before validation
     """Each tile's weight range (mapped to g_max) over its max|W| at the first programming
     (default :data:`HIL_DEFAULT_HEADROOM` of the scheme: 1.5 reprogram, 8 mixed)."""
     program_all: bool = False
