@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["G_CODES", "SLOPE_GIVEN", "SLOPE_SIGMOID_OUTPUT", "SLOPE_TANH", "spike_forward", "recurrence_backward"]
+__all__ = ["G_CODES", "SLOPE_GIVEN", "SLOPE_SIGMOID_OUTPUT", "SLOPE_TANH", "recurrence_backward", "spike_backward_fm",
+           "spike_forward", "spike_forward_fm"]
 
 G_CODES = {"relu": 0, "leaky_relu": 1, "identity": 2}
 """Membrane non-linearity g -> the integer the loops branch on."""
@@ -119,3 +120,121 @@ def recurrence_backward(grad_y, slope, slope_kind, s_all, reset, reset_is_output
                 elif g_code == 1:
                     grad_s = grad_s if s > zero else grad_s * leaky_slope
                 out[f] = grad_s
+
+
+# -- feature-major storage: (F, T, N) ----------------------------------------------------------------
+# Each neuron's sequence in turn, the batch the inner (vector) loop. The arrays are read through
+# flat views with unsigned indices: written over per-row slices or signed indices, numba's loops
+# ran 3-4x slower here (the row of step t reads the row of step t - 1 written just before).
+
+
+@njit(cache=True, nogil=True)
+def spike_forward_fm(current, s0, y0, threshold, decay, g_code, leaky_slope, s_all, y_all):  # pragma: no cover
+    """:func:`spike_forward` on feature-major arrays: ``current``, ``s_all``, ``y_all`` (F, T, N);
+    ``s0``, ``y0`` (F, N). The same operations in the same order per element (the same bits)."""
+    width, steps, batch = current.shape
+    one = current.dtype.type(1.0)
+    zero = current.dtype.type(0.0)
+    cur = current.reshape(-1)
+    s_flat = s_all.reshape(-1)
+    y_flat = y_all.reshape(-1)
+    s0_flat = s0.reshape(-1)
+    y0_flat = y0.reshape(-1)
+    row = np.uint64(batch)
+    for f in range(width):
+        d = decay[f]
+        th = threshold[f]
+        first = np.uint64(f * steps * batch)
+        start = np.uint64(f * batch)
+        for n in range(batch):  # t = 0, from the initial state
+            i = first + np.uint64(n)
+            j = start + np.uint64(n)
+            a = cur[i] + d * (one - y0_flat[j]) * s0_flat[j]
+            if g_code == 0:
+                a = a if a > zero else zero
+            elif g_code == 1:
+                a = a if a > zero else a * leaky_slope
+            s_flat[i] = a
+            y_flat[i] = one if a > th else zero
+        for t in range(1, steps):
+            base = first + np.uint64(t * batch)
+            for n in range(batch):
+                i = base + np.uint64(n)
+                a = cur[i] + d * (one - y_flat[i - row]) * s_flat[i - row]
+                if g_code == 0:
+                    a = a if a > zero else zero
+                elif g_code == 1:
+                    a = a if a > zero else a * leaky_slope
+                s_flat[i] = a
+                y_flat[i] = one if a > th else zero
+
+
+@njit(nogil=True, inline="always")
+def _slope_row(slope, base, batch, slope_kind, h_row):  # pragma: no cover
+    """h'(s_t - threshold) of one row of the spiking cell (:data:`SLOPE_GIVEN` or :data:`SLOPE_TANH`)."""
+    four = slope.dtype.type(4.0)
+    for n in range(batch):
+        z = slope[base + np.uint64(n)]
+        h_row[n] = z if slope_kind == 0 else four * (z - z * z)
+
+
+# reassoc: the threshold's gradient is summed per neuron, a reduction over the batch that LLVM
+# vectorises only when it may reorder the additions (float64, so the order costs nothing)
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def spike_backward_fm(grad_y, slope, slope_kind, s_all, y_all, decay, grad_s_last, g_code, leaky_slope, grad_a,
+                      grad_threshold):  # pragma: no cover
+    """:func:`recurrence_backward` of the spiking cell on feature-major arrays.
+
+    ``slope`` (:data:`SLOPE_GIVEN` or :data:`SLOPE_TANH`), ``s_all``, the spikes ``y_all`` and
+    ``grad_a`` (F, T, N), ``slope`` may be ``grad_a`` itself; ``grad_y`` (F, T, N), or (F, 1, N)
+    when it is the same at every step; ``grad_s_last`` (F, N); adds into ``grad_threshold`` (F,).
+    """
+    width, steps, batch = s_all.shape
+    one = s_all.dtype.type(1.0)
+    zero = s_all.dtype.type(0.0)
+    y_steps = grad_y.shape[1]
+    grad_y_flat = grad_y.reshape(-1)
+    slope_flat = slope.reshape(-1)
+    s_flat = s_all.reshape(-1)
+    y_flat = y_all.reshape(-1)
+    out = grad_a.reshape(-1)
+    last_flat = grad_s_last.reshape(-1)
+    row = np.uint64(batch)
+    h_row = np.empty(batch, dtype=s_all.dtype)  # the slopes of one row, read before the row is written
+    for f in range(width):
+        d = decay[f]
+        total = 0.0  # -dL/d(s - threshold) of neuron f
+        t = steps - 1  # the last step: the carry is dL/ds_{T-1} from outside
+        base = np.uint64((f * steps + t) * batch)
+        y_base = np.uint64((f * y_steps + (t if y_steps == steps else 0)) * batch)
+        start = np.uint64(f * batch)
+        _slope_row(slope_flat, base, batch, slope_kind, h_row)
+        for n in range(batch):
+            k = np.uint64(n)
+            s = s_flat[base + k]
+            grad_pre = grad_y_flat[y_base + k] * h_row[n]
+            grad_s = grad_pre + last_flat[start + k]
+            total -= grad_pre
+            if g_code == 0:
+                grad_s = grad_s if s > zero else zero
+            elif g_code == 1:
+                grad_s = grad_s if s > zero else grad_s * leaky_slope
+            out[base + k] = grad_s
+        for t in range(steps - 2, -1, -1):  # carry = dL/da_{t+1}: the reset-gate path, then the membrane path
+            base = np.uint64((f * steps + t) * batch)
+            if y_steps == steps:
+                y_base = np.uint64((f * steps + t) * batch)
+            _slope_row(slope_flat, base, batch, slope_kind, h_row)
+            for n in range(batch):
+                i = base + np.uint64(n)
+                s = s_flat[i]
+                carry = out[i + row]
+                grad_pre = (grad_y_flat[y_base + np.uint64(n)] - d * s * carry) * h_row[n]
+                grad_s = grad_pre + d * (one - y_flat[i]) * carry
+                total -= grad_pre
+                if g_code == 0:
+                    grad_s = grad_s if s > zero else zero
+                elif g_code == 1:
+                    grad_s = grad_s if s > zero else grad_s * leaky_slope
+                out[i] = grad_s
+        grad_threshold[f] += total
