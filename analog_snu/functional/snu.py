@@ -249,6 +249,8 @@ def _snu_loops():
 
 def _per_neuron(vector: Tensor, like: Tensor):
     """A per-neuron (per-channel) or scalar vector as the (F,) array the loops read, in ``like``'s dtype (..., F)."""
+    if vector.dim() == 0:  # a scalar (the usual fixed decay): filled by numpy, no torch kernels
+        return np.full(like.shape[-1], numpy_scalar(vector.item(), like.dtype))
     return numpy_view(vector.to(like.dtype).expand(like.shape[-1]))
 
 
@@ -297,7 +299,9 @@ def _feature_major_forward(current, s0, y0, threshold, decay_np, g):
     """The compiled spiking forward on feature-major currents; returns ``s`` and ``y``, both feature-major (T, N, F)."""
     snu_loops = _snu_loops()
     s_all, y_all = _feature_major_empty(current), _feature_major_empty(current)
-    snu_loops.spike_forward_fm(numpy_view(current.movedim(-1, 0)), numpy_view(s0.t()), numpy_view(y0.t()),
+    s0_np = numpy_view(s0.t())  # (F, N) copies; one for both where the state is one tensor twice (zeros)
+    y0_np = s0_np if y0 is s0 else numpy_view(y0.t())
+    snu_loops.spike_forward_fm(numpy_view(current.movedim(-1, 0)), s0_np, y0_np,
                                numpy_view(threshold), decay_np, snu_loops.G_CODES[g],
                                numpy_scalar(LEAKY_RELU_SLOPE, current.dtype), s_all.movedim(-1, 0).numpy(),
                                y_all.movedim(-1, 0).numpy())

@@ -169,15 +169,6 @@ def spike_forward_fm(current, s0, y0, threshold, decay, g_code, leaky_slope, s_a
                 y_flat[i] = one if a > th else zero
 
 
-@njit(nogil=True, inline="always")
-def _slope_row(slope, base, batch, slope_kind, h_row):  # pragma: no cover
-    """h'(s_t - threshold) of one row of the spiking cell (:data:`SLOPE_GIVEN` or :data:`SLOPE_TANH`)."""
-    four = slope.dtype.type(4.0)
-    for n in range(batch):
-        z = slope[base + np.uint64(n)]
-        h_row[n] = z if slope_kind == 0 else four * (z - z * z)
-
-
 # reassoc: the threshold's gradient is summed per neuron, a reduction over the batch that LLVM
 # vectorises only when it may reorder the additions (float64, so the order costs nothing)
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -200,19 +191,27 @@ def spike_backward_fm(grad_y, slope, slope_kind, s_all, y_all, decay, grad_s_las
     out = grad_a.reshape(-1)
     last_flat = grad_s_last.reshape(-1)
     row = np.uint64(batch)
-    h_row = np.empty(batch, dtype=s_all.dtype)  # the slopes of one row, read before the row is written
+    four = s_all.dtype.type(4.0)
+    block = steps * batch
+    h = np.empty(block, dtype=s_all.dtype)  # h'(s_t - threshold) of one neuron, every step
     for f in range(width):
         d = decay[f]
         total = 0.0  # -dL/d(s - threshold) of neuron f
+        # the neuron's slopes first, in one long loop (``slope`` may be ``grad_a`` itself); per row,
+        # beside the recurrence's rows of N, the loop overheads cost more than the arithmetic
+        first = np.uint64(f * block)
+        for i in range(block):
+            z = slope_flat[first + np.uint64(i)]
+            h[np.uint64(i)] = z if slope_kind == 0 else four * (z - z * z)
         t = steps - 1  # the last step: the carry is dL/ds_{T-1} from outside
         base = np.uint64((f * steps + t) * batch)
         y_base = np.uint64((f * y_steps + (t if y_steps == steps else 0)) * batch)
         start = np.uint64(f * batch)
-        _slope_row(slope_flat, base, batch, slope_kind, h_row)
+        h_base = np.uint64(t * batch)
         for n in range(batch):
             k = np.uint64(n)
             s = s_flat[base + k]
-            grad_pre = grad_y_flat[y_base + k] * h_row[n]
+            grad_pre = grad_y_flat[y_base + k] * h[h_base + k]
             grad_s = grad_pre + last_flat[start + k]
             total -= grad_pre
             if g_code == 0:
@@ -224,12 +223,12 @@ def spike_backward_fm(grad_y, slope, slope_kind, s_all, y_all, decay, grad_s_las
             base = np.uint64((f * steps + t) * batch)
             if y_steps == steps:
                 y_base = np.uint64((f * steps + t) * batch)
-            _slope_row(slope_flat, base, batch, slope_kind, h_row)
+            h_base = np.uint64(t * batch)
             for n in range(batch):
                 i = base + np.uint64(n)
                 s = s_flat[i]
                 carry = out[i + row]
-                grad_pre = (grad_y_flat[y_base + np.uint64(n)] - d * s * carry) * h_row[n]
+                grad_pre = (grad_y_flat[y_base + np.uint64(n)] - d * s * carry) * h[h_base + np.uint64(n)]
                 grad_s = grad_pre + d * (one - y_flat[i]) * carry
                 total -= grad_pre
                 if g_code == 0:
