@@ -200,9 +200,9 @@ def spike_backward_fm(grad_y, slope, slope_kind, s_all, y_all, decay, grad_s_las
         # the neuron's slopes first, in one long loop (``slope`` may be ``grad_a`` itself); per row,
         # beside the recurrence's rows of N, the loop overheads cost more than the arithmetic
         first = np.uint64(f * block)
-        for i in range(block):
-            z = slope_flat[first + np.uint64(i)]
-            h[np.uint64(i)] = z if slope_kind == 0 else four * (z - z * z)
+        for j in range(block):
+            z = slope_flat[first + np.uint64(j)]
+            h[np.uint64(j)] = z if slope_kind == 0 else four * (z - z * z)
         t = steps - 1  # the last step: the carry is dL/ds_{T-1} from outside
         base = np.uint64((f * steps + t) * batch)
         y_base = np.uint64((f * y_steps + (t if y_steps == steps else 0)) * batch)

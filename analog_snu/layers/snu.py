@@ -161,8 +161,9 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
         start = self.initial_state(batch, x) if state is None else self._check_state(state, batch, x)
         decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
         # W x_t for every t in one product: it does not depend on the state.
-        if self._feature_major(x):  # (T, N, F_out) over (F_out, T, N) memory, where oneDNN serves
-            current = linear(x, self.weight_ih.weight, feature_major=True)
+        digital = self._feature_major_map(x)
+        if digital is not None:  # (T, N, F_out) over (F_out, T, N) memory, where oneDNN serves
+            current = linear(x, digital.weight, feature_major=True)
         else:
             rows = feature_rows(x) if isinstance(self.weight_ih, DigitalLinear) else x.reshape(steps * batch, -1)
             current = self.weight_ih(rows).reshape(steps, batch, self.hidden_size)
@@ -175,16 +176,19 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
             y = y.transpose(0, 1)
         return y, tuple(final)
 
-    def _feature_major(self, x: Tensor) -> bool:
-        """Whether the currents go feature-major: a digital, bias-free, non-recurrent map before the
-        spiking cell's compiled recurrence (which then reads them without a copy)."""
-        return (
+    def _feature_major_map(self, x: Tensor) -> DigitalLinear | None:
+        """The input map if the currents go feature-major: a digital, bias-free, non-recurrent map before
+        the spiking cell's compiled recurrence (which then reads them without a copy); else ``None``."""
+        digital = self.weight_ih
+        if (
             self.weight_hh is None
-            and isinstance(self.weight_ih, DigitalLinear)
-            and self.weight_ih.bias is None
+            and isinstance(digital, DigitalLinear)
+            and digital.bias is None
             and self._cell.sequence is snu_sequence
             and snu_feature_major_applies(x, bool(self.soft))
-        )
+        ):
+            return digital
+        return None
 
     def _run_recurrent(self, current: Tensor, state: Any, decay: Tensor, zero_start: bool):
         outputs = []
