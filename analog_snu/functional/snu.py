@@ -119,6 +119,12 @@ class _SNUSequence(torch.autograd.Function):
     On CPU (float32/float64) the same loops run compiled (:mod:`analog_snu.functional.snu_loops`):
     a whole step in one pass over memory, the spiking forward keeping the outputs ``y`` instead of
     the gates; the torch loops below serve every other device and dtype.
+
+    Layouts: a feature-major ``current`` (:func:`~analog_snu.functional.linear.is_feature_major`,
+    (F, T, N) memory, as the SNU layer's digital map makes it) is read without a copy by the
+    compiled spiking loops, and ``y``, ``s`` and the current's gradient come feature-major too;
+    ``dL/dy`` may come in any layout. Every other case (sSNU, torch loops, other devices) runs
+    time-major on a contiguous copy of the current.
     """
 
     @staticmethod
