@@ -13,6 +13,9 @@ Paths (``*_ms`` keys of the JSON object):
   runs) instead of the compiled CPU loops of ``analog_snu.functional.snu_loops``;
 - ``digital_torch_gemm``: the digital network with its products through torch's ``F.linear``
   (MKL) instead of oneDNN (``analog_snu.functional.linear``);
+- ``digital_time_major``: the digital network with its spiking layers' currents and outputs stored
+  time-major, (T, N, F) memory, as before the feature-major layout (``analog_snu.layers.SNU``: the
+  products then copy a transposed operand; ``digital_time_major/digital`` is what the layout saves);
 - ``preset_hwa_torch_periphery``: ``preset_hwa`` with the tiles' periphery (output noise, ADC,
   bound management, scalings, HWA weight noise) as aihwkit's torch operations and draws instead
   of the compiled loops of ``analog_snu.functional.periphery_loops``;
@@ -48,6 +51,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from unittest import mock
 
 # aihwkit's C++ tiles run their products through OpenBLAS, which starts one thread per core
 # unless told otherwise (torch.set_num_threads does not reach it): measured, the C++ inference
@@ -65,6 +69,7 @@ from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import linear as linear_module  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
 from analog_snu.heap import keep_freed_memory  # noqa: E402
+from analog_snu.layers import SNU  # noqa: E402
 from analog_snu.models import SNUNetwork  # noqa: E402
 from analog_snu.pcm import preset  # noqa: E402
 from analog_snu.tiles import (
@@ -73,8 +78,8 @@ from analog_snu.tiles import (
 )
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops", "digital_torch_gemm", "preset_hwa_torch_periphery")
-DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm")
+         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "preset_hwa_torch_periphery")
+DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major")
 PRESET = "pcm_joshi2020"
 TARGETS = {"digital/gemm_floor": 1.3, "preset_hwa/digital": 2.0}
 """Upper bounds on the median per-round ratios (issue 24)."""
@@ -142,6 +147,13 @@ def with_torch_gemm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return with_env(linear_module.TORCH_GEMM_ENV, net, x)
 
 
+def with_time_major(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the spiking layers' currents and outputs stored time-major (an ablation: the
+    layer's choice of a feature-major map switched off; the backward follows the forward's layouts)."""
+    with mock.patch.object(SNU, "_feature_major_map", lambda self, x: None):
+        return net(x)
+
+
 def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` with the tiles' periphery in aihwkit's torch operations."""
     return with_env(fused_periphery.TORCH_PERIPHERY_ENV, net, x)
@@ -169,7 +181,8 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
             net = digital
             forward = {"digital": net, "naive_digital": lambda inp, net=net: naive_forward(net, inp),
                        "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp),
-                       "digital_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp)}[path]
+                       "digital_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp),
+                       "digital_time_major": lambda inp, net=net: with_time_major(net, inp)}[path]
         else:
             net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
             forward = (lambda inp, net=net: with_torch_periphery(net, inp)) if path == "preset_hwa_torch_periphery" \

@@ -18,6 +18,19 @@ slower). The two backends sum in different orders, so results differ by float32 
 (about 1e-6 relative); the choice depends only on shapes and dtypes, so a run is reproducible. Set :data:`TORCH_GEMM_ENV` to ``1`` to run every
 product through ``F.linear`` (to compare, or on a CPU where MKL is the faster).
 
+**Feature-major sequences.** oneDNN computes ``a @ b.T`` from a contiguous ``a`` (it copies any
+other ``a`` first) and reads ``b`` contiguous or transposed as it is. With the usual row-major
+(R, F) activations the weight gradient ``grad^T x`` pays such a copy of ``grad^T`` (measured,
+the 256-wide layers of a T*N = 1280 step: 0.12-0.25 ms each). ``linear(..., feature_major=True)``
+returns the transposed product instead, ``current^T = W x^T`` (F_out, R) contiguous, seen as the
+usual (..., F_out) tensor through a permuted view (:func:`is_feature_major`); with the gradient in
+that layout every product of forward and backward reads its operands without a copy (the input
+gradient ``W^T grad^T`` comes feature-major as well; only ``W^T``, F_in x F_out, is copied). The SNU
+layer asks for it when its compiled recurrence reads feature-major currents
+(:func:`~analog_snu.functional.snu.snu_feature_major_applies`). Inputs may be row-major or
+feature-major either way, and the input gradient is feature-major when the input or the output
+gradient is.
+
 Shape letters: R rows (T*N for a sequence), F_in, F_out.
 """
 
@@ -31,7 +44,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
-__all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "linear", "onednn_applies", "product_t"]
+__all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "feature_rows", "is_feature_major", "linear",
+           "onednn_applies", "product_t"]
 
 TORCH_GEMM_ENV = "ANALOG_SNU_TORCH_GEMM"
 """Set this environment variable to ``1`` to run every digital product through ``F.linear``."""
@@ -74,37 +88,74 @@ def _onednn(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     return _ONEDNN_LINEAR(_dense(a), _dense(b), bias, "none", [], "")
 
 
+def is_feature_major(x: Tensor) -> bool:
+    """Whether ``x`` (..., F) is stored feature-major: ``x.movedim(-1, 0)`` contiguous, ``x`` itself not
+    (a (T, N, F) tensor over (F, T, N) memory, strides (N, 1, T*N))."""
+    return x.dim() >= 2 and not x.is_contiguous() and x.movedim(-1, 0).is_contiguous()
+
+
+def feature_rows(x: Tensor) -> Tensor:
+    """The (R, F) rows of ``x`` (..., F): a view when ``x`` is row-major (contiguous) or feature-major
+    (then the transposed view of its (F, R) memory), else a contiguous copy (``reshape``)."""
+    if x.dim() == 2:
+        return x
+    if is_feature_major(x):
+        return x.movedim(-1, 0).reshape(x.shape[-1], -1).t()
+    return x.reshape(-1, x.shape[-1])
+
+
+def _column_major(t: Tensor) -> bool:
+    """``t`` (2-D) is the transposed view of a contiguous tensor (and not contiguous itself)."""
+    return not t.is_contiguous() and t.t().is_contiguous()
+
+
 class _OneDNNLinear(torch.autograd.Function):
     """``x W^T + b`` with all three products on oneDNN (the backward hands it transposed views, which
-    it lays out itself faster than a ``.contiguous()`` copy first)."""
+    it lays out itself faster than a ``.contiguous()`` copy first). ``transposed``: the output is
+    ``W x^T`` (F_out, R) instead, bias-free (the feature-major layout, module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, transposed):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)
+        ctx.transposed = transposed
+        return _onednn(weight, x) if transposed else _onednn(x, weight, bias)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_x = _onednn(grad, weight.t()) if needs[0] else None  # (R, F_out) @ (F_out, F_in)
-        grad_weight = _onednn(grad.t(), x.t()) if needs[1] else None  # (F_out, R) @ (R, F_in)
-        grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
-        return grad_x, grad_weight, grad_bias
+        grad_rows = grad.t() if ctx.transposed else grad  # (R, F_out), as a view
+        grad_x = None
+        if needs[0]:
+            if _column_major(grad_rows) or _column_major(x):  # feature-major: (W^T grad^T)^T = (F_in, R)^T
+                grad_x = _onednn(weight.t().contiguous(), grad_rows).t()
+            else:  # (R, F_out) @ (F_out, F_in)
+                grad_x = _onednn(grad_rows, weight.t())
+        grad_weight = _onednn(grad_rows.t(), x.t()) if needs[1] else None  # (F_out, R) @ (R, F_in)
+        grad_bias = grad_rows.sum(0) if ctx.has_bias and needs[2] else None
+        return grad_x, grad_weight, grad_bias, None
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, feature_major: bool = False) -> Tensor:
     """``F.linear(x, weight, bias)``, its products on oneDNN where that applies (module docstring).
+
+    ``x`` may be row-major or feature-major (:func:`is_feature_major`; read without a copy when
+    oneDNN serves). ``feature_major=True``: the output is stored feature-major where oneDNN serves
+    and there is no bias (otherwise, and by default, row-major as ``F.linear``'s); its values and
+    shape are the same either way.
 
     Shape:
         x: (..., F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``; returns (..., F_out).
     """
-    rows = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
+    rows = feature_rows(x)
     if not onednn_applies(rows, weight) or (bias is not None and bias.dtype != torch.float32):
         return functional.linear(x, weight, bias)
-    out = _OneDNNLinear.apply(rows, weight, bias)
+    if feature_major and bias is None:
+        out = _OneDNNLinear.apply(rows, weight, None, True)  # (F_out, R)
+        return out.t() if x.dim() == 2 else out.view(weight.shape[0], *x.shape[:-1]).movedim(0, -1)
+    out = _OneDNNLinear.apply(rows, weight, bias, False)
     return out if x.dim() == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
 
 

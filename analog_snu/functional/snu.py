@@ -38,10 +38,11 @@ from torch import Tensor
 
 from analog_snu.errors import ConfigError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, activation, check_activation, spike_output
+from analog_snu.functional.linear import is_feature_major
 from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
-__all__ = ["SNUParameters", "SNUState", "snu_step", "snu_sequence", "time_mean"]
+__all__ = ["SNUParameters", "SNUState", "snu_feature_major_applies", "snu_step", "snu_sequence", "time_mean"]
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,28 @@ class _SNUSequence(torch.autograd.Function):
     On CPU (float32/float64) the same loops run compiled (:mod:`analog_snu.functional.snu_loops`):
     a whole step in one pass over memory, the spiking forward keeping the outputs ``y`` instead of
     the gates; the torch loops below serve every other device and dtype.
+
+    Layouts: a feature-major ``current`` (:func:`~analog_snu.functional.linear.is_feature_major`,
+    (F, T, N) memory, as the SNU layer's digital map makes it) is read without a copy by the
+    compiled spiking loops, and ``y``, ``s`` and the current's gradient come feature-major too;
+    ``dL/dy`` may come in any layout. Every other case (sSNU, torch loops, other devices) runs
+    time-major on a contiguous copy of the current.
     """
 
     @staticmethod
     def forward(ctx, current, s0, y0, threshold, decay, g, soft, surrogate):
         ctx.config = (g, soft, surrogate)
+        ctx.set_materialize_grads(False)  # an unused output's gradient comes as None, not a tensor of zeros
         ctx.compiled = _compiled_loops_apply(current)  # the backward follows the forward's choice
-        s_all = torch.empty_like(current)
+        ctx.feature_major = ctx.compiled and not soft and is_feature_major(current)
         if ctx.compiled:  # the per-neuron decay as the loops read it, made once for forward and backward
             ctx.decay_np = _per_neuron(decay, current)
+        if ctx.feature_major:
+            s_all, y_all = _feature_major_forward(current, s0, y0, threshold, ctx.decay_np, g)
+            ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)
+            return y_all, s_all[-1].contiguous()
+        current = current.contiguous()  # the loops below index time-major (T, N, F)
+        s_all = torch.empty_like(current)
         if not soft and ctx.compiled:
             snu_loops = _snu_loops()
             y_all = torch.empty_like(current)
@@ -162,8 +176,12 @@ class _SNUSequence(torch.autograd.Function):
         needs = ctx.needs_input_grad
         scalar = decay.dim() == 0
         reset_is_output = ctx.compiled and not soft  # the compiled spiking forward saved y, not 1 - y
-        grad_a = torch.empty_like(s_all)  # dL/da_t = dL/d current_t
-        if ctx.compiled:
+        # dL/da_t = dL/d current_t, in the layout of the current
+        grad_a = _feature_major_empty(s_all) if ctx.feature_major else torch.empty_like(s_all)
+        if ctx.feature_major:
+            grad_threshold = _feature_major_backward(s_all, reset, threshold, ctx.decay_np, grad_y_all, grad_s_last, g,
+                                                     surrogate, grad_a)
+        elif ctx.compiled:
             grad_threshold = _compiled_backward(s_all, reset, reset_is_output, threshold, ctx.decay_np, grad_y_all,
                                                 grad_s_last, g, soft, surrogate, grad_a)
         else:
@@ -237,6 +255,8 @@ def _snu_loops():
 
 def _per_neuron(vector: Tensor, like: Tensor):
     """A per-neuron (per-channel) or scalar vector as the (F,) array the loops read, in ``like``'s dtype (..., F)."""
+    if vector.dim() == 0:  # a scalar (the usual fixed decay): filled by numpy, no torch kernels
+        return np.full(like.shape[-1], numpy_scalar(vector.item(), like.dtype))
     return numpy_view(vector.to(like.dtype).expand(like.shape[-1]))
 
 
@@ -274,6 +294,63 @@ def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_
     return torch.from_numpy(grad_threshold)
 
 
+def _feature_major_empty(like: Tensor) -> Tensor:
+    """An empty (T, N, F) tensor like ``like``, stored feature-major ((F, T, N) memory; not a view, so
+    it may be changed in place like any output)."""
+    steps, batch, width = like.shape
+    return torch.empty_strided(like.shape, (batch, 1, steps * batch), dtype=like.dtype, device=like.device)
+
+
+def _feature_major_forward(current, s0, y0, threshold, decay_np, g):
+    """The compiled spiking forward on feature-major currents; returns ``s`` and ``y``, both feature-major (T, N, F)."""
+    snu_loops = _snu_loops()
+    s_all, y_all = _feature_major_empty(current), _feature_major_empty(current)
+    s0_np = numpy_view(s0.t())  # (F, N) copies; one for both where the state is one tensor twice (zeros)
+    y0_np = s0_np if y0 is s0 else numpy_view(y0.t())
+    snu_loops.spike_forward_fm(numpy_view(current.movedim(-1, 0)), s0_np, y0_np,
+                               numpy_view(threshold), decay_np, snu_loops.G_CODES[g],
+                               numpy_scalar(LEAKY_RELU_SLOPE, current.dtype), s_all.movedim(-1, 0).numpy(),
+                               y_all.movedim(-1, 0).numpy())
+    return s_all, y_all
+
+
+def _feature_major_backward(s_all, y_all, threshold, decay_np, grad_y_all, grad_s_last, g, surrogate, grad_a):
+    """The compiled spiking backward on feature-major ``s_all``, ``y_all`` and ``grad_a`` (filled); returns
+    dL/d threshold. ``grad_y_all`` may come in any layout: a time-constant one (stride 0 over the
+    steps) is read as one (F, N) block, a feature-major one as it is, any other is copied."""
+    snu_loops = _snu_loops()
+    steps, batch, width = s_all.shape
+    # h'(s_t - threshold) on the (F, T, N) memory, the threshold a column (torch's loop over the
+    # (T, N, F) views, the threshold broadcast along the strided axis, runs 3-4x slower: measured)
+    s_mem, threshold_column = s_all.movedim(-1, 0), threshold[:, None, None]
+    if surrogate == "tanh" and threshold.dtype == s_all.dtype:  # as in _compiled_backward: z in grad_a's memory
+        slope = torch.add(threshold_column * -2.0, s_mem, alpha=2.0, out=grad_a.movedim(-1, 0)).sigmoid_()
+        kind = snu_loops.SLOPE_TANH
+    elif surrogate == "tanh":
+        slope, kind = torch.sub(s_mem, threshold_column).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+    else:
+        slope, kind = SURROGATES[surrogate](s_mem - threshold_column), snu_loops.SLOPE_GIVEN
+    if grad_y_all is None:
+        grad_y = s_all.new_zeros(width, 1, batch)
+    elif steps > 1 and grad_y_all.stride(0) == 0:  # the same gradient at every step (a time mean's)
+        grad_y = grad_y_all[0].t().unsqueeze(1)  # (F, 1, N), copied below (small)
+    else:
+        grad_y = grad_y_all.movedim(-1, 0)  # (F, T, N), copied below unless feature-major
+    carry = s_all.new_zeros(width, batch) if grad_s_last is None else grad_s_last.t().to(s_all.dtype)  # (F, N)
+    grad_threshold = np.zeros(width, dtype=np.float64)
+    snu_loops.spike_backward_fm(numpy_view(grad_y.to(s_all.dtype)), numpy_view(slope), kind, numpy_view(s_mem),
+                                numpy_view(y_all.movedim(-1, 0)), decay_np, numpy_view(carry), snu_loops.G_CODES[g],
+                                numpy_scalar(LEAKY_RELU_SLOPE, s_all.dtype), grad_a.movedim(-1, 0).numpy(),
+                                grad_threshold)
+    return torch.from_numpy(grad_threshold)
+
+
+def snu_feature_major_applies(like: Tensor, soft: bool) -> bool:
+    """Whether :func:`snu_sequence` reads feature-major currents like ``like`` without a copy (the
+    spiking cell, ``soft=False``, on the compiled CPU loops); it then returns ``y`` feature-major too."""
+    return not soft and _compiled_loops_apply(like)
+
+
 def snu_sequence(
     current: Tensor,
     state: SNUState,
@@ -309,6 +386,13 @@ def time_mean(x: Tensor) -> Tensor:
     backward (:func:`snu_sequence`) reads as it is. The readout of a network that classifies
     from the time-averaged spikes uses it.
 
+    A feature-major ``x`` (:func:`~analog_snu.functional.linear.is_feature_major`, the spiking
+    layer's output) is summed over its (F, T, N) memory, where the steps of a neuron lie together
+    (torch's ``sum(0)`` of that layout writes a row-major result and runs ~10x slower); the
+    result is then the (N, F) transposed view of an (F, N) sum, the same values.
+
     Shape: x (T, ...); returns (...).
     """
+    if x.dim() == 3 and is_feature_major(x):
+        return x.movedim(-1, 0).sum(1).div_(x.shape[0]).t()
     return x.sum(0).div_(x.shape[0])

@@ -10,9 +10,11 @@ from torch import Tensor, nn
 
 from analog_snu.errors import InputValueError, ShapeError
 from analog_snu.functional.cells import cell_sequence, neuron_cell
+from analog_snu.functional.linear import feature_rows, linear
+from analog_snu.functional.snu import snu_feature_major_applies, snu_sequence
 from analog_snu.layers.checks import check_finite_float, check_sequence, check_size, check_unit_interval
 from analog_snu.layers.precision import ExactInitialValues
-from analog_snu.tiles import AnalogContainerBase, make_linear
+from analog_snu.tiles import AnalogContainerBase, DigitalLinear, make_linear
 
 __all__ = ["SNU"]
 
@@ -53,6 +55,13 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
     product over the (T*N, F_in) block (one analog call, so pulsed training still sees
     every (x, d) pair); only the element-wise recurrence loops over time, fused into one
     autograd node for cells that register a ``sequence``.
+
+    Layout: a digital, non-recurrent spiking layer (``cell="snu"``, ``soft=False``) on the CPU
+    compiled loops returns ``y`` stored feature-major: a (T, N, F_out) tensor (as always) whose
+    memory is (F_out, T, N), strides (N, 1, T*N) (:func:`analog_snu.functional.linear.is_feature_major`;
+    ``y.contiguous()`` gives the usual layout). Its products then run without copies (see
+    :mod:`analog_snu.functional.linear`). Such a layer takes either layout as input, as does
+    every layer (other layers copy a feature-major input once).
     """
 
     def __init__(
@@ -152,7 +161,12 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
         start = self.initial_state(batch, x) if state is None else self._check_state(state, batch, x)
         decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
         # W x_t for every t in one product: it does not depend on the state.
-        current = self.weight_ih(x.reshape(steps * batch, -1)).reshape(steps, batch, self.hidden_size)
+        digital = self._feature_major_map(x)
+        if digital is not None:  # (T, N, F_out) over (F_out, T, N) memory, where oneDNN serves
+            current = linear(x, digital.weight, feature_major=True)
+        else:
+            rows = feature_rows(x) if isinstance(self.weight_ih, DigitalLinear) else x.reshape(steps * batch, -1)
+            current = self.weight_ih(rows).reshape(steps, batch, self.hidden_size)
 
         if self.weight_hh is None:
             y, final = cell_sequence(self._cell, current, start, self.threshold, decay, self._cell_kwargs)
@@ -161,6 +175,20 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
         if self.batch_first:
             y = y.transpose(0, 1)
         return y, tuple(final)
+
+    def _feature_major_map(self, x: Tensor) -> DigitalLinear | None:
+        """The input map if the currents go feature-major: a digital, bias-free, non-recurrent map before
+        the spiking cell's compiled recurrence (which then reads them without a copy); else ``None``."""
+        digital = self.weight_ih
+        if (
+            self.weight_hh is None
+            and isinstance(digital, DigitalLinear)
+            and digital.bias is None
+            and self._cell.sequence is snu_sequence
+            and snu_feature_major_applies(x, bool(self.soft))
+        ):
+            return digital
+        return None
 
     def _run_recurrent(self, current: Tensor, state: Any, decay: Tensor, zero_start: bool):
         outputs = []

@@ -9,9 +9,10 @@ from torch import Tensor, nn
 
 from analog_snu.errors import ConfigError
 from analog_snu.functional import check_dropout, time_mean, variational_dropout
+from analog_snu.functional.linear import feature_rows
 from analog_snu.layers import SNU
 from analog_snu.layers.checks import check_layer_sizes
-from analog_snu.tiles import AnalogContainerBase, make_linear
+from analog_snu.tiles import AnalogContainerBase, DigitalLinear, make_linear
 
 __all__ = ["SNUNetwork", "OUTPUT_MODES"]
 
@@ -106,7 +107,10 @@ class SNUNetwork(AnalogContainerBase, nn.Module):
             out = self.readout(time_mean(spikes))
         else:
             steps, batch, width = spikes.shape
-            out = self.readout(spikes.reshape(steps * batch, width)).reshape(steps, batch, -1)
+            # a digital readout reads feature-major spikes (the spiking layer's) as a transposed view and
+            # hands their gradient back feature-major: no (T*N, F) copy either way
+            rows = feature_rows(spikes) if isinstance(self.readout, DigitalLinear) else spikes.reshape(steps * batch, width)
+            out = self.readout(rows).reshape(steps, batch, -1)
             if self.batch_first:
                 out = out.transpose(0, 1)
         return (out, final_states) if return_state else out

@@ -5,6 +5,7 @@ from analog_snu.tiles.crossbar import Crossbar, crossbars
 from analog_snu.tiles.device_rpu import device_rpu_config
 from analog_snu.tiles.linear import (
     AnalogContainerBase,
+    DigitalLinear,
     is_analog,
     is_conv2d_map,
     is_linear_map,
@@ -23,6 +24,7 @@ __all__ = [
     "ANALOG_RNN_CELLS",
     "analog_rnn",
     "AnalogContainerBase",
+    "DigitalLinear",
     "aihwkit_module",
     "aihwkit_version",
     "analog_optimizer",

@@ -19,7 +19,7 @@ def test_bench_snu_reports_every_path_rates_and_ratios(load_benchmark):
     assert all(results[key] > 0 for key in times)
     assert len(results["spike_rates"]) == 2 and all(0 < r <= 1 for r in results["spike_rates"])
     assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital", "digital_torch_loops",
-                                                                       "digital_torch_gemm"}
+                                                                       "digital_torch_gemm", "digital_time_major"}
     assert results["threads"] == 1
     for spread in results["ratios"].values():
         assert spread["min"] <= spread["median"] <= spread["max"]
@@ -52,6 +52,22 @@ def test_gemm_floor_covers_the_step_products(load_benchmark):
     assert len(names) == 8  # 3 forward (2 layers + readout), 5 backward (no input gradient for layer 1)
     floor = bench.GemmFloor(config)  # checks every backend against torch.mm
     assert floor.time_round(1) > 0 and set(floor.choice) == set(names)
+
+
+def test_time_major_path_is_the_same_network_without_the_feature_major_layout(load_benchmark):
+    bench = load_benchmark("bench_snu")
+    torch.manual_seed(0)
+    net = bench.SNUNetwork([128, 128, 128, 3], threshold=0.3)
+    with torch.no_grad():  # weights on a 1/256 grid: exact currents from 0/1 spikes in either layout
+        for layer in net.layers:
+            layer.weight_ih.weight.copy_(torch.round(layer.weight_ih.weight * 256) / 256)
+    x = torch.bernoulli(torch.full((6, 24, 128), 0.3))
+    layouts = []
+    hook = net.layers[1].register_forward_hook(lambda module, inputs, output: layouts.append(inputs[0].is_contiguous()))
+    torch.testing.assert_close(bench.with_time_major(net, x), net(x), rtol=1e-5, atol=1e-6)
+    hook.remove()
+    feature_major = bench.linear_module.onednn_applies(x.reshape(-1, 128), net.layers[0].weight_ih.weight)
+    assert layouts == [True, not feature_major]  # the second layer's input: the first layer's spikes
 
 
 def test_naive_loop_is_the_same_network(load_benchmark):

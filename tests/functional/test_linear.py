@@ -9,6 +9,8 @@ from analog_snu.functional.linear import (
     ONEDNN_MIN_ROWS,
     ONEDNN_MIN_WORK,
     TORCH_GEMM_ENV,
+    feature_rows,
+    is_feature_major,
     linear,
     onednn_applies,
     product_t,
@@ -154,3 +156,87 @@ def test_product_t_is_a_times_b_transposed():
     torch.testing.assert_close(product_t(a, b), a @ b.T, rtol=1e-5, atol=1e-4)  # oneDNN: 3.6M MACs
     small = a[:4, :10], b[:5, :10]  # below the bar: plain torch, bit for bit
     assert torch.equal(product_t(*small), small[0] @ small[1].T)
+
+
+# -- feature-major outputs: a (T, N, F) tensor over (F, T, N) memory ------------------------------
+
+def _feature_major(t):
+    return t.movedim(-1, 0).contiguous().movedim(0, -1)
+
+
+def test_feature_major_and_feature_rows():
+    x = torch.randn(4, 3, 5)
+    fm = _feature_major(x)
+    assert not is_feature_major(x) and is_feature_major(fm)
+    assert fm.stride() == (3, 1, 12)
+    assert not is_feature_major(x.transpose(0, 1))  # neither layout
+    for t in (x, fm):  # views of the same memory
+        rows = feature_rows(t)
+        assert rows.shape == (12, 5) and rows.data_ptr() == t.data_ptr()
+        assert torch.equal(rows, x.reshape(12, 5))
+    other = x.transpose(0, 1)
+    assert torch.equal(feature_rows(other), other.reshape(12, 5)) and feature_rows(other).is_contiguous()
+
+
+@needs_onednn
+@pytest.mark.parametrize("input_layout", ["row_major", "feature_major"])
+@pytest.mark.parametrize("grad_layout", ["row_major", "feature_major"])
+def test_feature_major_output_equals_f_linear_with_its_gradients(input_layout, grad_layout):
+    """``feature_major=True``: F.linear's values in (F_out, T, N) memory; the gradients of any
+    layout; the input gradient feature-major when the input or the output gradient is."""
+    generator = torch.Generator().manual_seed(8)
+    base = torch.randn(6, 24, 128, generator=generator)
+    weight = torch.randn(120, 128, generator=generator, requires_grad=True)
+    grad = torch.randn(6, 24, 120, generator=generator)
+    assert onednn_applies(base.reshape(-1, 128), weight)
+    results = []
+    for fm_out in (True, False):
+        leaf = base.clone().requires_grad_()
+        x = _feature_major(leaf) if input_layout == "feature_major" else leaf * 1.0
+        seen = []
+        x.register_hook(lambda g: seen.append(is_feature_major(g)))
+        out = linear(x, weight, feature_major=True) if fm_out else F.linear(x, weight)
+        assert out.shape == (6, 24, 120) and is_feature_major(out) == fm_out
+        g = _feature_major(grad) if grad_layout == "feature_major" else grad
+        grad_x, grad_w = torch.autograd.grad(out, (x, weight), g)
+        results.append((out.detach(), grad_x, grad_w))
+        if fm_out:
+            assert seen == [input_layout == "feature_major" or grad_layout == "feature_major"]
+    (out, grad_x, grad_w), (want, want_x, want_w) = results
+    torch.testing.assert_close(out, want, **TOLERANCE)
+    torch.testing.assert_close(grad_x, want_x, rtol=1e-5, atol=1e-4)  # sums over 120 terms
+    torch.testing.assert_close(grad_w, want_w, rtol=1e-5, atol=1e-3)  # sums over 144 terms of O(10)
+
+
+
+@needs_onednn
+def test_feature_major_products_read_their_operands_without_copies(monkeypatch):
+    """Forward ``W x^T``, backward ``grad^T x`` and ``W^T grad^T``: oneDNN receives contiguous first
+    operands (it copies any other), the second contiguous or transposed."""
+    seen = []
+    onednn = linear_module._ONEDNN_LINEAR
+    monkeypatch.setattr(linear_module, "_ONEDNN_LINEAR", lambda a, b, *rest: seen.append((a, b)) or onednn(a, b, *rest))
+    generator = torch.Generator().manual_seed(9)
+    x = _feature_major(torch.randn(6, 24, 128, generator=generator)).requires_grad_()
+    weight = torch.randn(120, 128, generator=generator, requires_grad=True)
+    out = linear(x, weight, feature_major=True)
+    out.backward(_feature_major(torch.randn(6, 24, 120, generator=generator)))
+    assert len(seen) == 3
+    assert all(a.is_contiguous() and (b.is_contiguous() or b.t().is_contiguous()) for a, b in seen)
+    assert seen[0][1].data_ptr() == x.data_ptr()  # the input read in place
+
+
+@pytest.mark.parametrize("case", ["bias", "small", "float64", "torch_gemm"])
+def test_feature_major_falls_back_to_a_row_major_f_linear(case, monkeypatch):
+    generator = torch.Generator().manual_seed(10)
+    rows = 4 if case == "small" else 144
+    dtype = torch.float64 if case == "float64" else torch.float32
+    x = torch.randn(rows, 128, generator=generator, dtype=dtype)
+    weight = torch.randn(120, 128, generator=generator, dtype=dtype)
+    bias = torch.randn(120, generator=generator, dtype=dtype) if case == "bias" else None
+    if case == "torch_gemm":
+        monkeypatch.setenv(TORCH_GEMM_ENV, "1")
+    out = linear(x, weight, bias, feature_major=True)
+    assert out.is_contiguous()
+    if case != "bias":
+        assert torch.equal(out, F.linear(x, weight, bias))

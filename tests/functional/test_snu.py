@@ -338,3 +338,161 @@ def test_tanh_surrogate_reaches_the_loop_as_sigmoid_of_twice_the_distance_bit_fo
     s_all = torch.from_numpy(s_all)
     expected = torch.sigmoid((s_all - thr.detach()) * 2.0)
     assert torch.equal(torch.from_numpy(slope), expected)
+
+
+# -- feature-major storage: a (T, N, F) tensor over (F, T, N) memory ------------------------------
+
+def _feature_major(t):
+    """``t`` (T, N, F) stored feature-major: the same values, strides (N, 1, T*N)."""
+    return t.permute(2, 0, 1).contiguous().permute(1, 2, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("g", ["relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("grad_y_steps", [1, 6])
+@pytest.mark.parametrize("slope_kind", ["tanh", "given"])
+def test_feature_major_loops_match_the_time_major_loops(dtype, g, grad_y_steps, slope_kind):
+    """Spikes and membrane bit for bit given the same current; gradients to rounding (the threshold's
+    gradient sums in another order), with the slopes in a separate buffer or in grad_a's own memory."""
+    rng = np.random.default_rng(10)
+    steps, batch, feat = 6, 5, 7
+    current = rng.normal(0.3, 0.8, (steps, batch, feat)).astype(dtype)
+    s0 = rng.uniform(0, 1, (batch, feat)).astype(dtype)
+    y0 = (rng.uniform(0, 1, (batch, feat)) > 0.5).astype(dtype)
+    threshold = rng.uniform(0.2, 0.9, feat).astype(dtype)
+    decay = rng.uniform(0.5, 1.0, feat).astype(dtype)
+    code, slope_code = snu_loops.G_CODES[g], snu_loops.SLOPE_TANH if slope_kind == "tanh" else snu_loops.SLOPE_GIVEN
+    leaky = dtype(0.1)
+    fm = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, 0))  # noqa: E731  (T, N, F) -> (F, T, N)
+
+    s_tm, y_tm = np.empty_like(current), np.empty_like(current)
+    snu_loops.spike_forward(current, s0, y0, threshold, decay, code, leaky, s_tm, y_tm)
+    s_fm, y_fm = np.empty_like(fm(current)), np.empty_like(fm(current))
+    snu_loops.spike_forward_fm(fm(current), np.ascontiguousarray(s0.T), np.ascontiguousarray(y0.T), threshold, decay,
+                               code, leaky, s_fm, y_fm)
+    assert np.array_equal(s_fm, fm(s_tm)) and np.array_equal(y_fm, fm(y_tm))
+    assert 0 < y_tm.mean() < 1
+
+    grad_y = rng.normal(0, 1, (grad_y_steps, batch, feat)).astype(dtype)
+    grad_s_last = rng.normal(0, 1, (batch, feat)).astype(dtype)
+    slope = rng.uniform(0.05, 0.95, (steps, batch, feat)).astype(dtype)
+    grad_a_tm, thr_tm = np.empty_like(current), np.zeros(feat)
+    snu_loops.recurrence_backward(grad_y, slope, slope_code, s_tm, y_tm, True, decay, grad_s_last, code, leaky, grad_a_tm,
+                                  thr_tm)
+    for shared in (False, True):
+        grad_a_fm, thr_fm = np.empty_like(s_fm), np.zeros(feat)
+        slope_fm = fm(slope)
+        if shared:  # the sigmoid written into grad_a's memory, as _feature_major_backward does
+            grad_a_fm[...] = slope_fm
+            slope_fm = grad_a_fm
+        snu_loops.spike_backward_fm(fm(grad_y), slope_fm, slope_code, s_fm, y_fm, decay, np.ascontiguousarray(grad_s_last.T),
+                                    code, leaky, grad_a_fm, thr_fm)
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(grad_a_fm, fm(grad_a_tm), rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(thr_fm, thr_tm, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("g", ["relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("per_neuron_decay", [False, True])
+@pytest.mark.parametrize("grad_pattern", ["dense", "feature_major", "time_mean", "final_state_only"])
+def test_a_feature_major_current_runs_feature_major_and_matches_the_unroll(dtype, g, per_neuron_decay, grad_pattern,
+                                                                          monkeypatch):
+    """The compiled spiking loops read a feature-major current as it is and return y (and the
+    current's gradient) feature-major; values and every gradient as the time-major path and the
+    autograd unroll (spikes and states bit for bit against the time-major path)."""
+    calls = []
+    for name in ("spike_forward_fm", "spike_backward_fm"):
+        kernel = getattr(snu_loops, name)
+        monkeypatch.setattr(snu_loops, name, lambda *args, kernel=kernel, name=name: (calls.append(name), kernel(*args)))
+    torch.manual_seed(11)
+    steps, batch, feat = 6, 4, 9
+    base = torch.randn(steps, batch, feat, dtype=dtype) + 0.4
+    s0_base = torch.rand(batch, feat, dtype=dtype)
+    y0_base = (torch.rand(batch, feat) > 0.5).to(dtype)
+    thr_base = torch.linspace(0.3, 1.1, feat, dtype=dtype)
+    decay_base = torch.rand(feat, dtype=dtype) if per_neuron_decay else torch.tensor(0.8, dtype=dtype)
+    grad_out = {"dense": torch.randn(steps, batch, feat, dtype=dtype),
+                "feature_major": _feature_major(torch.randn(steps, batch, feat, dtype=dtype))}.get(grad_pattern)
+    weight = torch.randn(batch, feat, dtype=dtype)
+    results = {}
+    for path in ("feature_major", "time_major", "unrolled"):
+        leaves = [t.clone().requires_grad_(True) for t in (base, s0_base, y0_base, thr_base, decay_base)]
+        current = _feature_major(leaves[0]) if path == "feature_major" else leaves[0] * 1.0
+        if path == "unrolled":
+            y, final = _unrolled(current, *leaves[1:], g, False, "tanh")
+        else:
+            y, final = snu_sequence(current, SNUState(leaves[1], leaves[2]), *leaves[3:], g=g)
+        if grad_pattern == "time_mean":
+            (time_mean(y) * weight).sum().backward()
+        elif grad_pattern == "final_state_only":
+            (final.s * weight).sum().backward()
+        else:
+            ((y * grad_out).sum() + (final.s * weight).sum()).backward()
+        results[path] = (y, final, [leaf.grad for leaf in leaves])
+    assert calls == ["spike_forward_fm", "spike_backward_fm"]
+    y_fm, final_fm, grads_fm = results["feature_major"]
+    assert y_fm.shape == (steps, batch, feat) and y_fm.stride() == (batch, 1, steps * batch)
+    assert final_fm.s.is_contiguous() and final_fm.s.shape == (batch, feat)
+    y_tm, final_tm, grads_tm = results["time_major"]
+    assert torch.equal(y_fm, y_tm) and torch.equal(final_fm.s, final_tm.s) and torch.equal(final_fm.y, final_tm.y)
+    for other in ("time_major", "unrolled"):
+        y_o, final_o, grads_o = results[other]
+        torch.testing.assert_close(y_fm.detach(), y_o.detach())
+        for name, a, b in zip(("current", "s0", "y0", "threshold", "decay"), grads_fm, grads_o):
+            torch.testing.assert_close(a, b, msg=f"gradient of {name} differs from the {other} path's")
+
+
+def test_the_sequences_current_gradient_has_the_currents_layout():
+    torch.manual_seed(12)
+    leaf = torch.randn(5, 3, 4, requires_grad=True)
+    current = _feature_major(leaf)
+    zero = torch.zeros(3, 4)
+    seen = []
+    current.register_hook(lambda grad: seen.append(grad.stride()))
+    y, _ = snu_sequence(current, SNUState(zero, zero), torch.full((4,), 0.5), 0.8)
+    y.sum().backward()
+    assert seen == [(3, 1, 15)]
+
+
+@pytest.mark.parametrize("setting", ["soft", "torch_loops"])
+def test_a_feature_major_current_elsewhere_runs_time_major_on_a_copy(setting, monkeypatch):
+    """The sSNU and the torch loops index time-major: they take a contiguous copy, as before."""
+    def refuse(*args):
+        raise AssertionError("feature-major loop called")
+
+    monkeypatch.setattr(snu_loops, "spike_forward_fm", refuse)
+    monkeypatch.setattr(snu_loops, "spike_backward_fm", refuse)
+    if setting == "torch_loops":
+        monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
+    torch.manual_seed(13)
+    base = torch.randn(5, 3, 4) + 0.5
+    zero = torch.zeros(3, 4)
+    soft = setting == "soft"
+    outs = []
+    for current in (_feature_major(base).requires_grad_(), base.clone().requires_grad_()):
+        y, _ = snu_sequence(current, SNUState(zero, zero), torch.full((4,), 0.5), 0.8, soft=soft)
+        y.sum().backward()
+        assert y.is_contiguous()
+        outs.append((y.detach(), current.grad))
+    assert torch.equal(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_time_mean_of_a_feature_major_tensor(dtype):
+    """The same values as torch's mean, the (N, F) result a transposed view, the gradient still a
+    stride-0 view over the steps (read by the compiled backward as one (F, N) block)."""
+    torch.manual_seed(14)
+    x = torch.rand(20, 5, 33, dtype=dtype)
+    weight = torch.randn(5, 33, dtype=dtype)
+    leaf = x.clone().requires_grad_(True)
+    inner = _feature_major(leaf)
+    seen = []
+    inner.register_hook(lambda grad: seen.append(grad.stride(0)))
+    out = time_mean(inner)
+    (out * weight).sum().backward()
+    torch.testing.assert_close(out.detach(), x.mean(0), rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=0)
+    assert out.stride() == (1, 5)
+    assert torch.equal(leaf.grad, (weight / 20).expand(20, 5, 33))
+    assert seen == [0]

@@ -6,6 +6,8 @@ from aihwkit.simulator.configs import FloatingPointRPUConfig
 
 from analog_snu import SNU
 from analog_snu.errors import ConfigError, InputValueError, ShapeError
+from analog_snu.functional.linear import TORCH_GEMM_ENV, is_feature_major, onednn_applies
+from analog_snu.functional.snu import TORCH_LOOPS_ENV
 from analog_snu.tiles import read_weight
 
 
@@ -345,3 +347,73 @@ def test_input_check_leaves_no_trace_in_the_graph(recwarn):
     y, _ = SNU(4, 3, threshold=0.2)(x)
     y.sum().backward()
     assert x.grad is not None and not recwarn.list
+
+
+# -- layouts: the digital spiking layer's output is stored feature-major -----------------------------
+
+def feature_major(t):
+    """``t`` (T, N, F) stored feature-major: the same values over (F, T, N) memory."""
+    return t.movedim(-1, 0).contiguous().movedim(0, -1)
+
+
+def _quantised_layer(**kwargs):
+    """A 128 -> 120 layer (144 rows: the products run on oneDNN) with weights on a 1/256 grid: its
+    currents from 0/1 spikes are exact sums, the same bits in any summation order or layout."""
+    torch.manual_seed(20)
+    layer = SNU(128, 120, threshold=0.4, **kwargs)
+    if not layer.recurrent and kwargs.get("rpu_config") is None:
+        with torch.no_grad():
+            layer.weight_ih.weight.copy_(torch.round(layer.weight_ih.weight * 256) / 256)
+    return layer
+
+
+def _input(batch_first=False):
+    x = torch.bernoulli(torch.full((6, 24, 128), 0.3), generator=torch.Generator().manual_seed(21))
+    return x.transpose(0, 1).contiguous() if batch_first else x
+
+
+needs_onednn = pytest.mark.skipif(not onednn_applies(torch.zeros(144, 128), torch.zeros(120, 128)),
+                                  reason="products not on oneDNN here (torch without it, or ANALOG_SNU_TORCH_GEMM=1)")
+
+
+@needs_onednn
+@pytest.mark.parametrize("input_layout", ["row_major", "feature_major"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_digital_spiking_layer_output_is_feature_major_with_the_time_major_values(input_layout, batch_first,
+                                                                                 monkeypatch):
+    layer = _quantised_layer(batch_first=batch_first)
+    base = _input(batch_first)
+    grad = torch.randn(*base.shape[:2], 120, generator=torch.Generator().manual_seed(22))
+    results = []
+    for torch_gemm in (False, True):  # products through F.linear: today's row-major path
+        if torch_gemm:
+            monkeypatch.setenv(TORCH_GEMM_ENV, "1")
+        leaf = base.clone().requires_grad_()
+        x = feature_major(leaf) if input_layout == "feature_major" else leaf
+        layer.zero_grad()
+        y, (s_last, y_last) = layer(x)
+        assert y.shape == base.shape[:2] + (120,)
+        assert is_feature_major(y.transpose(0, 1) if batch_first else y) == (not torch_gemm)
+        (y * grad).sum().backward()
+        results.append((y.detach(), s_last, y_last, leaf.grad, layer.weight_ih.weight.grad, layer.threshold.grad))
+    fm, tm = results
+    assert 0.02 < float(fm[0].mean()) < 0.8  # the layer fires
+    for name, a, b in zip(("y", "s_last", "y_last"), fm, tm):
+        assert torch.equal(a, b), name
+    assert torch.equal(fm[0].contiguous(), tm[0])
+    for name, a, b in zip(("input", "weight", "threshold"), fm[3:], tm[3:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"gradient of the {name}")
+
+
+@pytest.mark.parametrize("kwargs", [{"soft": True}, {"recurrent": True}, {"cell": "snu_li"},
+                                    {"rpu_config": FloatingPointRPUConfig()}, {"torch_loops": True}])
+def test_other_layers_keep_the_row_major_output_and_take_a_feature_major_input(kwargs, monkeypatch):
+    kwargs = dict(kwargs)
+    if kwargs.pop("torch_loops", False):
+        monkeypatch.setenv(TORCH_LOOPS_ENV, "1")
+    layer = _quantised_layer(**kwargs)
+    x = _input()
+    y, _ = layer(x)
+    assert y.is_contiguous()
+    y_fm_input, _ = layer(feature_major(x))
+    assert torch.equal(y_fm_input, y)

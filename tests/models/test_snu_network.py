@@ -8,7 +8,7 @@ from aihwkit.simulator.configs.devices import ConstantStepDevice
 from analog_snu import SNUNetwork
 from analog_snu.errors import ConfigError
 from analog_snu.functional import neuron_cell_names
-from analog_snu.functional.linear import onednn_applies
+from analog_snu.functional.linear import TORCH_GEMM_ENV, is_feature_major, onednn_applies
 from analog_snu.training import make_optimizer
 
 
@@ -201,3 +201,50 @@ def _rates(net, x):
             y, _ = layer(y)
             rates.append(float(y.mean()))
     return rates
+
+
+@pytest.mark.skipif(not onednn_applies(torch.zeros(144, 128), torch.zeros(120, 128)),
+                    reason="products not on oneDNN here (torch without it, or ANALOG_SNU_TORCH_GEMM=1)")
+@pytest.mark.parametrize("output", ["mean", "sequence"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_feature_major_digital_network_matches_the_row_major_one(output, dropout, batch_first, monkeypatch):
+    """The digital spiking layers store their outputs feature-major (products without copies); the
+    network's outputs keep their layout, and outputs, spikes and every gradient match the row-major
+    path (products through F.linear). Weights on a 1/256 grid and 0/1 inputs make every current an
+    exact sum, so the spikes agree bit for bit whatever order the products sum in."""
+    torch.manual_seed(23)
+    net = SNUNetwork([128, 128, 128, 10], output=output, dropout=dropout, threshold=0.4, batch_first=batch_first)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight_ih.weight.copy_(torch.round(layer.weight_ih.weight * 256) / 256)
+    x = torch.bernoulli(torch.full((6, 24, 128), 0.3), generator=torch.Generator().manual_seed(24))
+    if batch_first:
+        x = x.transpose(0, 1).contiguous()
+    labels = torch.randint(0, 10, (24,), generator=torch.Generator().manual_seed(25))
+    results = []
+    for torch_gemm in (False, True):
+        if torch_gemm:
+            monkeypatch.setenv(TORCH_GEMM_ENV, "1")
+        torch.manual_seed(26)  # the same dropout masks
+        net.zero_grad()
+        logits = net(x)
+        flat, target = logits.reshape(-1, 10), labels if output == "mean" else labels.repeat(6)
+        torch.nn.functional.cross_entropy(flat, target).backward()
+        with torch.no_grad():
+            net.eval()
+            spikes, hidden = (x.transpose(0, 1) if batch_first else x), []
+            for layer in net.layers:
+                spikes, _ = layer(spikes)
+                hidden.append(spikes)
+            net.train()
+        assert [is_feature_major(h) for h in hidden] == [not torch_gemm] * 2
+        results.append((logits.detach(), hidden, {name: p.grad.clone() for name, p in net.named_parameters()}))
+    (logits, hidden, grads), (want_logits, want_hidden, want_grads) = results
+    assert logits.stride() == want_logits.stride()  # the network's output keeps its layout
+    assert logits.shape == ((24, 10) if output == "mean" else ((24, 6, 10) if batch_first else (6, 24, 10)))
+    for h, w in zip(hidden, want_hidden):
+        assert torch.equal(h, w) and 0.02 < float(h.mean()) < 0.8
+    torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-6)
+    for name in grads:
+        torch.testing.assert_close(grads[name], want_grads[name], rtol=1e-5, atol=1e-6, msg=name)
