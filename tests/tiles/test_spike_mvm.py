@@ -14,6 +14,7 @@ from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagem
 from aihwkit.simulator.tiles.analog_mvm import AnalogMVM
 from aihwkit.simulator.tiles.torch_tile import TorchSimulatorTile
 
+from analog_snu.functional.linear import linear, onednn_applies
 from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config
@@ -114,6 +115,43 @@ def test_non_spike_input_without_saturation_gives_aihwkit_result_bit_for_bit(mon
     got = SpikeAnalogMVM.matmul(weight, x, io)
     assert calls == ["AnalogMVM", ("SpikeAnalogMVM", 10)]
     assert torch.equal(got, expected)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_crossbar_product_runs_on_onednn_with_aihwkits_values_and_gradients():
+    # a soft (sSNU) input at a layer's size: the product is oneDNN's, equal to aihwkit's MKL one to float32 rounding
+    weight = torch.randn(256, 256, generator=torch.Generator().manual_seed(2)) * 0.05
+    x = torch.rand(64, 256, generator=torch.Generator().manual_seed(3))
+    assert onednn_applies(x, weight)
+    for trans, operand in ((False, x), (True, torch.randn(64, 256, generator=torch.Generator().manual_seed(4)))):
+        w_ours, in_ours = weight.clone().requires_grad_(), operand.clone().requires_grad_()
+        w_ref, in_ref = weight.clone().requires_grad_(), operand.clone().requires_grad_()
+        ours = SpikeAnalogMVM._matmul(w_ours, in_ours, trans)
+        reference = in_ref @ w_ref if trans else in_ref @ w_ref.T  # aihwkit's AnalogMVM._matmul
+        assert torch.equal(ours.detach(), linear(operand, weight.T if trans else weight))
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+        grad = torch.linspace(-1, 1, ours.numel()).reshape(ours.shape)
+        (ours * grad).sum().backward()
+        (reference * grad).sum().backward()
+        torch.testing.assert_close(in_ours.grad, in_ref.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(w_ours.grad, w_ref.grad, rtol=1e-5, atol=1e-4)
+
+
+def test_soft_input_at_layer_size_matches_aihwkits_tile_to_adc_rounding(monkeypatch):
+    # the whole MVM on a soft input big enough for oneDNN, no vector saturating (one round each): the
+    # only differences are ADC codes flipped where the two products round across a step boundary
+    io = preset_io()
+    weight = torch.randn(256, 256, generator=torch.Generator().manual_seed(2)) * 0.05
+    x = torch.rand(64, 256, generator=torch.Generator().manual_seed(3))
+    calls = count_rounds(monkeypatch)
+    torch.manual_seed(5)
+    expected = AnalogMVM.matmul(weight, x, io)
+    torch.manual_seed(5)
+    got = SpikeAnalogMVM.matmul(weight, x, io)
+    assert calls == ["AnalogMVM", ("SpikeAnalogMVM", 64)]
+    step = io.out_res * 2 * io.out_bound
+    assert float((got - expected).abs().max()) <= step * 1.01
+    assert float(((got - expected).abs() > 1e-6).float().mean()) < 1e-3
 
 
 def test_silent_input_gives_zeros_like_aihwkit():
