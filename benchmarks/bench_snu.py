@@ -16,6 +16,9 @@ Paths (``*_ms`` keys of the JSON object):
 - ``digital_time_major``: the digital network with its spiking layers' currents and outputs stored
   time-major, (T, N, F) memory, as before the feature-major layout (``analog_snu.layers.SNU``: the
   products then copy a transposed operand; ``digital_time_major/digital`` is what the layout saves);
+- ``preset_hwa_ssnu`` / ``preset_hwa_ssnu_torch_gemm``: ``preset_hwa`` with sSNU layers (soft outputs, so the
+  second layer's tile takes the general path, not the spike tile's), its crossbar products on oneDNN /
+  through torch's ``F.linear`` (MKL, aihwkit's own product);
 - ``preset_hwa_torch_periphery``: ``preset_hwa`` with the tiles' periphery (output noise, ADC,
   bound management, scalings, HWA weight noise) as aihwkit's torch operations and draws instead
   of the compiled loops of ``analog_snu.functional.periphery_loops``;
@@ -78,7 +81,8 @@ from analog_snu.tiles import (
 )
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "preset_hwa_torch_periphery")
+         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "preset_hwa_torch_periphery",
+         "preset_hwa_ssnu", "preset_hwa_ssnu_torch_gemm")
 DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major")
 PRESET = "pcm_joshi2020"
 TARGETS = {"digital/gemm_floor": 1.3, "preset_hwa/digital": 2.0}
@@ -143,7 +147,7 @@ def with_torch_loops(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def with_torch_gemm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)`` with the digital products through ``F.linear`` (MKL) instead of oneDNN."""
+    """``net(x)`` with the products of ``functional.linear`` (digital layers; the tiles' general-path crossbar) through ``F.linear`` (MKL) instead of oneDNN."""
     return with_env(linear_module.TORCH_GEMM_ENV, net, x)
 
 
@@ -163,6 +167,8 @@ def _rpu_config(path: str):
     return {
         "preset_hwa": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_torch_periphery": lambda: device_rpu_config(preset(PRESET), "hwa"),
+        "preset_hwa_ssnu": lambda: device_rpu_config(preset(PRESET), "hwa"),
+        "preset_hwa_ssnu_torch_gemm": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "torch_inference": TorchInferenceRPUConfig,
         "cpp_inference": InferenceRPUConfig,
         "cpp_float": FloatingPointRPUConfig,
@@ -184,9 +190,10 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
                        "digital_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp),
                        "digital_time_major": lambda inp, net=net: with_time_major(net, inp)}[path]
         else:
-            net = SNUNetwork(list(config.sizes), threshold=config.threshold, rpu_config=_rpu_config(path))
-            forward = (lambda inp, net=net: with_torch_periphery(net, inp)) if path == "preset_hwa_torch_periphery" \
-                else net
+            cell = "ssnu" if path.startswith("preset_hwa_ssnu") else "snu"
+            net = SNUNetwork(list(config.sizes), cell=cell, threshold=config.threshold, rpu_config=_rpu_config(path))
+            forward = {"preset_hwa_torch_periphery": lambda inp, net=net: with_torch_periphery(net, inp),
+                       "preset_hwa_ssnu_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp)}.get(path, net)
         out[path] = (forward, net)
     return out
 
