@@ -54,7 +54,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["add_normal", "binary_state", "fill_normals", "input_gradients", "new_streams", "spike_rounds",
+__all__ = ["add_normal", "binary_state", "fill_normals", "general_input_gradients", "general_inputs",
+           "general_output_round", "input_gradients", "new_streams", "spike_rounds",
            "spike_rows_backward", "ziggurat_tables"]
 
 # -- normal draws -----------------------------------------------------------------------------------
@@ -280,9 +281,7 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
     """
     rows, width = product.shape
     last = q_of_round.shape[0] - 1
-    cast = product.dtype.type
-    limit = cast(codes_limit)
-    n_factors = factors.shape[0]
+    limit = product.dtype.type(codes_limit)
     noise = np.zeros(width, dtype=product.dtype)  # one conversion's output noise
     values = np.empty(width, dtype=product.dtype)  # its ADC codes, as floats
     rejected = np.empty(width, dtype=np.uint8)
@@ -291,33 +290,49 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
         p = product[m]
         k = 0
         while True:
-            if noisy:
-                start = fill_normals(key, start, noise, stream, rejected)
-                for j in range(width):
-                    noise[j] = noise[j] * sigma[j]
-            q = q_of_round[k]
-            outside = 0
-            for j in range(width):  # branch-free: the compiler vectorises this loop
-                c = np.rint((p[j] * q + noise[j]) / step)
-                values[j] = c
-                value = c * step
-                outside += not (value <= bound and value >= -bound)
+            outside, start = _convert(p, q_of_round[k], sigma, noisy, step, bound, key, start, stream, noise, rejected,
+                                      values)
             if outside == 0 or k == last:
                 break
             k += 1
         rounds[m] = k
         s = row_scale[m] * out_factor_of_round[k]
         scale[m] = s
-        c_row = codes[m]
-        o_row = out[m]
+        _write_row(values, step, bound, limit, s, factors, codes[m], out[m])
+
+
+@njit(inline="always")
+def _convert(p, q, sigma, noisy, step, bound, key, start, stream, noise, rejected, values):  # pragma: no cover
+    """One conversion of a vector: ``values`` = the ADC codes (as floats) of ``p q`` plus output noise
+    (``sigma`` per column, drawn from draw ``start`` of ``key`` when ``noisy``); returns (outputs past
+    the bound, the next draw). ``noise``: scratch (zeros when not ``noisy``). Shape: (F_out,) each."""
+    width = p.shape[0]
+    if noisy:
+        start = fill_normals(key, start, noise, stream, rejected)
         for j in range(width):
-            c = values[j]
-            c_row[j] = np.int16(min(max(c, -limit), limit))
-            o_row[j] = min(max(c * step, -bound), bound) * s
-        for f in range(n_factors):
-            factor = factors[f]
-            for j in range(width):
-                o_row[j] = o_row[j] * factor[j]
+            noise[j] = noise[j] * sigma[j]
+    outside = 0
+    for j in range(width):  # branch-free: the compiler vectorises this loop
+        c = np.rint((p[j] * q + noise[j]) / step)
+        values[j] = c
+        value = c * step
+        outside += not (value <= bound and value >= -bound)
+    return outside, start
+
+
+@njit(inline="always")
+def _write_row(values, step, bound, limit, s, factors, c_row, o_row):  # pragma: no cover
+    """A vector's final conversion: its int16 codes (clamped at +-``limit``) and its output
+    ``clip(c step, +-bound) s`` times the column factors (C, F_out) in order."""
+    width = values.shape[0]
+    for j in range(width):
+        c = values[j]
+        c_row[j] = np.int16(min(max(c, -limit), limit))
+        o_row[j] = min(max(c * step, -bound), bound) * s
+    for f in range(factors.shape[0]):
+        factor = factors[f]
+        for j in range(width):
+            o_row[j] = o_row[j] * factor[j]
 
 
 _BLOCK = 16
@@ -436,3 +451,113 @@ def input_gradients(grad_w_operand, grad_at_input, x, rounds, q_of_round, dq_of_
         g = grad_w_operand[m]
         for j in range(g.shape[0]):
             g[j] = g[j] * q
+
+
+# -- the general (soft-input) periphery --------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def general_inputs(x, rows, reduction, res, bound, find_scale, nm, first_max, z):  # pragma: no cover
+    """aihwkit's input stage for the vectors ``x[rows]`` at bound-management reduction ``f``: ``z = DAC(x s)``.
+
+    ``s = (1 / nm) / f`` per vector (aihwkit's operations in the array's type), ``nm`` the vector's
+    abs-max noise-management scale: with ``find_scale`` it is found here (0, a silent vector, is
+    set to 1 as aihwkit does) and written to ``nm`` (M,), with the column of the row's first
+    maximum of |x| in ``first_max`` (M,) (-1 for a silent vector), else read from ``nm``. The DAC:
+    ``rint(v / res) res``, clipped at +-``bound``. Returns whether any vector is not silent.
+    Shape: x (M, F_in), rows (R,) int64, z (R, F_in).
+    """
+    zero = x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    width = x.shape[1]
+    any_signal = False
+    for r in range(rows.shape[0]):
+        m = rows[r]
+        xr = x[m]
+        if find_scale:
+            top = zero
+            for i in range(width):  # branch-free: vectorised
+                top = max(top, abs(xr[i]))
+            first = -1
+            if top > zero:
+                any_signal = True
+                for i in range(width):
+                    if abs(xr[i]) == top:
+                        first = i
+                        break
+            first_max[m] = first
+            nm[m] = top if top > zero else one
+        s = (one / nm[m]) / reduction
+        zr = z[r]
+        for i in range(width):
+            v = np.rint((xr[i] * s) / res) * res
+            zr[i] = min(max(v, -bound), bound)
+    return any_signal
+
+
+@njit(cache=True, nogil=True)
+def general_output_round(product, rows, k, last, reduction, out_scale, nm, sigma, noisy, step, bound, codes_limit,
+                         factors, key, start, stream, codes, rounds, scale, out, failed):  # pragma: no cover
+    """Round ``k`` of the output stage for the vectors ``rows`` (R,) whose crossbar products are ``product`` (R, F_out).
+
+    Each vector is converted as in :func:`spike_rounds` (output noise drawn from draw ``start`` of
+    ``key``, ADC codes, bound test); one that fits, or any when ``last``, gets its int16 codes,
+    ``rounds`` = k, its final rescaling ``scale`` = ``out_scale / ((1 / nm) / f)`` (aihwkit's
+    ``out_scale / scale``) and its output (clipped ADC value times that, times the column
+    ``factors`` (C, F_out) in order) at its row of the (M, ...) arrays; one that does not is listed
+    in ``failed``. Returns (number failed, next draw).
+    """
+    width = product.shape[1]
+    one = product.dtype.type(1.0)
+    limit = product.dtype.type(codes_limit)
+    noise = np.zeros(width, dtype=product.dtype)
+    values = np.empty(width, dtype=product.dtype)
+    rejected = np.empty(width, dtype=np.uint8)
+    start = np.uint64(start)
+    n_failed = 0
+    for r in range(rows.shape[0]):
+        outside, start = _convert(product[r], one, sigma, noisy, step, bound, key, start, stream, noise, rejected,
+                                  values)
+        m = rows[r]
+        if outside and not last:
+            failed[n_failed] = m
+            n_failed += 1
+            continue
+        rounds[m] = k
+        s = out_scale / ((one / nm[m]) / reduction)
+        scale[m] = s
+        _write_row(values, step, bound, limit, s, factors, codes[m], out[m])
+    return n_failed, start
+
+
+@njit(cache=True, nogil=True)
+def general_input_gradients(grad_at_input, x, rounds, reduction_of_round, nm, first_max, res, bound, grad_final,
+                            to_scale):  # pragma: no cover
+    """The input gradient of :func:`general_inputs` from ``grad_at_input`` = G W (M, F_in), in place.
+
+    aihwkit's straight-through gradients: ``G W`` times ``s`` where the DAC did not clip (its
+    ``where(|v| <= bound, v, clamp(v).detach())``), and, with ``to_scale``, the noise-management
+    scale's: ``d/d nm = -(sum_i x_i (G W)_i [not clipped]) / f / nm^2 + grad_final`` (the second
+    term through the final rescaling, (M,)), added at the row's first maximum of |x| times its sign
+    (autograd's abs and max); a silent vector's scale, set to 1, passes none.
+    """
+    width = x.shape[1]
+    zero = x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    for m in range(x.shape[0]):
+        gr = grad_at_input[m]
+        xr = x[m]
+        reduction = reduction_of_round[rounds[m]]
+        r = nm[m]
+        s = (one / r) / reduction
+        total = 0.0
+        for i in range(width):
+            v = np.rint((xr[i] * s) / res) * res
+            g = gr[i] if abs(v) <= bound else zero
+            total += np.float64(g) * np.float64(xr[i])
+            gr[i] = g * s
+        column = first_max[m]
+        if to_scale and column >= 0:
+            inv = one / r
+            grad_nm = -(x.dtype.type(total) / reduction) * (inv * inv) + grad_final[m]
+            gr[column] = gr[column] + (grad_nm if xr[column] > zero else -grad_nm)

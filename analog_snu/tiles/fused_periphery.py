@@ -46,8 +46,8 @@ from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
 
-__all__ = ["TORCH_PERIPHERY_ENV", "fused_periphery_applies", "fused_spike_forward", "noisy_weight", "round_tables",
-           "spike_input_state"]
+__all__ = ["TORCH_PERIPHERY_ENV", "fused_general_forward", "fused_periphery_applies", "fused_spike_forward",
+           "general_path_applies", "noisy_weight", "round_tables", "spike_input_state"]
 
 TORCH_PERIPHERY_ENV = "ANALOG_SNU_TORCH_PERIPHERY"
 """Set this environment variable to ``1`` to simulate the spike tile's periphery with aihwkit's torch
@@ -261,3 +261,129 @@ class _FusedSpikeRows(torch.autograd.Function):
         grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
         grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
         return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None
+
+
+def general_path_applies(io_pars: Any) -> bool:
+    """Whether the compiled loops implement the forward IO settings for any (soft) input: deterministic
+    DAC and ADC, no input noise or asymmetry, abs-max noise management without threshold, iterative
+    or no bound management, one-pass MVM (the preset's settings; output asymmetry is checked by the tile)."""
+    return (not io_pars.is_perfect and io_pars.mv_type == _enums.AnalogMVType.ONE_PASS
+            and io_pars.inp_res > 0 and io_pars.inp_bound > 0 and not io_pars.inp_sto_round
+            and io_pars.inp_noise <= 0.0 and io_pars.inp_asymmetry == 0.0
+            and io_pars.noise_management == _enums.NoiseManagementType.ABS_MAX and io_pars.nm_thres <= 0.0
+            and io_pars.bound_management in (_BM.NONE, _BM.ITERATIVE))
+
+
+def fused_general_forward(x: Tensor, weight: Tensor, factors: list[Tensor], alpha: Tensor | None, io_pars: Any,
+                          out_noise_values: Tensor | None, codes_limit: int) -> Tensor:
+    """The tile's output for any input rows ``x`` through the compiled periphery (module docstring, general inputs).
+
+    ``weight``, ``factors``, ``alpha`` as for :func:`fused_spike_forward`; the settings must pass
+    :func:`general_path_applies`. Shape: x (M, F_in), weight (F_out, F_in); returns (M, F_out).
+    """
+    f_out = weight.shape[0]
+    columns = [factor.detach().to(x.dtype).reshape(-1).expand(f_out) for factor in factors]
+    if alpha is not None:
+        columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
+    column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
+    return _FusedGeneralRows.apply(x, weight, alpha, column_factors, io_pars, out_noise_values, codes_limit)
+
+
+def _dac_step(io_pars: Any) -> float:
+    """The DAC's step in input units, as aihwkit's ``UniformQuantize`` computes it (``inp_res`` > 0)."""
+    res = 1 / io_pars.inp_res if io_pars.inp_res > 1.0 else io_pars.inp_res
+    return res * (2 * io_pars.inp_bound)
+
+
+class _FusedGeneralRows(torch.autograd.Function):
+    """Forward and backward of :func:`fused_general_forward`.
+
+    Forward: one compiled pass for the input stage of every vector (noise-management scale, DAC),
+    one GEMM, one compiled pass for the output stage (noise, ADC, bound test; the vectors that fit
+    get their final outputs); then, per further round, the failing vectors only: their input stage
+    at half the scale, their own GEMM, their output stage. Saved: the input, the DAC outputs of each
+    vector's last round (the weight gradient's operand, as aihwkit's autograd keeps them), the int16
+    ADC codes and (M,) per-vector numbers.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, alpha, column_factors, io_pars, out_noise_values, codes_limit):  # type: ignore[override]
+        loops = _loops()
+        dtype = x.dtype
+        x = x.contiguous()
+        rows, f_out = x.shape[0], weight.shape[0]
+        _, _, reduction, _ = _round_arrays(io_pars, dtype)
+        last_round = reduction.shape[0] - 1
+        res, in_bound = numpy_scalar(_dac_step(io_pars), dtype), numpy_scalar(io_pars.inp_bound, dtype)
+        nm = x.new_empty(rows)
+        first_max = torch.empty(rows, dtype=torch.int64)
+        z = torch.empty_like(x)  # each vector's DAC output of its last round
+        all_rows = torch.arange(rows)
+        x_np, nm_np, first_np = x.detach().numpy(), nm.numpy(), first_max.numpy()
+        any_signal = loops.general_inputs(x_np, all_rows.numpy(), reduction[0], res, in_bound, True, nm_np, first_np,
+                                          z.numpy())
+        ctx.all_zero = not any_signal
+        ctx.alpha_shape = None if alpha is None else alpha.shape
+        if not any_signal:  # aihwkit's shortcut: zeros, no noise drawn, no gradient to the input or weight
+            return x.new_zeros(rows, f_out)
+        if out_noise_values is not None:
+            sigma, noisy = out_noise_values.detach().to(dtype).expand(f_out).contiguous(), True
+        else:
+            sigma, noisy = x.new_full((f_out,), io_pars.out_noise), io_pars.out_noise > 0.0
+        key, stream = _streams() if noisy else _no_streams()
+        codes = torch.empty(rows, f_out, dtype=torch.int16)
+        rounds = torch.empty(rows, dtype=torch.int16)
+        scale = x.new_empty(rows)
+        out = x.new_empty(rows, f_out)
+        failed = torch.empty(rows, dtype=torch.int64)
+        step, out_bound = numpy_scalar(adc_step(io_pars), dtype), numpy_scalar(io_pars.out_bound, dtype)
+        out_scale = numpy_scalar(io_pars.out_scale, dtype)
+        fixed = (numpy_view(sigma), noisy, step, out_bound, codes_limit, numpy_view(column_factors), key)  # every round's
+        arrays = (stream, codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy(), failed.numpy())
+        product = product_t(z, weight)
+        active, start = all_rows, np.uint64(0)
+        for k in range(last_round + 1):
+            if k > 0:  # the vectors that saturated: input stage at half the scale, their own product
+                z_part = x.new_empty(active.shape[0], x.shape[1])
+                loops.general_inputs(x_np, active.numpy(), reduction[k], res, in_bound, False, nm_np, first_np,
+                                     z_part.numpy())
+                z.index_copy_(0, active, z_part)
+                product = product_t(z_part, weight)
+            n_failed, start = loops.general_output_round(product.numpy(), active.numpy(), k, k == last_round,
+                                                         reduction[k], out_scale, nm_np, *fixed, start, *arrays)
+            if n_failed == 0:
+                break
+            active = failed[:n_failed].clone()
+        ctx.io_pars = io_pars
+        ctx.save_for_backward(x, z, weight, column_factors, codes, rounds, scale, nm, first_max)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        needs = ctx.needs_input_grad
+        if ctx.all_zero:
+            grad_a = grad_out.new_zeros(ctx.alpha_shape) if needs[2] else None
+            return None, None, grad_a, None, None, None, None
+        x, z, weight, column_factors, codes, rounds, scale, nm, first_max = ctx.saved_tensors
+        io_pars, loops, dtype = ctx.io_pars, _loops(), grad_out.dtype
+        q, _, reduction, out_factor = _round_arrays(io_pars, dtype)
+        rows, f_out = codes.shape
+        rounds_np = rounds.numpy()
+        grad = torch.empty(rows, f_out, dtype=dtype)  # G at the crossbar output
+        grad_alpha = np.zeros(f_out if needs[2] else 0)
+        grad_final = grad.new_empty(rows if needs[0] else 0)  # d/d nm through the final rescaling
+        step, bound = numpy_scalar(adc_step(io_pars), dtype), numpy_scalar(io_pars.out_bound, dtype)
+        loops.spike_rows_backward(numpy_view(grad_out), codes.numpy(), step, bound, not _CLAMP_GRAD_AT_BOUND,
+                                  scale.numpy(), numpy_view(column_factors), bool(needs[2]), rounds_np, out_factor, q,
+                                  False, grad.numpy(), False, grad_alpha, grad_final.numpy())
+        grad_x = None
+        if needs[0]:
+            grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place
+            res, in_bound = numpy_scalar(_dac_step(io_pars), dtype), numpy_scalar(io_pars.inp_bound, dtype)
+            loops.general_input_gradients(grad_x.numpy(), x.numpy(), rounds_np, reduction, nm.numpy(),
+                                          first_max.numpy(), res, in_bound, grad_final.numpy(), True)
+        grad_w = product_t(grad.t(), z.t()) if needs[1] else None  # G^T z
+        grad_a = None
+        if needs[2]:
+            grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype)
+        return grad_x, grad_w, grad_a, None, None, None, None

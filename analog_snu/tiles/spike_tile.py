@@ -36,8 +36,10 @@ from torch import Tensor
 
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.fused_periphery import (
+    fused_general_forward,
     fused_periphery_applies,
     fused_spike_forward,
+    general_path_applies,
     noisy_weight,
     spike_input_state,
 )
@@ -143,16 +145,15 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
         fused = fused_periphery_applies(x_input)
         codes_limit, scale_grad_at = self._spike_path(x_input, fused)
-        if codes_limit is None:
-            return super().forward(x_input, tensor_view)
+        general = codes_limit is None
+        if general:
+            codes_limit = self._general_path(x_input, fused)
+            if codes_limit is None:
+                return super().forward(x_input, tensor_view)
         is_test = not self.training
         x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
         tile = self.tile
         x = x_input.reshape(-1, x_input.shape[-1])
-        if scale_grad_at is not None:  # the noise-management scale's gradient, given to the backward directly
-            row_scale = x.new_ones(x.shape[0], 1)
-        else:
-            row_scale = SpikeAnalogMVM._spike_row_scale(x, tile._f_io)
         mapping = self.get_mapping_scales()
         if fused:
             # TorchSimulatorTile.forward's weight noise (hardware-aware training) first, as there
@@ -160,18 +161,30 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
             factors = [mapping] if mapping is not None else []
             if is_test and self._drift_compensated():
                 factors.append(self.alpha)  # aihwkit's post_forward in eval mode: after the mapping scale
-            out = fused_spike_forward(x, weight, row_scale, factors, self.out_scaling_alpha, tile._f_io,
-                                      tile.out_noise_values, codes_limit, scale_grad_at)
+            if general:
+                out = fused_general_forward(x, weight, factors, self.out_scaling_alpha, tile._f_io,
+                                            tile.out_noise_values, codes_limit)
+            else:
+                row_scale = self._row_scale(x, scale_grad_at)
+                out = fused_spike_forward(x, weight, row_scale, factors, self.out_scaling_alpha, tile._f_io,
+                                          tile.out_noise_values, codes_limit, scale_grad_at)
         else:
             weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
                 tile.weight, tile._modifier, x_input.shape[0])
-            out = _ScaledSpikeRows.apply(x, weight, row_scale, mapping, self.out_scaling_alpha, tile._f_io,
-                                         {"out_noise_values": tile.out_noise_values}, codes_limit)
+            out = _ScaledSpikeRows.apply(x, weight, self._row_scale(x, scale_grad_at), mapping, self.out_scaling_alpha,
+                                         tile._f_io, {"out_noise_values": tile.out_noise_values}, codes_limit)
         out = out.reshape(*x_input.shape[:-1], out.shape[-1])
         if self.digital_bias:
             tensor_view = tensor_view if tensor_view is not None else self.get_tensor_view(out.dim())
             return out + self.bias.view(*tensor_view)
         return out
+
+    def _row_scale(self, x: Tensor, scale_grad_at: Tensor | None) -> Tensor:
+        """The spike path's noise-management scale (1 in value): ones where the compiled backward gives its
+        gradient directly (``scale_grad_at``), else built by autograd. Shape: x (M, F_in) -> (M, 1)."""
+        if scale_grad_at is not None:
+            return x.new_ones(x.shape[0], 1)
+        return SpikeAnalogMVM._spike_row_scale(x, self.tile._f_io)
 
     def _drift_compensated(self) -> bool:
         return getattr(self.rpu_config, "drift_compensation", None) is not None
@@ -187,18 +200,10 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         or None where it has none. Both come from one pass over the input (the 0/1 check finds each
         row's first 1 on the way), which is why one method decides both."""
         io_pars = self.tile._f_io
-        mapping = self.get_mapping_scales()
-        if not isinstance(self.tile._analog_mvm, type) or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
-            return None, None
         if not fused and (not torch.is_grad_enabled() or (not self.training and self._drift_compensated())):
             return None, None
-        if self.input_range is not None or hasattr(self.rpu_config.pre_post, "periph_quant") \
-                or (mapping is not None and mapping.requires_grad) or self.tile.weight.dim() != 2:
-            return None, None
-        if not spike_shortcut_applies(io_pars) or io_pars.out_asymmetry != 0.0:
-            return None, None
-        limit = adc_codes_limit(io_pars)
-        if limit is None or x_input.dim() == 0 or x_input.numel() == 0:
+        limit = self._codes_limit(x_input)
+        if limit is None or not spike_shortcut_applies(io_pars):
             return None, None
         x = x_input.reshape(-1, x_input.shape[-1])
         scale_grad_at = None
@@ -217,6 +222,28 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         if not any_spike and io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX):
             return None, None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
         return limit, scale_grad_at
+
+    def _codes_limit(self, x_input: Tensor) -> int | None:
+        """The int16 ADC code clamp where the tile's settings allow a path of this class (the simulator
+        tile runs :class:`SpikeAnalogMVM`, a deterministic ADC, no output asymmetry, aihwkit's scalings
+        only, a 2-D weight, a non-empty input), else None."""
+        io_pars = self.tile._f_io
+        mapping = self.get_mapping_scales()
+        if not isinstance(self.tile._analog_mvm, type) or not issubclass(self.tile._analog_mvm, SpikeAnalogMVM):
+            return None
+        if self.input_range is not None or hasattr(self.rpu_config.pre_post, "periph_quant") \
+                or (mapping is not None and mapping.requires_grad) or self.tile.weight.dim() != 2:
+            return None
+        if io_pars.out_asymmetry != 0.0 or x_input.dim() == 0 or x_input.numel() == 0:
+            return None
+        return adc_codes_limit(io_pars)
+
+    def _general_path(self, x_input: Tensor, fused: bool) -> int | None:
+        """The int16 ADC code clamp where a call that did not take the spike path takes the compiled
+        general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`), else None."""
+        if not fused or not general_path_applies(self.tile._f_io):
+            return None
+        return self._codes_limit(x_input)
 
 
 def _max_passes_gradient(io_pars: Any) -> bool:
