@@ -17,8 +17,12 @@ Paths (``*_ms`` keys of the JSON object):
   time-major, (T, N, F) memory, as before the feature-major layout (``analog_snu.layers.SNU``: the
   products then copy a transposed operand; ``digital_time_major/digital`` is what the layout saves);
 - ``preset_hwa_ssnu`` / ``preset_hwa_ssnu_torch_gemm``: ``preset_hwa`` with sSNU layers (soft outputs, so the
-  second layer's tile takes the general path, not the spike tile's), its crossbar products on oneDNN /
-  through torch's ``F.linear`` (MKL, aihwkit's own product);
+  second layer's and the readout's tiles take the general (soft-input) path, not the spike path), its
+  crossbar products on oneDNN / through torch's ``F.linear`` (MKL, aihwkit's own product);
+- ``preset_hwa_ssnu_torch_general``: ``preset_hwa_ssnu`` with the soft inputs' periphery (DAC, noise
+  management, output noise, ADC, bound-management reruns) as aihwkit's torch operations
+  (``SpikeAnalogMVM._per_vector_rounds``) instead of the compiled general path of
+  ``analog_snu.tiles.fused_periphery`` (spike inputs keep the compiled spike path): what that path saves;
 - ``preset_hwa_torch_periphery``: ``preset_hwa`` with the tiles' periphery (output noise, ADC,
   bound management, scalings, HWA weight noise) as aihwkit's torch operations and draws instead
   of the compiled loops of ``analog_snu.functional.periphery_loops``;
@@ -79,10 +83,11 @@ from analog_snu.tiles import (
     device_rpu_config,  # noqa: E402
     fused_periphery,  # noqa: E402
 )
+from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile  # noqa: E402
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
          "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "preset_hwa_torch_periphery",
-         "preset_hwa_ssnu", "preset_hwa_ssnu_torch_gemm")
+         "preset_hwa_ssnu", "preset_hwa_ssnu_torch_gemm", "preset_hwa_ssnu_torch_general")
 DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major")
 PRESET = "pcm_joshi2020"
 TARGETS = {"digital/gemm_floor": 1.3, "preset_hwa/digital": 2.0}
@@ -163,12 +168,20 @@ def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return with_env(fused_periphery.TORCH_PERIPHERY_ENV, net, x)
 
 
+def with_torch_general_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with the tiles' soft (non-spike) inputs through aihwkit's torch operations, not the
+    compiled general path (an ablation: the tile's choice of that path switched off)."""
+    with mock.patch.object(SpikeTorchInferenceTile, "_general_path", lambda self, x_input, fused: None):
+        return net(x)
+
+
 def _rpu_config(path: str):
     return {
         "preset_hwa": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_torch_periphery": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_ssnu": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_ssnu_torch_gemm": lambda: device_rpu_config(preset(PRESET), "hwa"),
+        "preset_hwa_ssnu_torch_general": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "torch_inference": TorchInferenceRPUConfig,
         "cpp_inference": InferenceRPUConfig,
         "cpp_float": FloatingPointRPUConfig,
@@ -193,7 +206,9 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
             cell = "ssnu" if path.startswith("preset_hwa_ssnu") else "snu"
             net = SNUNetwork(list(config.sizes), cell=cell, threshold=config.threshold, rpu_config=_rpu_config(path))
             forward = {"preset_hwa_torch_periphery": lambda inp, net=net: with_torch_periphery(net, inp),
-                       "preset_hwa_ssnu_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp)}.get(path, net)
+                       "preset_hwa_ssnu_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp),
+                       "preset_hwa_ssnu_torch_general": lambda inp, net=net: with_torch_general_periphery(net, inp),
+                       }.get(path, net)
         out[path] = (forward, net)
     return out
 

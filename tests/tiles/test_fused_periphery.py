@@ -474,3 +474,256 @@ def test_noise_management_gradient_given_directly_equals_autograds_max(monkeypat
         assert a.dtype == b.dtype and torch.equal(a, b)
         assert torch.equal(torch.signbit(a), torch.signbit(b))
     assert direct[1].abs().sum() > 0
+
+
+# -- soft (non-spike) inputs: the compiled general path ----------------------------------------------
+# Reference: the torch-operation path (ANALOG_SNU_TORCH_PERIPHERY=1: aihwkit's tile forward over
+# SpikeAnalogMVM._per_vector_rounds, itself tested against aihwkit in test_bound_management.py).
+
+
+def soft_case(f_in=80, f_out=24, rows=300, dtype=torch.float32):
+    """Soft inputs of both signs (silent rows included) on weights whose output 0 saturates on dense rows."""
+    weight, alpha, x = saturating_case(f_in, f_out, dtype)
+    gen = torch.Generator().manual_seed(11)
+    x = (x * torch.rand(x.shape, generator=gen, dtype=dtype))[:rows]
+    x[1::4] = torch.rand(x[1::4].shape, generator=gen, dtype=dtype) * 2 - 1  # both signs, no saturation bias
+    x[::9] = 0.0
+    return weight, alpha, x
+
+
+def close_gradients(got, expected, rtol=1e-5):
+    """Input and weight gradients of two :func:`run_layer` results equal to float rounding."""
+    for a, b in zip(got[1:3], expected[1:3]):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * float(b.abs().max()))
+
+
+def record_general_rounds(monkeypatch):
+    """``(k, number of vectors converted)`` per call of the general output stage's loop."""
+    calls = []
+    original = periphery_loops.general_output_round
+
+    def recording(product, rows, k, *args):
+        calls.append((k, rows.shape[0]))
+        return original(product, rows, k, *args)
+
+    monkeypatch.setattr(periphery_loops, "general_output_round", recording)
+    return calls
+
+
+def run_both(monkeypatch, rpu_of, x, weight, alpha, input_grad=True, train=True):
+    """(compiled, torch-operation) results of :func:`run_layer`; ``rpu_of()`` makes a fresh config for each."""
+    rounds = record_general_rounds(monkeypatch)
+    entered = []
+    original = periphery_loops.general_inputs
+    monkeypatch.setattr(periphery_loops, "general_inputs", lambda *a: entered.append(1) or original(*a))
+    got = run_layer(rpu_of(), x, weight, alpha, input_grad, train)
+    assert entered, "the compiled general path did not run"
+    calls = len(entered)
+    with monkeypatch.context() as patch:
+        patch.setenv(TORCH_PERIPHERY_ENV, "1")
+        expected = run_layer(rpu_of(), x, weight, alpha, input_grad, train)
+    assert len(entered) == calls  # the variable selects the torch path
+    return got, expected, rounds
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+@pytest.mark.parametrize("shape", [(300,), (10, 30)])
+@pytest.mark.parametrize("columnwise", [False, True])
+def test_soft_inputs_noise_off_equal_the_torch_path(monkeypatch, input_grad, shape, columnwise):
+    """Outputs bit for bit (the same DAC levels, products and ADC codes); gradients to float rounding (the
+    torch path sums the weight gradient per bound-management round, the noise-management term in
+    another order)."""
+    weight, alpha, x = soft_case()
+    x = x.reshape(*shape, x.shape[-1])
+    config = {"columnwise": columnwise, "weight_noise": False, "out_noise": 0.0}
+    got, expected, rounds = run_both(monkeypatch, lambda: hwa_config(**config), x, weight, alpha, input_grad)
+    assert max(k for k, _ in rounds) >= 2 and rounds[0][1] == 300  # some vectors needed reruns, only they
+    assert sum(n for k, n in rounds if k > 0) < 300
+    assert torch.equal(got[0], expected[0])
+    torch.testing.assert_close(got[2], expected[2], rtol=1e-5, atol=1e-6 * float(expected[2].abs().max()))
+    torch.testing.assert_close(got[3], expected[3], rtol=1e-5, atol=0)
+    if input_grad:
+        assert float(got[1].abs().max()) > 0
+        close_gradients(got, expected)
+    else:
+        assert got[1] is None
+
+
+def test_soft_inputs_float64_and_split_layer_equal_the_torch_path(monkeypatch):
+    weight, alpha, x = soft_case(dtype=torch.float64)
+    config = {"weight_noise": False, "out_noise": 0.0}
+    got, expected, _ = run_both(monkeypatch, lambda: hwa_config(**config), x, weight, alpha)
+    assert got[0].dtype == torch.float64 and torch.equal(got[0], expected[0])
+    close_gradients(got, expected, 1e-12)
+    weight, alpha, _ = saturating_case(f_in=600)  # two tiles, each reading its column share of the input
+    x = torch.rand(200, 600, generator=torch.Generator().manual_seed(4)) * 0.2
+    got, expected, _ = run_both(monkeypatch, lambda: hwa_config(**config), x, weight, alpha)
+    assert torch.equal(got[0], expected[0])
+    close_gradients(got, expected)
+
+
+def test_soft_inputs_saturating_at_the_limit_keep_their_clipped_last_round(monkeypatch):
+    """300 inputs near 1 on a row of equal weights: about 300 at input scale 1, still past the bound 12 at
+    f = 16 (the preset's last round), so those vectors keep that round's clipped output."""
+    weight, alpha, _ = saturating_case(f_in=300)
+    weight[0] = 0.5
+    gen = torch.Generator().manual_seed(6)
+    x = torch.rand(40, 300, generator=gen) * (torch.rand(40, 300, generator=gen) < 0.05)  # sparse: fits
+    x[::5] = 0.9 + 0.1 * torch.rand(8, 300, generator=gen)
+    config = {"weight_noise": False, "out_noise": 0.0}
+    got, expected, rounds = run_both(monkeypatch, lambda: hwa_config(**config), x, weight, alpha)
+    last = len(round_tables(hwa_config().forward, torch.float32)[2]) - 1
+    assert max(k for k, _ in rounds) == last and [n for k, n in rounds if k == last] == [8]
+    assert torch.equal(got[0], expected[0])
+    close_gradients(got, expected)
+
+
+@pytest.mark.parametrize("omega", [1.0, 0.0])  # mapping scale or none; no learned output scales
+def test_soft_inputs_inference_config_equal_the_torch_path(monkeypatch, omega):
+    weight, _, x = soft_case()
+
+    def rpu_of():
+        rpu = device_rpu_config(preset("pcm_joshi2020"), "inference")
+        rpu.forward.out_noise = 0.0
+        rpu.mapping.weight_scaling_omega = omega
+        return rpu
+
+    got, expected, _ = run_both(monkeypatch, rpu_of, x, weight, None)
+    assert got[3] is None and torch.equal(got[0], expected[0])
+    close_gradients(got, expected)
+
+
+def test_soft_inputs_eval_mode_applies_drift_compensation_as_the_torch_path(monkeypatch):
+    weight, alpha, x = soft_case()
+    outs = []
+    for torch_path in (False, True):
+        with monkeypatch.context() as patch:
+            if torch_path:
+                patch.setenv(TORCH_PERIPHERY_ENV, "1")
+            layer, tile = make_layer(hwa_config(weight_noise=False, out_noise=0.0), weight, alpha, train=False)
+            tile.alpha = torch.tensor([0.8125])  # a drift-compensation factor, as drift_analog_weights sets it
+            with torch.no_grad():
+                outs.append(layer(x))
+            outs.append(layer(x).detach())  # gradient enabled in eval mode
+    assert torch.equal(outs[0], outs[2]) and torch.equal(outs[1], outs[3]) and torch.equal(outs[0], outs[1])
+    assert float(outs[0].abs().max()) > 0
+
+
+def test_all_zero_soft_input_gives_zeros_as_aihwkit(monkeypatch):
+    """aihwkit's shortcut: zeros, no gradient to the input or the weight, a zero one to the learned scales.
+    (A 0/1 input, but the spike path leaves an all-zero one to the general path.)"""
+    weight, alpha, _ = soft_case()
+    x = torch.zeros(20, 80)
+    x[3, 5] = 0.0  # (still all zero)
+    got, expected, _ = run_both(monkeypatch, hwa_config, x, weight, alpha)
+    assert torch.equal(got[0], torch.zeros(20, 24)) and torch.equal(expected[0], got[0])
+    for grad in (*got[1:3], *expected[1:3]):  # none, or (through aihwkit's input-range node) zeros
+        assert grad is None or not grad.any()
+    assert torch.equal(got[3], expected[3]) and torch.equal(got[3], torch.zeros_like(got[3]))
+
+
+def soft_outputs(rows, per_column_noise, torch_path, monkeypatch, seed=7):
+    """ADC outputs (output units, before the final rescaling and digital scalings) of ``rows`` conversions of
+    one soft vector, the noise-free converted values and the noise per column."""
+    if torch_path:
+        monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
+    weight = torch.tensor([[0.0] * 6, [0.01] * 6, [0.023] * 6, [0.21] * 6, [-0.4517] * 6, [1.0] * 6]) / 6
+    weight[:, 1] *= -0.5
+    change = {"out_noise_std": 0.5} if per_column_noise else {}
+    layer, tile = make_layer(hwa_config(weight_noise=False, **change), weight)
+    row = torch.tensor([0.9, -0.43, 0.277, 0.6, 0.051, -0.9])  # abs-max 0.9: scale 1/0.9
+    x = row.expand(rows, 6).clone()
+    torch.manual_seed(seed)
+    out = layer(x)
+    io = tile.tile._f_io
+    scales = (tile.get_mapping_scales() * tile.out_scaling_alpha).detach().double() * 0.9
+    sigma = tile.tile.out_noise_values if per_column_noise else torch.full((6,), io.out_noise)
+    res = io.inp_res * (2 * io.inp_bound)  # the DAC step (7 bits)
+    dac = torch.round((row[None, :] * (1 / torch.tensor(0.9))) / res) * res  # aihwkit's float32 operations
+    v = (dac.double() @ tile.tile.weight.detach().double().T)[0]
+    return out.detach().double() / scales, v, sigma.double(), adc_step(io)
+
+
+@pytest.mark.parametrize("torch_path", [False, True], ids=["compiled", "torch"])
+@pytest.mark.parametrize("per_column_noise", [False, True], ids=["out_noise", "out_noise_values"])
+def test_soft_input_output_noise_and_adc_levels_have_the_exact_distribution(torch_path, per_column_noise,
+                                                                             monkeypatch):
+    rows = 20000
+    outputs, v, sigma, step = soft_outputs(rows, per_column_noise, torch_path, monkeypatch)
+    codes = outputs / step
+    assert torch.allclose(codes, codes.round(), atol=1e-3)  # every output is an ADC level
+    mean, var, m4 = quantised_normal_moments(v, sigma, step)
+    got_mean, got_var = outputs.mean(0), outputs.var(0)
+    assert ((got_mean - mean).abs() <= 5 * (var / rows).sqrt() + 1e-6).all()
+    var_se = ((m4 - var**2) / rows).sqrt()
+    assert ((got_var - var).abs() <= 5 * var_se + 25 * var / rows).all()
+    assert (var > 1e-6).sum() >= 4 and (sigma < step).any()
+
+
+@pytest.mark.parametrize("torch_path", [False, True], ids=["compiled", "torch"])
+def test_soft_vectors_saturate_with_the_exact_probability_and_only_they_are_converted_again(torch_path,
+                                                                                         monkeypatch):
+    """One output sits so close to the bound that noise pushes it past with probability p: such a vector
+    is converted again at f = 2 (where it fits), every other vector once."""
+    sizes = []
+    if torch_path:
+        monkeypatch.setenv(TORCH_PERIPHERY_ENV, "1")
+        original = SpikeAnalogMVM._output_stage.__func__
+        monkeypatch.setattr(SpikeAnalogMVM, "_output_stage", classmethod(
+            lambda cls, values, *a, **k: sizes.append(values.shape[0]) or original(cls, values, *a, **k)))
+    else:
+        sizes = record_general_rounds(monkeypatch)
+    io = hwa_config().forward
+    step, sigma = np.float32(adc_step(io)), io.out_noise
+    codes = np.arange(200, 300, dtype=np.float32)
+    top = float(codes[codes * step <= np.float32(io.out_bound)].max())
+    target = (top + 0.5) * float(step) - 0.4 * sigma  # P(code > top) = 1 - Phi(0.4)
+    p_fail = 1 - 0.5 * (1 + math.erf(0.4 / math.sqrt(2)))
+    row = torch.tensor([1.0, 0.3] * 5)  # abs-max 1; DAC levels 1 and 19/63
+    weight = torch.zeros(3, 10)
+    weight[1] = 0.3
+    layer, tile = make_layer(hwa_config(weight_noise=False), weight)
+    res = io.inp_res * (2 * io.inp_bound)
+    dac = torch.round(row / res) * res  # aihwkit's float32 operations
+    with torch.no_grad():
+        tile.tile.weight[0] = target / float(dac.sum())
+    rows = 10000
+    torch.manual_seed(3)
+    layer(row.expand(rows, 10).clone())
+    counts = [n for _, n in sizes] if not torch_path else sizes
+    assert len(counts) == 2 and counts[0] == rows
+    fraction = counts[1] / rows
+    assert abs(fraction - p_fail) <= 5 * math.sqrt(p_fail * (1 - p_fail) / rows)
+
+
+def test_soft_input_generator_follows_torch_seed():
+    weight, alpha, x = soft_case()
+    first = run_layer(hwa_config(), x, weight, alpha, True)  # run_layer seeds torch before the call
+    again = run_layer(hwa_config(), x, weight, alpha, True)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_soft_input_saves_int16_codes_and_no_output_sized_floats():
+    rows, f_in, f_out = 2000, 40, 64
+    weight = (torch.rand(f_out, f_in, generator=torch.Generator().manual_seed(4)) * 2 - 1) * 0.5
+    x = torch.rand(rows, f_in, generator=torch.Generator().manual_seed(5))
+    saved = saved_by_layer(hwa_config(), x, weight, True)
+    assert not [dtype for _, dtype, numel in saved if dtype.is_floating_point and numel >= rows * f_out]
+    assert [dtype for _, dtype, numel in saved if numel == rows * f_out] == [torch.int16]
+
+
+@pytest.mark.parametrize("change", [{"inp_noise": 0.01}, {"inp_sto_round": True}, {"inp_asymmetry": 0.1},
+                                    {"inp_res": -1.0}, {"nm_thres": 0.5}, {"out_sto_round": True},
+                                    {"out_asymmetry": 0.1}, {"out_res": -1.0}, {"noise_management": "MAX"},
+                                    {"noise_management": "NONE"}, {"bound_management": "ITERATIVE_WORST_CASE"}])
+def test_other_soft_input_settings_take_the_torch_path(monkeypatch, change):
+    from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
+
+    enums = {"noise_management": NoiseManagementType, "bound_management": BoundManagementType}
+    change = {k: enums[k][v] if k in enums else v for k, v in change.items()}
+    rounds = record_general_rounds(monkeypatch)
+    weight, alpha, x = soft_case()
+    out = run_layer(hwa_config(**change), x, weight, alpha, True)
+    assert rounds == [] and torch.isfinite(out[0]).all()
+    run_layer(hwa_config(), x, weight, alpha, True)
+    assert rounds and rounds[0][0] == 0  # the preset's own settings do take it
