@@ -1,10 +1,12 @@
 """Where the preset HWA step's time goes: process-CPU timers around each part of the compiled periphery.
 
-The ``bench_snu.py`` network, input and step on ``preset_hwa``; every part below is wrapped in a
+The ``bench_snu.py`` network, input and step on ``preset_hwa`` (or ``--path preset_hwa_ssnu``: sSNU
+layers, whose soft outputs take the compiled general path); every part below is wrapped in a
 timer (``time.process_time``) and the page faults it takes are counted, over ``--steps`` steps
 after a warm-up. The timers themselves cost a few percent; the step time printed first is with them.
 
     OMP_NUM_THREADS=1 python benchmarks/periphery_parts.py --steps 30
+    OMP_NUM_THREADS=1 python benchmarks/periphery_parts.py --steps 30 --path preset_hwa_ssnu
 """
 
 from __future__ import annotations
@@ -34,8 +36,13 @@ PARTS = [
     (spike_tile.SpikeTorchInferenceTile, "_spike_path", "  path choice (0/1 input check)"),
     (periphery_loops, "binary_state", "    the check's loop"),
     (fused_periphery._FusedSpikeRows, "backward", "compiled backward (GEMMs + loops)"),
-    (periphery_loops, "spike_rows_backward", "  backward loop"),
+    (periphery_loops, "spike_rows_backward", "  backward loop (spike and general backward)"),
     (periphery_loops, "input_gradients", "  input-gradient loop"),
+    (fused_periphery._FusedGeneralRows, "forward", "  compiled general forward (GEMMs + loops)"),
+    (periphery_loops, "general_inputs", "    input stage loop (general)"),
+    (periphery_loops, "general_output_round", "    output stage loop (general)"),
+    (fused_periphery._FusedGeneralRows, "backward", "compiled general backward (GEMMs + loops)"),
+    (periphery_loops, "general_input_gradients", "  input-gradient loop (general)"),
 ]
 
 
@@ -83,13 +90,14 @@ class Timers:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--path", choices=("preset_hwa", "preset_hwa_ssnu"), default="preset_hwa")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
     torch.set_num_threads(1)
-    config = bench_snu.BenchConfig(paths=("preset_hwa",))
+    config = bench_snu.BenchConfig(paths=(args.path,))
     x, labels = bench_snu.make_input(config)
-    forward, net = bench_snu.build_paths(config)["preset_hwa"]
+    forward, net = bench_snu.build_paths(config)[args.path]
     with Timers() as timers:
         for _ in range(5):
             bench_snu.train_step(forward, net, x, labels)
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.steps):
             bench_snu.train_step(forward, net, x, labels)
         step_ms = (time.process_time() - start) * 1e3 / args.steps
-    print(f"preset_hwa step {step_ms:.2f} CPU ms (with the timers), {args.steps} steps, 1 thread")
+    print(f"{args.path} step {step_ms:.2f} CPU ms (with the timers), {args.steps} steps, 1 thread")
     print(f"{'part':44s} {'ms/step':>8s} {'calls/step':>10s} {'faults/step':>11s}")
     for _, _, label in PARTS:
         n = args.steps

@@ -205,3 +205,20 @@ def test_periphery_parts_times_each_part_and_restores_it(load_benchmark):
         assert timers.calls[label] > 0 and timers.ms[label] >= 0
     assert [owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
             for owner, name, _ in parts.PARTS] == originals
+
+
+def test_periphery_parts_times_the_general_path_of_soft_inputs(load_benchmark):
+    parts = load_benchmark("periphery_parts")
+    bench = load_benchmark("bench_snu")
+    config = toy_config(bench, paths=("preset_hwa_ssnu", "preset_hwa_ssnu_torch_general"))
+    x, labels = bench.make_input(config)
+    paths = bench.build_paths(config)
+    labels_general = ("  compiled general forward (GEMMs + loops)", "    input stage loop (general)",
+                      "    output stage loop (general)", "compiled general backward (GEMMs + loops)",
+                      "  input-gradient loop (general)")
+    with parts.Timers() as timers:
+        bench.train_step(*paths["preset_hwa_ssnu"], x, labels)
+        assert all(timers.calls[label] > 0 for label in labels_general)
+        timers.reset()
+        bench.train_step(*paths["preset_hwa_ssnu_torch_general"], x, labels)  # the ablation: torch operations
+        assert not any(timers.calls[label] for label in labels_general)
