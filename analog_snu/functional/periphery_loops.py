@@ -19,6 +19,12 @@ per vector as it goes:
   (:math:`s_m` the vector's final rescaling: noise-management scale times ``out_scale`` times
   :math:`2^k`).
 
+For soft (non-spike) inputs the input stage is not a scalar: :func:`general_inputs` does aihwkit's
+per-vector noise management and DAC, the caller one GEMM per round (on the vectors still
+converting), and :func:`general_output_round` the same conversion per vector as
+:func:`spike_rounds` (its pieces, :func:`_convert` and :func:`_write_row`, are shared), listing the
+vectors that must run again; :func:`general_input_gradients` is that input stage's gradient.
+
 Every floating-point operation is the one aihwkit's tensors do, in the same type and order, so
 with the noise off the codes and outputs are aihwkit's bit for bit; with noise on they have its
 distribution (the draws differ). :func:`spike_rows_backward` and :func:`input_gradients` are the

@@ -28,8 +28,39 @@ generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's 
 equal aihwkit's in distribution, and bit for bit when the simulated noise is off
 (tests/tiles/test_fused_periphery.py).
 
-Set the environment variable ``ANALOG_SNU_TORCH_PERIPHERY=1`` for the torch-operation path
-(aihwkit's own operations and random draws), e.g. to compare the two.
+**Soft (non-spike) inputs.** An sSNU layer's outputs lie in (0, 1), and a readout's input is a
+time average: for such inputs nothing before the crossbar is a scalar, so the spike loops do not
+apply, and aihwkit's input stage, product and output stage ran as torch operations
+(:meth:`~analog_snu.tiles.spike_mvm.SpikeAnalogMVM._per_vector_rounds`: about 25 passes over the
+(M, F_in) and (M, F_out) blocks per round, autograd through each; the sSNU HWA step of
+``benchmarks/bench_snu.py`` cost 1.65x the SNU's). :func:`fused_general_forward` runs, where the
+settings are the preset's kind (:func:`general_path_applies`: deterministic DAC and ADC, no input
+noise or asymmetry, abs-max noise management, iterative or no bound management):
+
+- forward: one loop for the input stage of every vector
+  (:func:`~analog_snu.functional.periphery_loops.general_inputs`: the row's abs-max, then
+  ``DAC(x (1 / nm) / f)``), the crossbar GEMM on oneDNN, one loop for the output stage
+  (:func:`~analog_snu.functional.periphery_loops.general_output_round`: the spike loop's conversion
+  and row write, shared); the vectors that saturated run again at half the input scale (their input
+  stage re-quantised, their own GEMM, their output stage), the others already hold their final
+  output;
+- backward: the spike path's output-side loop (gradient at the crossbar output from the int16
+  codes, the learned scale's and the final rescaling's), one GEMM for the input side, one loop for
+  the input gradient (the DAC's clip mask, recomputed from the input, times ``s``, plus the
+  noise-management scale's gradient at the row's first maximum of |x|:
+  :func:`~analog_snu.functional.periphery_loops.general_input_gradients`) and one GEMM for the
+  weight gradient from the saved DAC outputs.
+
+With the noise off its outputs equal the torch path's bit for bit and its gradients to float
+rounding (the torch path sums the weight gradient per round); with noise on they have its
+distribution (tests/tiles/test_fused_periphery.py). Measured (one thread, busy machine,
+``bench_snu.py --paths digital preset_hwa preset_hwa_ssnu preset_hwa_ssnu_torch_general``): the sSNU
+HWA step 3.37x -> 2.23x the digital one (1.49x faster), 1.18x the SNU's; per 1280 x 256 -> 256 call,
+forward 1.6 ms (input loop 0.23, GEMM 0.64, output loop with noise 0.62), forward and backward
+4.5 ms, of which the three GEMMs 2.2 ms.
+
+Set the environment variable ``ANALOG_SNU_TORCH_PERIPHERY=1`` for the torch-operation paths
+(aihwkit's own operations and random draws, for spike and soft inputs), e.g. to compare the two.
 """
 
 from __future__ import annotations
@@ -50,8 +81,9 @@ __all__ = ["TORCH_PERIPHERY_ENV", "fused_general_forward", "fused_periphery_appl
            "general_path_applies", "noisy_weight", "round_tables", "spike_input_state"]
 
 TORCH_PERIPHERY_ENV = "ANALOG_SNU_TORCH_PERIPHERY"
-"""Set this environment variable to ``1`` to simulate the spike tile's periphery with aihwkit's torch
-operations and random draws instead of the compiled loops (to compare, or on a machine without numba)."""
+"""Set this environment variable to ``1`` to simulate the spike tile's periphery, for spike and soft
+inputs, with aihwkit's torch operations and random draws instead of the compiled loops (to compare, or
+on a machine without numba)."""
 
 _enums = aihwkit_module("simulator.parameters.enums")
 _torch_tile = aihwkit_module("simulator.tiles.torch_tile")

@@ -37,7 +37,9 @@ dimensions flattened):
 - any other input with ``BoundManagementType.ITERATIVE`` (one-pass MVM, a 2-D weight, forward
   direction): per-vector rounds through aihwkit's own input stage (noise management, DAC
   quantisation, clipping, input noise, asymmetry), the crossbar product and the output stage
-  rerun on the failing vectors only, autograd through each vector's last round;
+  rerun on the failing vectors only, autograd through each vector's last round (on CPU, the tile
+  runs the preset's kind of settings as compiled loops instead:
+  :func:`~analog_snu.tiles.fused_periphery.fused_general_forward`, the same in distribution);
 - everything else (bound management ``NONE``, where per-vector and per-batch are the same;
   ``ITERATIVE_WORST_CASE`` and ``SHIFT``; transposed (backward) products, which aihwkit runs
   without bound management; 3-D weights; perfect or ideal IO) takes aihwkit's path unchanged,

@@ -23,8 +23,13 @@ also without a gradient and in eval mode (drift compensation applied as aihwkit'
 :class:`_ScaledSpikeRows` (aihwkit's torch operations and random draws) where a gradient is
 taken and, in eval mode, no drift compensation is to be applied.
 
-Any other input or configuration (non-binary input, stochastic or no ADC rounding, output
-asymmetry, a learned input range) takes aihwkit's path unchanged.
+Non-binary (soft) inputs, e.g. an sSNU layer's, take the compiled general path on CPU
+(:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`) where the settings are the
+preset's kind (:func:`~analog_snu.tiles.fused_periphery.general_path_applies`), also without a
+gradient and in eval mode. Any other input or configuration (stochastic or no DAC/ADC rounding,
+input noise, other noise management, output asymmetry, a learned input range), and every non-spike
+input with ``ANALOG_SNU_TORCH_PERIPHERY=1``, takes aihwkit's path unchanged (over
+:class:`~analog_snu.tiles.spike_mvm.SpikeAnalogMVM`'s per-vector rounds).
 """
 
 from __future__ import annotations
