@@ -245,10 +245,18 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
 
     def _general_path(self, x_input: Tensor, fused: bool) -> int | None:
         """The int16 ADC code clamp where a call that did not take the spike path takes the compiled
-        general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`), else None."""
+        general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`), else None.
+
+        An all-zero input stays aihwkit's (its shortcut: zeros, and the weight out of the graph, which
+        aihwkit's gradient hooks on the weight rely on); the check stops at the first row that is not
+        0/1, so it costs a soft input nothing."""
         if not fused or not general_path_applies(self.tile._f_io):
             return None
-        return self._codes_limit(x_input)
+        limit = self._codes_limit(x_input)
+        if limit is None:
+            return None
+        spikes, any_spike = spike_input_state(x_input.reshape(-1, x_input.shape[-1]))
+        return None if spikes and not any_spike else limit
 
 
 def _max_passes_gradient(io_pars: Any) -> bool:

@@ -23,7 +23,13 @@ from analog_snu.functional import periphery_loops
 from analog_snu.models import SNUNetwork
 from analog_snu.pcm import preset
 from analog_snu.tiles import device_rpu_config, spike_tile
-from analog_snu.tiles.fused_periphery import TORCH_PERIPHERY_ENV, fused_periphery_applies, noisy_weight, round_tables
+from analog_snu.tiles.fused_periphery import (
+    TORCH_PERIPHERY_ENV,
+    fused_general_forward,
+    fused_periphery_applies,
+    noisy_weight,
+    round_tables,
+)
 from analog_snu.tiles.spike_mvm import SpikeAnalogMVM, adc_step
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile
 
@@ -609,17 +615,24 @@ def test_soft_inputs_eval_mode_applies_drift_compensation_as_the_torch_path(monk
     assert float(outs[0].abs().max()) > 0
 
 
-def test_all_zero_soft_input_gives_zeros_as_aihwkit(monkeypatch):
-    """aihwkit's shortcut: zeros, no gradient to the input or the weight, a zero one to the learned scales.
-    (A 0/1 input, but the spike path leaves an all-zero one to the general path.)"""
+def test_all_zero_input_stays_aihwkits_and_the_compiled_general_path_gives_the_same(monkeypatch):
+    """aihwkit's shortcut: zeros, the weight out of the graph, a zero gradient for the learned scales. The tile
+    leaves an all-zero input to aihwkit; :func:`fused_general_forward` called on one gives the same."""
     weight, alpha, _ = soft_case()
-    x = torch.zeros(20, 80)
-    x[3, 5] = 0.0  # (still all zero)
-    got, expected, _ = run_both(monkeypatch, hwa_config, x, weight, alpha)
-    assert torch.equal(got[0], torch.zeros(20, 24)) and torch.equal(expected[0], got[0])
-    for grad in (*got[1:3], *expected[1:3]):  # none, or (through aihwkit's input-range node) zeros
-        assert grad is None or not grad.any()
-    assert torch.equal(got[3], expected[3]) and torch.equal(got[3], torch.zeros_like(got[3]))
+    entered = []
+    original = periphery_loops.general_inputs
+    monkeypatch.setattr(periphery_loops, "general_inputs", lambda *a: entered.append(1) or original(*a))
+    out, x_grad, w_grad, a_grad = run_layer(hwa_config(), torch.zeros(20, 80), weight, alpha, True)
+    assert not entered and torch.equal(out, torch.zeros(20, 24)) and w_grad is None
+    assert x_grad is None or not x_grad.any()  # (aihwkit's input-range node passes zeros)
+    assert torch.equal(a_grad, torch.zeros_like(a_grad))
+    x = torch.zeros(20, 80, requires_grad=True)
+    w = weight.clone().requires_grad_()
+    a = alpha.clone().requires_grad_()
+    fused = fused_general_forward(x, w, [torch.tensor([0.5])], a, hwa_config().forward, None, 900)
+    (fused * 2).sum().backward()
+    assert entered and torch.equal(fused, torch.zeros(20, 24))
+    assert x.grad is None and w.grad is None and torch.equal(a.grad, torch.zeros_like(alpha))
 
 
 def soft_outputs(rows, per_column_noise, torch_path, monkeypatch, seed=7):
