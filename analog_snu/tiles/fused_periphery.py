@@ -54,8 +54,9 @@ noise or asymmetry, abs-max noise management, iterative or no bound management):
 With the noise off its outputs equal the torch path's bit for bit and its gradients to float
 rounding (the torch path sums the weight gradient per round); with noise on they have its
 distribution (tests/tiles/test_fused_periphery.py). Measured (one thread, busy machine,
-``bench_snu.py --paths digital preset_hwa preset_hwa_ssnu preset_hwa_ssnu_torch_general``): the sSNU
-HWA step 3.37x -> 2.23x the digital one (1.49x faster), 1.18x the SNU's; per 1280 x 256 -> 256 call,
+``bench_snu.py --paths digital preset_hwa preset_hwa_ssnu preset_hwa_ssnu_torch_general``, see
+benchmarks/RESULTS.md): the sSNU HWA step 3.10x -> 2.16x the digital one (1.45x faster), 1.15x the
+SNU's preset step (1.65x before); per 1280 x 256 -> 256 call,
 forward 1.6 ms (input loop 0.23, GEMM 0.64, output loop with noise 0.62), forward and backward
 4.5 ms, of which the three GEMMs 2.2 ms.
 
