@@ -22,7 +22,7 @@ per vector as it goes:
 For soft (non-spike) inputs the input stage is not a scalar: :func:`general_inputs` does aihwkit's
 per-vector noise management and DAC, the caller one GEMM per round (on the vectors still
 converting), and :func:`general_output_round` the same conversion per vector as
-:func:`spike_rounds` (its pieces, :func:`_convert` and :func:`_write_row`, are shared), listing the
+:func:`spike_rounds` (its pieces, :func:`_quantise` and :func:`_write_row`, are shared), listing the
 vectors that must run again; :func:`general_input_gradients` is that input stage's gradient.
 
 Every floating-point operation is the one aihwkit's tensors do, in the same type and order, so
@@ -296,8 +296,11 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
         p = product[m]
         k = 0
         while True:
-            outside, start = _convert(p, q_of_round[k], sigma, noisy, step, bound, key, start, stream, noise, rejected,
-                                      values)
+            if noisy:  # (drawn here, not in a helper: measured 7-9 % slower through one)
+                start = fill_normals(key, start, noise, stream, rejected)
+                for j in range(width):
+                    noise[j] = noise[j] * sigma[j]
+            outside = _quantise(p, q_of_round[k], noise, step, bound, values)
             if outside == 0 or k == last:
                 break
             k += 1
@@ -307,26 +310,20 @@ def spike_rounds(product, q_of_round, out_factor_of_round, sigma, noisy, step, b
         _write_row(values, step, bound, limit, s, factors, codes[m], out[m])
 
 
-@njit(inline="always")
-def _convert(p, q, sigma, noisy, step, bound, key, start, stream, noise, rejected, values):  # pragma: no cover
-    """One conversion of a vector: ``values`` = the ADC codes (as floats) of ``p q`` plus output noise
-    (``sigma`` per column, drawn from draw ``start`` of ``key`` when ``noisy``); returns (outputs past
-    the bound, the next draw). ``noise``: scratch (zeros when not ``noisy``). Shape: (F_out,) each."""
-    width = p.shape[0]
-    if noisy:
-        start = fill_normals(key, start, noise, stream, rejected)
-        for j in range(width):
-            noise[j] = noise[j] * sigma[j]
+@njit(cache=True, nogil=True)
+def _quantise(p, q, noise, step, bound, values):  # pragma: no cover
+    """One conversion's ADC codes (as floats) of ``p q + noise`` into ``values``; returns how many
+    outputs lie past the bound. Shape: (F_out,) each."""
     outside = 0
-    for j in range(width):  # branch-free: the compiler vectorises this loop
+    for j in range(p.shape[0]):  # branch-free: the compiler vectorises this loop
         c = np.rint((p[j] * q + noise[j]) / step)
         values[j] = c
         value = c * step
         outside += not (value <= bound and value >= -bound)
-    return outside, start
+    return outside
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def _write_row(values, step, bound, limit, s, factors, c_row, o_row):  # pragma: no cover
     """A vector's final conversion: its int16 codes (clamped at +-``limit``) and its output
     ``clip(c step, +-bound) s`` times the column factors (C, F_out) in order."""
@@ -522,8 +519,11 @@ def general_output_round(product, rows, k, last, reduction, out_scale, nm, sigma
     start = np.uint64(start)
     n_failed = 0
     for r in range(rows.shape[0]):
-        outside, start = _convert(product[r], one, sigma, noisy, step, bound, key, start, stream, noise, rejected,
-                                  values)
+        if noisy:  # (as in spike_rounds)
+            start = fill_normals(key, start, noise, stream, rejected)
+            for j in range(width):
+                noise[j] = noise[j] * sigma[j]
+        outside = _quantise(product[r], one, noise, step, bound, values)
         m = rows[r]
         if outside and not last:
             failed[n_failed] = m
