@@ -55,9 +55,9 @@ With the noise off its outputs equal the torch path's bit for bit and its gradie
 rounding (the torch path sums the weight gradient per round); with noise on they have its
 distribution (tests/tiles/test_fused_periphery.py). Measured (one thread, busy machine,
 ``bench_snu.py --paths digital preset_hwa preset_hwa_ssnu preset_hwa_ssnu_torch_general``, see
-benchmarks/RESULTS.md): the sSNU HWA step 3.10x -> 2.16x the digital one (1.45x faster), 1.15x the
+benchmarks/RESULTS.md): the sSNU HWA step 3.31x -> 2.20x the digital one (1.52x faster), 1.17x the
 SNU's preset step (1.65x before); per 1280 x 256 -> 256 call,
-forward 1.6 ms (input loop 0.23, GEMM 0.64, output loop with noise 0.62), forward and backward
+forward 1.6 ms (input loop 0.23, GEMM 0.64, output loop with noise 0.57-0.62), forward and backward
 4.5 ms, of which the three GEMMs 2.2 ms.
 
 Set the environment variable ``ANALOG_SNU_TORCH_PERIPHERY=1`` for the torch-operation paths
