@@ -537,13 +537,12 @@ def general_output_round(product, rows, k, last, reduction, out_scale, nm, sigma
 
 
 @njit(cache=True, nogil=True)
-def general_input_gradients(grad_at_input, x, rounds, reduction_of_round, nm, first_max, res, bound, grad_final,
-                            to_scale):  # pragma: no cover
+def general_input_gradients(grad_at_input, x, rounds, reduction_of_round, nm, first_max, res, bound,
+                            grad_final):  # pragma: no cover
     """The input gradient of :func:`general_inputs` from ``grad_at_input`` = G W (M, F_in), in place.
 
     aihwkit's straight-through gradients: ``G W`` times ``s`` where the DAC did not clip (its
-    ``where(|v| <= bound, v, clamp(v).detach())``), and, with ``to_scale``, the noise-management
-    scale's: ``d/d nm = -(sum_i x_i (G W)_i [not clipped]) / f / nm^2 + grad_final`` (the second
+    ``where(|v| <= bound, v, clamp(v).detach())``), and the noise-management scale's: ``d/d nm = -(sum_i x_i (G W)_i [not clipped]) / f / nm^2 + grad_final`` (the second
     term through the final rescaling, (M,)), added at the row's first maximum of |x| times its sign
     (autograd's abs and max); a silent vector's scale, set to 1, passes none.
     """
@@ -563,7 +562,7 @@ def general_input_gradients(grad_at_input, x, rounds, reduction_of_round, nm, fi
             total += np.float64(g) * np.float64(xr[i])
             gr[i] = g * s
         column = first_max[m]
-        if to_scale and column >= 0:
+        if column >= 0:
             inv = one / r
             grad_nm = -(x.dtype.type(total) / reduction) * (inv * inv) + grad_final[m]
             gr[column] = gr[column] + (grad_nm if xr[column] > zero else -grad_nm)

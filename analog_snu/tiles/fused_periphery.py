@@ -219,13 +219,31 @@ def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: l
     finds the columns).
     Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
     """
-    f_out = weight.shape[0]
-    columns = [factor.detach().to(x.dtype).reshape(-1).expand(f_out) for factor in factors]
-    if alpha is not None:
-        columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
-    column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
+    column_factors = _column_factors(factors, alpha, weight.shape[0], x)
     return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
                                  scale_grad_at)
+
+
+def _column_factors(factors: list[Tensor], alpha: Tensor | None, f_out: int, like: Tensor) -> Tensor:
+    """The column factors, then the learned output scale, as one (C, F_out) array in ``like``'s dtype
+    (no gradient: the backward forms the learned scale's itself)."""
+    columns = [factor.detach().to(like.dtype).reshape(-1).expand(f_out) for factor in factors]
+    if alpha is not None:
+        columns.append(alpha.detach().to(like.dtype).reshape(-1).expand(f_out))
+    return torch.stack(columns) if columns else like.new_empty(0, f_out)
+
+
+def _output_noise(io_pars: Any, out_noise_values: Tensor | None, f_out: int, like: Tensor) -> tuple[Tensor, bool]:
+    """The output noise's standard deviation per column (F_out,) and whether any is drawn: the tile's
+    per-column ``out_noise_values`` where it has them, else ``io_pars.out_noise``."""
+    if out_noise_values is not None:
+        return out_noise_values.detach().to(like.dtype).expand(f_out).contiguous(), True
+    return like.new_full((f_out,), io_pars.out_noise), io_pars.out_noise > 0.0
+
+
+def _alpha_gradient(grad_alpha: np.ndarray, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+    """The learned output scale's gradient in its own shape, from the loops' per-column sums (F_out,)."""
+    return torch.from_numpy(grad_alpha).sum_to_size(shape.numel()).reshape(shape).to(dtype)
 
 
 class _FusedSpikeRows(torch.autograd.Function):
@@ -242,10 +260,7 @@ class _FusedSpikeRows(torch.autograd.Function):
         q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)
         product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
         rows, f_out = product.shape
-        if out_noise_values is not None:
-            sigma, noisy = out_noise_values.detach().to(dtype).expand(f_out).contiguous(), True
-        else:
-            sigma, noisy = product.new_full((f_out,), io_pars.out_noise), io_pars.out_noise > 0.0
+        sigma, noisy = _output_noise(io_pars, out_noise_values, f_out, product)
         codes = torch.empty(rows, f_out, dtype=torch.int16)
         rounds = torch.empty(rows, dtype=torch.int16)
         scale = product.new_empty(rows)
@@ -292,7 +307,7 @@ class _FusedSpikeRows(torch.autograd.Function):
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
         grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
-        grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype) if needs[3] else None
+        grad_a = _alpha_gradient(grad_alpha, ctx.alpha_shape, dtype) if needs[3] else None
         return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None
 
 
@@ -314,11 +329,7 @@ def fused_general_forward(x: Tensor, weight: Tensor, factors: list[Tensor], alph
     ``weight``, ``factors``, ``alpha`` as for :func:`fused_spike_forward`; the settings must pass
     :func:`general_path_applies`. Shape: x (M, F_in), weight (F_out, F_in); returns (M, F_out).
     """
-    f_out = weight.shape[0]
-    columns = [factor.detach().to(x.dtype).reshape(-1).expand(f_out) for factor in factors]
-    if alpha is not None:
-        columns.append(alpha.detach().to(x.dtype).reshape(-1).expand(f_out))
-    column_factors = torch.stack(columns) if columns else x.new_empty(0, f_out)
+    column_factors = _column_factors(factors, alpha, weight.shape[0], x)
     return _FusedGeneralRows.apply(x, weight, alpha, column_factors, io_pars, out_noise_values, codes_limit)
 
 
@@ -359,10 +370,7 @@ class _FusedGeneralRows(torch.autograd.Function):
         ctx.alpha_shape = None if alpha is None else alpha.shape
         if not any_signal:  # aihwkit's shortcut: zeros, no noise drawn, no gradient to the input or weight
             return x.new_zeros(rows, f_out)
-        if out_noise_values is not None:
-            sigma, noisy = out_noise_values.detach().to(dtype).expand(f_out).contiguous(), True
-        else:
-            sigma, noisy = x.new_full((f_out,), io_pars.out_noise), io_pars.out_noise > 0.0
+        sigma, noisy = _output_noise(io_pars, out_noise_values, f_out, x)
         key, stream = _streams() if noisy else _no_streams()
         codes = torch.empty(rows, f_out, dtype=torch.int16)
         rounds = torch.empty(rows, dtype=torch.int16)
@@ -414,9 +422,7 @@ class _FusedGeneralRows(torch.autograd.Function):
             grad_x = product_t(grad, weight.t())  # (M, F_in), made the input gradient in place
             res, in_bound = numpy_scalar(_dac_step(io_pars), dtype), numpy_scalar(io_pars.inp_bound, dtype)
             loops.general_input_gradients(grad_x.numpy(), x.numpy(), rounds_np, reduction, nm.numpy(),
-                                          first_max.numpy(), res, in_bound, grad_final.numpy(), True)
+                                          first_max.numpy(), res, in_bound, grad_final.numpy())
         grad_w = product_t(grad.t(), z.t()) if needs[1] else None  # G^T z
-        grad_a = None
-        if needs[2]:
-            grad_a = torch.from_numpy(grad_alpha).sum_to_size(ctx.alpha_shape.numel()).reshape(ctx.alpha_shape).to(dtype)
+        grad_a = _alpha_gradient(grad_alpha, ctx.alpha_shape, dtype) if needs[2] else None
         return grad_x, grad_w, grad_a, None, None, None, None
