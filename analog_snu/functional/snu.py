@@ -260,26 +260,35 @@ def _per_neuron(vector: Tensor, like: Tensor):
     return numpy_view(vector.to(like.dtype).expand(like.shape[-1]))
 
 
+def _spike_slope(s: Tensor, threshold: Tensor, surrogate: str, out: Tensor) -> tuple[Tensor, int]:
+    """The spiking cell's h'(s_t - threshold) for all steps at once, in torch (vectorised sigmoid), as the
+    compiled backward loops read it: ``(slope, kind)``, kind one of ``snu_loops.SLOPE_*``.
+
+    ``threshold`` broadcasts against ``s`` (per neuron, in ``s``'s memory order); ``out`` (like ``s``)
+    is the gradient's memory, which the loops read before writing the gradient there: the
+    ``"tanh"`` surrogate's z = sigmoid(2 (s - threshold)) goes there (h' = 4 z (1 - z), formed in
+    the loop; no fresh (T, N, F) tensor).
+    """
+    snu_loops = _snu_loops()
+    if surrogate == "tanh" and threshold.dtype == s.dtype:
+        # 2x as 2 s - 2 threshold in one pass: doubling is exact, so these are the bits of
+        # (s - threshold) * 2 (unless |threshold| is past half the float range, where 2 threshold is inf)
+        return torch.add(threshold * -2.0, s, alpha=2.0, out=out).sigmoid_(), snu_loops.SLOPE_TANH
+    if surrogate == "tanh":
+        return torch.sub(s, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
+    return SURROGATES[surrogate](s - threshold), snu_loops.SLOPE_GIVEN
+
+
 def _compiled_backward(s_all, reset, reset_is_output, threshold, decay_np, grad_y_all, grad_s_last, g, soft, surrogate,
                        grad_a):
     """The BPTT loop in one compiled pass a step (:mod:`snu_loops`); fills ``grad_a``, returns dL/d threshold.
 
     ``decay_np``: the per-neuron decay (F,) as a numpy array in ``s_all``'s dtype (made by the forward)."""
     snu_loops = _snu_loops()
-    # h'(s_t - threshold) of the spiking cell for all steps at once, in torch (vectorised sigmoid)
     if soft:
         slope, kind = s_all, snu_loops.SLOPE_SIGMOID_OUTPUT  # (slope unused)
-    elif surrogate == "tanh" and threshold.dtype == s_all.dtype:
-        # z = sigmoid(2x); h' = 4 z (1 - z), formed in the loop; z in grad_a's memory, which the
-        # loop reads row by row before writing the gradient there (no fresh (T, N, F) tensor).
-        # 2x as 2 s - 2 threshold in one pass: doubling is exact, so these are the bits of
-        # (s - threshold) * 2 (unless |threshold| is past half the float range, where 2 threshold is inf)
-        slope = torch.add(threshold * -2.0, s_all, alpha=2.0, out=grad_a).sigmoid_()
-        kind = snu_loops.SLOPE_TANH
-    elif surrogate == "tanh":
-        slope, kind = torch.sub(s_all, threshold).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
     else:
-        slope, kind = SURROGATES[surrogate](s_all - threshold), snu_loops.SLOPE_GIVEN
+        slope, kind = _spike_slope(s_all, threshold, surrogate, grad_a)
     if grad_y_all is None:
         grad_y = s_all.new_zeros(1, *s_all.shape[1:])
     elif grad_y_all.shape[0] > 1 and grad_y_all.stride(0) == 0:
@@ -320,16 +329,10 @@ def _feature_major_backward(s_all, y_all, threshold, decay_np, grad_y_all, grad_
     steps) is read as one (F, N) block, a feature-major one as it is, any other is copied."""
     snu_loops = _snu_loops()
     steps, batch, width = s_all.shape
-    # h'(s_t - threshold) on the (F, T, N) memory, the threshold a column (torch's loop over the
-    # (T, N, F) views, the threshold broadcast along the strided axis, runs 3-4x slower: measured)
-    s_mem, threshold_column = s_all.movedim(-1, 0), threshold[:, None, None]
-    if surrogate == "tanh" and threshold.dtype == s_all.dtype:  # as in _compiled_backward: z in grad_a's memory
-        slope = torch.add(threshold_column * -2.0, s_mem, alpha=2.0, out=grad_a.movedim(-1, 0)).sigmoid_()
-        kind = snu_loops.SLOPE_TANH
-    elif surrogate == "tanh":
-        slope, kind = torch.sub(s_mem, threshold_column).mul_(2.0).sigmoid_(), snu_loops.SLOPE_TANH
-    else:
-        slope, kind = SURROGATES[surrogate](s_mem - threshold_column), snu_loops.SLOPE_GIVEN
+    # on the (F, T, N) memory, the threshold a column (torch's loop over the (T, N, F) views, the
+    # threshold broadcast along the strided axis, runs 3-4x slower: measured)
+    s_mem = s_all.movedim(-1, 0)
+    slope, kind = _spike_slope(s_mem, threshold[:, None, None], surrogate, grad_a.movedim(-1, 0))
     if grad_y_all is None:
         grad_y = s_all.new_zeros(width, 1, batch)
     elif steps > 1 and grad_y_all.stride(0) == 0:  # the same gradient at every step (a time mean's)
