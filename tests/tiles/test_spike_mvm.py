@@ -51,6 +51,14 @@ def count_rounds(monkeypatch):
     return calls
 
 
+def forward_both(weight, x, io, seed=5):
+    """The outputs of aihwkit's MVM and ours (no gradient), from the same torch RNG state."""
+    torch.manual_seed(seed)
+    expected = AnalogMVM.matmul(weight, x, io)
+    torch.manual_seed(seed)
+    return expected, SpikeAnalogMVM.matmul(weight, x, io)
+
+
 def run_both(weight, x, io, seed=3):
     """Output and gradients of aihwkit's MVM and ours, from the same torch RNG state."""
     results = []
@@ -109,10 +117,7 @@ def test_non_spike_input_without_saturation_gives_aihwkit_result_bit_for_bit(mon
     weight = torch.randn(16, 40)
     x = torch.rand(10, 40)
     calls = count_rounds(monkeypatch)
-    torch.manual_seed(5)
-    expected = AnalogMVM.matmul(weight, x, io)
-    torch.manual_seed(5)
-    got = SpikeAnalogMVM.matmul(weight, x, io)
+    expected, got = forward_both(weight, x, io)
     assert calls == ["AnalogMVM", ("SpikeAnalogMVM", 10)]
     assert torch.equal(got, expected)
 
@@ -144,10 +149,7 @@ def test_soft_input_at_layer_size_matches_aihwkits_tile_to_adc_rounding(monkeypa
     weight = torch.randn(256, 256, generator=torch.Generator().manual_seed(2)) * 0.05
     x = torch.rand(64, 256, generator=torch.Generator().manual_seed(3))
     calls = count_rounds(monkeypatch)
-    torch.manual_seed(5)
-    expected = AnalogMVM.matmul(weight, x, io)
-    torch.manual_seed(5)
-    got = SpikeAnalogMVM.matmul(weight, x, io)
+    expected, got = forward_both(weight, x, io)
     assert calls == ["AnalogMVM", ("SpikeAnalogMVM", 64)]
     step = io.out_res * 2 * io.out_bound
     assert float((got - expected).abs().max()) <= step * 1.01
