@@ -351,25 +351,25 @@ class _Lstm(nn.Module):
         self.b = nn.Linear(2, 2)
 
 
-class _Truncated(nn.Module):
-    """Registers an output layer the forward never uses."""
+class _TwoHiddenOneOut(nn.Module):
+    """Dense layers 2 -> 3 -> 3 and an output layer 3 -> 2; the subclasses' forwards misuse them."""
 
     def __init__(self):
         super().__init__()
         self.a = nn.Linear(2, 3)
         self.b = nn.Linear(3, 3)
         self.out = nn.Linear(3, 2)
+
+
+class _Truncated(_TwoHiddenOneOut):
+    """Registers an output layer the forward never uses."""
 
     def forward(self, x):
         return self.b(self.a(x).relu())
 
 
-class _FewerRows(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.a = nn.Linear(2, 3)
-        self.b = nn.Linear(3, 3)
-        self.out = nn.Linear(3, 2)
+class _FewerRows(_TwoHiddenOneOut):
+    """The output layer sees fewer rows than the layers below it."""
 
     def forward(self, x):
         h = self.b(self.a(x).relu()).relu()
