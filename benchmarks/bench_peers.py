@@ -92,18 +92,22 @@ class _PerStepNet(nn.Module):
     def _run_cell(self, cell: nn.Module, current: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @staticmethod
+    def _step_loop(cell: nn.Module, current: torch.Tensor, state) -> torch.Tensor:
+        """``cell(current_t, state) -> (spikes_t, state)`` over the steps (see the class docstring); (T, N, F)."""
+        out = []
+        for current_t in current.unbind(0):
+            spikes_t, state = cell(current_t, state)
+            out.append(spikes_t)
+        return torch.stack(out)
+
 
 class SnnTorchNet(_PerStepNet):
     def __init__(self) -> None:
         super().__init__(lambda n: snntorch.Leaky(beta=DECAY, threshold=THRESHOLD, reset_mechanism="zero"))
 
     def _run_cell(self, cell, current):
-        mem = cell.init_leaky()
-        out = []
-        for current_t in current.unbind(0):  # see _PerStepNet
-            spk, mem = cell(current_t, mem)
-            out.append(spk)
-        return torch.stack(out)
+        return self._step_loop(cell, current, cell.init_leaky())
 
 
 class NorseBoxNet(_PerStepNet):
@@ -112,12 +116,7 @@ class NorseBoxNet(_PerStepNet):
         super().__init__(lambda n: norse_torch.LIFBoxCell(params))
 
     def _run_cell(self, cell, current):
-        state = None
-        out = []
-        for current_t in current.unbind(0):  # see _PerStepNet
-            z, state = cell(current_t, state)
-            out.append(z)
-        return torch.stack(out)
+        return self._step_loop(cell, current, None)
 
 
 class NorseLIFNet(_PerStepNet):
