@@ -78,14 +78,6 @@ def _unrolled(current, s0, y0, threshold, decay, g, soft, surrogate):
     return torch.stack(ys), state
 
 
-@pytest.fixture(params=["compiled", "torch"])
-def loops(request, monkeypatch):
-    """Run the fused recurrence through the numba loops (the CPU default) or the torch loops (GPU's)."""
-    if request.param == "torch":
-        monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
-    return request.param
-
-
 @pytest.mark.parametrize("g", ["relu", "leaky_relu", "identity"])
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("per_neuron_decay", [False, True])

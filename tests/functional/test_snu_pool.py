@@ -47,14 +47,6 @@ def make_inputs(steps, batch, height, width, channels, pool, per_channel_decay, 
     return (current, s0, y0, threshold, decay), grads
 
 
-@pytest.fixture(params=["compiled", "torch"])
-def loops(request, monkeypatch):
-    """The compiled loops (CPU default) or the fallback through snu_sequence and max_pool2d (GPU's path)."""
-    if request.param == "torch":
-        monkeypatch.setenv(snu_module.TORCH_LOOPS_ENV, "1")
-    return request.param
-
-
 @pytest.mark.parametrize("g", ["relu", "leaky_relu", "identity"])
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize(("pool", "height", "width"), [(1, 3, 4), (2, 4, 6), (2, 5, 7), (3, 7, 6)])
