@@ -150,16 +150,11 @@ class _SNUSequence(torch.autograd.Function):
             ctx.save_for_backward(s_all, y_all, s0, y0, threshold, decay)  # y in place of the gates
             return y_all, s_all[-1].clone()
         gate_all = torch.empty_like(current)  # 1 - y_t
-        scalar = decay.dim() == 0
-        d = float(decay) if scalar else 1.0  # a scalar decay rides on addcmul's value
+        d = _loop_decay(decay)
         gate = 1.0 - y0
         s = s0
         for t in range(current.shape[0]):
-            s = torch.addcmul(current[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
-            if g == "relu":
-                s.relu_()
-            elif g == "leaky_relu":
-                torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
+            s = _membrane_step(current[t], s, gate, d, g, out=s_all[t])
             if soft:  # 1 - sigmoid(s - threshold) = sigmoid(threshold - s)
                 gate = torch.sigmoid(torch.sub(threshold, s, out=gate_all[t]), out=gate_all[t])
             else:  # 1 - H(s - threshold)
@@ -202,6 +197,28 @@ class _SNUSequence(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _loop_decay(decay: Tensor) -> Tensor | float:
+    """The decay as :func:`_membrane_step` takes it: a float for a scalar (it rides on addcmul's value), else (F,)."""
+    return float(decay) if decay.dim() == 0 else decay
+
+
+def _membrane_step(current: Tensor, s: Tensor, gate: Tensor, decay: Tensor | float, g: str, out: Tensor) -> Tensor:
+    """One step of the torch loops' membrane, ``s_t = g(current_t + decay (1 - y_{t-1}) s_{t-1})``, written into
+    ``out`` (which may be ``current`` itself) and returned: one ``addcmul``, then ``g`` in place.
+
+    ``s``: s_{t-1}; ``gate``: 1 - y_{t-1}; ``decay`` from :func:`_loop_decay`. Shape: all (N, ..., F).
+    """
+    if isinstance(decay, float):
+        s = torch.addcmul(current, gate, s, value=decay, out=out)
+    else:
+        s = torch.addcmul(current, decay * gate, s, value=1.0, out=out)
+    if g == "relu":
+        s.relu_()
+    elif g == "leaky_relu":
+        torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
+    return s
 
 
 def _torch_backward(s_all, gate_all, threshold, decay, grad_y_all, grad_s_last, g, soft, surrogate, grad_a):

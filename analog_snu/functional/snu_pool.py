@@ -28,7 +28,14 @@ from torch import Tensor
 from analog_snu.errors import ConfigError, ShapeError
 from analog_snu.functional.activations import LEAKY_RELU_SLOPE, check_activation
 from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
-from analog_snu.functional.snu import SNUState, _compiled_loops_apply, _per_neuron, snu_sequence
+from analog_snu.functional.snu import (
+    SNUState,
+    _compiled_loops_apply,
+    _loop_decay,
+    _membrane_step,
+    _per_neuron,
+    snu_sequence,
+)
 from analog_snu.functional.surrogates import SURROGATES, check_surrogate
 
 __all__ = ["snu_pool_compiled", "snu_pool_sequence"]
@@ -147,14 +154,9 @@ def _soft_forward(s_all, s0, y0, threshold, decay, g):
     y_all = torch.empty_like(s_all)
     gate = torch.sub(1.0, y0)
     s = s0
-    scalar = decay.dim() == 0
-    d = float(decay) if scalar else 1.0
+    d = _loop_decay(decay)
     for t in range(s_all.shape[0]):
-        s = torch.addcmul(s_all[t], gate if scalar else decay * gate, s, value=d, out=s_all[t])
-        if g == "relu":
-            s.relu_()
-        elif g == "leaky_relu":
-            torch.nn.functional.leaky_relu_(s, LEAKY_RELU_SLOPE)
+        s = _membrane_step(s_all[t], s, gate, d, g, out=s_all[t])
         torch.sigmoid(torch.sub(s, threshold, out=y_all[t]), out=y_all[t])
         gate = torch.sigmoid(torch.sub(threshold, s, out=gate), out=gate)  # 1 - y_t without the cancellation
     return y_all
