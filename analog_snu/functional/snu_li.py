@@ -45,8 +45,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from analog_snu.functional.activations import activation, spike_output
-from analog_snu.functional.snu import SNUState
+from analog_snu.functional.snu import SNUState, snu_step
 
 __all__ = ["snu_li_step"]
 
@@ -75,7 +74,7 @@ def snu_li_step(
     Returns:
         ``(y_t, SNUState(s_t, y_t))`` with ``y_t`` of shape (N, F).
     """
-    gate = 1.0 - state.y.amax(dim=-1, keepdim=True)  # (N, 1): one reset gate per sample
-    s = activation(g, current + decay * state.s * gate)
-    y = spike_output(s - threshold, soft, surrogate)
-    return y, SNUState(s, y)
+    # the SNU step with every neuron's previous output replaced by the layer's largest: the reset
+    # gate 1 - y_{t-1} becomes one per sample, (N, 1), broadcast over the F neurons
+    return snu_step(current, SNUState(state.s, state.y.amax(dim=-1, keepdim=True)), threshold, decay, g, soft,
+                    surrogate)
