@@ -72,6 +72,10 @@ class TrainingConfig(StrictModel):
     """Optimizer."""
     lr: float = Field(1e-3, gt=0.0, le=1e4)
     """Learning rate, in (0, 1e4] (default per task); torch's optimizers overflow far above that."""
+    weight_decay: float = Field(0.0, ge=0.0, le=1e4)
+    """Weight decay, in [0, 1e4]: torch's ``weight_decay`` of SGD and Adam, the coupled L2 term
+    (weight_decay * w added to the gradient of every parameter the optimizer steps: weights, biases,
+    thresholds; not AdamW's decoupled decay); not with --training pulsed, whose tiles learn by pulses."""
     epochs: int = Field(1, gt=0, le=100_000)
     """Training epochs (default per task)."""
     seed: Seed = 0
@@ -105,7 +109,7 @@ class TrainingConfig(StrictModel):
     (default 1.5 reprogram, re-mapped when outgrown; 8 mixed, whose range is fixed)."""
 
     @model_validator(mode="after")
-    def _hil_fields_need_hil(self) -> "TrainingConfig":
+    def _options_fit_together(self) -> "TrainingConfig":
         given = [name for name in HIL_OPTIONS.values() if getattr(self, name) is not None]
         if given and self.mode != "hil":
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -119,6 +123,10 @@ class TrainingConfig(StrictModel):
             raise ValueError("--step-size applies to --schedule step only")
         if self.gamma is not None and self.schedule not in ("step", "plateau"):
             raise ValueError("--gamma applies to --schedule step or plateau only")
+        if self.weight_decay and self.mode == "pulsed":
+            raise ValueError("--weight-decay (training.weight_decay) does not apply to --training pulsed: its tiles "
+                             "learn by pulse trains that torch's weight decay never reaches (only the thresholds and "
+                             "biases would decay); use --training hwa or hil, or weight decay 0")
         return self
 
 

@@ -61,7 +61,9 @@ from analog_snu.training.loop import ProgressMode, epoch_line, progress_mode, tr
 __all__ = ["TrainResult", "train_run", "run_header", "load_task_for", "RESUMABLE_CHANGES"]
 
 #: config fields a resumed run may change: more epochs, a lower learning rate after divergence, a
-#: longer patience (a run stopped early continues as if it had been started with that patience)
+#: longer patience (a run stopped early continues as if it had been started with that patience).
+#: Not the weight decay: it changes the objective the earlier epochs were trained for (a run resumed
+#: with another one would be no run its record can describe), and a lower lr is the cure for divergence.
 RESUMABLE_CHANGES = ("training.epochs", "training.lr", "training.patience")
 
 
@@ -222,7 +224,8 @@ def _build(config: RunConfig, task: Task, accelerator: torch.device) -> _Trainee
     model = build_model(spec).to(accelerator)
     if config.training.weight_init != "default":
         init_weights(model, config.training.weight_init, seed=config.training.seed)
-    optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr)
+    optimizer = make_optimizer(model, config.training.optimizer, lr=config.training.lr,
+                               weight_decay=config.training.weight_decay)
     return _Trainee(model, spec, optimizer, _scheduler(config, optimizer), _learning_rule(config, model),
                     _hardware(config, model))
 
@@ -358,7 +361,8 @@ def _final(run_dir: Path, config: RunConfig, task: Task, trainee: _Trainee,
 
 def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, start_epoch: int = 0,
                label: str | None = None) -> str:
-    """What is trained, in one line: task, network, device and mode, optimizer, epochs, run directory.
+    """What is trained, in one line: task, network, device and mode, optimizer (and weight decay, when
+    there is one), epochs, run directory.
 
     >>> from analog_snu.experiments import build_config, spec_for
     >>> config = build_config(flags={"task": "digits", "device": "pcm_joshi2020"})
@@ -378,10 +382,11 @@ def run_header(config: RunConfig, spec: ModelSpec, run_dir: Path, *, start_epoch
         where += f", {config.hil.scheme} scheme"
     rule = {"bp": "", "fa": ", feedback alignment", "dfa": ", direct feedback alignment"}[t.rule]
     rule += f", {t.grapes} GRAPES" if t.grapes else ""
+    decay = f", weight decay {t.weight_decay:g}" if t.weight_decay else ""
     start = f", from epoch {start_epoch + 1}" if start_epoch else ""
     head = f"[{label}] " if label else ""
     what = "resuming" if start_epoch else "training"
-    return (f"{head}{what} {config.task.name}: {config.model.cell} {sizes}, {where}{rule}; {t.optimizer} lr {t.lr:g}, "
+    return (f"{head}{what} {config.task.name}: {config.model.cell} {sizes}, {where}{rule}; {t.optimizer} lr {t.lr:g}{decay}, "
             f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}{start}, seed {t.seed}; run directory {run_dir}")
 
 
