@@ -47,15 +47,15 @@ def _weights(model):
     return [read_weight(model.layers[0].weight_ih), read_weight(model.readout)]
 
 
-def _train_hil(hil, batches, optimizer="adam", lr=0.02, rule=None):
+def _train_hil(hil, batches, optimizer="adam", lr=0.02, rule=None, weight_decay=0.0):
     """One epoch of ``hil``'s model over ``batches`` with the chip in the loop."""
-    optimizer = make_optimizer(hil.model, optimizer, lr=lr)
+    optimizer = make_optimizer(hil.model, optimizer, lr=lr, weight_decay=weight_decay)
     rule = Backprop() if rule is None else rule(hil.model)
     return train_epoch(hil.model, batches, optimizer, F.cross_entropy, rule, hil, progress=False)
 
 
-def _train_digital(digital, batches, grapes=False, optimizer="adam", lr=0.02):
-    optimizer = make_optimizer(digital, optimizer, lr=lr)
+def _train_digital(digital, batches, grapes=False, optimizer="adam", lr=0.02, weight_decay=0.0):
+    optimizer = make_optimizer(digital, optimizer, lr=lr, weight_decay=weight_decay)
     modulation = GRAPES(digital) if grapes else None
     for x, y in batches:
         optimizer.zero_grad()
@@ -116,6 +116,28 @@ def test_digital_weight_scaling_does_not_change_what_hil_learns(scheme, optimize
         # float rounding of W * s / s only (Adam amplifies it where its second moment is tiny);
         # stepping in tile units missed the digital change by (1 - s) ~ 80 %
         assert (got - want).abs().max() < 0.01 * change
+
+
+@pytest.mark.parametrize("scheme", ["reprogram", "mixed"])
+@pytest.mark.parametrize("optimizer,lr,grapes", [("sgd", 0.5, False), ("adam", 0.02, True)])
+def test_weight_decay_reaches_the_chip_as_it_reaches_a_digital_network(scheme, optimizer, lr, grapes):
+    # torch's coupled decay acts where the optimizer steps: on W in network units (the tiles store
+    # W / s, s != 1 here), then onto the chip by reprogramming or as SET pulses (mixed)
+    device = preset("ideal").updated({"periphery": {"weight_scaling_omega": 1.0}})
+    if scheme == "mixed":  # ideal SET pulses, vanishing granularity
+        device = device.updated({"pulsed": {"dw_min_std": 0.0, "gamma": 0.0, "reset_dtod": 0.0}})
+    batches = _batches()
+    undecayed = _digital_copy_of(_analog(device))
+    _train_digital(undecayed, batches, grapes=grapes, optimizer=optimizer, lr=lr)
+    analog = _analog(device)
+    digital = _digital_copy_of(analog)
+    _train_digital(digital, batches, grapes=grapes, optimizer=optimizer, lr=lr, weight_decay=0.3)
+    kwargs = {"granularity": 1e-9, "headroom": 8.0} if scheme == "mixed" else {}
+    hil = HILHook(analog, scheme=scheme, seed=0, **kwargs)
+    _train_hil(hil, batches, optimizer, lr, rule=GRAPES if grapes else None, weight_decay=0.3)
+    for got, want, plain in zip(_weights(analog), _weights(digital), _weights(undecayed)):
+        assert want.norm() < 0.9 * plain.norm()  # the decay shrank the digital weights
+        assert (got - want).abs().max() < 0.01 * (want - plain).abs().max()
 
 
 def test_program_every_3_over_9_batches_gives_3_events_per_device():
