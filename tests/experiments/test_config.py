@@ -105,7 +105,7 @@ def _full_config() -> RunConfig:
         "task": "mnist", "data": "some/dir", "batch-size": 7, "eval-batch-size": 9, "steps": 11, "rate": 3.5,
         "bptt": 13, "train-limit": 17, "model": "ssnu", "cell-options": {"soft": True}, "layers": [5, 4], "recurrent": True, "decay": 0.5,
         "g": "leaky_relu", "threshold": 0.7, "conv-channels": [3, 2], "conv-kernel": 3, "conv-pool": 1, "dropout": 0.25, "surrogate": next(s for s in SURROGATES if s != "tanh"),
-        "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "epochs": 3,
+        "device": "pcm_aged_lowyield", "training": "hil", "optimizer": "sgd", "lr": 0.02, "weight-decay": 1e-4, "epochs": 3,
         "seed": 4, "grapes": "local", "hil-scheme": "mixed", "rule": "fa", "weight-init": "he_uniform",
         "schedule": "plateau", "gamma": 0.5, "patience": 3, "select": "best",
         "chip-seconds-per-batch": 0.5, "granularity": 0.02, "headroom": 4.0, "threads": 3,
