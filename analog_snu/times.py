@@ -59,8 +59,9 @@ def format_time(seconds: float) -> str:
     """``seconds`` in the largest unit that writes it exactly with at most 6 digits (from 1 to 9999
     of it; any number of years), else in seconds; :func:`parse_time` reads it back to the same number.
 
-    >>> [format_time(t) for t in (0, 1, 90, 3600, 5400, 86_400, 2_592_000, 31_536_000, 315_360_000, 3e7)]
-    ['0s', '1s', '1.5min', '1h', '1.5h', '1d', '30d', '1y', '10y', '30000000s']
+    Examples:
+        >>> [format_time(t) for t in (0, 1, 90, 3600, 5400, 86_400, 2_592_000, 31_536_000, 315_360_000, 3e7)]
+        ['0s', '1s', '1.5min', '1h', '1.5h', '1d', '30d', '1y', '10y', '30000000s']
     """
     seconds = float(seconds)
     for unit, size in list(UNITS.items())[:-1]:

@@ -19,8 +19,9 @@ _TICKS = ((1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86_400.0, "1 d"), (2_
 def time_ticks(t_min: float, t_max: float) -> tuple[list[float], list[str]]:
     """Tick positions (s) and labels (``"1 h"``, ``"1 d"``, ``"1 y"``...) covering ``[t_min, t_max]``.
 
-    >>> time_ticks(1.0, 31_536_000.0)[1]
-    ['1 s', '1 min', '1 h', '1 d', '30 d', '1 y']
+    Examples:
+        >>> time_ticks(1.0, 31_536_000.0)[1]
+        ['1 s', '1 min', '1 h', '1 d', '30 d', '1 y']
     """
     chosen = [(t, label) for t, label in _TICKS if t_min * (1 - 1e-9) <= t <= t_max * (1 + 1e-9)]
     if t_min <= 0.0:
