@@ -542,7 +542,8 @@ def general_input_gradients(grad_at_input, x, rounds, reduction_of_round, nm, fi
     """The input gradient of :func:`general_inputs` from ``grad_at_input`` = G W (M, F_in), in place.
 
     aihwkit's straight-through gradients: ``G W`` times ``s`` where the DAC did not clip (its
-    ``where(|v| <= bound, v, clamp(v).detach())``), and the noise-management scale's: ``d/d nm = -(sum_i x_i (G W)_i [not clipped]) / f / nm^2 + grad_final`` (the second
+    ``where(|v| <= bound, v, clamp(v).detach())``), and the noise-management scale's:
+    ``d/d nm = -(sum_i x_i (G W)_i [not clipped]) / f / nm^2 + grad_final`` (the second
     term through the final rescaling, (M,)), added at the row's first maximum of |x| times its sign
     (autograd's abs and max); a silent vector's scale, set to 1, passes none.
     """
