@@ -7,7 +7,8 @@ Errors print as one line naming what is wrong (a traceback only with ``--debug``
 errors of the flags too (with a pointer to ``--help`` instead of the usage). Exit codes: 0
 success, 1 a runtime problem (data, checkpoint, divergence, disk), 2 a usage problem (flags,
 config values, a RUN that is not a run directory: :class:`~analog_snu.errors.ConfigError`),
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM, what schedulers and ``kill`` send: handled
+as Ctrl-C is, so a run stops with one line and continues with ``--resume``).
 """
 
 from __future__ import annotations
@@ -61,25 +62,47 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``analog-snu`` console script; errors print as one line (see above).
 
-    Called as the program (``argv`` None), a Ctrl-C after the command returned (while Python
-    shuts down: atexit handlers, garbage collection) also ends with exit code 130 and one line,
-    not an "Exception ignored" traceback and exit code 0.
+    Called as the program (``argv`` None), SIGTERM stops a command as Ctrl-C does (exit code 143),
+    and either signal after the command returned (while Python shuts down: atexit handlers,
+    garbage collection) also ends with its exit code and one line, not an "Exception ignored"
+    traceback and exit code 0.
     """
+    if argv is None:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = _main(argv)
-    except KeyboardInterrupt:  # while the parser imports the commands
-        print("analog-snu: interrupted", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as exc:  # while the parser imports the commands
+        print(f"analog-snu: {_stop_word(exc)}", file=sys.stderr)
+        code = _stop_code(exc)
     if argv is None:
         sys.stdout.flush()
         sys.stderr.flush()
-        signal.signal(signal.SIGINT, _interrupted_while_exiting)
+        signal.signal(signal.SIGINT, _stopped_while_exiting)
+        signal.signal(signal.SIGTERM, _stopped_while_exiting)
     return code
 
 
-def _interrupted_while_exiting(signum: int, frame: object) -> None:
-    os.write(2, b"analog-snu: interrupted\n")
-    os._exit(130)
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception: a KeyboardInterrupt, so every clean-up that serves Ctrl-C serves it too
+    (atomic writes finished or undone, the last epoch's checkpoint kept)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _stop_word(exc: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+
+
+def _stop_code(exc: KeyboardInterrupt) -> int:
+    return 128 + signal.SIGTERM if isinstance(exc, _Terminated) else 130
+
+
+def _stopped_while_exiting(signum: int, frame: object) -> None:
+    exc = _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    os.write(2, f"analog-snu: {_stop_word(exc)}\n".encode())
+    os._exit(_stop_code(exc))
 
 
 def _main(argv: list[str] | None) -> int:
@@ -89,9 +112,9 @@ def _main(argv: list[str] | None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"analog-snu {args.command}: interrupted (a run continues with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"analog-snu {args.command}: {_stop_word(exc)} (a run continues with --resume)", file=sys.stderr)
+        return _stop_code(exc)
     except (AnalogSNUError, OSError) as exc:
         if args.debug:
             raise
