@@ -1,4 +1,4 @@
-"""Which path each call of the spike tile takes.
+"""Which path each call of the spike tile takes, decided once per forward.
 
 Paths: the compiled spike path (``fused_spike_forward``), the compiled general path
 (``fused_general_forward``), the torch-operation spike path (``_ScaledSpikeRows``, with
@@ -145,3 +145,16 @@ def test_each_call_takes_its_path_and_aihwkits_calls_equal_aihwkits_tile(monkeyp
     drawn = not torch.equal(got[2], got[4])  # training's weight noise, output noise (none after aihwkit's
     assert drawn == (kind != "zero" or mode == "train")  # all-zero shortcut): the draws compared are real
 
+
+@pytest.mark.parametrize("kind", ["spike", "soft", "soft_last", "zero"])
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_the_input_is_checked_once_per_forward(monkeypatch, kind, input_grad):
+    """One pass of the compiled 0/1 check per tile call, whichever path the input then takes."""
+    calls = []
+    original = spike_tile.spike_input_state
+    monkeypatch.setattr(spike_tile, "spike_input_state", lambda *a: calls.append(1) or original(*a))
+    run_layer(SpikeTorchInferenceTile, make_input(kind), {}, "train", input_grad)
+    assert len(calls) == 1
+    calls.clear()
+    run_layer(SpikeTorchInferenceTile, make_input(kind), {}, "no_grad", input_grad)
+    assert len(calls) == 1
