@@ -171,7 +171,7 @@ def with_torch_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def with_torch_general_periphery(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` with the tiles' soft (non-spike) inputs through aihwkit's torch operations, not the
     compiled general path (an ablation: the tile's choice of that path switched off)."""
-    with mock.patch.object(SpikeTorchInferenceTile, "_general_path", lambda self, x_input, fused: None):
+    with mock.patch.object(SpikeTorchInferenceTile, "_general_path_applies", lambda self: False):
         return net(x)
 
 

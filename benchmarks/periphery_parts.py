@@ -33,7 +33,7 @@ PARTS = [
     (periphery_loops, "spike_rounds", "    output stage loop"),
     (spike_tile, "noisy_weight", "  HWA weight noise"),
     (periphery_loops, "add_normal", "    its loop"),
-    (spike_tile.SpikeTorchInferenceTile, "_spike_path", "  path choice (0/1 input check)"),
+    (spike_tile.SpikeTorchInferenceTile, "_choose_path", "  path choice (0/1 input check)"),
     (periphery_loops, "binary_state", "    the check's loop"),
     (fused_periphery._FusedSpikeRows, "backward", "compiled backward (GEMMs + loops)"),
     (periphery_loops, "spike_rows_backward", "  backward loop (spike and general backward)"),

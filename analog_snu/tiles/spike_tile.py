@@ -34,7 +34,7 @@ input with ``ANALOG_SNU_TORCH_PERIPHERY=1``, takes aihwkit's path unchanged (ove
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -140,6 +140,19 @@ def _outputs_from_codes(codes: Tensor, io_pars: Any, dtype: torch.dtype) -> tupl
     return values.clamp_(min=-bound, max=bound), slope
 
 
+class _Path(NamedTuple):
+    """How a tile call runs when it is not aihwkit's own forward (:meth:`SpikeTorchInferenceTile._choose_path`)."""
+
+    general: bool
+    """The compiled general path (soft inputs); else a spike path (compiled, or :class:`_ScaledSpikeRows`)."""
+    codes_limit: int
+    """The int16 ADC code clamp (:func:`~analog_snu.tiles.spike_mvm.adc_codes_limit`)."""
+    scale_grad_at: Tensor | None
+    """On the compiled spike path, per input row, where the noise-management scale passes its gradient to
+    the input (see :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`); None where it has none.
+    Shape: (M,) int64."""
+
+
 class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     """aihwkit's ``TorchInferenceTile`` with the spike forward of :class:`_ScaledSpikeRows` (set as ``rpu_config.tile_class``).
 
@@ -149,12 +162,10 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def forward(self, x_input: Tensor, tensor_view: tuple | None = None) -> Tensor:
         self.tile.set_config(self.rpu_config)  # as aihwkit's forward: on-the-fly changes apply
         fused = fused_periphery_applies(x_input)
-        codes_limit, scale_grad_at = self._spike_path(x_input, fused)
-        general = codes_limit is None
-        if general:
-            codes_limit = self._general_path(x_input, fused)
-            if codes_limit is None:
-                return super().forward(x_input, tensor_view)
+        path = self._choose_path(x_input, fused)
+        if path is None:
+            return super().forward(x_input, tensor_view)
+        general, codes_limit, scale_grad_at = path
         is_test = not self.training
         x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
         tile = self.tile
@@ -194,39 +205,62 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
     def _drift_compensated(self) -> bool:
         return getattr(self.rpu_config, "drift_compensation", None) is not None
 
-    def _spike_path(self, x_input: Tensor, fused: bool) -> tuple[int | None, Tensor | None]:
-        """Whether this call takes the spike path, and what that path needs, as ``(codes_limit, scale_grad_at)``.
+    def _choose_path(self, x_input: Tensor, fused: bool) -> _Path | None:
+        """The path this call takes, decided once (one pass over the input), and what it needs; None: aihwkit's forward.
 
-        ``codes_limit``: the int16 ADC code clamp when the call takes the spike path (a spike input on the
-        spike shortcut, deterministic ADC, aihwkit's scalings only; without the compiled loops, also a
-        gradient taken and no drift compensation to apply), else None (aihwkit's own forward).
-        ``scale_grad_at``: on the compiled path, per input row, where the noise-management scale passes
-        its gradient to the input (see :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`),
-        or None where it has none. Both come from one pass over the input (the 0/1 check finds each
-        row's first 1 on the way), which is why one method decides both."""
+        On the compiled loops (``fused``): the spike path for a 0/1 input on the spike shortcut, the
+        general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`) for any other
+        input where :meth:`_general_path_applies`. An all-zero input stays aihwkit's under abs-max or max
+        noise management (its shortcut: zeros, and the weight out of the graph, which aihwkit's gradient
+        hooks on the weight rely on). The 0/1 check stops at the first entry that is not 0/1, so it costs
+        a soft input little; on the spike path it also finds each row's first 1 (``scale_grad_at``).
+        Without the compiled loops: :meth:`_torch_spike_path`."""
+        if not fused:
+            return self._torch_spike_path(x_input)
         io_pars = self.tile._f_io
-        if not fused and (not torch.is_grad_enabled() or (not self.training and self._drift_compensated())):
-            return None, None
+        spike_shortcut = spike_shortcut_applies(io_pars)
+        general = self._general_path_applies()
+        if not (spike_shortcut or general):
+            return None
         limit = self._codes_limit(x_input)
-        if limit is None or not spike_shortcut_applies(io_pars):
-            return None, None
+        if limit is None:
+            return None
         x = x_input.reshape(-1, x_input.shape[-1])
+        row_max_nm = io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX)
         scale_grad_at = None
-        if fused:
-            # aihwkit's noise management differentiates through each row's maximum when the input needs a gradient
-            if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and x.requires_grad and torch.is_grad_enabled():
-                scale_grad_at = torch.empty(x.shape[0], dtype=torch.int64)
-            spikes, any_spike = spike_input_state(x, scale_grad_at)
+        # aihwkit's noise management differentiates through each row's maximum when the input needs a gradient
+        if spike_shortcut and row_max_nm and x.requires_grad and torch.is_grad_enabled():
+            scale_grad_at = torch.empty(x.shape[0], dtype=torch.int64)
+        spikes, any_spike = spike_input_state(x, scale_grad_at)
+        all_zero = spikes and not any_spike
+        if spikes and spike_shortcut and not (all_zero and row_max_nm):
             if scale_grad_at is not None and not _max_passes_gradient(io_pars):
                 scale_grad_at.fill_(-1)  # clamped at nm_thres = 1: no gradient reaches the input
-        else:
-            spikes = _is_spikes(x)
-            any_spike = spikes and bool(x.any())
-        if not spikes:
-            return None, None
-        if not any_spike and io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX):
-            return None, None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
-        return limit, scale_grad_at
+            return _Path(False, limit, scale_grad_at)
+        if general and not all_zero:
+            return _Path(True, limit, None)
+        return None
+
+    def _torch_spike_path(self, x_input: Tensor) -> _Path | None:
+        """Without the compiled loops: :class:`_ScaledSpikeRows` for a 0/1 input on the spike shortcut where a
+        gradient is taken and no drift compensation is to be applied, else None (aihwkit's forward)."""
+        if not torch.is_grad_enabled() or (not self.training and self._drift_compensated()):
+            return None
+        io_pars = self.tile._f_io
+        limit = self._codes_limit(x_input)
+        if limit is None or not spike_shortcut_applies(io_pars):
+            return None
+        x = x_input.reshape(-1, x_input.shape[-1])
+        if not _is_spikes(x):
+            return None
+        if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not bool(x.any()):
+            return None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
+        return _Path(False, limit, None)
+
+    def _general_path_applies(self) -> bool:
+        """Whether the tile's forward settings allow the compiled general path for soft inputs
+        (benchmarks/bench_snu.py switches it off for an ablation)."""
+        return general_path_applies(self.tile._f_io)
 
     def _codes_limit(self, x_input: Tensor) -> int | None:
         """The int16 ADC code clamp where the tile's settings allow a path of this class (the simulator
@@ -242,21 +276,6 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         if io_pars.out_asymmetry != 0.0 or x_input.dim() == 0 or x_input.numel() == 0:
             return None
         return adc_codes_limit(io_pars)
-
-    def _general_path(self, x_input: Tensor, fused: bool) -> int | None:
-        """The int16 ADC code clamp where a call that did not take the spike path takes the compiled
-        general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`), else None.
-
-        An all-zero input stays aihwkit's (its shortcut: zeros, and the weight out of the graph, which
-        aihwkit's gradient hooks on the weight rely on); the check stops at the first row that is not
-        0/1, so it costs a soft input nothing."""
-        if not fused or not general_path_applies(self.tile._f_io):
-            return None
-        limit = self._codes_limit(x_input)
-        if limit is None:
-            return None
-        spikes, any_spike = spike_input_state(x_input.reshape(-1, x_input.shape[-1]))
-        return None if spikes and not any_spike else limit
 
 
 def _max_passes_gradient(io_pars: Any) -> bool:
