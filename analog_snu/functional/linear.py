@@ -1,4 +1,5 @@
-"""The digital linear map ``y = x W^T + b`` with its products on the faster of torch's two CPU GEMMs.
+"""The digital linear map ``y = x W^T + b`` with its products on the faster of torch's two CPU GEMMs
+(or, for a sparse 0/1 input, as gather-sums).
 
 Torch runs float32 ``nn.Linear`` products through MKL's ``sgemm``. MKL picks its kernels by CPU
 vendor: on AMD CPUs it takes a generic path, measured 2.2-2.4x slower than oneDNN (which torch
@@ -7,7 +8,7 @@ training step (one thread, AMD EPYC Zen 5: the 784-256 layer's forward over T*N 
 4.9 -> 2.1 ms, its weight gradient 5.0 -> 2.2 ms, the 256-256 layer's three products
 1.5-1.6 -> 0.7 ms each). :func:`linear` runs the forward and both backward products on oneDNN
 (``torch.ops.mkldnn._linear_pointwise``, the fused linear that torch.compile uses on CPU) and
-takes torch's own ``F.linear`` for everything else.
+takes torch's own ``F.linear`` for everything else (spike inputs aside, below).
 
 oneDNN serves (:func:`onednn_applies`): CPU float32 tensors, torch built with it and
 ``torch.backends.mkldnn.enabled``, no autocast, at least :data:`ONEDNN_MIN_ROWS` rows and
@@ -30,6 +31,12 @@ layer asks for it when its compiled recurrence reads feature-major currents
 (:func:`~analog_snu.functional.snu.snu_feature_major_applies`). Inputs may be row-major or
 feature-major either way, and the input gradient is feature-major when the input or the output
 gradient is.
+
+**Spike inputs.** An input of 0s and 1s, mostly 0s, takes neither GEMM: :func:`linear` asks
+:func:`~analog_snu.functional.spike_linear.spike_rows` first, and where it serves the forward and the
+weight gradient run as gather-sums over the input's 1s (:mod:`~analog_snu.functional.spike_linear`:
+the conditions, the measured speed-up, the switch), the input gradient as above; the output is
+then row-major whatever layout was asked. Not under :data:`TORCH_GEMM_ENV`.
 
 Shape letters: R rows (T*N for a sequence), F_in, F_out.
 """
@@ -157,12 +164,13 @@ def _spikes(rows: Tensor, weight: Tensor, bias: Tensor | None) -> SpikeRows | No
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, feature_major: bool = False) -> Tensor:
-    """``F.linear(x, weight, bias)``, its products on oneDNN where that applies (module docstring).
+    """``F.linear(x, weight, bias)``, its products as gather-sums for a sparse 0/1 ``x``, else on
+    oneDNN where that applies (module docstring).
 
     ``x`` may be row-major or feature-major (:func:`is_feature_major`; read without a copy when
-    oneDNN serves). ``feature_major=True``: the output is stored feature-major where oneDNN serves
-    and there is no bias (otherwise, and by default, row-major as ``F.linear``'s); its values and
-    shape are the same either way.
+    oneDNN or the gather-sums serve). ``feature_major=True``: the output is stored feature-major
+    where oneDNN serves and there is no bias (otherwise, spike inputs included, and by default,
+    row-major as ``F.linear``'s); its values and shape are the same either way.
 
     Shape:
         x: (..., F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``; returns (..., F_out).

@@ -48,7 +48,6 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from analog_snu.functional import spike_linear_loops
 from analog_snu.functional.numpy_args import numpy_view
 
 __all__ = ["DENSE_SPIKES_ENV", "SPIKE_MAX_DENSITY", "SPIKE_MIN_ROWS", "SPIKE_MIN_WORK", "SpikeRows", "spike_linear",
@@ -59,16 +58,26 @@ DENSE_SPIKES_ENV = "ANALOG_SNU_DENSE_SPIKES"
 
 SPIKE_MAX_DENSITY = 0.2
 """The largest fraction of 1s (at one torch thread; divided by the thread count) for which the
-gather-sums replace the dense products (module docstring: break-even is about 20 %)."""
+gather-sums replace the dense products (module docstring: break-even is about 20 %; measured again
+through :func:`~analog_snu.functional.linear.linear` at 20 %: 1.07x the dense time)."""
 
-SPIKE_MIN_WORK = 1 << 22
-"""Multiply-accumulates (R * F_in * F_out) from which the gather-sums serve (below, the fixed
-costs of the index lists and the calls outweigh the products; see the module docstring)."""
+SPIKE_MIN_WORK = 1 << 21
+"""Multiply-accumulates (R * F_in * F_out) from which the gather-sums serve; below, the fixed costs
+of the calls and lists outweigh the products (measured through :func:`~analog_snu.functional.linear.linear`,
+forward + weight gradient, one thread, 10 % ones: 1M multiply-accumulates 1.04x the dense time,
+2M 0.73x, 4-10M 0.6-0.7x; the same bar as oneDNN's)."""
 SPIKE_MIN_ROWS = 8
 """Rows R from which the gather-sums serve."""
 
 _FLOATS = (torch.float32, torch.float64)
 _INDEX_LIMIT = 2**31  # positions are stored as int32
+
+
+def _loops():
+    """The compiled kernels, imported on first use (numba's import and cache load take seconds)."""
+    from analog_snu.functional import spike_linear_loops
+
+    return spike_linear_loops
 
 
 def _eligible(x: Tensor, weight: Tensor) -> bool:
@@ -102,7 +111,7 @@ def _transposed(lists: np.ndarray, starts: np.ndarray, counts: np.ndarray,
     """The column-wise lists of the (lines, width) 0/1 matrix whose row-wise lists are given."""
     t_lists = np.empty(lists.shape[0], np.int32)
     t_starts, t_counts = np.empty(width, np.int64), np.empty(width, np.int64)
-    spike_linear_loops.transpose_lists(lists, starts, counts, width, t_lists, t_starts, t_counts)
+    _loops().transpose_lists(lists, starts, counts, width, t_lists, t_starts, t_counts)
     return t_lists, t_starts, t_counts
 
 
@@ -148,7 +157,8 @@ def spike_rows(x: Tensor, weight: Tensor) -> SpikeRows | None:
     memory = numpy_view(x.t() if column_major else x)  # (F_in, R) or (R, F_in), C-ordered
     limit = int(SPIKE_MAX_DENSITY / max(torch.get_num_threads(), 1) * rows * width)
     lists, starts, counts = _lists(memory.shape, limit)
-    if spike_linear_loops.active_inputs(memory, limit, lists, starts, counts) != spike_linear_loops.ACTIVE:
+    loops = _loops()
+    if loops.active_inputs(memory, limit, lists, starts, counts) != loops.ACTIVE:
         return None
     lists = lists[: starts[-1] + counts[-1]]
     if not column_major:
@@ -178,7 +188,7 @@ class _SpikeLinear(torch.autograd.Function):
         ctx.spikes, ctx.input_gradient, ctx.has_bias = spikes, input_gradient, bias is not None
         ctx.save_for_backward(weight)
         out = weight.new_empty(spikes.shape[0], weight.shape[0])
-        spike_linear_loops.gather_sum(spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
+        _loops().gather_sum(spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
         return out if bias is None else out.add_(bias)
 
     @staticmethod
@@ -190,7 +200,7 @@ class _SpikeLinear(torch.autograd.Function):
         grad_weight = None
         if needs[1]:
             grad_t = grad.new_empty(spikes.shape[1], grad.shape[1])  # (F_in, F_out)
-            spike_linear_loops.gather_sum(*spikes.by_column(), numpy_view(grad), grad_t.numpy())
+            _loops().gather_sum(*spikes.by_column(), numpy_view(grad), grad_t.numpy())
             grad_weight = grad_t.t()
         grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_weight, grad_bias, None, None
