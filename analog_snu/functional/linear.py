@@ -1,4 +1,5 @@
-"""The digital linear map ``y = x W^T + b`` with its products on the faster of torch's two CPU GEMMs.
+"""The digital linear map ``y = x W^T + b`` with its products on the faster of torch's two CPU GEMMs
+(or, for a sparse 0/1 input, as gather-sums).
 
 Torch runs float32 ``nn.Linear`` products through MKL's ``sgemm``. MKL picks its kernels by CPU
 vendor: on AMD CPUs it takes a generic path, measured 2.2-2.4x slower than oneDNN (which torch
@@ -7,7 +8,7 @@ training step (one thread, AMD EPYC Zen 5: the 784-256 layer's forward over T*N 
 4.9 -> 2.1 ms, its weight gradient 5.0 -> 2.2 ms, the 256-256 layer's three products
 1.5-1.6 -> 0.7 ms each). :func:`linear` runs the forward and both backward products on oneDNN
 (``torch.ops.mkldnn._linear_pointwise``, the fused linear that torch.compile uses on CPU) and
-takes torch's own ``F.linear`` for everything else.
+takes torch's own ``F.linear`` for everything else (spike inputs aside, below).
 
 oneDNN serves (:func:`onednn_applies`): CPU float32 tensors, torch built with it and
 ``torch.backends.mkldnn.enabled``, no autocast, at least :data:`ONEDNN_MIN_ROWS` rows and
@@ -31,6 +32,12 @@ layer asks for it when its compiled recurrence reads feature-major currents
 feature-major either way, and the input gradient is feature-major when the input or the output
 gradient is.
 
+**Spike inputs.** An input of 0s and 1s, mostly 0s, takes neither GEMM: :func:`linear` asks
+:func:`~analog_snu.functional.spike_linear.spike_rows` first, and where it serves the forward and the
+weight gradient run as gather-sums over the input's 1s (:mod:`~analog_snu.functional.spike_linear`:
+the conditions, the measured speed-up, the switch), the input gradient as above; the output is
+then row-major whatever layout was asked. Not under :data:`TORCH_GEMM_ENV`.
+
 Shape letters: R rows (T*N for a sequence), F_in, F_out.
 """
 
@@ -43,6 +50,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional
+
+from analog_snu.functional.spike_linear import SpikeRows, spike_linear, spike_rows
 
 __all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "feature_rows", "is_feature_major", "linear",
            "onednn_applies", "product_t"]
@@ -109,6 +118,17 @@ def _column_major(t: Tensor) -> bool:
     return not t.is_contiguous() and t.t().is_contiguous()
 
 
+def _input_gradient(grad_rows: Tensor, weight: Tensor, column_major_input: bool) -> Tensor:
+    """``grad W`` (R, F_in), the input gradient; feature-major (the transposed view of ``W^T grad^T``,
+    (F_in, R)) when the input or the gradient is. On oneDNN where that applies, else ``torch.mm``."""
+    column_major = column_major_input or _column_major(grad_rows)
+    if onednn_applies(grad_rows, weight.t()):
+        if column_major:  # (W^T grad^T)^T = (F_in, R)^T
+            return _onednn(weight.t().contiguous(), grad_rows).t()
+        return _onednn(grad_rows, weight.t())  # (R, F_out) @ (F_out, F_in)
+    return torch.mm(weight.t(), grad_rows.t()).t() if column_major else torch.mm(grad_rows, weight)
+
+
 class _OneDNNLinear(torch.autograd.Function):
     """``x W^T + b`` with all three products on oneDNN (the backward hands it transposed views, which
     it lays out itself faster than a ``.contiguous()`` copy first). ``transposed``: the output is
@@ -127,29 +147,39 @@ class _OneDNNLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_rows = grad.t() if ctx.transposed else grad  # (R, F_out), as a view
-        grad_x = None
-        if needs[0]:
-            if _column_major(grad_rows) or _column_major(x):  # feature-major: (W^T grad^T)^T = (F_in, R)^T
-                grad_x = _onednn(weight.t().contiguous(), grad_rows).t()
-            else:  # (R, F_out) @ (F_out, F_in)
-                grad_x = _onednn(grad_rows, weight.t())
+        grad_x = _input_gradient(grad_rows, weight, _column_major(x)) if needs[0] else None
         grad_weight = _onednn(grad_rows.t(), x.t()) if needs[1] else None  # (F_out, R) @ (R, F_in)
         grad_bias = grad_rows.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_weight, grad_bias, None
 
 
+def _spikes(rows: Tensor, weight: Tensor, bias: Tensor | None) -> SpikeRows | None:
+    """The index lists of ``rows`` where the product takes the gather-sums of
+    :mod:`~analog_snu.functional.spike_linear`; never under :data:`TORCH_GEMM_ENV`."""
+    if os.environ.get(TORCH_GEMM_ENV) == "1":
+        return None
+    if bias is not None and (bias.dtype != weight.dtype or bias.device != weight.device or bias.dim() != 1):
+        return None
+    return spike_rows(rows, weight)
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, feature_major: bool = False) -> Tensor:
-    """``F.linear(x, weight, bias)``, its products on oneDNN where that applies (module docstring).
+    """``F.linear(x, weight, bias)``, its products as gather-sums for a sparse 0/1 ``x``, else on
+    oneDNN where that applies (module docstring).
 
     ``x`` may be row-major or feature-major (:func:`is_feature_major`; read without a copy when
-    oneDNN serves). ``feature_major=True``: the output is stored feature-major where oneDNN serves
-    and there is no bias (otherwise, and by default, row-major as ``F.linear``'s); its values and
-    shape are the same either way.
+    oneDNN or the gather-sums serve). ``feature_major=True``: the output is stored feature-major
+    where oneDNN serves and there is no bias (otherwise, spike inputs included, and by default,
+    row-major as ``F.linear``'s); its values and shape are the same either way.
 
     Shape:
         x: (..., F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``; returns (..., F_out).
     """
     rows = feature_rows(x)
+    spikes = _spikes(rows, weight, bias)
+    if spikes is not None:  # (R, F_out), row-major
+        out = spike_linear(rows, weight, bias, spikes, _input_gradient)
+        return out if x.dim() == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
     if not onednn_applies(rows, weight) or (bias is not None and bias.dtype != torch.float32):
         return functional.linear(x, weight, bias)
     if feature_major and bias is None:

@@ -57,11 +57,13 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
     autograd node for cells that register a ``sequence``.
 
     Layout: a digital, non-recurrent spiking layer (``cell="snu"``, ``soft=False``) on the CPU
-    compiled loops returns ``y`` stored feature-major: a (T, N, F_out) tensor (as always) whose
-    memory is (F_out, T, N), strides (N, 1, T*N) (:func:`analog_snu.functional.linear.is_feature_major`;
-    ``y.contiguous()`` gives the usual layout). Its products then run without copies (see
-    :mod:`analog_snu.functional.linear`). Such a layer takes either layout as input, as does
-    every layer (other layers copy a feature-major input once).
+    compiled loops returns ``y`` stored feature-major where oneDNN computes its currents: a
+    (T, N, F_out) tensor (as always) whose memory is (F_out, T, N), strides (N, 1, T*N)
+    (:func:`analog_snu.functional.linear.is_feature_major`; ``y.contiguous()`` gives the usual
+    layout). Its products then run without copies (see :mod:`analog_snu.functional.linear`). A
+    sparse spike input takes gather-sums instead (:mod:`analog_snu.functional.spike_linear`), and
+    ``y`` is then row-major. Such a layer takes either layout as input, as does every layer
+    (other layers copy a feature-major input once).
     """
 
     def __init__(
@@ -162,7 +164,7 @@ class SNU(ExactInitialValues, AnalogContainerBase, nn.Module):
         decay = self.decay.clamp(0.0, 1.0) if isinstance(self.decay, nn.Parameter) else self.decay
         # W x_t for every t in one product: it does not depend on the state.
         digital = self._feature_major_map(x)
-        if digital is not None:  # (T, N, F_out) over (F_out, T, N) memory, where oneDNN serves
+        if digital is not None:  # (T, N, F_out) over (F_out, T, N) memory where oneDNN serves; row-major for sparse spikes
             current = linear(x, digital.weight, feature_major=True)
         else:
             rows = feature_rows(x) if isinstance(self.weight_ih, DigitalLinear) else x.reshape(steps * batch, -1)

@@ -9,6 +9,7 @@ from analog_snu import SNUNetwork
 from analog_snu.errors import ConfigError
 from analog_snu.functional import neuron_cell_names
 from analog_snu.functional.linear import TORCH_GEMM_ENV, is_feature_major, onednn_applies
+from analog_snu.functional.spike_linear import DENSE_SPIKES_ENV
 from analog_snu.training import make_optimizer
 
 
@@ -212,7 +213,9 @@ def test_feature_major_digital_network_matches_the_row_major_one(output, dropout
     """The digital spiking layers store their outputs feature-major (products without copies); the
     network's outputs keep their layout, and outputs, spikes and every gradient match the row-major
     path (products through F.linear). Weights on a 1/256 grid and 0/1 inputs make every current an
-    exact sum, so the spikes agree bit for bit whatever order the products sum in."""
+    exact sum, so the spikes agree bit for bit whatever order the products sum in. Sparse spikes
+    would take gather-sums (row-major outputs; tested in tests/functional/test_spike_linear.py): off here."""
+    monkeypatch.setenv(DENSE_SPIKES_ENV, "1")
     torch.manual_seed(23)
     net = SNUNetwork([128, 128, 128, 10], output=output, dropout=dropout, threshold=0.4, batch_first=batch_first)
     with torch.no_grad():
