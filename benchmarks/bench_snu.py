@@ -13,6 +13,10 @@ Paths (``*_ms`` keys of the JSON object):
   runs) instead of the compiled CPU loops of ``analog_snu.functional.snu_loops``;
 - ``digital_torch_gemm``: the digital network with its products through torch's ``F.linear``
   (MKL) instead of oneDNN (``analog_snu.functional.linear``);
+- ``digital_dense_spikes``: the digital network with every product dense (oneDNN), the products
+  whose operand is spikes included, instead of the gather-sums of
+  ``analog_snu.functional.spike_linear`` (what exploiting spike sparsity saves;
+  ``digital_dense_spikes/gemm_floor`` is the step's cost beyond its products, measured as before);
 - ``digital_time_major``: the digital network with its spiking layers' currents and outputs stored
   time-major, (T, N, F) memory, as before the feature-major layout (``analog_snu.layers.SNU``: the
   products then copy a transposed operand; ``digital_time_major/digital`` is what the layout saves);
@@ -75,6 +79,7 @@ from torch import nn  # noqa: E402
 from analog_snu.functional import SNUState, snu_step  # noqa: E402
 from analog_snu.functional import linear as linear_module  # noqa: E402
 from analog_snu.functional import snu as snu_module  # noqa: E402
+from analog_snu.functional import spike_linear as spike_linear_module  # noqa: E402
 from analog_snu.heap import keep_freed_memory  # noqa: E402
 from analog_snu.layers import SNU  # noqa: E402
 from analog_snu.models import SNUNetwork  # noqa: E402
@@ -86,9 +91,10 @@ from analog_snu.tiles import (
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile  # noqa: E402
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "preset_hwa_torch_periphery",
+         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "digital_dense_spikes", "preset_hwa_torch_periphery",
          "preset_hwa_ssnu", "preset_hwa_ssnu_torch_gemm", "preset_hwa_ssnu_torch_general")
-DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major")
+DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major",
+                 "digital_dense_spikes")
 PRESET = "pcm_joshi2020"
 TARGETS = {"digital/gemm_floor": 1.3, "preset_hwa/digital": 2.0}
 """Upper bounds on the median per-round ratios (issue 24)."""
@@ -156,6 +162,11 @@ def with_torch_gemm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return with_env(linear_module.TORCH_GEMM_ENV, net, x)
 
 
+def with_dense_spikes(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` with every product dense, spike operands included (no gather-sums)."""
+    return with_env(spike_linear_module.DENSE_SPIKES_ENV, net, x)
+
+
 def with_time_major(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` with the spiking layers' currents and outputs stored time-major (an ablation: the
     layer's choice of a feature-major map switched off; the backward follows the forward's layouts)."""
@@ -201,7 +212,8 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
             forward = {"digital": net, "naive_digital": lambda inp, net=net: naive_forward(net, inp),
                        "digital_torch_loops": lambda inp, net=net: with_torch_loops(net, inp),
                        "digital_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp),
-                       "digital_time_major": lambda inp, net=net: with_time_major(net, inp)}[path]
+                       "digital_time_major": lambda inp, net=net: with_time_major(net, inp),
+                       "digital_dense_spikes": lambda inp, net=net: with_dense_spikes(net, inp)}[path]
         else:
             cell = "ssnu" if path.startswith("preset_hwa_ssnu") else "snu"
             net = SNUNetwork(list(config.sizes), cell=cell, threshold=config.threshold, rpu_config=_rpu_config(path))
@@ -359,6 +371,9 @@ def run(config: BenchConfig) -> dict:
             if key != "digital_ms":
                 ratios[f"{key.removesuffix('_ms')}/digital"] = _spread([v / b for v, b in zip(values, base)])
         ratios["digital/gemm_floor"] = _spread([b / f for b, f in zip(base, times["gemm_floor_ms"])])
+    if "digital_dense_spikes_ms" in times:  # the step's cost beyond its products, all of them dense
+        ratios["digital_dense_spikes/gemm_floor"] = _spread(
+            [b / f for b, f in zip(times["digital_dense_spikes_ms"], times["gemm_floor_ms"])])
     result["ratios"] = ratios
     result["targets"] = {name: {"median": ratios[name]["median"], "limit": limit,
                                 "met": ratios[name]["median"] <= limit}
@@ -488,12 +503,18 @@ def markdown(result: dict) -> str:
             continue
         name = key.removesuffix("_ms")
         spread = result["ratios"].get(f"{name}/digital")
-        ratio = "1.00" if name == "digital" else "{min:.2f} / {median:.2f} / {max:.2f}".format(**spread)
+        if name == "digital":
+            ratio = "1.00"
+        else:  # no ratio without the digital path in the run
+            ratio = "{min:.2f} / {median:.2f} / {max:.2f}".format(**spread) if spread else "-"
         lines.append(f"| {name} | {value:.1f} | {ratio} |")
     floor = result["ratios"].get("digital/gemm_floor")
     if floor:
         lines.append("")
+        dense = result["ratios"].get("digital_dense_spikes/gemm_floor")
         lines.append("digital / gemm_floor: {min:.2f} / {median:.2f} / {max:.2f}; ".format(**floor)
+                     + ("digital_dense_spikes / gemm_floor: {min:.2f} / {median:.2f} / {max:.2f}; ".format(**dense)
+                        if dense else "")
                      + "".join(f"target {name} <= {t['limit']}: {'met' if t['met'] else 'missed'}; "
                                for name, t in result.get("targets", {}).items())
                      + "spike rates per hidden layer: " + ", ".join(f"{r:.3f}" for r in result["spike_rates"])

@@ -18,12 +18,11 @@ def test_bench_snu_reports_every_path_rates_and_ratios(load_benchmark):
     assert times == {f"{p}_ms" for p in bench.PATHS} | {"gemm_floor_ms"}
     assert all(results[key] > 0 for key in times)
     assert len(results["spike_rates"]) == 2 and all(0 < r <= 1 for r in results["spike_rates"])
-    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - {"naive_digital", "digital_torch_loops",
-                                                                       "digital_torch_gemm", "digital_time_major"}
+    assert set(results["spike_rates_by_path"]) == set(bench.PATHS) - set(bench.DIGITAL_PATHS[1:])
     assert results["threads"] == 1
     for spread in results["ratios"].values():
         assert spread["min"] <= spread["median"] <= spread["max"]
-    assert "preset_hwa/digital" in results["ratios"] and "digital/gemm_floor" in results["ratios"]
+    assert {"preset_hwa/digital", "digital/gemm_floor", "digital_dense_spikes/gemm_floor"} <= set(results["ratios"])
     assert set(results["targets"]) == set(bench.TARGETS)
     for name, target in results["targets"].items():
         assert target["met"] == (results["ratios"][name]["median"] <= bench.TARGETS[name])
@@ -222,3 +221,30 @@ def test_periphery_parts_times_the_general_path_of_soft_inputs(load_benchmark):
         timers.reset()
         bench.train_step(*paths["preset_hwa_ssnu_torch_general"], x, labels)  # the ablation: torch operations
         assert not any(timers.calls[label] for label in labels_general)
+
+
+def test_dense_spikes_path_is_the_same_network_with_dense_products(load_benchmark):
+    bench = load_benchmark("bench_snu")
+    torch.manual_seed(0)
+    net = bench.SNUNetwork([128, 128, 128, 3], threshold=0.3)
+    with torch.no_grad():  # weights on a 1/256 grid: exact currents from 0/1 spikes whatever the summation order
+        for layer in net.layers:
+            layer.weight_ih.weight.copy_(torch.round(layer.weight_ih.weight * 256) / 256)
+    x = torch.bernoulli(torch.full((6, 24, 128), 0.05))  # sparse enough for the gather-sums
+    taken = []
+    hooks = [layer.register_forward_hook(lambda module, inputs, output: taken.append(output[0].is_contiguous()))
+             for layer in net.layers]
+    dense = bench.with_dense_spikes(net, x)
+    assert taken == [False, False]  # dense: both layers' currents and spikes feature-major (oneDNN's layout)
+    sparse = net(x)
+    assert taken[2:] == [True, True]  # gather-sums: row-major
+    for hook in hooks:
+        hook.remove()
+    # the same spikes; the time mean sums them in the other layout's order (float rounding only)
+    torch.testing.assert_close(dense, sparse, rtol=1e-5, atol=1e-6)
+
+
+def test_table_of_a_run_without_the_digital_path(load_benchmark):
+    bench = load_benchmark("bench_snu")
+    table = bench.markdown(bench.run(toy_config(bench, paths=("preset_hwa",))))
+    assert "| preset_hwa |" in table and table.splitlines()[-1].endswith("| - |")
