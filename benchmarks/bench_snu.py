@@ -20,6 +20,9 @@ Paths (``*_ms`` keys of the JSON object):
 - ``digital_time_major``: the digital network with its spiking layers' currents and outputs stored
   time-major, (T, N, F) memory, as before the feature-major layout (``analog_snu.layers.SNU``: the
   products then copy a transposed operand; ``digital_time_major/digital`` is what the layout saves);
+- ``preset_hwa_dense_spikes``: ``preset_hwa`` with every crossbar product dense, as
+  ``digital_dense_spikes`` (``preset_hwa_dense_spikes/digital_dense_spikes``: what the simulated
+  periphery costs over the same products);
 - ``preset_hwa_ssnu`` / ``preset_hwa_ssnu_torch_gemm``: ``preset_hwa`` with sSNU layers (soft outputs, so the
   second layer's and the readout's tiles take the general (soft-input) path, not the spike path), its
   crossbar products on oneDNN / through torch's ``F.linear`` (MKL, aihwkit's own product);
@@ -91,7 +94,7 @@ from analog_snu.tiles import (
 from analog_snu.tiles.spike_tile import SpikeTorchInferenceTile  # noqa: E402
 
 PATHS = ("digital", "preset_hwa", "torch_inference", "cpp_inference", "cpp_float", "naive_digital",
-         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "digital_dense_spikes", "preset_hwa_torch_periphery",
+         "digital_torch_loops", "digital_torch_gemm", "digital_time_major", "digital_dense_spikes", "preset_hwa_dense_spikes", "preset_hwa_torch_periphery",
          "preset_hwa_ssnu", "preset_hwa_ssnu_torch_gemm", "preset_hwa_ssnu_torch_general")
 DIGITAL_PATHS = ("digital", "naive_digital", "digital_torch_loops", "digital_torch_gemm", "digital_time_major",
                  "digital_dense_spikes")
@@ -190,6 +193,7 @@ def _rpu_config(path: str):
     return {
         "preset_hwa": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_torch_periphery": lambda: device_rpu_config(preset(PRESET), "hwa"),
+        "preset_hwa_dense_spikes": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_ssnu": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_ssnu_torch_gemm": lambda: device_rpu_config(preset(PRESET), "hwa"),
         "preset_hwa_ssnu_torch_general": lambda: device_rpu_config(preset(PRESET), "hwa"),
@@ -218,6 +222,7 @@ def build_paths(config: BenchConfig) -> dict[str, tuple[Callable, nn.Module]]:
             cell = "ssnu" if path.startswith("preset_hwa_ssnu") else "snu"
             net = SNUNetwork(list(config.sizes), cell=cell, threshold=config.threshold, rpu_config=_rpu_config(path))
             forward = {"preset_hwa_torch_periphery": lambda inp, net=net: with_torch_periphery(net, inp),
+                       "preset_hwa_dense_spikes": lambda inp, net=net: with_dense_spikes(net, inp),
                        "preset_hwa_ssnu_torch_gemm": lambda inp, net=net: with_torch_gemm(net, inp),
                        "preset_hwa_ssnu_torch_general": lambda inp, net=net: with_torch_general_periphery(net, inp),
                        }.get(path, net)
@@ -372,8 +377,11 @@ def run(config: BenchConfig) -> dict:
                 ratios[f"{key.removesuffix('_ms')}/digital"] = _spread([v / b for v, b in zip(values, base)])
         ratios["digital/gemm_floor"] = _spread([b / f for b, f in zip(base, times["gemm_floor_ms"])])
     if "digital_dense_spikes_ms" in times:  # the step's cost beyond its products, all of them dense
-        ratios["digital_dense_spikes/gemm_floor"] = _spread(
-            [b / f for b, f in zip(times["digital_dense_spikes_ms"], times["gemm_floor_ms"])])
+        dense = times["digital_dense_spikes_ms"]
+        ratios["digital_dense_spikes/gemm_floor"] = _spread([b / f for b, f in zip(dense, times["gemm_floor_ms"])])
+        if "preset_hwa_dense_spikes_ms" in times:  # the periphery's cost over the same (dense) products
+            ratios["preset_hwa_dense_spikes/digital_dense_spikes"] = _spread(
+                [p / b for p, b in zip(times["preset_hwa_dense_spikes_ms"], dense)])
     result["ratios"] = ratios
     result["targets"] = {name: {"median": ratios[name]["median"], "limit": limit,
                                 "met": ratios[name]["median"] <= limit}
