@@ -6,7 +6,9 @@ sum of the rows of ``W^T`` at r's active inputs, and row i of the weight gradien
 the 1s once per call (index lists, :mod:`~analog_snu.functional.spike_linear_loops`), the forward
 and the weight gradient sum over them (the column-wise lists made from the row-wise ones in the
 backward), and the input gradient ``grad W`` stays a dense product.
-:func:`~analog_snu.functional.linear.linear` (every digital map) takes this path first.
+:func:`~analog_snu.functional.linear.linear` (every digital map) takes this path first, and the
+analog tiles' compiled spike path (:mod:`analog_snu.tiles.fused_periphery`) forms its crossbar
+product and weight gradient with :func:`spike_product` and :func:`spike_weight_gradient`.
 
 When (:func:`spike_rows`): CPU float32/float64 operands of one dtype, no autocast, at least
 :data:`SPIKE_MIN_ROWS` rows and :data:`SPIKE_MIN_WORK` multiply-accumulates, every entry 0 or 1, and

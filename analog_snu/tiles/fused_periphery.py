@@ -7,7 +7,7 @@ passes over the (M, F_out) output block per bound-management round plus the digi
 and as many again in the backward. Here (on CPU, float32/float64) it is:
 
 - forward: the HWA weight noise drawn in one loop (:func:`~analog_snu.functional.periphery_loops.add_normal`),
-  the crossbar product ``x W^T`` (one GEMM), then
+  the crossbar product ``x W^T`` (one GEMM, or gather-sums over the input's 1s, below), then
   :func:`~analog_snu.functional.periphery_loops.spike_rounds`: each vector's conversions,
   output noise drawn in the loop, ADC codes, the bound test and the final rescaling and column
   scalings (mapping scale, drift compensation in eval mode, learned output scale), one pass;
@@ -21,7 +21,19 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
   weight gradient (where the input needs no gradient, its operand, the gradient at the crossbar
   output, is written by the loop in the (F_out, M) layout oneDNN takes without a copy).
 
-Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
+**Sparse spikes.** Where the input is sparse enough for the digital layers' gather-sums
+(:func:`~analog_snu.functional.linear.spike_operand`: the same rules, the density limit, the
+minimum work, CPU float32/float64, off under ``ANALOG_SNU_DENSE_SPIKES=1`` or ``ANALOG_SNU_TORCH_GEMM=1``;
+each tile of a split layer decides for its column share), the crossbar product and the weight gradient ``(q G)^T x`` are
+sums over the input's 1s (:func:`~analog_snu.functional.spike_linear.spike_product`,
+:func:`~analog_snu.functional.spike_linear.spike_weight_gradient`; the index lists are made once in
+the forward and kept for the backward, which then writes G row-major); the input gradient stays a
+GEMM. The products differ from the GEMMs' by float rounding only (none where the sums are exact; an
+ADC code can move where a product lies within that rounding of a code boundary), and the random
+draws are the same (tests/tiles/test_tile_spike_products.py).
+
+Saved for the backward: the input (unless only the gather-sums' weight gradient is wanted, which
+reads the index lists instead), the (noisy) weight, the int16 codes and (M,) per-vector
 numbers, as in the torch-operation path. The normal draws are made in the loops
 (:mod:`analog_snu.functional.periphery_loops`), keyed per call by one draw of torch's default
 generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's draws, so outputs
