@@ -54,7 +54,7 @@ from torch.nn import functional
 from analog_snu.functional.spike_linear import SpikeRows, spike_linear, spike_rows
 
 __all__ = ["ONEDNN_MIN_ROWS", "ONEDNN_MIN_WORK", "TORCH_GEMM_ENV", "feature_rows", "is_feature_major", "linear",
-           "onednn_applies", "product_t"]
+           "onednn_applies", "product_t", "spike_operand"]
 
 TORCH_GEMM_ENV = "ANALOG_SNU_TORCH_GEMM"
 """Set this environment variable to ``1`` to run every digital product through ``F.linear``."""
@@ -153,9 +153,15 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None
 
 
-def _spikes(rows: Tensor, weight: Tensor, bias: Tensor | None) -> SpikeRows | None:
-    """The index lists of ``rows`` where the product takes the gather-sums of
-    :mod:`~analog_snu.functional.spike_linear`; never under :data:`TORCH_GEMM_ENV`."""
+def spike_operand(rows: Tensor, weight: Tensor, bias: Tensor | None = None) -> SpikeRows | None:
+    """The index lists of ``rows`` where the product ``rows W^T (+ bias)`` takes the gather-sums of
+    :mod:`~analog_snu.functional.spike_linear` (:func:`~analog_snu.functional.spike_linear.spike_rows`'
+    conditions), else ``None``; never under :data:`TORCH_GEMM_ENV`. Used by :func:`linear` and by the
+    analog tiles' compiled spike path (:mod:`analog_snu.tiles.fused_periphery`).
+
+    Shape:
+        rows: (R, F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``.
+    """
     if os.environ.get(TORCH_GEMM_ENV) == "1":
         return None
     if bias is not None and (bias.dtype != weight.dtype or bias.device != weight.device or bias.dim() != 1):
@@ -176,7 +182,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, feature_maj
         x: (..., F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``; returns (..., F_out).
     """
     rows = feature_rows(x)
-    spikes = _spikes(rows, weight, bias)
+    spikes = spike_operand(rows, weight, bias)
     if spikes is not None:  # (R, F_out), row-major
         out = spike_linear(rows, weight, bias, spikes, _input_gradient)
         return out if x.dim() == 2 else out.reshape(*x.shape[:-1], weight.shape[0])

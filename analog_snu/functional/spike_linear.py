@@ -6,7 +6,9 @@ sum of the rows of ``W^T`` at r's active inputs, and row i of the weight gradien
 the 1s once per call (index lists, :mod:`~analog_snu.functional.spike_linear_loops`), the forward
 and the weight gradient sum over them (the column-wise lists made from the row-wise ones in the
 backward), and the input gradient ``grad W`` stays a dense product.
-:func:`~analog_snu.functional.linear.linear` (every digital map) takes this path first.
+:func:`~analog_snu.functional.linear.linear` (every digital map) takes this path first, and the
+analog tiles' compiled spike path (:mod:`analog_snu.tiles.fused_periphery`) forms its crossbar
+product and weight gradient with :func:`spike_product` and :func:`spike_weight_gradient`.
 
 When (:func:`spike_rows`): CPU float32/float64 operands of one dtype, no autocast, at least
 :data:`SPIKE_MIN_ROWS` rows and :data:`SPIKE_MIN_WORK` multiply-accumulates, every entry 0 or 1, and
@@ -51,7 +53,7 @@ from torch.autograd.function import once_differentiable
 from analog_snu.functional.numpy_args import numpy_view
 
 __all__ = ["DENSE_SPIKES_ENV", "SPIKE_MAX_DENSITY", "SPIKE_MIN_ROWS", "SPIKE_MIN_WORK", "SpikeRows", "spike_linear",
-           "spike_rows"]
+           "spike_product", "spike_rows", "spike_weight_gradient"]
 
 DENSE_SPIKES_ENV = "ANALOG_SNU_DENSE_SPIKES"
 """Set this environment variable to ``1`` to run products with spike inputs dense, as any other."""
@@ -167,6 +169,33 @@ def spike_rows(x: Tensor, weight: Tensor) -> SpikeRows | None:
     return SpikeRows((rows, width), *by_row, column_major=True, columns=(lists, starts, counts))
 
 
+def spike_product(spikes: SpikeRows, weight: Tensor) -> Tensor:
+    """``x W^T`` for the 0/1 ``x`` whose index lists are ``spikes`` (from :func:`spike_rows`): per row
+    the sum of the rows of ``W^T`` at its 1s (one copy of ``W^T``), outside autograd; row-major.
+
+    Shape:
+        weight: (F_out, F_in); returns (R, F_out).
+    """
+    out = weight.new_empty(spikes.shape[0], weight.shape[0])
+    _loops().gather_sum(spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
+    return out
+
+
+def spike_weight_gradient(spikes: SpikeRows, grad: Tensor) -> Tensor:
+    """``grad^T x`` for the 0/1 ``x`` whose index lists are ``spikes``: per input the sum of the rows of
+    ``grad`` where it was 1 (the column-wise lists, made on first use and kept in ``spikes``), outside
+    autograd. Returned as the (F_out, F_in) transposed view of the contiguous (F_in, F_out) sums
+    (autograd's accumulation lays it out as the weight, and adds it to an existing gradient without
+    a copy). ``grad`` is read row-major (a copy first if it is not contiguous).
+
+    Shape:
+        grad: (R, F_out); returns (F_out, F_in).
+    """
+    grad_t = grad.new_empty(spikes.shape[1], grad.shape[1])  # (F_in, F_out)
+    _loops().gather_sum(*spikes.by_column(), numpy_view(grad), grad_t.numpy())
+    return grad_t.t()
+
+
 InputGradient = Callable[[Tensor, Tensor, bool], Tensor]
 """``(grad (R, F_out), weight (F_out, F_in), column_major) -> grad W (R, F_in)``, stored column-major
 (the transposed view of an (F_in, R) tensor) when ``column_major``: the dense product of the
@@ -178,17 +207,14 @@ def _dense_input_gradient(grad: Tensor, weight: Tensor, column_major: bool) -> T
 
 
 class _SpikeLinear(torch.autograd.Function):
-    """``x W^T + b`` from the index lists of ``x`` (module docstring); the backward's weight gradient
-    from the column-wise lists, returned as the (F_out, F_in) transposed view of the (F_in, F_out)
-    sums (autograd's accumulation lays it out as the weight, one copy as a ``.t().contiguous()``
-    here would be, and adds it to an existing gradient without one)."""
+    """``x W^T + b`` from the index lists of ``x`` (module docstring, :func:`spike_product`); the
+    backward's weight gradient from the column-wise lists (:func:`spike_weight_gradient`)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, spikes, input_gradient):
         ctx.spikes, ctx.input_gradient, ctx.has_bias = spikes, input_gradient, bias is not None
         ctx.save_for_backward(weight)
-        out = weight.new_empty(spikes.shape[0], weight.shape[0])
-        _loops().gather_sum(spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
+        out = spike_product(spikes, weight)
         return out if bias is None else out.add_(bias)
 
     @staticmethod
@@ -197,11 +223,7 @@ class _SpikeLinear(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         spikes, needs = ctx.spikes, ctx.needs_input_grad
         grad_x = ctx.input_gradient(grad, weight, spikes.column_major) if needs[0] else None
-        grad_weight = None
-        if needs[1]:
-            grad_t = grad.new_empty(spikes.shape[1], grad.shape[1])  # (F_in, F_out)
-            _loops().gather_sum(*spikes.by_column(), numpy_view(grad), grad_t.numpy())
-            grad_weight = grad_t.t()
+        grad_weight = spike_weight_gradient(spikes, grad) if needs[1] else None
         grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_weight, grad_bias, None, None
 

@@ -7,7 +7,7 @@ passes over the (M, F_out) output block per bound-management round plus the digi
 and as many again in the backward. Here (on CPU, float32/float64) it is:
 
 - forward: the HWA weight noise drawn in one loop (:func:`~analog_snu.functional.periphery_loops.add_normal`),
-  the crossbar product ``x W^T`` (one GEMM), then
+  the crossbar product ``x W^T`` (one GEMM, or gather-sums over the input's 1s, below), then
   :func:`~analog_snu.functional.periphery_loops.spike_rounds`: each vector's conversions,
   output noise drawn in the loop, ADC codes, the bound test and the final rescaling and column
   scalings (mapping scale, drift compensation in eval mode, learned output scale), one pass;
@@ -21,7 +21,19 @@ and as many again in the backward. Here (on CPU, float32/float64) it is:
   weight gradient (where the input needs no gradient, its operand, the gradient at the crossbar
   output, is written by the loop in the (F_out, M) layout oneDNN takes without a copy).
 
-Saved for the backward: the input, the (noisy) weight, the int16 codes and (M,) per-vector
+**Sparse spikes.** Where the input is sparse enough for the digital layers' gather-sums
+(:func:`~analog_snu.functional.linear.spike_operand`: the same rules, the density limit, the
+minimum work, CPU float32/float64, off under ``ANALOG_SNU_DENSE_SPIKES=1`` or ``ANALOG_SNU_TORCH_GEMM=1``;
+each tile of a split layer decides for its column share), the crossbar product and the weight gradient ``(q G)^T x`` are
+sums over the input's 1s (:func:`~analog_snu.functional.spike_linear.spike_product`,
+:func:`~analog_snu.functional.spike_linear.spike_weight_gradient`; the index lists are made once in
+the forward and kept for the backward, which then writes G row-major); the input gradient stays a
+GEMM. The products differ from the GEMMs' by float rounding only (none where the sums are exact; an
+ADC code can move where a product lies within that rounding of a code boundary), and the random
+draws are the same (tests/tiles/test_tile_spike_products.py).
+
+Saved for the backward: the input (unless only the gather-sums' weight gradient is wanted, which
+reads the index lists instead), the (noisy) weight, the int16 codes and (M,) per-vector
 numbers, as in the torch-operation path. The normal draws are made in the loops
 (:mod:`analog_snu.functional.periphery_loops`), keyed per call by one draw of torch's default
 generator, so ``torch.manual_seed`` makes runs repeatable; they are not torch's draws, so outputs
@@ -73,8 +85,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analog_snu.functional.linear import product_t
+from analog_snu.functional.linear import product_t, spike_operand
 from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
+from analog_snu.functional.spike_linear import spike_product, spike_weight_gradient
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
 
@@ -258,7 +271,10 @@ class _FusedSpikeRows(torch.autograd.Function):
         # weight gradient's in the backward: oneDNN would copy it for each, or run slowly on its strides
         x = x.contiguous()
         q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)
-        product = product_t(x, weight)  # (M, F_out): the crossbar product at input scale 1, shared by all rounds
+        # the crossbar product at input scale 1, shared by all rounds: (M, F_out), row-major; as gather-sums
+        # over the 1s where the input is sparse enough (the lists kept for the weight gradient), else a GEMM
+        spikes = spike_operand(x, weight)
+        product = spike_product(spikes, weight) if spikes is not None else product_t(x, weight)
         rows, f_out = product.shape
         sigma, noisy = _output_noise(io_pars, out_noise_values, f_out, product)
         codes = torch.empty(rows, f_out, dtype=torch.int16)
@@ -269,10 +285,13 @@ class _FusedSpikeRows(torch.autograd.Function):
         loops.spike_rounds(product.numpy(), q, out_factor, numpy_view(sigma), noisy, step, bound, codes_limit,
                            numpy_view(row_scale.reshape(-1)), numpy_view(column_factors), *(_streams() if noisy else _no_streams()),
                            codes.numpy(), rounds.numpy(), scale.numpy(), out.numpy())
+        needs = ctx.needs_input_grad
         ctx.io_pars = io_pars
+        ctx.spikes = spikes if needs[1] else None  # the weight gradient's gather-sums reuse the lists
         ctx.alpha_shape = None if alpha is None else alpha.shape
-        scale_grad_at = scale_grad_at if scale_grad_at is not None and ctx.needs_input_grad[0] else None
-        ctx.save_for_backward(x, weight, row_scale if ctx.needs_input_grad[2] or scale_grad_at is not None else None,
+        scale_grad_at = scale_grad_at if scale_grad_at is not None and needs[0] else None
+        keep_x = needs[0] or needs[2] or (needs[1] and spikes is None)  # where the backward reads the input
+        ctx.save_for_backward(x if keep_x else None, weight, row_scale if needs[2] or scale_grad_at is not None else None,
                               column_factors, codes, rounds, scale, scale_grad_at)
         return out
 
@@ -286,9 +305,10 @@ class _FusedSpikeRows(torch.autograd.Function):
         rows, f_out = codes.shape
         want_scale = needs[2] or scale_grad_at is not None  # the noise-management scale's gradient
         want_input = needs[0] or needs[2]
-        # G at the crossbar output: (M, F_out) for the input gradient's product; where only the weight
-        # gradient needs it, written as (F_out, M), the operand layout oneDNN would otherwise copy it into
-        transposed = not want_input
+        # G at the crossbar output: (M, F_out) for the input gradient's product and the gather-sums; where only
+        # oneDNN's weight gradient needs it, written as (F_out, M), the operand layout it would otherwise copy it into
+        spikes = ctx.spikes
+        transposed = not want_input and spikes is None
         grad = torch.empty((f_out, rows) if transposed else (rows, f_out), dtype=dtype)
         grad_alpha = np.zeros(f_out if needs[3] else 0)
         grad_final = grad.new_empty(rows if want_scale else 0)
@@ -306,7 +326,10 @@ class _FusedSpikeRows(torch.autograd.Function):
                                   grad_final.numpy(), grad_scale.numpy(), to_input)
             grad_scale = grad_scale.reshape(rows, 1) if needs[2] else None
             grad_x = grad_x if needs[0] else None
-        grad_w = product_t(grad if transposed else grad.t(), x.t()) if needs[1] else None  # (q G)^T x
+        grad_w = None
+        if needs[1]:  # (q G)^T x
+            grad_w = spike_weight_gradient(spikes, grad) if spikes is not None else \
+                product_t(grad if transposed else grad.t(), x.t())
         grad_a = _alpha_gradient(grad_alpha, ctx.alpha_shape, dtype) if needs[3] else None
         return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None
 
