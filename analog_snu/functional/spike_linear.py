@@ -52,8 +52,8 @@ from torch.autograd.function import once_differentiable
 
 from analog_snu.functional.numpy_args import numpy_view
 
-__all__ = ["DENSE_SPIKES_ENV", "SPIKE_MAX_DENSITY", "SPIKE_MIN_ROWS", "SPIKE_MIN_WORK", "SpikeRows", "spike_linear",
-           "spike_product", "spike_rows", "spike_weight_gradient"]
+__all__ = ["DENSE_SPIKES_ENV", "SPIKE_MAX_DENSITY", "SPIKE_MIN_ROWS", "SPIKE_MIN_WORK", "SpikeRows", "WEIGHT_GRADIENT_BLOCK",
+           "spike_linear", "spike_product", "spike_rows", "spike_weight_gradient"]
 
 DENSE_SPIKES_ENV = "ANALOG_SNU_DENSE_SPIKES"
 """Set this environment variable to ``1`` to run products with spike inputs dense, as any other."""
@@ -68,6 +68,13 @@ SPIKE_MIN_WORK = 1 << 21
 of the calls and lists outweigh the products (measured through :func:`~analog_snu.functional.linear.linear`,
 forward + weight gradient, one thread, 10 % ones: 1M multiply-accumulates 1.04x the dense time,
 2M 0.73x, 4-10M 0.6-0.7x; the same bar as oneDNN's)."""
+WEIGHT_GRADIENT_BLOCK = 512
+"""Rows of the output gradient the weight gradient's gather-sums take at a time
+(:func:`~analog_snu.functional.spike_linear_loops.gather_sum_blocked`). Measured, one thread,
+784 x 256 at 15 % ones, the weight gradient with its column-wise lists: R = 1280 rows 1.75 ms
+(unblocked 1.71, dense 2.16), R = 5120 7.1 ms (8.8, 8.8), R = 20480 27.4 ms (60.5, 37.3); blocks
+of 256 and 1024 rows within 10 % of 512."""
+
 SPIKE_MIN_ROWS = 8
 """Rows R from which the gather-sums serve."""
 
@@ -192,7 +199,7 @@ def spike_weight_gradient(spikes: SpikeRows, grad: Tensor) -> Tensor:
         grad: (R, F_out); returns (F_out, F_in).
     """
     grad_t = grad.new_empty(spikes.shape[1], grad.shape[1])  # (F_in, F_out)
-    _loops().gather_sum(*spikes.by_column(), numpy_view(grad), grad_t.numpy())
+    _loops().gather_sum_blocked(*spikes.by_column(), numpy_view(grad), grad_t.numpy(), WEIGHT_GRADIENT_BLOCK)
     return grad_t.t()
 
 

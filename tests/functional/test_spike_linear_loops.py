@@ -13,6 +13,7 @@ from analog_snu.functional.spike_linear_loops import (
     TOO_DENSE,
     active_inputs,
     gather_sum,
+    gather_sum_blocked,
     transpose_lists,
 )
 
@@ -127,3 +128,50 @@ def test_integer_weights_give_the_dense_product_exactly(dtype):
     out = np.empty((50, 24), dtype=dtype)
     gather_sum(lists, starts, counts, np.ascontiguousarray(weight.T), out)
     assert torch.equal(torch.from_numpy(out), torch.from_numpy(x) @ torch.from_numpy(weight).T)
+
+
+def column_lists(x):
+    """The column-wise lists of the 0/1 matrix ``x``: (lists, starts, counts), rows increasing."""
+    _, lists, starts, counts = scan(x)
+    t_lists, t_starts, t_counts = np.empty(int(x.sum()), np.int32), np.empty(x.shape[1], np.int64), \
+        np.empty(x.shape[1], np.int64)
+    transpose_lists(lists, starts, counts, x.shape[1], t_lists, t_starts, t_counts)
+    return t_lists, t_starts, t_counts
+
+
+@pytest.mark.parametrize("block", [1, 3, 4, 7, 64])
+def test_blocked_gather_sum_is_the_weight_gradient(block):
+    rng = np.random.default_rng(3)
+    x = (rng.random((37, 11)) < 0.3).astype(np.float32)
+    x[:, 4] = 0.0  # a silent input
+    grad = rng.integers(-20, 20, (37, 5)).astype(np.float32)  # integers: every order sums exactly
+    out = np.full((11, 5), np.nan, np.float32)
+    gather_sum_blocked(*column_lists(x), grad, out, block)
+    assert torch.equal(torch.from_numpy(out), torch.from_numpy(x).T @ torch.from_numpy(grad))
+
+
+def test_blocked_gather_sum_sums_block_by_block_in_fours():
+    # input 0 is 1 in rows 0-5. One block or blocks of four: (g0 + g1) + (g2 + g3), then g4 and g5
+    # one by one: in float32 each 1 is lost against 1e8, so 0 + 0.5 + 0.25. Blocks of three: g0, g1,
+    # g2 one by one (0: the 1 lost again), then g3, g4, g5: 1.75.
+    grad = np.array([[1e8], [1.0], [-1e8], [1.0], [0.5], [0.25]], dtype=np.float32)
+    x = np.ones((6, 1), np.float32)
+    lists = column_lists(x)
+    one_block, fours, threes = (np.empty((1, 1), np.float32) for _ in range(3))
+    gather_sum_blocked(*lists, grad, one_block, 64)
+    gather_sum_blocked(*lists, grad, fours, 4)
+    gather_sum_blocked(*lists, grad, threes, 3)
+    plain = np.empty((1, 1), np.float32)
+    gather_sum(*lists, grad, plain)
+    assert one_block[0, 0] == plain[0, 0] == fours[0, 0] == 0.75
+    assert threes[0, 0] == 1.75
+
+
+def test_blocked_gather_sum_equals_the_unblocked_one_bit_for_bit_in_one_block():
+    rng = np.random.default_rng(4)
+    x = (rng.random((50, 30)) < 0.2).astype(np.float32)
+    grad = rng.standard_normal((50, 9)).astype(np.float32)
+    blocked, plain = np.empty((30, 9), np.float32), np.empty((30, 9), np.float32)
+    gather_sum_blocked(*column_lists(x), grad, blocked, 50)
+    gather_sum(*column_lists(x), grad, plain)
+    assert np.array_equal(blocked, plain)
