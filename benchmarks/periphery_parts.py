@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_snu  # noqa: E402  (the benchmark's network, input and step)
 
-from analog_snu.functional import periphery_loops  # noqa: E402
+from analog_snu.functional import periphery_loops, spike_linear_loops  # noqa: E402
 from analog_snu.tiles import fused_periphery, spike_tile  # noqa: E402
 
 #: (owner, attribute, label): the parts timed
@@ -33,8 +33,9 @@ PARTS = [
     (periphery_loops, "spike_rounds", "    output stage loop"),
     (spike_tile, "noisy_weight", "  HWA weight noise"),
     (periphery_loops, "add_normal", "    its loop"),
-    (spike_tile.SpikeTorchInferenceTile, "_choose_path", "  path choice (0/1 input check)"),
-    (periphery_loops, "binary_state", "    the check's loop"),
+    (spike_tile.SpikeTorchInferenceTile, "_choose_path", "  path choice (the input's scan)"),
+    (spike_linear_loops, "active_inputs", "    index lists' loop (0/1 check there)"),
+    (periphery_loops, "binary_state", "    0/1 check's loop (no lists made)"),
     (fused_periphery._FusedSpikeRows, "backward", "compiled backward (GEMMs + loops)"),
     (periphery_loops, "spike_rows_backward", "  backward loop (spike and general backward)"),
     (periphery_loops, "input_gradients", "  input-gradient loop"),

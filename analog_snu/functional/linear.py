@@ -157,7 +157,7 @@ def spike_operand(rows: Tensor, weight: Tensor, bias: Tensor | None = None) -> S
     """The index lists of ``rows`` where the product ``rows W^T (+ bias)`` takes the gather-sums of
     :mod:`~analog_snu.functional.spike_linear` (:func:`~analog_snu.functional.spike_linear.spike_rows`'
     conditions), else ``None``; never under :data:`TORCH_GEMM_ENV`. Used by :func:`linear` and by the
-    analog tiles' compiled spike path (:mod:`analog_snu.tiles.fused_periphery`).
+    spike tile's path choice (:mod:`analog_snu.tiles.spike_tile`), whose compiled spike path takes the lists.
 
     Shape:
         rows: (R, F_in); weight: (F_out, F_in); bias: (F_out,) or ``None``.

@@ -27,7 +27,8 @@ minimum work, CPU float32/float64, off under ``ANALOG_SNU_DENSE_SPIKES=1`` or ``
 each tile of a split layer decides for its column share), the crossbar product and the weight gradient ``(q G)^T x`` are
 sums over the input's 1s (:func:`~analog_snu.functional.spike_linear.spike_product`,
 :func:`~analog_snu.functional.spike_linear.spike_weight_gradient`; the index lists are made once in
-the forward and kept for the backward, which then writes G row-major); the input gradient stays a
+the tile's path choice, where they also show the input 0/1 and give each row's first 1, and kept
+for the backward, which then writes G row-major); the input gradient stays a
 GEMM. The products differ from the GEMMs' by float rounding only (none where the sums are exact; an
 ADC code can move where a product lies within that rounding of a code boundary), and the random
 draws are the same (tests/tiles/test_tile_spike_products.py).
@@ -85,9 +86,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from analog_snu.functional.linear import product_t, spike_operand
+from analog_snu.functional.linear import product_t
 from analog_snu.functional.numpy_args import numpy_scalar, numpy_view
-from analog_snu.functional.spike_linear import spike_product, spike_weight_gradient
+from analog_snu.functional.spike_linear import SpikeRows, spike_product, spike_weight_gradient
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.spike_mvm import _BM, _CLAMP_GRAD_AT_BOUND, SpikeAnalogMVM, _limit_reached, adc_step
 
@@ -217,7 +218,7 @@ class _AddNoise(torch.autograd.Function):
 
 def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: list[Tensor], alpha: Tensor | None,
                         io_pars: Any, out_noise_values: Tensor | None, codes_limit: int,
-                        scale_grad_at: Tensor | None = None) -> Tensor:
+                        scale_grad_at: Tensor | None = None, spikes: SpikeRows | None = None) -> Tensor:
     """The spike tile's output for 0/1 rows ``x`` through the compiled periphery (module docstring).
 
     ``weight``: the crossbar weight as this forward sees it (with HWA noise, :func:`noisy_weight`);
@@ -230,11 +231,14 @@ def fused_spike_forward(x: Tensor, weight: Tensor, row_scale: Tensor, factors: l
     the backward adds the scale's gradient to the input's there itself: the same values, without
     the (M, F_in) tensors of autograd's max, masked assignment and sum (:func:`spike_input_state`
     finds the columns).
+    ``spikes``: the index lists of ``x`` where the crossbar product and the weight gradient are to be
+    gather-sums over its 1s (from :func:`~analog_snu.functional.linear.spike_operand` over ``x`` and a
+    weight of ``weight``'s shape and type: the caller decides, so the input is scanned once); None: GEMMs.
     Shape: x (M, F_in), weight (F_out, F_in), row_scale (M, 1); returns (M, F_out).
     """
     column_factors = _column_factors(factors, alpha, weight.shape[0], x)
     return _FusedSpikeRows.apply(x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
-                                 scale_grad_at)
+                                 scale_grad_at, spikes)
 
 
 def _column_factors(factors: list[Tensor], alpha: Tensor | None, f_out: int, like: Tensor) -> Tensor:
@@ -264,16 +268,17 @@ class _FusedSpikeRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, row_scale, alpha, column_factors, io_pars, out_noise_values, codes_limit,
-                scale_grad_at):  # type: ignore[override]
+                scale_grad_at, spikes):  # type: ignore[override]
         loops = _loops()
         dtype = x.dtype
-        # one dense copy of a column slice (a layer split over tiles) serves the product here and the
-        # weight gradient's in the backward: oneDNN would copy it for each, or run slowly on its strides
+        # dense rows serve the product here and the weight gradient's and input loop's in the backward:
+        # oneDNN would copy a column slice (a layer split over tiles) for each, or run slowly on its strides
+        # (the spike tile hands its rows contiguous already: its one copy also served the 0/1 scan)
         x = x.contiguous()
         q, dq, reduction, out_factor = _round_arrays(io_pars, dtype)
         # the crossbar product at input scale 1, shared by all rounds: (M, F_out), row-major; as gather-sums
-        # over the 1s where the input is sparse enough (the lists kept for the weight gradient), else a GEMM
-        spikes = spike_operand(x, weight)
+        # over the 1s where the caller found the input sparse enough (the lists kept for the weight gradient),
+        # else a GEMM
         product = spike_product(spikes, weight) if spikes is not None else product_t(x, weight)
         rows, f_out = product.shape
         sigma, noisy = _output_noise(io_pars, out_noise_values, f_out, product)
@@ -331,7 +336,7 @@ class _FusedSpikeRows(torch.autograd.Function):
             grad_w = spike_weight_gradient(spikes, grad) if spikes is not None else \
                 product_t(grad if transposed else grad.t(), x.t())
         grad_a = _alpha_gradient(grad_alpha, ctx.alpha_shape, dtype) if needs[3] else None
-        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None
+        return grad_x, grad_w, grad_scale, grad_a, None, None, None, None, None, None
 
 
 def general_path_applies(io_pars: Any) -> bool:

@@ -36,9 +36,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from analog_snu.functional.linear import spike_operand
+from analog_snu.functional.spike_linear import SpikeRows
 from analog_snu.tiles.backend import aihwkit_module
 from analog_snu.tiles.fused_periphery import (
     fused_general_forward,
@@ -151,6 +154,11 @@ class _Path(NamedTuple):
     """On the compiled spike path, per input row, where the noise-management scale passes its gradient to
     the input (see :func:`~analog_snu.tiles.fused_periphery.fused_spike_forward`); None where it has none.
     Shape: (M,) int64."""
+    rows: Tensor
+    """The input as (M, F_in) rows (contiguous on the spike shortcut), what the path's forward reads."""
+    spikes: SpikeRows | None
+    """On the compiled spike path, the input's index lists where the gather-sums form its crossbar
+    product (:func:`~analog_snu.functional.linear.spike_operand`), else None (a GEMM)."""
 
 
 class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
@@ -165,11 +173,10 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         path = self._choose_path(x_input, fused)
         if path is None:
             return super().forward(x_input, tensor_view)
-        general, codes_limit, scale_grad_at = path
+        general, codes_limit, scale_grad_at, x, spikes = path
         is_test = not self.training
-        x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here)
+        x_input = self.pre_forward(x_input, x_input.dim() - 1, is_test)  # aihwkit's (identity here: x holds its rows)
         tile = self.tile
-        x = x_input.reshape(-1, x_input.shape[-1])
         mapping = self.get_mapping_scales()
         if fused:
             # TorchSimulatorTile.forward's weight noise (hardware-aware training) first, as there
@@ -183,7 +190,7 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
             else:
                 row_scale = self._row_scale(x, scale_grad_at)
                 out = fused_spike_forward(x, weight, row_scale, factors, self.out_scaling_alpha, tile._f_io,
-                                          tile.out_noise_values, codes_limit, scale_grad_at)
+                                          tile.out_noise_values, codes_limit, scale_grad_at, spikes)
         else:
             weight = tile.weight if is_test else _torch_tile.TorchSimulatorTile.modify_weight(
                 tile.weight, tile._modifier, x_input.shape[0])
@@ -212,8 +219,12 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         general path (:func:`~analog_snu.tiles.fused_periphery.fused_general_forward`) for any other
         input where :meth:`_general_path_applies`. An all-zero input stays aihwkit's under abs-max or max
         noise management (its shortcut: zeros, and the weight out of the graph, which aihwkit's gradient
-        hooks on the weight rely on). The 0/1 check stops at the first entry that is not 0/1, so it costs
-        a soft input little; on the spike path it also finds each row's first 1 (``scale_grad_at``).
+        hooks on the weight rely on). On the spike shortcut the input's pass is the gather-sums' index
+        lists (:func:`~analog_snu.functional.linear.spike_operand`) where they serve: made, they show the
+        input 0/1 and give each row's first 1 (``scale_grad_at``), and the spike path's product takes
+        them. Otherwise the compiled 0/1 check (:func:`~analog_snu.tiles.fused_periphery.spike_input_state`)
+        decides; it stops at the first entry that is not 0/1, as the lists' scan does, so a soft input
+        costs either little, and on the spike path it finds each row's first 1.
         Without the compiled loops: :meth:`_torch_spike_path`."""
         if not fused:
             return self._torch_spike_path(x_input)
@@ -227,18 +238,27 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
             return None
         x = x_input.reshape(-1, x_input.shape[-1])
         row_max_nm = io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX)
-        scale_grad_at = None
         # aihwkit's noise management differentiates through each row's maximum when the input needs a gradient
-        if spike_shortcut and row_max_nm and x.requires_grad and torch.is_grad_enabled():
-            scale_grad_at = torch.empty(x.shape[0], dtype=torch.int64)
-        spikes, any_spike = spike_input_state(x, scale_grad_at)
-        all_zero = spikes and not any_spike
-        if spikes and spike_shortcut and not (all_zero and row_max_nm):
+        want_first_ones = spike_shortcut and row_max_nm and x.requires_grad and torch.is_grad_enabled()
+        spikes = None
+        if spike_shortcut:
+            # the compiled paths read the input row-major: one copy of a column slice (a layer split over
+            # tiles) here serves the lists' scan and the path's forward and backward
+            x = x.contiguous()
+            spikes = spike_operand(x, self.tile.weight)  # the weight noise to come keeps its shape and type
+        if spikes is not None:
+            is_spikes, any_spike = True, spikes.active > 0
+            scale_grad_at = _first_ones(spikes) if want_first_ones else None
+        else:
+            scale_grad_at = torch.empty(x.shape[0], dtype=torch.int64) if want_first_ones else None
+            is_spikes, any_spike = spike_input_state(x, scale_grad_at)
+        all_zero = is_spikes and not any_spike
+        if is_spikes and spike_shortcut and not (all_zero and row_max_nm):
             if scale_grad_at is not None and not _max_passes_gradient(io_pars):
                 scale_grad_at.fill_(-1)  # clamped at nm_thres = 1: no gradient reaches the input
-            return _Path(False, limit, scale_grad_at)
+            return _Path(False, limit, scale_grad_at, x, spikes)
         if general and not all_zero:
-            return _Path(True, limit, None)
+            return _Path(True, limit, None, x, None)
         return None
 
     def _torch_spike_path(self, x_input: Tensor) -> _Path | None:
@@ -255,7 +275,7 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
             return None
         if io_pars.noise_management in (_NM.ABS_MAX, _NM.MAX) and not bool(x.any()):
             return None  # aihwkit's all-zero shortcut (no noise drawn) stays aihwkit's
-        return _Path(False, limit, None)
+        return _Path(False, limit, None, x, None)
 
     def _general_path_applies(self) -> bool:
         """Whether the tile's forward settings allow the compiled general path for soft inputs
@@ -276,6 +296,16 @@ class SpikeTorchInferenceTile(_inference_torch.TorchInferenceTile):
         if io_pars.out_asymmetry != 0.0 or x_input.dim() == 0 or x_input.numel() == 0:
             return None
         return adc_codes_limit(io_pars)
+
+
+def _first_ones(spikes: SpikeRows) -> Tensor:
+    """Each row's first 1 from its index lists (-1 for a silent row): where :func:`spike_input_state`
+    finds it, the first maximum of the row. Shape: (M,) int64."""
+    lists, starts, counts = spikes.lists, spikes.starts, spikes.counts  # row-wise, whatever the layout read
+    first = np.full(counts.shape[0], -1, dtype=np.int64)
+    active = counts > 0
+    first[active] = lists[starts[active]]
+    return torch.from_numpy(first)
 
 
 def _max_passes_gradient(io_pars: Any) -> bool:
