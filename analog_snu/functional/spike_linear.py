@@ -12,8 +12,13 @@ product and weight gradient with :func:`spike_product` and :func:`spike_weight_g
 
 When (:func:`spike_rows`): CPU float32/float64 operands of one dtype, no autocast, at least
 :data:`SPIKE_MIN_ROWS` rows and :data:`SPIKE_MIN_WORK` multiply-accumulates, every entry 0 or 1, and
-at most :data:`SPIKE_MAX_DENSITY` of them 1, divided by torch's thread count (the kernels run on
-one thread, the dense products on all of them). Why: the forward and weight-gradient products
+at most :data:`SPIKE_MAX_DENSITY` of them 1, whatever the thread count: which kernel a product
+takes must not depend on the threads, since a run's results may not (its thread count is decided
+anew from the machine's load in each process, and a resumed run continues bit for bit). The
+kernels run on one thread, so on a machine whose dense products gain from many threads a dense
+product can be the faster one (two threads here: 784 x 256 at 15 % ones, 3.60 ms sparse against
+2.41 ms dense on two threads); ``ANALOG_SNU_DENSE_SPIKES=1`` chooses it. Why: the forward and
+weight-gradient products
 of an SNU training step, R = 1280 rows, one thread, AMD EPYC Zen 5 (sparse: the index lists, the
 forward with its ``W^T`` copy, the weight gradient with the column-wise lists and its transposed
 copy)::
@@ -59,8 +64,7 @@ DENSE_SPIKES_ENV = "ANALOG_SNU_DENSE_SPIKES"
 """Set this environment variable to ``1`` to run products with spike inputs dense, as any other."""
 
 SPIKE_MAX_DENSITY = 0.2
-"""The largest fraction of 1s (at one torch thread; divided by the thread count) for which the
-gather-sums replace the dense products (module docstring: break-even is about 20 %; measured again
+"""The largest fraction of 1s for which the gather-sums replace the dense products (module docstring: break-even is about 20 %; measured again
 through :func:`~analog_snu.functional.linear.linear` at 20 %: 1.07x the dense time)."""
 
 SPIKE_MIN_WORK = 1 << 21
@@ -164,7 +168,7 @@ def spike_rows(x: Tensor, weight: Tensor) -> SpikeRows | None:
     rows, width = x.shape
     column_major = not x.is_contiguous() and x.t().is_contiguous()
     memory = numpy_view(x.t() if column_major else x)  # (F_in, R) or (R, F_in), C-ordered
-    limit = int(SPIKE_MAX_DENSITY / max(torch.get_num_threads(), 1) * rows * width)
+    limit = int(SPIKE_MAX_DENSITY * rows * width)
     lists, starts, counts = _lists(memory.shape, limit)
     loops = _loops()
     if loops.active_inputs(memory, limit, lists, starts, counts) != loops.ACTIVE:
