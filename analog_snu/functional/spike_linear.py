@@ -17,11 +17,11 @@ takes must not depend on the threads, since a run's results may not (its thread 
 anew from the machine's load in each process, and a resumed run continues bit for bit). The
 kernels run on one thread, so on a machine whose dense products gain from many threads a dense
 product can be the faster one (two threads here: 784 x 256 at 15 % ones, 3.60 ms sparse against
-2.41 ms dense on two threads); ``ANALOG_SNU_DENSE_SPIKES=1`` chooses it. Why: the forward and
-weight-gradient products
-of an SNU training step, R = 1280 rows, one thread, AMD EPYC Zen 5 (sparse: the index lists, the
-forward with its ``W^T`` copy, the weight gradient with the column-wise lists and its transposed
-copy)::
+2.41 ms dense on two threads); ``ANALOG_SNU_DENSE_SPIKES=1`` chooses it.
+
+Why: the forward and weight-gradient products of an SNU training step, R = 1280 rows, one
+thread, AMD EPYC Zen 5 (sparse: the index lists, the forward with its ``W^T`` copy, the weight
+gradient with the column-wise lists and its transposed copy)::
 
     F_in x F_out, density   dense oneDNN fwd + wgrad   sparse
     784 x 256,  4 %         3.84 ms                    1.20 ms
@@ -34,7 +34,8 @@ copy)::
 Rate-coded inputs and hidden spikes are typically a few to ~15 % ones; break-even is about 20 %.
 
 Order of the sums: each output row adds its list's rows in increasing index order, four at a time
-as ``(a + b) + (c + d)``, then the rest one by one (no fastmath), so a result is deterministic and
+as ``(a + b) + (c + d)``, then the rest one by one (no fastmath; the weight gradient's lists a
+block of :data:`WEIGHT_GRADIENT_BLOCK` rows of ``grad`` at a time), so a result is deterministic and
 differs from the dense GEMM's by float rounding only (none where the sums are exact: weights and
 gradients on a power-of-two grid). The sparse output is row-major whatever layout was asked.
 
