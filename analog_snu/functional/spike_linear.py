@@ -15,9 +15,9 @@ When (:func:`spike_rows`): CPU float32/float64 operands of one dtype, no autocas
 at most :data:`SPIKE_MAX_DENSITY` of them 1, whatever the thread count: which kernel a product
 takes must not depend on the threads, since a run's results may not (its thread count is decided
 anew from the machine's load in each process, and a resumed run continues bit for bit). The
-gather-sums run on torch's threads as the dense products do, each output row on one thread
-(:mod:`~analog_snu.functional.row_chunks`: the same bits on any count); the index lists are made on
-one.
+kernels run on one thread, so on a machine whose dense products gain from many threads a dense
+product can be the faster one (two threads here: 784 x 256 at 15 % ones, 3.60 ms sparse against
+2.41 ms dense on two threads); ``ANALOG_SNU_DENSE_SPIKES=1`` chooses it.
 
 Why: the forward and weight-gradient products of an SNU training step, R = 1280 rows, one
 thread, AMD EPYC Zen 5 (sparse: the index lists, the forward with its ``W^T`` copy, the weight
@@ -57,7 +57,6 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from analog_snu.functional.numpy_args import numpy_view
-from analog_snu.functional.row_chunks import run_row_chunks
 
 __all__ = ["DENSE_SPIKES_ENV", "SPIKE_MAX_DENSITY", "SPIKE_MIN_ROWS", "SPIKE_MIN_WORK", "SpikeRows", "WEIGHT_GRADIENT_BLOCK",
            "spike_linear", "spike_product", "spike_rows", "spike_weight_gradient"]
@@ -190,7 +189,7 @@ def spike_product(spikes: SpikeRows, weight: Tensor) -> Tensor:
         weight: (F_out, F_in); returns (R, F_out).
     """
     out = weight.new_empty(spikes.shape[0], weight.shape[0])
-    run_row_chunks(_loops().gather_sum, spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
+    _loops().gather_sum(spikes.lists, spikes.starts, spikes.counts, numpy_view(weight.t()), out.numpy())
     return out
 
 
@@ -205,8 +204,7 @@ def spike_weight_gradient(spikes: SpikeRows, grad: Tensor) -> Tensor:
         grad: (R, F_out); returns (F_out, F_in).
     """
     grad_t = grad.new_empty(spikes.shape[1], grad.shape[1])  # (F_in, F_out)
-    run_row_chunks(_loops().gather_sum_blocked, *spikes.by_column(), numpy_view(grad), grad_t.numpy(),
-                   WEIGHT_GRADIENT_BLOCK)
+    _loops().gather_sum_blocked(*spikes.by_column(), numpy_view(grad), grad_t.numpy(), WEIGHT_GRADIENT_BLOCK)
     return grad_t.t()
 
 
