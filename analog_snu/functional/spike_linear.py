@@ -65,23 +65,25 @@ DENSE_SPIKES_ENV = "ANALOG_SNU_DENSE_SPIKES"
 """Set this environment variable to ``1`` to run products with spike inputs dense, as any other."""
 
 SPIKE_MAX_DENSITY = 0.2
-"""The largest fraction of 1s for which the gather-sums replace the dense products (module docstring: break-even is about 20 %; measured again
-through :func:`~analog_snu.functional.linear.linear` at 20 %: 1.07x the dense time)."""
+"""The largest fraction of 1s for which the gather-sums replace the dense products (module
+docstring: break-even is about 20 %; measured again through
+:func:`~analog_snu.functional.linear.linear` at 20 %: 1.07x the dense time)."""
 
 SPIKE_MIN_WORK = 1 << 21
 """Multiply-accumulates (R * F_in * F_out) from which the gather-sums serve; below, the fixed costs
 of the calls and lists outweigh the products (measured through :func:`~analog_snu.functional.linear.linear`,
 forward + weight gradient, one thread, 10 % ones: 1M multiply-accumulates 1.04x the dense time,
 2M 0.73x, 4-10M 0.6-0.7x; the same bar as oneDNN's)."""
+
+SPIKE_MIN_ROWS = 8
+"""Rows R from which the gather-sums serve."""
+
 WEIGHT_GRADIENT_BLOCK = 512
 """Rows of the output gradient the weight gradient's gather-sums take at a time
 (:func:`~analog_snu.functional.spike_linear_loops.gather_sum_blocked`). Measured, one thread,
 784 x 256 at 15 % ones, the weight gradient with its column-wise lists: R = 1280 rows 1.75 ms
 (unblocked 1.71, dense 2.16), R = 5120 7.1 ms (8.8, 8.8), R = 20480 27.4 ms (60.5, 37.3); blocks
 of 256 and 1024 rows within 10 % of 512."""
-
-SPIKE_MIN_ROWS = 8
-"""Rows R from which the gather-sums serve."""
 
 _FLOATS = (torch.float32, torch.float64)
 _INDEX_LIMIT = 2**31  # positions are stored as int32
